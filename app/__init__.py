@@ -1,0 +1,3 @@
+"""NetCanvas: design, train, inspect and export neural networks visually."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,94 @@
+"""The ``dataset`` and ``training`` sections of a project, declared as parameter schemas.
+
+The same ``Param`` declarations that describe layer parameters describe these settings,
+so the file format, validation and the training panel's form all read one source.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .params import Param
+
+DATASET_NAMES = ("digits", "digits28", "iris", "mnist", "fashion_mnist", "idx", "csv",
+                 "image_folder", "xor", "moons", "spirals")
+SYNTHETIC = ("xor", "moons", "spirals")
+
+DATASET_FIELDS: tuple[Param, ...] = (
+    Param("name", "choice", "digits", "Which data to train on.", choices=DATASET_NAMES),
+    Param("path", "string", None, "Folder (mnist, fashion_mnist, image_folder) or file (csv).", nullable=True),
+    Param("images", "string", None, "IDX images file (for idx).", nullable=True),
+    Param("labels", "string", None, "IDX labels file (for idx).", nullable=True),
+    Param("label_column", "column", None, "CSV column holding the label (default: the first).", nullable=True),
+    Param("samples", "int", None, "Number of points of a synthetic set.", minimum=4, nullable=True),
+    Param("noise", "float", None, "Noise of a synthetic set.", minimum=0.0, nullable=True),
+    Param("validation_fraction", "float", 0.1, "Share of the training data held out for validation.", 0.0, 0.9),
+    Param("test_fraction", "float", 0.2, "Share held out for testing when the data has no test split.", 0.0, 0.9),
+    Param("normalize", "bool", True, "Standardize with the training split's mean and std."),
+    Param("seed", "int", 0, "Seed of the deterministic split.", minimum=0),
+)
+
+# which keys a dataset needs, and what each names
+DATASET_REQUIRES = {
+    "mnist": {"path": "a folder with the four MNIST IDX files"},
+    "fashion_mnist": {"path": "a folder with the four Fashion-MNIST IDX files"},
+    "idx": {"images": "an IDX images file", "labels": "an IDX labels file"},
+    "csv": {"path": "a CSV file"},
+    "image_folder": {"path": "a folder with one sub-folder of images per class"},
+}
+
+OPTIMIZERS = ("SGD", "Adam", "AdamW", "RMSprop")
+LOSSES = ("CrossEntropyLoss", "NLLLoss", "MSELoss", "BCEWithLogitsLoss", "BCELoss")
+DEVICE_PATTERN = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)\Z")
+
+TRAINING_FIELDS: tuple[Param, ...] = (
+    Param("optimizer", "choice", "SGD", "Update rule.", choices=OPTIMIZERS),
+    Param("lr", "float", 0.01, "Learning rate.", minimum=1e-12),
+    Param("momentum", "float", 0.9, "Momentum (SGD, RMSprop).", 0.0, 1.0),
+    Param("weight_decay", "float", 0.0, "L2 penalty.", minimum=0.0),
+    Param("batch_size", "int", 64, "Samples per minibatch.", minimum=1),
+    Param("epochs", "int", 10, "Passes over the training data.", minimum=1),
+    Param("drop_last", "bool", False, "Drop the last, smaller minibatch of each epoch."),
+    Param("loss", "choice", "CrossEntropyLoss", "What training minimizes.", choices=LOSSES),
+    Param("schedule", "choice", None, "Learning-rate schedule.", choices=("step", "cosine"), nullable=True),
+    Param("step_size", "int", 10, "Epochs between learning-rate drops (step schedule).", minimum=1),
+    Param("gamma", "float", 0.1, "Factor of each drop (step schedule).", minimum=1e-6, maximum=1.0),
+    Param("early_stopping_patience", "int", None, "Stop after this many epochs without a better validation loss.",
+          minimum=1, nullable=True),
+    Param("seed", "int", 0, "Seed of initialization, shuffling and dropout.", minimum=0),
+    Param("device", "string", "auto", "auto, cpu, cuda, cuda:N or mps."),
+    Param("kernels", "choice", "auto", "Fused GPU kernels.", choices=("auto", "on", "off")),
+    Param("target", "choice", "labels", "What the output is compared with: the labels, or the "
+          "input itself (autoencoders).", choices=("labels", "input")),
+)
+
+
+def defaults(fields: tuple[Param, ...]) -> dict[str, Any]:
+    return {p.name: p.default for p in fields}
+
+
+def check_section(section: str, value: Any, fields: tuple[Param, ...]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """Validate one section: returns the complete settings (defaults filled) and a list of
+    ``(field path, message)`` problems."""
+    settings = defaults(fields)
+    if not isinstance(value, dict):
+        return settings, [(section, f"expected an object, received {type(value).__name__}")]
+    problems: list[tuple[str, str]] = []
+    index = {p.name: p for p in fields}
+    for key, v in value.items():
+        p = index.get(key)
+        if p is None:
+            problems.append((f"{section}.{key}", f"unknown key; {section} takes: " + ", ".join(index)))
+            continue
+        try:
+            settings[key] = p.check(v)
+        except ValueError as e:
+            problems.append((f"{section}.{key}", str(e)))
+    if section == "training" and isinstance(settings["device"], str) and not DEVICE_PATTERN.match(settings["device"]):
+        problems.append(("training.device", f"expected auto, cpu, cuda, cuda:N or mps, received {settings['device']!r}"))
+    if section == "dataset" and not problems:
+        for key, what in DATASET_REQUIRES.get(settings["name"], {}).items():
+            if settings[key] is None:
+                problems.append((f"dataset.{key}", f"dataset {settings['name']!r} needs {key}: {what}"))
+    return settings, problems

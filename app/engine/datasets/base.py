@@ -1,0 +1,179 @@
+"""One small interface for every dataset: in-memory tensors split three ways.
+
+A loader (``sources.py``) returns ``RawData``: float32 samples, int64 labels, the class
+names and, when the data has one, its own test split. ``prepare`` turns that into a
+``Dataset``: deterministic train / validation / test splits, normalization with the
+training split's statistics, and samples shaped to fit the model's Input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from ..errors import DatasetError
+
+
+@dataclass
+class RawData:
+    """What a loader returns. ``x``: float32 ``[N, *sample_shape]`` (images scaled to
+    [0, 1]); ``y``: int64 ``[N]`` class indices from 0; ``test``: the data's own test split."""
+
+    x: np.ndarray
+    y: np.ndarray
+    class_names: list[str]
+    description: str
+    test: tuple[np.ndarray, np.ndarray] | None = None
+    image: bool = False  # samples are images [C, H, W]: normalize per channel
+
+
+@dataclass
+class Split:
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+@dataclass
+class Dataset:
+    """Splits ready for training, and what the training panel shows about them."""
+
+    name: str
+    train: Split
+    val: Split
+    test: Split
+    class_names: list[str]
+    description: str
+    image: bool = False
+    mean: torch.Tensor | None = None
+    std: torch.Tensor | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.train.x.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def class_counts(self, split: str = "train") -> list[int]:
+        y = getattr(self, split).y
+        return torch.bincount(y, minlength=self.num_classes).tolist()
+
+    def reshaped(self, shape: tuple[int, ...]) -> "Dataset":
+        """The same data with every sample reshaped to ``shape`` (same number of values)."""
+
+        def r(s: Split) -> Split:
+            return Split(s.x.reshape(len(s), *shape), s.y)
+
+        return Dataset(self.name, r(self.train), r(self.val), r(self.test), self.class_names,
+                       self.description, self.image and len(shape) == 3, self.mean, self.std,
+                       self.notes + [f"samples reshaped from {list(self.sample_shape)} to {list(shape)}"])
+
+
+def prepare(raw: RawData, name: str, settings: dict) -> Dataset:
+    """Split and normalize ``raw`` as the project's ``dataset`` settings say."""
+    x, y = _check(raw.x, raw.y, name, len(raw.class_names))
+    rng = np.random.default_rng(settings.get("seed", 0))
+    if raw.test is not None:
+        test_x, test_y = _check(*raw.test, name + " (test split)", len(raw.class_names))
+    else:
+        order = rng.permutation(len(x))
+        n_test = int(round(len(x) * settings.get("test_fraction", 0.2)))
+        test_x, test_y = x[order[:n_test]], y[order[:n_test]]
+        x, y = x[order[n_test:]], y[order[n_test:]]
+    order = rng.permutation(len(x))
+    n_val = int(round(len(x) * settings.get("validation_fraction", 0.1)))
+    val_x, val_y = x[order[:n_val]], y[order[:n_val]]
+    train_x, train_y = x[order[n_val:]], y[order[n_val:]]
+    if len(train_x) == 0:
+        raise DatasetError(f"{name}: no samples are left for training after the splits")
+
+    mean = std = None
+    if settings.get("normalize", True):
+        axes = (0, 2, 3) if raw.image and train_x.ndim == 4 else (0,)
+        mean = train_x.mean(axis=axes, keepdims=True)[0]
+        std = train_x.std(axis=axes, keepdims=True)[0]
+        std = np.where(std < 1e-6, 1.0, std).astype(np.float32)
+        train_x, val_x, test_x = ((a - mean) / std for a in (train_x, val_x, test_x))
+
+    def split(a: np.ndarray, b: np.ndarray) -> Split:
+        return Split(torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)),
+                     torch.from_numpy(np.ascontiguousarray(b, dtype=np.int64)))
+
+    return Dataset(name, split(train_x, train_y), split(val_x, val_y), split(test_x, test_y),
+                   list(raw.class_names), raw.description, raw.image,
+                   None if mean is None else torch.from_numpy(mean.astype(np.float32)),
+                   None if std is None else torch.from_numpy(std.astype(np.float32)))
+
+
+def _check(x: np.ndarray, y: np.ndarray, name: str, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    if len(x) != len(y):
+        raise DatasetError(f"{name}: {len(x)} samples but {len(y)} labels")
+    if len(x) == 0:
+        raise DatasetError(f"{name}: the data holds no samples")
+    x = np.asarray(x, dtype=np.float32)
+    if not np.isfinite(x).all():
+        bad = int(np.argwhere(~np.isfinite(x.reshape(len(x), -1)))[0][0])
+        raise DatasetError(f"{name}: sample {bad} holds a NaN or infinite value")
+    y = np.asarray(y, dtype=np.int64)
+    if y.min() < 0 or y.max() >= n_classes:
+        bad = int(np.argmax((y < 0) | (y >= n_classes)))
+        raise DatasetError(f"{name}: label {int(y[bad])} of sample {bad} is out of range 0 to {n_classes - 1}")
+    return x, y
+
+
+def fit_to_input(data: Dataset, input_shape: tuple[int, ...], input_id: str = "input") -> Dataset:
+    """``data`` with samples of ``input_shape``; raises ``DatasetError`` with the fix when
+    they cannot fit. A flat sample and a shaped one of the same size are reshaped
+    ([784] <-> [1, 28, 28]), as are shapes that differ only in dimensions of size 1."""
+    have, want = tuple(data.sample_shape), tuple(input_shape)
+    if have == want:
+        return data
+    same_size = int(np.prod(have)) == int(np.prod(want))
+    squeezed = tuple(d for d in have if d != 1) == tuple(d for d in want if d != 1)
+    if same_size and (len(have) == 1 or len(want) == 1 or squeezed):
+        return data.reshaped(want)
+    hint = _fit_hint(data.name, have, want)
+    raise DatasetError(
+        f"dataset {data.name!r} gives samples of shape {list(have)}, but Input {input_id!r} "
+        f"expects {list(want)}; {hint}")
+
+
+def _fit_hint(name: str, have: tuple[int, ...], want: tuple[int, ...]) -> str:
+    if name == "digits" and want in ((1, 28, 28), (784,)):
+        return "use the dataset digits28 (the same digits at 28x28), or set the Input shape to [1, 8, 8]"
+    if name in ("digits28", "mnist", "fashion_mnist") and want in ((1, 8, 8), (64,)):
+        return "use the dataset digits (8x8), or set the Input shape to [1, 28, 28]"
+    return f"set the Input shape to {list(have)}"
+
+
+def batches(split: Split, batch_size: int, *, shuffle: bool = False, drop_last: bool = False,
+            generator: torch.Generator | None = None,
+            indices: torch.Tensor | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Minibatches of ``split`` by slicing in-memory tensors (much cheaper per batch than a
+    DataLoader). ``indices`` restricts to a subset (e.g. one rank's share)."""
+    n = len(split) if indices is None else len(indices)
+    if shuffle:
+        order = torch.randperm(n, generator=generator)
+        if indices is not None:
+            order = indices[order]
+    else:
+        order = indices
+    stop = n - (n % batch_size) if drop_last else n
+    for start in range(0, stop, batch_size):
+        if order is None:
+            yield split.x[start : start + batch_size], split.y[start : start + batch_size]
+        else:
+            idx = order[start : start + batch_size]
+            yield split.x[idx], split.y[idx]
+
+
+def batch_count(n: int, batch_size: int, drop_last: bool) -> int:
+    return n // batch_size if drop_last else -(-n // batch_size)

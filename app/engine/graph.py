@@ -1,0 +1,212 @@
+"""The graph model: plain Python that announces its changes.
+
+The canvas, the inspector and the undo commands act on a ``Graph`` and listen to its
+signals (``node_added``, ``node_removed``, ``edge_added``, ``edge_removed``,
+``params_changed``, ``node_moved``, and ``changed`` after any of them). A graph may hold a
+structure that is not a valid model (a file can say anything); ``inference.analyze``
+reports what is wrong. Edits made through the editor are checked first with
+``connection_problem`` so they never create a cycle or fill an occupied slot.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+# Attributes of torch.nn.Module: a submodule named like one of them cannot be added.
+# tests/engine/test_graph.py checks this list against torch's own.
+MODULE_ATTRIBUTES = frozenset(
+    "T_destination add_module apply bfloat16 buffers call_super_init children compile cpu "
+    "cuda double dump_patches eval extra_repr float forward get_buffer get_extra_state "
+    "get_parameter get_submodule half ipu load_state_dict modules mtia named_buffers "
+    "named_children named_modules named_parameters parameters register_backward_hook "
+    "register_buffer register_forward_hook register_forward_pre_hook "
+    "register_full_backward_hook register_full_backward_pre_hook "
+    "register_load_state_dict_post_hook register_load_state_dict_pre_hook register_module "
+    "register_parameter register_state_dict_post_hook register_state_dict_pre_hook "
+    "requires_grad_ set_extra_state set_submodule share_memory state_dict to to_empty "
+    "train training type xpu zero_grad code graph meta".split()
+)
+
+
+def id_problem(node_id: Any) -> str | None:
+    """Why ``node_id`` cannot name a node, or None when it can."""
+    if not isinstance(node_id, str) or not ID_PATTERN.match(node_id):
+        return (
+            "a node id must be a Python identifier (letters, digits and _, not starting "
+            f"with a digit); received {node_id!r}"
+        )
+    if keyword.iskeyword(node_id):
+        return f"node id {node_id!r} is a Python keyword and cannot name a module attribute"
+    if node_id in MODULE_ATTRIBUTES:
+        return f"node id {node_id!r} is the name of a torch.nn.Module attribute; choose another"
+    return None
+
+
+class Signal:
+    """A list of callbacks called in order with the emitted arguments."""
+
+    def __init__(self) -> None:
+        self._slots: list[Callable[..., Any]] = []
+
+    def connect(self, slot: Callable[..., Any]) -> None:
+        self._slots.append(slot)
+
+    def disconnect(self, slot: Callable[..., Any]) -> None:
+        self._slots.remove(slot)
+
+    def emit(self, *args: Any) -> None:
+        for slot in list(self._slots):
+            slot(*args)
+
+
+@dataclass
+class Node:
+    """A layer on the canvas. ``params`` holds only what was set explicitly; the layer's
+    declared defaults fill in the rest (``inference.resolve_params``)."""
+
+    id: str
+    type: str
+    params: dict[str, Any] = field(default_factory=dict)
+    position: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class Edge:
+    """The output of ``source`` feeding input slot ``target_port`` of ``target``."""
+
+    source: str
+    target: str
+    target_port: int = 0
+
+
+class Graph:
+    """Nodes in insertion order and the edges between them, with change signals."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, Node] = {}
+        self.edges: list[Edge] = []
+        self.node_added = Signal()
+        self.node_removed = Signal()
+        self.edge_added = Signal()
+        self.edge_removed = Signal()
+        self.params_changed = Signal()
+        self.node_moved = Signal()
+        self.changed = Signal()
+
+    # -- queries ---------------------------------------------------------------------
+    def node(self, node_id: str) -> Node:
+        return self.nodes[node_id]
+
+    def incoming(self, node_id: str) -> list[Edge]:
+        """Edges into ``node_id``, ordered by input slot."""
+        return sorted((e for e in self.edges if e.target == node_id), key=lambda e: e.target_port)
+
+    def outgoing(self, node_id: str) -> list[Edge]:
+        return [e for e in self.edges if e.source == node_id]
+
+    def reaches(self, start: str, goal: str) -> bool:
+        """Whether a path of edges leads from ``start`` to ``goal``."""
+        successors: dict[str, list[str]] = {}
+        for e in self.edges:
+            successors.setdefault(e.source, []).append(e.target)
+        stack, seen = [start], {start}
+        while stack:
+            current = stack.pop()
+            if current == goal:
+                return True
+            for nxt in successors.get(current, ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        return False
+
+    def unique_id(self, prefix: str) -> str:
+        """A fresh node id such as ``conv3`` for prefix ``conv``."""
+        base = re.sub(r"[^A-Za-z0-9_]", "_", prefix).lower() or "node"
+        if base[0].isdigit():
+            base = "n" + base
+        n = 1
+        while f"{base}{n}" in self.nodes or id_problem(f"{base}{n}"):
+            n += 1
+        return f"{base}{n}"
+
+    def connection_problem(self, source: str, target: str, port: int) -> str | None:
+        """Why connecting ``source`` to slot ``port`` of ``target`` must be refused, or None."""
+        if source not in self.nodes or target not in self.nodes:
+            missing = source if source not in self.nodes else target
+            return f"there is no node {missing!r}"
+        if source == target:
+            return "a node cannot feed itself"
+        for e in self.edges:
+            if e.target == target and e.target_port == port:
+                return f"input slot {port} of {target!r} is already fed by {e.source!r}"
+        if self.reaches(target, source):
+            return f"connecting {source!r} to {target!r} would make a cycle"
+        return None
+
+    # -- edits -----------------------------------------------------------------------
+    def add_node(self, node: Node) -> Node:
+        if node.id in self.nodes:
+            raise ValueError(f"there is already a node {node.id!r}")
+        self.nodes[node.id] = node
+        self.node_added.emit(node)
+        self.changed.emit()
+        return node
+
+    def remove_node(self, node_id: str) -> Node:
+        """Remove a node and every edge touching it (each announced first)."""
+        for edge in [e for e in self.edges if node_id in (e.source, e.target)]:
+            self.remove_edge(edge)
+        node = self.nodes.pop(node_id)
+        self.node_removed.emit(node)
+        self.changed.emit()
+        return node
+
+    def add_edge(self, edge: Edge, check: bool = True) -> Edge:
+        """Add an edge; with ``check`` refuse one that ``connection_problem`` objects to."""
+        if check:
+            problem = self.connection_problem(edge.source, edge.target, edge.target_port)
+            if problem:
+                raise ValueError(problem)
+        self.edges.append(edge)
+        self.edge_added.emit(edge)
+        self.changed.emit()
+        return edge
+
+    def remove_edge(self, edge: Edge) -> None:
+        self.edges.remove(edge)
+        self.edge_removed.emit(edge)
+        self.changed.emit()
+
+    def set_params(self, node_id: str, params: dict[str, Any]) -> None:
+        node = self.nodes[node_id]
+        old, node.params = node.params, dict(params)
+        self.params_changed.emit(node, old)
+        self.changed.emit()
+
+    def move_node(self, node_id: str, position: tuple[float, float]) -> None:
+        node = self.nodes[node_id]
+        node.position = (float(position[0]), float(position[1]))
+        self.node_moved.emit(node)
+        self.changed.emit()
+
+    def copy(self) -> "Graph":
+        """A deep copy without any connected listeners."""
+        other = Graph()
+        for n in self.nodes.values():
+            other.nodes[n.id] = Node(n.id, n.type, _deep(n.params), n.position)
+        other.edges = list(self.edges)
+        return other
+
+
+def _deep(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _deep(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep(v) for v in value]
+    return value

@@ -1,0 +1,246 @@
+"""Validation and shape inference: what the canvas shows at every node, on every edit.
+
+``analyze(graph)`` never raises for a bad graph; it returns an ``Analysis`` whose
+``issues`` say what is wrong and where. It runs without torch.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import Issue
+from .graph import Edge, Graph, id_problem
+from .layers import get_spec
+from .layers.helpers import fmt
+from .layers.spec import LayerSpec, ShapeError
+from .params import show
+
+Shape = tuple[int, ...]
+
+
+@dataclass
+class Analysis:
+    """Per node: output shape (None where unknown) and trainable parameter count; the
+    issues found; the topological order; the Input nodes (in file order) and the output."""
+
+    shapes: dict[str, Shape | None] = field(default_factory=dict)
+    param_counts: dict[str, int] = field(default_factory=dict)
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    issues: list[Issue] = field(default_factory=list)
+    order: list[str] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)
+    output: str | None = None
+    incoming: dict[str, list[Edge]] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "error"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def total_params(self) -> int:
+        return sum(self.param_counts.values())
+
+    def issues_for(self, node_id: str) -> list[Issue]:
+        return [i for i in self.issues if i.node == node_id]
+
+    def input_shapes(self, node_id: str) -> list[Shape | None]:
+        return [self.shapes.get(e.source) for e in self.incoming.get(node_id, [])]
+
+
+def resolve_params(spec: LayerSpec, given: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str | None, str]]]:
+    """The node's parameters with defaults filled in, and the problems found:
+    unknown names, missing required ones, and values the schema refuses."""
+    problems: list[tuple[str | None, str]] = []
+    if not isinstance(given, dict):
+        return {}, [(None, f"params must be an object; received {show(given)}")]
+    resolved: dict[str, Any] = {}
+    for name in given:
+        if name not in spec.param_index:
+            known = ", ".join(spec.param_index) or "none"
+            problems.append((name, f"{spec.type} has no parameter {name!r} (it has: {known})"))
+    for p in spec.params:
+        if p.name in given:
+            try:
+                resolved[p.name] = p.check(given[p.name])
+            except ValueError as e:
+                problems.append((p.name, str(e)))
+        elif p.required:
+            problems.append((p.name, f"{spec.type} needs {p.name} ({p.expected()})"))
+        else:
+            resolved[p.name] = p.default
+    return resolved, problems
+
+
+def analyze(graph: Graph) -> Analysis:
+    """Check ``graph`` and infer every shape and parameter count it can."""
+    a = Analysis()
+    issues = a.issues
+    specs: dict[str, LayerSpec] = {}
+    param_ok: set[str] = set()
+    for node in graph.nodes.values():
+        problem = id_problem(node.id)
+        if problem:
+            issues.append(Issue(node.id, None, problem))
+        spec = get_spec(node.type)
+        if spec is None:
+            issues.append(Issue(node.id, None, f"unknown layer type {node.type!r}"))
+            continue
+        specs[node.id] = spec
+        resolved, problems = resolve_params(spec, node.params)
+        a.params[node.id] = resolved
+        for param, message in problems:
+            issues.append(Issue(node.id, param, message))
+        if not problems:
+            param_ok.add(node.id)
+        if node.type == "Input":
+            a.inputs.append(node.id)
+
+    incoming, outgoing = _connect(graph, issues)
+    a.incoming = incoming
+    slots_ok = _check_slots(graph, specs, incoming, issues)
+    a.order = _topological_order(graph, outgoing, incoming, issues)
+    _check_ends(graph, a, outgoing, issues)
+
+    for node_id in a.order:
+        spec = specs.get(node_id)
+        a.shapes[node_id] = None
+        a.param_counts[node_id] = 0
+        if spec is None or node_id not in param_ok or node_id not in slots_ok:
+            continue
+        in_shapes = [a.shapes.get(e.source) for e in incoming.get(node_id, [])]
+        if any(s is None for s in in_shapes):
+            continue
+        p = a.params[node_id]
+        try:
+            a.shapes[node_id] = spec.infer(in_shapes, p)
+            a.param_counts[node_id] = spec.count(in_shapes, p)
+        except ShapeError as e:
+            issues.append(Issue(node_id, e.param, str(e)))
+            continue
+        if spec.hints:
+            for param, message in spec.hints(in_shapes, p):
+                issues.append(Issue(node_id, param, message, "warning"))
+    return a
+
+
+def _connect(graph: Graph, issues: list[Issue]):
+    incoming: dict[str, list[Edge]] = {}
+    outgoing: dict[str, list[Edge]] = {}
+    for e in graph.edges:
+        missing = [n for n in (e.source, e.target) if n not in graph.nodes]
+        if missing:
+            where = e.target if e.target in graph.nodes else None
+            issues.append(Issue(where, None, f"edge {e.source!r} -> {e.target!r} names no node {missing[0]!r}"))
+            continue
+        if e.source == e.target:
+            issues.append(Issue(e.target, None, "a node cannot feed itself"))
+            continue
+        incoming.setdefault(e.target, []).append(e)
+        outgoing.setdefault(e.source, []).append(e)
+    for edges in incoming.values():
+        edges.sort(key=lambda e: e.target_port)
+    return incoming, outgoing
+
+
+def _check_slots(graph, specs, incoming, issues) -> set[str]:
+    """Each input slot fed exactly once, slots 0..n-1 with n within the layer's arity."""
+    ok: set[str] = set()
+    for node_id, spec in specs.items():
+        edges = incoming.get(node_id, [])
+        ports = [e.target_port for e in edges]
+        bad = False
+        seen: dict[int, str] = {}
+        for e in edges:
+            if e.target_port in seen:
+                issues.append(Issue(node_id, None,
+                    f"input slot {e.target_port} is fed by both {seen[e.target_port]!r} and "
+                    f"{e.source!r}; an input slot takes exactly one edge"))
+                bad = True
+            seen[e.target_port] = e.source
+        n = len(seen)
+        if spec.max_inputs == 0 and n:
+            issues.append(Issue(node_id, None, f"{spec.type} takes no inputs; received {n}"))
+            bad = True
+        elif n < spec.min_inputs or (spec.max_inputs is not None and n > spec.max_inputs):
+            if n == 0:
+                msg = f"{spec.type} needs {spec.arity_text()}; nothing is connected to it"
+            else:
+                msg = f"{spec.type} needs {spec.arity_text()}; received {n}"
+            issues.append(Issue(node_id, None, msg))
+            bad = True
+        elif sorted(set(ports)) != list(range(n)):
+            gap = next(i for i in range(n + 1) if i not in seen)
+            issues.append(Issue(node_id, None, f"input slot {gap} is not connected"))
+            bad = True
+        if not bad:
+            ok.add(node_id)
+    return ok
+
+
+def _topological_order(graph, outgoing, incoming, issues) -> list[str]:
+    """Kahn's algorithm; among nodes ready together, file order first, so generated code
+    and reports are stable."""
+    position = {n: i for i, n in enumerate(graph.nodes)}
+    indegree = {n: len(incoming.get(n, ())) for n in graph.nodes}
+    ready = [position[n] for n in graph.nodes if indegree[n] == 0]
+    heapq.heapify(ready)
+    names = list(graph.nodes)
+    order: list[str] = []
+    while ready:
+        current = names[heapq.heappop(ready)]
+        order.append(current)
+        for e in outgoing.get(current, ()):
+            indegree[e.target] -= 1
+            if indegree[e.target] == 0:
+                heapq.heappush(ready, position[e.target])
+    if len(order) < len(graph.nodes):
+        stuck = [n for n in graph.nodes if indegree[n] > 0]
+        cycle = _find_cycle(stuck, incoming, set(stuck))
+        for n in cycle[:-1]:
+            issues.append(Issue(n, None, "is part of a cycle: " + " -> ".join(cycle)))
+        for n in stuck:
+            if n not in cycle:
+                issues.append(Issue(n, None, "is fed, directly or not, by a cycle"))
+    return order
+
+
+def _find_cycle(stuck, incoming, stuck_set) -> list[str]:
+    """A cycle among the nodes Kahn's algorithm could not place, as [a, b, ..., a].
+    Every such node has a predecessor among them, so walking backwards must loop."""
+    current = stuck[0]
+    path, index = [current], {current: 0}
+    while True:
+        prev = next(e.source for e in incoming.get(current, ()) if e.source in stuck_set)
+        if prev in index:
+            loop = path[index[prev]:] + [prev]
+            return loop[::-1]
+        index[prev] = len(path)
+        path.append(prev)
+        current = prev
+
+
+def _check_ends(graph: Graph, a: Analysis, outgoing, issues: list[Issue]) -> None:
+    if not graph.nodes:
+        issues.append(Issue(None, None, "the graph is empty; add an Input layer to start"))
+        return
+    if not a.inputs:
+        issues.append(Issue(None, None, "the graph has no Input layer; add one to feed it data"))
+    sinks = [n for n in graph.nodes if not outgoing.get(n)]
+    if len(sinks) == 1:
+        a.output = sinks[0]
+    elif len(sinks) > 1:
+        names = ", ".join(repr(s) for s in sinks)
+        for s in sinks:
+            issues.append(Issue(s, None,
+                f"the graph has {len(sinks)} outputs ({names}); a model has exactly one: "
+                "connect or delete the others"))
+
+
+def describe_shape(shape: Shape | None) -> str:
+    return "?" if shape is None else fmt(shape)

@@ -1,0 +1,156 @@
+"""Input, dense, shape-changing and activation layers."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .. import modules
+from ..params import Param
+from .helpers import batch_dim, fmt, numel
+from .spec import LayerSpec, ShapeError
+
+_identity = lambda shapes, p: shapes[0]  # noqa: E731
+
+
+def _input(shapes, p):
+    return tuple(p["shape"])
+
+
+def _linear(shapes, p):
+    shape = shapes[0]
+    if len(shape) >= 3:
+        raise ShapeError(
+            f"Linear acts on the last dimension only, and its input {fmt(shape)} is an image "
+            f"or feature map; add a Flatten before it to connect all {numel(shape)} values"
+        )
+    return shape[:-1] + (p["out_features"],)
+
+
+def _linear_count(shapes, p):
+    return shapes[0][-1] * p["out_features"] + (p["out_features"] if p["bias"] else 0)
+
+
+def _flatten(shapes, p):
+    shape, start = shapes[0], p["start_dim"]
+    if start > len(shape):
+        raise ShapeError(
+            f"start_dim {start} is past the last dimension of {fmt(shape)} "
+            f"(dimensions count from 1 after the batch; use 1 to {len(shape)})",
+            "start_dim",
+        )
+    return shape[: start - 1] + (numel(shape[start - 1 :]),)
+
+
+def _reshape(shapes, p):
+    shape, target = shapes[0], list(p["shape"])
+    total, known = numel(shape), numel([d for d in target if d != -1])
+    if -1 in target:
+        if total % known:
+            raise ShapeError(
+                f"cannot reshape {fmt(shape)} ({total} values) to {fmt(target)}: "
+                f"{total} is not a multiple of {known}",
+                "shape",
+            )
+        target[target.index(-1)] = total // known
+    elif known != total:
+        raise ShapeError(
+            f"cannot reshape {fmt(shape)} ({total} values) to {fmt(target)} ({known} values)",
+            "shape",
+        )
+    return tuple(target)
+
+
+def _softmax(shapes, p):
+    batch_dim(p["dim"], len(shapes[0]))
+    return shapes[0]
+
+
+def _embedding(shapes, p):
+    return shapes[0] + (p["embedding_dim"],)
+
+
+def _activation(name, torch_cls, doc, params=(), make=None):
+    return LayerSpec(
+        name,
+        "Activation",
+        doc + " Any shape in, the same shape out.",
+        tuple(params),
+        _identity,
+        make or (lambda shapes, p: torch_cls(**p)),
+    )
+
+
+_dim = Param("dim", "int", 1, "Dimension to normalize over, counted with the batch (1 = features).")
+
+SPECS = [
+    LayerSpec(
+        "Input", "Input",
+        "A model input. Gives samples of `shape` (no batch dimension), e.g. [1, 28, 28].",
+        (Param("shape", "shape", doc="Shape of one sample, without the batch dimension.", key=True),),
+        _input, lambda shapes, p: None, min_inputs=0, max_inputs=0,
+    ),
+    LayerSpec(
+        "Linear", "Dense",
+        "Fully connected layer: [..., in_features] -> [..., out_features].",
+        (
+            Param("out_features", "int", doc="Number of output units.", minimum=1, key=True),
+            Param("bias", "bool", True, "Learn an additive bias."),
+        ),
+        _linear,
+        lambda shapes, p: nn.Linear(shapes[0][-1], p["out_features"], bias=p["bias"]),
+        _linear_count,
+    ),
+    LayerSpec(
+        "Dropout", "Regularization",
+        "Zeroes each value with probability p while training. Same shape out.",
+        (Param("p", "float", 0.5, "Probability of zeroing a value.", 0.0, 1.0, key=True),),
+        _identity, lambda shapes, p: nn.Dropout(p["p"]),
+    ),
+    LayerSpec(
+        "Flatten", "Shape",
+        "Flattens dimensions from start_dim on: [C, H, W] -> [C*H*W].",
+        (Param("start_dim", "int", 1, "First dimension to flatten, counted with the batch.", 1),),
+        _flatten, lambda shapes, p: nn.Flatten(p["start_dim"]),
+    ),
+    LayerSpec(
+        "Reshape", "Shape",
+        "Reshapes each sample to `shape` (same number of values): [784] -> [1, 28, 28].",
+        (Param("shape", "shape", doc="Target shape without the batch; one entry may be -1.",
+               allow_minus_one=True, key=True),),
+        _reshape, lambda shapes, p: modules.Reshape(p["shape"]),
+    ),
+    LayerSpec(
+        "Embedding", "Dense",
+        "Looks up a learned vector per integer index: [T] -> [T, embedding_dim].",
+        (
+            Param("num_embeddings", "int", doc="Size of the vocabulary (indices 0 to n-1).", minimum=1, key=True),
+            Param("embedding_dim", "int", doc="Length of each vector.", minimum=1, key=True),
+        ),
+        _embedding,
+        lambda shapes, p: modules.Embedding(p["num_embeddings"], p["embedding_dim"]),
+        lambda shapes, p: p["num_embeddings"] * p["embedding_dim"],
+    ),
+    _activation("ReLU", nn.ReLU, "max(0, x)."),
+    _activation("Sigmoid", nn.Sigmoid, "1 / (1 + exp(-x)), values in (0, 1)."),
+    _activation("Tanh", nn.Tanh, "Hyperbolic tangent, values in (-1, 1)."),
+    _activation("GELU", nn.GELU, "Gaussian error linear unit."),
+    _activation("Identity", nn.Identity, "Passes its input through unchanged."),
+    _activation(
+        "LeakyReLU", nn.LeakyReLU, "x if x > 0 else negative_slope * x.",
+        [Param("negative_slope", "float", 0.01, "Slope for negative inputs.", key=True)],
+    ),
+    _activation(
+        "ELU", nn.ELU, "x if x > 0 else alpha * (exp(x) - 1).",
+        [Param("alpha", "float", 1.0, "Value approached for large negative inputs.", key=True)],
+    ),
+    LayerSpec(
+        "Softmax", "Activation",
+        "Turns scores into probabilities along dim: [classes] -> [classes].",
+        (_dim,), _softmax, lambda shapes, p: nn.Softmax(dim=p["dim"]),
+    ),
+    LayerSpec(
+        "LogSoftmax", "Activation",
+        "Log of softmax along dim (pairs with NLLLoss): [classes] -> [classes].",
+        (_dim,), _softmax, lambda shapes, p: nn.LogSoftmax(dim=p["dim"]),
+    ),
+]

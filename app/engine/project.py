@@ -1,0 +1,287 @@
+"""Project files (format version 1, ../shared/PROJECT_FORMAT.md): load, check, save.
+
+Loading parses JSON into typed records, checks every field, and only then builds the
+model; anything wrong raises ``ProjectError`` naming the file and the field. Nothing in a
+file is executed. Saving is atomic (``files.atomic_write``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from . import config
+from .errors import ProjectError
+from .files import atomic_write
+from .graph import Edge, Graph, Node, id_problem
+from .inference import resolve_params
+from .layers import CATALOGUE, get_spec
+from .params import is_int, is_number, show
+
+FORMAT = "netcanvas"
+VERSION = 1
+SUFFIX = ".netcanvas.json"
+TOP_KEYS = ("format", "version", "name", "graph", "dataset", "training", "editor")
+
+# MIGRATIONS[n] turns a version-n document into a version-(n+1) one. Version 1 is the
+# first, so there is none yet; a future format adds its step here.
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+@dataclass
+class Project:
+    """A loaded project: the graph plus its (complete) dataset and training settings."""
+
+    graph: Graph = field(default_factory=Graph)
+    name: str = "Untitled"
+    dataset: dict[str, Any] = field(default_factory=lambda: config.defaults(config.DATASET_FIELDS))
+    training: dict[str, Any] = field(default_factory=lambda: config.defaults(config.TRAINING_FIELDS))
+    editor: dict[str, Any] | None = None
+    path: Path | None = None
+
+    @property
+    def weights_path(self) -> Path | None:
+        """Where this project's trained weights live: beside the file, ``.safetensors``."""
+        return weights_path_for(self.path) if self.path else None
+
+    def resolve(self, relative: str) -> Path:
+        """A path written in the file, taken relative to the file's folder."""
+        p = Path(relative).expanduser()
+        if not p.is_absolute() and self.path is not None:
+            p = self.path.parent / p
+        return p
+
+
+def weights_path_for(project_path: str | Path) -> Path:
+    p = Path(project_path)
+    name = p.name
+    stem = name[: -len(SUFFIX)] if name.endswith(SUFFIX) else p.stem
+    return p.with_name(stem + ".safetensors")
+
+
+# -- loading ------------------------------------------------------------------------------
+def load_project(path: str | Path) -> Project:
+    """Read and check a project file. Raises ``ProjectError`` for anything wrong with it."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ProjectError("no such file", str(p)) from None
+    except IsADirectoryError:
+        raise ProjectError("is a folder, not a project file", str(p)) from None
+    except OSError as e:
+        raise ProjectError(f"cannot be read: {e.strerror}", str(p)) from None
+    project = parse_project(raw, source=str(p))
+    project.path = p
+    return project
+
+
+def parse_project(raw: bytes | str | Any, source: str = "<project>") -> Project:
+    """Parse a project from JSON text (or an already decoded object)."""
+    data = _decode(raw, source) if isinstance(raw, (bytes, str)) else raw
+    data = _migrate(data, source)
+    return _Parser(source).project(data)
+
+
+def _decode(raw: bytes | str, source: str) -> Any:
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ProjectError(f"is not UTF-8 text (byte {e.start})", source) from None
+    if raw.startswith("\ufeff"):
+        raw = raw[1:]
+    try:
+        return json.loads(raw, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except json.JSONDecodeError as e:
+        raise ProjectError(f"line {e.lineno}, column {e.colno}: invalid JSON: {e.msg}", source) from None
+    except _BadJSON as e:
+        raise ProjectError(f"invalid JSON: {e}", source) from None
+    except RecursionError:
+        raise ProjectError("invalid JSON: nested too deeply", source) from None
+
+
+class _BadJSON(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _BadJSON(f"the key {k!r} appears twice in one object")
+        out[k] = v
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise _BadJSON(f"{name} is not a JSON number")
+
+
+def _migrate(data: Any, source: str) -> Any:
+    if not isinstance(data, dict):
+        raise ProjectError(f"expected a JSON object at the top, received {_kind(data)}", source)
+    if data.get("format") != FORMAT:
+        raise ProjectError(f"format: expected \"netcanvas\", received {show(data.get('format'))}", source)
+    version = data.get("version")
+    if not is_int(version):
+        raise ProjectError(f"version: expected an integer, received {show(version)}", source)
+    if version > VERSION:
+        raise ProjectError(
+            f"version: the file is format version {version}, but this NetCanvas reads "
+            f"versions up to {VERSION}; open it with a newer NetCanvas", source)
+    while version < VERSION:
+        step = MIGRATIONS.get(version)
+        if step is None:
+            raise ProjectError(f"version: no migration from format version {version} to {VERSION}", source)
+        data = step(dict(data))
+        version += 1
+        data["version"] = version
+    return data
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+            type(None): "null"}.get(type(value), "a number")
+
+
+class _Parser:
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, where: str, message: str) -> None:
+        raise ProjectError(message, f"{self.source}: {where}")
+
+    def expect(self, value: Any, kind: type, where: str, what: str) -> Any:
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            self.fail(where, f"expected {what}, received {show(value)}")
+        return value
+
+    def project(self, data: dict[str, Any]) -> Project:
+        for key in data:
+            if key not in TOP_KEYS:
+                self.fail(key, "unknown key at the top level; allowed: " + ", ".join(TOP_KEYS))
+        name = data.get("name", "Untitled")
+        self.expect(name, str, "name", "a string")
+        if "graph" not in data:
+            self.fail("graph", "missing; a project needs a graph with nodes and edges")
+        graph = self.graph(data["graph"])
+        sections = {}
+        for section, fields in (("dataset", config.DATASET_FIELDS), ("training", config.TRAINING_FIELDS)):
+            settings, problems = config.check_section(section, data.get(section, {}), fields)
+            if problems:
+                self.fail(*problems[0])
+            sections[section] = settings
+        editor = data.get("editor")
+        if editor is not None:
+            self.expect(editor, dict, "editor", "an object")
+        return Project(graph, name, sections["dataset"], sections["training"], editor)
+
+    def graph(self, data: Any) -> Graph:
+        self.expect(data, dict, "graph", "an object with nodes and edges")
+        for key in data:
+            if key not in ("nodes", "edges"):
+                self.fail(f"graph.{key}", "unknown key; graph takes: nodes, edges")
+        nodes = self.expect(data.get("nodes"), list, "graph.nodes", "a list of nodes")
+        edges = self.expect(data.get("edges", []), list, "graph.edges", "a list of edges")
+        g = Graph()
+        for i, raw in enumerate(nodes):
+            node = self.node(raw, f"graph.nodes[{i}]")
+            if node.id in g.nodes:
+                self.fail(f"graph.nodes[{i}].id", f"the id {node.id!r} is used by two nodes; ids must be unique")
+            g.nodes[node.id] = node
+        for i, raw in enumerate(edges):
+            g.edges.append(self.edge(raw, f"graph.edges[{i}]", g))
+        return g
+
+    def node(self, raw: Any, where: str) -> Node:
+        self.expect(raw, dict, where, "an object with id, type and params")
+        for key in raw:
+            if key not in ("id", "type", "params", "position"):
+                self.fail(f"{where}.{key}", "unknown key; a node takes: id, type, params, position")
+        if "id" not in raw:
+            self.fail(f"{where}.id", "missing")
+        problem = id_problem(raw["id"])
+        if problem:
+            self.fail(f"{where}.id", problem)
+        node_id = raw["id"]
+        where = f"{where} ({node_id})"
+        type_name = raw.get("type")
+        if not isinstance(type_name, str) or get_spec(type_name) is None:
+            self.fail(f"{where}.type", f"unknown layer type {show(type_name)}; known types: "
+                      + ", ".join(sorted(CATALOGUE)))
+        params = raw.get("params", {})
+        self.expect(params, dict, f"{where}.params", "an object")
+        _, problems = resolve_params(get_spec(type_name), params)
+        if problems:
+            param, message = problems[0]
+            self.fail(f"{where}.params" + (f".{param}" if param else ""), message)
+        position = raw.get("position")
+        if position is not None:
+            if not (isinstance(position, list) and len(position) == 2
+                    and all(is_number(v) and math.isfinite(v) for v in position)):
+                self.fail(f"{where}.position", f"expected [x, y] (two numbers), received {show(position)}")
+            position = (float(position[0]), float(position[1]))
+        return Node(node_id, type_name, dict(params), position)
+
+    def edge(self, raw: Any, where: str, g: Graph) -> Edge:
+        self.expect(raw, dict, where, "an object with source and target")
+        for key in raw:
+            if key not in ("source", "target", "target_port"):
+                self.fail(f"{where}.{key}", "unknown key; an edge takes: source, target, target_port")
+        for end in ("source", "target"):
+            if end not in raw:
+                self.fail(f"{where}.{end}", "missing")
+            if not isinstance(raw[end], str) or raw[end] not in g.nodes:
+                self.fail(f"{where}.{end}", f"no node has the id {show(raw[end])}")
+        port = raw.get("target_port", 0)
+        if not is_int(port) or port < 0:
+            self.fail(f"{where}.target_port", f"expected an integer >= 0, received {show(port)}")
+        return Edge(raw["source"], raw["target"], port)
+
+
+# -- saving -------------------------------------------------------------------------------
+def project_to_dict(project: Project) -> dict[str, Any]:
+    """The project as format-version-1 JSON data. Settings equal to their defaults are
+    written too, so a file states exactly what it trains with."""
+    nodes = []
+    for n in project.graph.nodes.values():
+        item: dict[str, Any] = {"id": n.id, "type": n.type, "params": n.params}
+        if n.position is not None:
+            item["position"] = [_tidy(n.position[0]), _tidy(n.position[1])]
+        nodes.append(item)
+    edges = []
+    for e in project.graph.edges:
+        item = {"source": e.source, "target": e.target}
+        if e.target_port:
+            item["target_port"] = e.target_port
+        edges.append(item)
+    data: dict[str, Any] = {"format": FORMAT, "version": VERSION, "name": project.name,
+                            "graph": {"nodes": nodes, "edges": edges},
+                            "dataset": {k: v for k, v in project.dataset.items() if v is not None},
+                            "training": {k: v for k, v in project.training.items()
+                                         if v is not None or k in ("schedule", "early_stopping_patience")}}
+    if project.editor is not None:
+        data["editor"] = project.editor
+    return data
+
+
+def dumps_project(project: Project) -> str:
+    return json.dumps(project_to_dict(project), indent=2, allow_nan=False) + "\n"
+
+
+def save_project(project: Project, path: str | Path | None = None) -> Path:
+    """Write the project atomically to ``path`` (default: where it was loaded from)."""
+    target = Path(path) if path is not None else project.path
+    if target is None:
+        raise ProjectError("the project has no file yet; give a path to save it to")
+    atomic_write(target, dumps_project(project).encode("utf-8"))
+    project.path = target
+    return target
+
+
+def _tidy(x: float) -> float | int:
+    return int(x) if float(x).is_integer() else round(x, 3)

@@ -1,0 +1,233 @@
+"""The headless commands behind ``netcanvas check | train | examples``.
+
+Exit codes: 0 success; 1 the graph, data or training has a problem; 2 the file cannot be
+read or parsed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from .errors import NetCanvasError, ProjectError
+from .examples import example_path, list_examples
+from .inference import Analysis, analyze, describe_shape
+from .project import SUFFIX, Project, load_project, weights_path_for
+
+COMMANDS = ("check", "train", "examples")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="netcanvas", description="NetCanvas headless commands.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check", help="validate a project and show its shapes and parameters")
+    check.add_argument("file", help="a project file, or the name of a bundled example")
+    check.add_argument("--json", action="store_true", help="print one JSON object")
+
+    train = sub.add_parser("train", help="train a project without the editor")
+    train.add_argument("file", help="a project file, or the name of a bundled example")
+    train.add_argument("--epochs", type=int, help="override the number of epochs")
+    train.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+    train.add_argument("--dataset", help="train on another dataset (by name)")
+    train.add_argument("--lr", type=float, help="override the learning rate")
+    train.add_argument("--batch-size", type=int, help="override the batch size")
+    train.add_argument("--out", help="folder for the weights (default: beside the project file)")
+    train.add_argument("--json", action="store_true", help="one JSON line per epoch, then the result")
+
+    ex = sub.add_parser("examples", help="list the bundled examples, or print one")
+    ex.add_argument("name", nargs="?", help="an example to print")
+    return parser
+
+
+def main(argv: list[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    args = build_parser().parse_args(argv)
+    return {"check": _check, "train": _train, "examples": _examples}[args.command](args, out, err)
+
+
+def _open(spec: str) -> tuple[Project, bool]:
+    """A project from a path, or from an example's name; True when it is an example."""
+    path = Path(spec)
+    if not path.exists() and not spec.endswith(".json") and "/" not in spec:
+        return load_project(example_path(spec)), True
+    return load_project(path), False
+
+
+def _check(args, out: TextIO, err: TextIO) -> int:
+    try:
+        project, _ = _open(args.file)
+    except NetCanvasError as e:
+        if args.json:
+            json.dump({"ok": False, "total_params": 0, "nodes": {},
+                       "errors": [{"node": None, "message": str(e)}]}, out)
+            out.write("\n")
+        else:
+            err.write(f"error: {e}\n")
+        return 2
+    a = analyze(project.graph)
+    if args.json:
+        json.dump(check_report(project, a), out)
+        out.write("\n")
+    else:
+        out.write(summary_table(project, a))
+    return 0 if a.ok else 1
+
+
+def check_report(project: Project, a: Analysis) -> dict:
+    """The ``check --json`` object."""
+    nodes = {}
+    for node in project.graph.nodes.values():
+        shape = a.shapes.get(node.id)
+        nodes[node.id] = {"type": node.type, "output_shape": list(shape) if shape else None,
+                          "params": a.param_counts.get(node.id, 0)}
+    return {"ok": a.ok, "total_params": a.total_params, "nodes": nodes,
+            "errors": [{"node": i.node, "message": str(i.message) if not i.param else f"{i.param}: {i.message}"}
+                       for i in a.errors],
+            "warnings": [{"node": i.node, "message": i.message} for i in a.issues if i.severity != "error"]}
+
+
+def summary_table(project: Project, a: Analysis) -> str:
+    """A torchinfo-like table: node (type), output shape, parameters; then totals and issues."""
+    rows = [(f"{n.id} ({n.type})", describe_shape(a.shapes.get(n.id)), f"{a.param_counts.get(n.id, 0):,}")
+            for n in (project.graph.nodes[i] for i in a.order)]
+    rows += [(f"{n.id} ({n.type})", "?", "0") for n in project.graph.nodes.values() if n.id not in a.order]
+    w1 = max([len("Node (type)")] + [len(r[0]) for r in rows]) + 2
+    w2 = max([len("Output shape")] + [len(r[1]) for r in rows]) + 2
+    w3 = max([len("Params")] + [len(r[2]) for r in rows])
+    width = w1 + w2 + w3
+    lines = [project.name, "=" * width,
+             f"{'Node (type)':<{w1}}{'Output shape':<{w2}}{'Params':>{w3}}", "-" * width]
+    lines += [f"{r[0]:<{w1}}{r[1]:<{w2}}{r[2]:>{w3}}" for r in rows]
+    lines += ["=" * width, f"Total params: {a.total_params:,}"]
+    if a.output:
+        lines.append(f"Output: {a.output} {describe_shape(a.shapes.get(a.output))}")
+    errors = a.errors
+    lines.append(f"Errors: {len(errors)}" if errors else "Errors: none")
+    lines += [f"  {i}" for i in errors]
+    warnings = [i for i in a.issues if i.severity != "error"]
+    lines += [f"Warning: {i}" for i in warnings]
+    return "\n".join(lines) + "\n"
+
+
+def _train(args, out: TextIO, err: TextIO) -> int:
+    # imported here so `check` and `examples` stay quick to start
+    from .training import BatchEvent, EpochEvent, FinishedEvent, Trainer, prepare_run
+
+    try:
+        project, is_example = _open(args.file)
+    except NetCanvasError as e:
+        err.write(f"error: {e}\n")
+        return 2
+    if args.dataset:
+        project.dataset = {**project.dataset, "name": args.dataset}
+    try:
+        run = prepare_run(project, epochs=args.epochs, device=args.device, lr=args.lr,
+                          batch_size=args.batch_size)
+        weights = _weights_target(project, is_example, args.out)
+        progress = _Progress(err, enabled=err.isatty() and not args.json)
+
+        def report(event):
+            if isinstance(event, BatchEvent):
+                progress.batch(event)
+            elif isinstance(event, EpochEvent):
+                progress.clear()
+                if args.json:
+                    out.write(json.dumps({"epoch": event.epoch, "train_loss": event.train_loss,
+                                          "train_accuracy": event.train_accuracy, "val_loss": event.val_loss,
+                                          "val_accuracy": event.val_accuracy, "seconds": round(event.seconds, 3)}) + "\n")
+                else:
+                    out.write(_epoch_line(event) + "\n")
+                out.flush()
+
+        trainer = Trainer(run, report, weights_path=weights)
+        for note in run.notes:
+            err.write(f"note: {note}\n")
+        if not args.json:
+            out.write(f"Training {project.name!r} on {run.dataset.name} "
+                      f"({len(run.dataset.train)} train / {len(run.dataset.val)} val / "
+                      f"{len(run.dataset.test)} test) on {trainer.device}\n")
+        previous = signal.signal(signal.SIGINT, lambda *a: trainer.stop()) if _main_thread() else None
+        try:
+            result: FinishedEvent = trainer.run()
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+    except NetCanvasError as e:
+        err.write(f"error: {e}\n")
+        return 1
+    progress.clear()
+    if args.json:
+        out.write(json.dumps({"test_accuracy": result.test_accuracy, "test_loss": result.test_loss,
+                              "weights": result.weights_path, "reason": result.reason,
+                              "message": result.message, "seconds": round(result.seconds, 3)}) + "\n")
+    else:
+        acc = "n/a" if result.test_accuracy is None else f"{result.test_accuracy:.2%}"
+        out.write(f"{result.message}. test accuracy {acc}; weights: {result.weights_path}\n")
+    if not result.ok:
+        err.write(f"error: {result.message}\n")
+        return 1
+    return 0
+
+
+def _weights_target(project: Project, is_example: bool, out_dir: str | None) -> Path:
+    name = project.path.name if project.path else "model" + SUFFIX
+    if out_dir:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        return weights_path_for(Path(out_dir) / name)
+    if is_example:  # the bundled file may sit in a read-only install
+        return weights_path_for(Path.cwd() / name)
+    return weights_path_for(project.path)
+
+
+def _epoch_line(e) -> str:
+    def pct(v):
+        return "  n/a " if v is None else f"{v:6.2%}"
+
+    val = "n/a" if e.val_loss is None else f"{e.val_loss:.4f}"
+    return (f"epoch {e.epoch:>3}/{e.epochs}  loss {e.train_loss:.4f}  acc {pct(e.train_accuracy)}  "
+            f"val loss {val}  val acc {pct(e.val_accuracy)}  {e.seconds:.1f}s")
+
+
+class _Progress:
+    """A one-line progress bar on a terminal (nothing when output is piped)."""
+
+    def __init__(self, stream: TextIO, enabled: bool):
+        self.stream, self.enabled, self.shown = stream, enabled, False
+
+    def batch(self, e) -> None:
+        if not self.enabled or (e.batch % 5 and e.batch != e.batches):
+            return
+        done = int(30 * e.batch / e.batches)
+        self.stream.write(f"\repoch {e.epoch} [{'#' * done}{'.' * (30 - done)}] "
+                          f"{e.batch}/{e.batches} loss {e.loss:.4f} {e.samples_per_second:,.0f} samples/s ")
+        self.stream.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            self.stream.write("\r" + " " * 90 + "\r")
+            self.shown = False
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _examples(args, out: TextIO, err: TextIO) -> int:
+    if args.name:
+        try:
+            out.write(example_path(args.name).read_text("utf-8"))
+        except ProjectError as e:
+            err.write(f"error: {e}\n")
+            return 2
+        return 0
+    items = list_examples()
+    width = max(len(e.name) for e in items) + 2
+    for e in items:
+        out.write(f"{e.name:<{width}}{e.title}\n")
+    return 0

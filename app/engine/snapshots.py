@@ -1,0 +1,100 @@
+"""What the training panel draws of a model: its filters and its activations.
+
+Plain numpy arrays out; the panel only draws them (DESIGN rule 6).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from .graph import Graph
+from .inference import Analysis
+
+_PASS_THROUGH = {"Flatten", "Reshape", "Dropout", "Identity"}
+
+
+def conv_filters(model: nn.Module, graph: Graph) -> dict[str, np.ndarray]:
+    """Each Conv1d/Conv2d/ConvTranspose2d node's kernels, ``[out, in, kh, kw]`` (1-d kernels
+    as ``[out, in, 1, k]``), and, for a first Linear fed (through Flatten or Reshape only) by
+    an image Input, its weights shaped like the image, ``[out, C, H, W]``: the classic
+    MNIST templates."""
+    out: dict[str, np.ndarray] = {}
+    for node in graph.nodes.values():
+        module = getattr(model, node.id, None) if node.type != "Input" else None
+        if module is None:
+            continue
+        if node.type in ("Conv2d", "Conv1d", "ConvTranspose2d"):
+            w = module.weight.detach().float().cpu()
+            if node.type == "ConvTranspose2d":
+                w = w.transpose(0, 1)  # torch stores [in, out, kh, kw]
+            if w.dim() == 3:
+                w = w.unsqueeze(2)
+            out[node.id] = w.numpy().copy()
+    image_linear = _first_linear_on_image(graph)
+    if image_linear is not None:
+        node_id, shape = image_linear
+        w = getattr(model, node_id).weight.detach().float().cpu()
+        out[node_id] = w.reshape(w.shape[0], *shape).numpy().copy()
+    return out
+
+
+def _first_linear_on_image(graph: Graph) -> tuple[str, tuple[int, ...]] | None:
+    for node in graph.nodes.values():
+        if node.type != "Input":
+            continue
+        shape = tuple(node.params.get("shape", ()))
+        if len(shape) != 3 and not (len(shape) == 1 and _square(shape[0])):
+            continue
+        if len(shape) == 1:
+            side = int(round(shape[0] ** 0.5))
+            shape = (1, side, side)
+        current = node.id
+        while True:
+            nxt = [e.target for e in graph.edges if e.source == current]
+            if len(nxt) != 1:
+                break
+            target = graph.nodes[nxt[0]]
+            if target.type == "Linear":
+                return target.id, shape
+            if target.type not in _PASS_THROUGH:
+                break
+            current = target.id
+    return None
+
+
+def _square(n: int) -> bool:
+    side = int(round(n ** 0.5))
+    return side * side == n and n >= 16
+
+
+@torch.no_grad()
+def activations(model: nn.Module, analysis: Analysis, x: torch.Tensor) -> dict[str, np.ndarray]:
+    """Every node's output for the samples ``x`` ``[n, *input_shape]``, in eval mode (the
+    model's mode is restored after). Input nodes map to ``x`` itself."""
+    captured: dict[str, np.ndarray] = {}
+    handles = []
+    for node_id in analysis.order:
+        module = getattr(model, node_id, None)
+        if isinstance(module, nn.Module):
+            handles.append(module.register_forward_hook(_keep(captured, node_id)))
+    was_training = model.training
+    model.eval()
+    try:
+        model(x)
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    for node_id in analysis.inputs:
+        captured[node_id] = x.detach().float().cpu().numpy()
+    return captured
+
+
+def _keep(store: dict[str, np.ndarray], node_id: str):
+    def hook(module, inputs, output):
+        if isinstance(output, torch.Tensor):
+            store[node_id] = output.detach().float().cpu().numpy()
+
+    return hook

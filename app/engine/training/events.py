@@ -1,0 +1,85 @@
+"""What a training run reports, as plain data (picklable, JSON-friendly through as_dict)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class BatchEvent:
+    """One minibatch: its loss and accuracy (None when accuracy has no meaning)."""
+
+    epoch: int
+    batch: int
+    batches: int
+    step: int
+    loss: float
+    accuracy: float | None
+    samples_per_second: float
+    lr: float
+    kind: str = "batch"
+
+
+@dataclass
+class EpochEvent:
+    """The end of an epoch: training averages and validation metrics."""
+
+    epoch: int
+    epochs: int
+    train_loss: float
+    train_accuracy: float | None
+    val_loss: float | None
+    val_accuracy: float | None
+    seconds: float
+    lr: float
+    kind: str = "epoch"
+
+
+@dataclass
+class SnapshotEvent:
+    """Filters of every conv (and first image Linear) node, and every node's activations
+    for the chosen samples; ``probabilities``: the output for those samples."""
+
+    step: int
+    filters: dict[str, np.ndarray]
+    activations: dict[str, np.ndarray]
+    kind: str = "snapshot"
+
+
+@dataclass
+class FinishedEvent:
+    """The end of a run. ``reason``: completed, stopped, early_stopping or diverged;
+    ``message`` says what happened in a sentence. Test metrics are None when the run did
+    not get that far or the test split is empty."""
+
+    reason: str
+    message: str
+    epochs_run: int
+    steps: int
+    seconds: float
+    test_loss: float | None = None
+    test_accuracy: float | None = None
+    confusion: list[list[int]] | None = None
+    per_class_accuracy: list[float | None] | None = None
+    misclassified: list[tuple[int, int, int]] = field(default_factory=list)  # (index, true, predicted)
+    weights_path: str | None = None
+    kind: str = "finished"
+
+    @property
+    def ok(self) -> bool:
+        return self.reason != "diverged"
+
+
+Event = BatchEvent | EpochEvent | SnapshotEvent | FinishedEvent
+
+
+def as_dict(event: Any) -> dict[str, Any]:
+    """The event as JSON-ready data (arrays become nested lists)."""
+    data = asdict(event)
+    for key, value in data.items():
+        if isinstance(value, dict):
+            data[key] = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in value.items()}
+    return data

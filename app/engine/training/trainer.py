@@ -1,0 +1,326 @@
+"""The training loop: no Qt, reports through a callback, pausable and stoppable.
+
+    run = prepare_run(project)               # checks everything; raises NetCanvasError
+    result = Trainer(run, callback=print).run()
+
+The callback receives ``BatchEvent`` per minibatch, ``EpochEvent`` per epoch,
+``SnapshotEvent`` when asked, and one ``FinishedEvent``. ``pause``/``resume``/``stop`` and
+``request_snapshot`` may be called from any thread; they act between minibatches.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import fx
+
+from .. import snapshots
+from ..compiler import compile_graph
+from ..datasets import Dataset, batch_count, batches, load_dataset
+from ..devices import resolve_device
+from ..errors import GraphError, TrainingError
+from ..inference import Analysis, analyze
+from ..project import Project
+from ..weights import load_weights, save_weights
+from .events import BatchEvent, EpochEvent, FinishedEvent, SnapshotEvent
+from .objective import Objective, make_objective
+
+
+@dataclass
+class TrainingRun:
+    """Everything a run needs, checked: the project, its analysis, the data (fitted to the
+    Input), the objective, and the settings (the project's, with overrides applied)."""
+
+    project: Project
+    analysis: Analysis
+    dataset: Dataset
+    objective: Objective
+    settings: dict
+    notes: list[str] = field(default_factory=list)
+
+
+def prepare_run(project: Project, dataset: Dataset | None = None, **overrides) -> TrainingRun:
+    """Check the graph, load the data and match it to the Input, and check the loss against
+    the output. Raises ``GraphError``, ``DatasetError`` or ``TrainingError`` before any
+    training starts. ``overrides`` replace training settings (epochs=3, device='cpu')."""
+    analysis = analyze(project.graph)
+    if not analysis.ok:
+        raise GraphError(analysis.errors)
+    settings = {**project.training, **{k: v for k, v in overrides.items() if v is not None}}
+    input_id = analysis.inputs[0]
+    input_shape = analysis.shapes[input_id]
+    if dataset is None:
+        base = project.path.parent if project.path else None
+        dataset = load_dataset(project.dataset, base, input_shape, input_id)
+    else:
+        from ..datasets import fit_to_input
+
+        dataset = fit_to_input(dataset, input_shape, input_id)
+    objective = make_objective(project.graph, analysis, settings, dataset.num_classes, input_shape)
+    return TrainingRun(project, analysis, dataset, objective, settings,
+                       dataset.notes + objective.notes)
+
+
+class Trainer:
+    """Trains ``run`` on its device. ``weights_path``: where the final weights go
+    (safetensors); ``checkpoint_dir``: a checkpoint per epoch; ``initial_weights``: start
+    from these instead of a fresh initialization; ``snapshot_every``: a SnapshotEvent
+    every N minibatches for ``snapshot_samples`` (default: the first 8 test samples)."""
+
+    def __init__(self, run: TrainingRun, callback: Callable[[object], None] | None = None, *,
+                 weights_path: str | Path | None = None, checkpoint_dir: str | Path | None = None,
+                 initial_weights: str | Path | None = None, snapshot_every: int = 0,
+                 snapshot_samples: torch.Tensor | None = None):
+        self.run_spec = run
+        self.callback = callback or (lambda event: None)
+        self.weights_path = Path(weights_path) if weights_path else None
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.snapshot_every = snapshot_every
+        self.snapshot_samples = snapshot_samples
+        s = run.settings
+        self.device = resolve_device(s["device"])
+        torch.manual_seed(s["seed"])
+        graph = run.project.graph
+        self.model: fx.GraphModule = compile_graph(graph, run.analysis, device=self.device)
+        if initial_weights:
+            load_weights(self.model, initial_weights)
+        # the loss may read the logits before a final Softmax: a second module, same weights
+        self.train_model = self.model if run.objective.loss_node == run.analysis.output else \
+            compile_graph(graph, run.analysis, output=run.objective.loss_node, modules=self.model)
+        self.optimizer = _optimizer(self.model, s)
+        self.scheduler = _scheduler(self.optimizer, s)
+        self._paused = threading.Event()
+        self._stopped = threading.Event()
+        self._wake = threading.Event()
+        self._snapshot_wanted: torch.Tensor | None = None
+        self._lock = threading.Lock()
+        self.step = 0
+
+    # -- control, from any thread ------------------------------------------------------
+    def pause(self) -> None:
+        self._wake.clear()
+        self._paused.set()
+
+    def resume(self) -> None:
+        self._paused.clear()
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._wake.set()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused.is_set()
+
+    def request_snapshot(self, samples: torch.Tensor | None = None) -> None:
+        """Ask for a SnapshotEvent between the next minibatches (also while paused)."""
+        with self._lock:
+            self._snapshot_wanted = samples if samples is not None else self._default_samples()
+        self._wake.set()
+
+    # -- the loop --------------------------------------------------------------------
+    def run(self) -> FinishedEvent:
+        """Train; returns (and reports) the FinishedEvent. Never raises for a diverging run."""
+        s, data = self.run_spec.settings, self.run_spec.dataset
+        started = time.perf_counter()
+        generator = torch.Generator().manual_seed(s["seed"])
+        n_batches = batch_count(len(data.train), s["batch_size"], s["drop_last"])
+        best, best_state, stale, epoch = math.inf, None, 0, 0
+        reason, message = "completed", f"trained {s['epochs']} epochs"
+        for epoch in range(1, s["epochs"] + 1):
+            epoch_start = time.perf_counter()
+            outcome = self._epoch(epoch, n_batches, generator)
+            if outcome is not None:
+                reason, message = outcome
+                break
+            train_loss, train_acc = self._last_epoch_stats
+            val_loss, val_acc = self.evaluate(data.val)
+            lr = self.optimizer.param_groups[0]["lr"]
+            self.callback(EpochEvent(epoch, s["epochs"], train_loss, train_acc, val_loss, val_acc,
+                                     time.perf_counter() - epoch_start, lr))
+            if self.checkpoint_dir:
+                self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+                save_weights(self.model, self.checkpoint_dir / f"epoch-{epoch:03d}.safetensors",
+                             {"epoch": str(epoch), "val_loss": str(val_loss)})
+            if self._stopped.is_set():
+                reason, message = "stopped", f"stopped by the user after epoch {epoch}"
+                break
+            if self.scheduler is not None:
+                self.scheduler.step()
+            patience = s.get("early_stopping_patience")
+            if patience and val_loss is not None:
+                if val_loss < best - 1e-12:
+                    best, stale = val_loss, 0
+                    best_state = copy.deepcopy(self.model.state_dict())
+                else:
+                    stale += 1
+                    if stale >= patience:
+                        if best_state is not None:
+                            self.model.load_state_dict(best_state)
+                        reason = "early_stopping"
+                        message = (f"stopped early after epoch {epoch}: validation loss did not improve "
+                                   f"for {patience} epochs; kept the best weights (val loss {best:.4f})")
+                        break
+        return self._finish(reason, message, epoch, started)
+
+    def _epoch(self, epoch: int, n_batches: int, generator: torch.Generator):
+        """One pass over the training split. Returns None, or (reason, message) when the run
+        must end: stopped by the user, or diverged (a NaN or infinite loss)."""
+        s, objective = self.run_spec.settings, self.run_spec.objective
+        train = self.run_spec.dataset.train
+        self.model.train()
+        total_loss = total_correct = seen = 0.0
+        last = time.perf_counter()
+        lr = self.optimizer.param_groups[0]["lr"]
+        for i, (x, y) in enumerate(batches(train, s["batch_size"], shuffle=True,
+                                           drop_last=s["drop_last"], generator=generator), 1):
+            if not self._wait_if_paused():
+                return "stopped", f"stopped by the user in epoch {epoch}, minibatch {i}"
+            x = x.to(self.device, non_blocking=True)
+            y = y.to(self.device, non_blocking=True)
+            out = self.train_model(x)
+            loss = objective.loss(out, x, y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if objective.correct is not None:
+                loss_value, correct = torch.stack([loss.detach().float(), objective.correct(out.detach(), y).float()]).tolist()
+            else:
+                loss_value, correct = loss.item(), None
+            self.step += 1
+            if not math.isfinite(loss_value):
+                return "diverged", (
+                    f"the loss became {loss_value} at epoch {epoch}, minibatch {i} (step {self.step}); "
+                    f"the learning rate {s['lr']:g} is probably too high: try {_lower_lr(s['lr'])} or "
+                    "lower")
+            self.optimizer.step()
+            n = len(y)
+            total_loss += loss_value * n
+            seen += n
+            if correct is not None:
+                total_correct += correct
+            now = time.perf_counter()
+            self.callback(BatchEvent(epoch, i, n_batches, self.step, loss_value,
+                                     None if correct is None else correct / n,
+                                     n / max(now - last, 1e-9), lr))
+            last = now
+            if self.snapshot_every and self.step % self.snapshot_every == 0 and self._snapshot_wanted is None:
+                self.request_snapshot(self.snapshot_samples)
+            self._maybe_snapshot()
+        self._last_epoch_stats = _means(total_loss, total_correct, seen, objective)
+        return None
+
+    def _wait_if_paused(self) -> bool:
+        """Block while paused (still serving snapshot requests); False once stopped."""
+        while self._paused.is_set() and not self._stopped.is_set():
+            self._wake.wait(0.1)
+            self._wake.clear()
+            self._maybe_snapshot()
+        return not self._stopped.is_set()
+
+    def _maybe_snapshot(self) -> None:
+        with self._lock:
+            samples, self._snapshot_wanted = self._snapshot_wanted, None
+        if samples is None:
+            return
+        self.callback(self.snapshot(samples))
+
+    def snapshot(self, samples: torch.Tensor) -> SnapshotEvent:
+        filters = snapshots.conv_filters(self.model, self.run_spec.project.graph)
+        acts = snapshots.activations(self.model, self.run_spec.analysis, samples.to(self.device))
+        return SnapshotEvent(self.step, filters, acts)
+
+    def _default_samples(self) -> torch.Tensor:
+        data = self.run_spec.dataset
+        split = data.test if len(data.test) else data.train
+        return split.x[:8]
+
+    @torch.no_grad()
+    def evaluate(self, split, *, details: bool = False):
+        """Mean loss and accuracy over ``split`` in eval mode (None, None when empty); with
+        ``details`` also the predictions ``[N]`` (None when accuracy has no meaning)."""
+        if len(split) == 0:
+            return (None, None, None) if details else (None, None)
+        objective = self.run_spec.objective
+        self.model.eval()
+        total_loss = total_correct = 0.0
+        predictions = []
+        for x, y in batches(split, max(256, self.run_spec.settings["batch_size"])):
+            x, y = x.to(self.device), y.to(self.device)
+            out = self.train_model(x)
+            total_loss += float(objective.loss(out, x, y)) * len(y)
+            if objective.correct is not None:
+                total_correct += float(objective.correct(out, y))
+                if details:
+                    predictions.append(objective.predict(out).cpu())
+        self.model.train()
+        n = len(split)
+        accuracy = total_correct / n if objective.correct is not None else None
+        if details:
+            return total_loss / n, accuracy, torch.cat(predictions) if predictions else None
+        return total_loss / n, accuracy
+
+    def _finish(self, reason: str, message: str, epochs_run: int, started: float) -> FinishedEvent:
+        event = FinishedEvent(reason, message, epochs_run, self.step, 0.0)
+        if reason != "diverged":
+            data = self.run_spec.dataset
+            event.test_loss, event.test_accuracy, predicted = self.evaluate(data.test, details=True)
+            if predicted is not None:
+                _confusion(event, data.test.y, predicted, data.num_classes)
+            if self.weights_path:
+                save_weights(self.model, self.weights_path, {"steps": str(self.step), "reason": reason})
+                event.weights_path = str(self.weights_path)
+        event.seconds = time.perf_counter() - started
+        self.callback(event)
+        return event
+
+
+def _means(total_loss, total_correct, seen, objective: Objective):
+    if not seen:
+        return float("nan"), None
+    return total_loss / seen, (total_correct / seen if objective.correct is not None else None)
+
+
+def _confusion(event: FinishedEvent, truth: torch.Tensor, predicted: torch.Tensor, k: int) -> None:
+    k = max(k, int(predicted.max()) + 1)
+    matrix = np.zeros((k, k), dtype=np.int64)
+    np.add.at(matrix, (truth.numpy(), predicted.numpy()), 1)
+    event.confusion = matrix.tolist()
+    rows = matrix.sum(axis=1)
+    event.per_class_accuracy = [float(matrix[i, i] / rows[i]) if rows[i] else None for i in range(k)]
+    wrong = np.nonzero(truth.numpy() != predicted.numpy())[0]
+    event.misclassified = [(int(i), int(truth[i]), int(predicted[i])) for i in wrong[:100]]
+
+
+def _lower_lr(lr: float) -> str:
+    return f"{min(lr / 10, 0.01):g}"
+
+
+def _optimizer(model, s) -> torch.optim.Optimizer:
+    params, lr, wd = model.parameters(), s["lr"], s["weight_decay"]
+    name = s["optimizer"]
+    if not list(model.parameters()):
+        raise TrainingError("the model has no trainable parameters; add a Linear or Conv layer")
+    if name == "SGD":
+        return torch.optim.SGD(params, lr=lr, momentum=s["momentum"], weight_decay=wd)
+    if name == "Adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    if name == "AdamW":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    return torch.optim.RMSprop(params, lr=lr, momentum=s["momentum"], weight_decay=wd)
+
+
+def _scheduler(optimizer, s):
+    if s["schedule"] == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, s["step_size"], s["gamma"])
+    if s["schedule"] == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, s["epochs"])
+    return None

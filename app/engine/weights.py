@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorsError
+from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
@@ -36,7 +36,7 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
         return _read_torch(p)
     try:
         return st_load(raw)
-    except (SafetensorsError, ValueError, RuntimeError) as e:
+    except (SafetensorError, ValueError, RuntimeError) as e:
         raise WeightsError(f"is not a valid safetensors file ({e})", str(p)) from None
 
 

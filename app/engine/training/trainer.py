@@ -158,7 +158,7 @@ class Trainer:
                 self.scheduler.step()
             patience = s.get("early_stopping_patience")
             if patience and val_loss is not None:
-                if val_loss < best - 1e-12:
+                if math.isinf(best) or val_loss < best - 1e-4 * abs(best):  # relative: losses differ in scale
                     best, stale = val_loss, 0
                     best_state = copy.deepcopy(self.model.state_dict())
                 else:

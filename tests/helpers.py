@@ -1,0 +1,16 @@
+"""Small builders shared by the tests."""
+
+from __future__ import annotations
+
+from app.engine.graph import Edge, Graph, Node
+
+
+def chain(*layers: tuple) -> Graph:
+    """A graph of layers connected in a row: chain(("input", "Input", {"shape": [2]}), ...)."""
+    g = Graph()
+    for node_id, type_name, *params in layers:
+        g.add_node(Node(node_id, type_name, dict(params[0]) if params else {}))
+    ids = list(g.nodes)
+    for a, b in zip(ids, ids[1:]):
+        g.add_edge(Edge(a, b))
+    return g

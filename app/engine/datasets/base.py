@@ -28,6 +28,7 @@ class RawData:
     description: str
     test: tuple[np.ndarray, np.ndarray] | None = None
     image: bool = False  # samples are images [C, H, W]: normalize per channel
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -72,8 +73,11 @@ class Dataset:
         def r(s: Split) -> Split:
             return Split(s.x.reshape(len(s), *shape), s.y)
 
+        def stat(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.reshape(shape)
+
         return Dataset(self.name, r(self.train), r(self.val), r(self.test), self.class_names,
-                       self.description, self.image and len(shape) == 3, self.mean, self.std,
+                       self.description, len(shape) == 3, stat(self.mean), stat(self.std),
                        self.notes + [f"samples reshaped from {list(self.sample_shape)} to {list(shape)}"])
 
 
@@ -97,10 +101,19 @@ def prepare(raw: RawData, name: str, settings: dict) -> Dataset:
 
     mean = std = None
     if settings.get("normalize", True):
-        axes = (0, 2, 3) if raw.image and train_x.ndim == 4 else (0,)
+        image = raw.image and train_x.ndim == 4
+        axes = (0, 2, 3) if image else (0,)
         mean = train_x.mean(axis=axes, keepdims=True)[0]
         std = train_x.std(axis=axes, keepdims=True)[0]
+        if not image:
+            # a feature that is almost constant in training (a border pixel of flat MNIST)
+            # would blow up unseen values; bound the scaling by a tenth of the typical std
+            std = np.maximum(std, 0.1 * float(std.mean()))
         std = np.where(std < 1e-6, 1.0, std).astype(np.float32)
+        # statistics of full sample shape, so they reshape with the samples
+        sample = train_x.shape[1:]
+        mean = np.broadcast_to(mean, sample).astype(np.float32)
+        std = np.broadcast_to(std, sample).astype(np.float32)
         train_x, val_x, test_x = ((a - mean) / std for a in (train_x, val_x, test_x))
 
     def split(a: np.ndarray, b: np.ndarray) -> Split:
@@ -110,7 +123,7 @@ def prepare(raw: RawData, name: str, settings: dict) -> Dataset:
     return Dataset(name, split(train_x, train_y), split(val_x, val_y), split(test_x, test_y),
                    list(raw.class_names), raw.description, raw.image,
                    None if mean is None else torch.from_numpy(mean.astype(np.float32)),
-                   None if std is None else torch.from_numpy(std.astype(np.float32)))
+                   None if std is None else torch.from_numpy(std.astype(np.float32)), list(raw.notes))
 
 
 def _check(x: np.ndarray, y: np.ndarray, name: str, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -131,19 +144,37 @@ def _check(x: np.ndarray, y: np.ndarray, name: str, n_classes: int) -> tuple[np.
 
 def fit_to_input(data: Dataset, input_shape: tuple[int, ...], input_id: str = "input") -> Dataset:
     """``data`` with samples of ``input_shape``; raises ``DatasetError`` with the fix when
-    they cannot fit. A flat sample and a shaped one of the same size are reshaped
-    ([784] <-> [1, 28, 28]), as are shapes that differ only in dimensions of size 1."""
-    have, want = tuple(data.sample_shape), tuple(input_shape)
+    they cannot fit (see ``needs_reshape``)."""
+    if needs_reshape(data.name, tuple(data.sample_shape), tuple(input_shape), input_id):
+        return data.reshaped(tuple(input_shape))
+    return data
+
+
+def fit_raw(raw: RawData, name: str, input_shape: tuple[int, ...], input_id: str = "input") -> RawData:
+    """Raw data reshaped to the Input before splitting, so normalization sees the model's
+    view of a sample (flat CSV pixels fed to [1, 28, 28] are normalized as an image)."""
+    want = tuple(input_shape)
+    if not needs_reshape(name, tuple(raw.x.shape[1:]), want, input_id):
+        return raw
+    test = None if raw.test is None else (raw.test[0].reshape(len(raw.test[0]), *want), raw.test[1])
+    return RawData(raw.x.reshape(len(raw.x), *want), raw.y, raw.class_names, raw.description,
+                   test, image=len(want) == 3,
+                   notes=raw.notes + [f"samples reshaped from {list(raw.x.shape[1:])} to {list(want)}"])
+
+
+def needs_reshape(name: str, have: tuple[int, ...], want: tuple[int, ...], input_id: str) -> bool:
+    """False when samples already have the Input's shape, True when they can be reshaped to
+    it: a flat sample and a shaped one of the same size ([784] <-> [1, 28, 28]), or shapes
+    that differ only in dimensions of size 1. Raises ``DatasetError`` with the fix otherwise."""
     if have == want:
-        return data
+        return False
     same_size = int(np.prod(have)) == int(np.prod(want))
     squeezed = tuple(d for d in have if d != 1) == tuple(d for d in want if d != 1)
     if same_size and (len(have) == 1 or len(want) == 1 or squeezed):
-        return data.reshaped(want)
-    hint = _fit_hint(data.name, have, want)
+        return True
     raise DatasetError(
-        f"dataset {data.name!r} gives samples of shape {list(have)}, but Input {input_id!r} "
-        f"expects {list(want)}; {hint}")
+        f"dataset {name!r} gives samples of shape {list(have)}, but Input {input_id!r} "
+        f"expects {list(want)}; {_fit_hint(name, have, want)}")
 
 
 def _fit_hint(name: str, have: tuple[int, ...], want: tuple[int, ...]) -> str:

@@ -64,6 +64,10 @@ def prepare_run(project: Project, dataset: Dataset | None = None, **overrides) -
         from ..datasets import fit_to_input
 
         dataset = fit_to_input(dataset, input_shape, input_id)
+    if settings["drop_last"] and len(dataset.train) < settings["batch_size"]:
+        raise TrainingError(f"batch_size {settings['batch_size']} is larger than the {len(dataset.train)} "
+                            "training samples, and drop_last drops that one short batch: lower the "
+                            "batch size or turn drop_last off")
     objective = make_objective(project.graph, analysis, settings, dataset.num_classes, input_shape)
     return TrainingRun(project, analysis, dataset, objective, settings,
                        dataset.notes + objective.notes)

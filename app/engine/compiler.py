@@ -59,8 +59,8 @@ def compile_graph(
 
     g = fx.Graph()
     values: dict[str, fx.Node] = {}
-    for node_id in a.inputs:
-        values[node_id] = g.placeholder(node_id)
+    for node_id, name in _argument_names(a.inputs).items():
+        values[node_id] = g.placeholder(name)
     for node_id in a.order:
         if node_id in values or node_id not in needed:
             continue
@@ -74,6 +74,18 @@ def compile_graph(
     if device is not None:
         gm.to(device)
     return gm
+
+
+def _argument_names(inputs: list[str]) -> dict[str, str]:
+    """The ``forward`` argument of each Input: its id, except that ``self`` is taken by
+    the module itself (an Input called ``self`` becomes ``self_``, or ``self__`` ...)."""
+    names: dict[str, str] = {}
+    for node_id in inputs:
+        name = node_id
+        while name == "self" or (name != node_id and name in inputs):
+            name += "_"
+        names[node_id] = name
+    return names
 
 
 def _ancestors(a: Analysis, node_id: str) -> set[str]:

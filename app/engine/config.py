@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .params import Param
+from .params import Param, show
 
 DATASET_NAMES = ("digits", "digits28", "iris", "mnist", "fashion_mnist", "idx", "csv",
                  "image_folder", "xor", "moons", "spirals")
@@ -73,7 +73,7 @@ def check_section(section: str, value: Any, fields: tuple[Param, ...]) -> tuple[
     ``(field path, message)`` problems."""
     settings = defaults(fields)
     if not isinstance(value, dict):
-        return settings, [(section, f"expected an object, received {type(value).__name__}")]
+        return settings, [(section, f"expected an object, received {show(value)}")]
     problems: list[tuple[str, str]] = []
     index = {p.name: p for p in fields}
     for key, v in value.items():

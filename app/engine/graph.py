@@ -17,8 +17,10 @@ from typing import Any, Callable
 
 ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
-# Attributes of torch.nn.Module: a submodule named like one of them cannot be added.
-# tests/engine/test_graph.py checks this list against torch's own.
+# Attributes of torch.nn.Module and of the torch.fx.GraphModule the compiler builds (plus
+# the two it sets itself): a submodule named like one of them cannot be added, or would be
+# shadowed in the generated forward. tests/engine/test_graph.py checks this list against
+# torch's own.
 MODULE_ATTRIBUTES = frozenset(
     "T_destination add_module apply bfloat16 buffers call_super_init children compile cpu "
     "cuda double dump_patches eval extra_repr float forward get_buffer get_extra_state "
@@ -29,7 +31,29 @@ MODULE_ATTRIBUTES = frozenset(
     "register_load_state_dict_post_hook register_load_state_dict_pre_hook register_module "
     "register_parameter register_state_dict_post_hook register_state_dict_pre_hook "
     "requires_grad_ set_extra_state set_submodule share_memory state_dict to to_empty "
-    "train training type xpu zero_grad code graph meta".split()
+    "train training type xpu zero_grad code graph meta "
+    "add_submodule delete_all_unused_submodules delete_submodule print_readable recompile "
+    "to_folder shape_env input_shapes output_shape".split()
+)
+
+# Their private attributes (names with one leading underscore); any ``__dunder__`` name is
+# refused as well.
+PRIVATE_MODULE_ATTRIBUTES = frozenset(
+    "_apply _backward_hooks _backward_pre_hooks _boxed_call _buffers _call_impl _code "
+    "_compiled_call_impl _create_node_hooks _deepcopy_hooks _deepcopy_init "
+    "_erase_node_hooks _forward_hooks _forward_hooks_always_called "
+    "_forward_hooks_with_kwargs _forward_pre_hooks _forward_pre_hooks_with_kwargs "
+    "_get_backward_hooks _get_backward_pre_hooks _get_name _graph _is_full_backward_hook "
+    "_lineno_map _load_from_state_dict _load_state_dict_post_hooks "
+    "_load_state_dict_pre_hooks _maybe_warn_non_full_backward_hook _modules _named_members "
+    "_non_persistent_buffers_set _parameters _prologue_start _recompile_submodules "
+    "_register_create_node_hook _register_deepcopy_hook _register_erase_node_hook "
+    "_register_load_state_dict_pre_hook _register_replace_node_hook "
+    "_register_state_dict_hook _replace_hooks _replicate_for_data_parallel "
+    "_save_to_state_dict _set_replace_hook _slow_forward _state_dict_hooks "
+    "_state_dict_pre_hooks _tracer_cls _tracer_extras _unregister_create_node_hook "
+    "_unregister_deepcopy_hook _unregister_erase_node_hook _unregister_replace_node_hook "
+    "_version _wrapped_call _wrapped_call_impl".split()
 )
 
 
@@ -42,9 +66,13 @@ def id_problem(node_id: Any) -> str | None:
         )
     if keyword.iskeyword(node_id):
         return f"node id {node_id!r} is a Python keyword and cannot name a module attribute"
-    if node_id in MODULE_ATTRIBUTES:
+    if node_id in MODULE_ATTRIBUTES or node_id in PRIVATE_MODULE_ATTRIBUTES or _is_dunder(node_id):
         return f"node id {node_id!r} is the name of a torch.nn.Module attribute; choose another"
     return None
+
+
+def _is_dunder(name: str) -> bool:
+    return len(name) > 4 and name.startswith("__") and name.endswith("__")
 
 
 class Signal:

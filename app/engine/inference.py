@@ -132,11 +132,12 @@ def analyze(graph: Graph) -> Analysis:
 def _connect(graph: Graph, issues: list[Issue]):
     incoming: dict[str, list[Edge]] = {}
     outgoing: dict[str, list[Edge]] = {}
+    nodes = graph.nodes
     for e in graph.edges:
-        missing = [n for n in (e.source, e.target) if n not in graph.nodes]
-        if missing:
-            where = e.target if e.target in graph.nodes else None
-            issues.append(Issue(where, None, f"edge {e.source!r} -> {e.target!r} names no node {missing[0]!r}"))
+        if e.source not in nodes or e.target not in nodes:
+            missing = e.source if e.source not in nodes else e.target
+            where = e.target if e.target in nodes else None
+            issues.append(Issue(where, None, f"edge {e.source!r} -> {e.target!r} names no node {missing!r}"))
             continue
         if e.source == e.target:
             issues.append(Issue(e.target, None, "a node cannot feed itself"))

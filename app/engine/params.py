@@ -8,6 +8,7 @@ valid) or raises ``ValueError`` with a message that says what was received and e
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,11 @@ def show(value: Any) -> str:
     try:
         return json.dumps(value)
     except (TypeError, ValueError):
+        pass
+    try:
         return repr(value)
+    except ValueError:  # an integer with more digits than Python will print
+        return f"a {type(value).__name__} too large to print"
 
 
 def is_int(value: Any) -> bool:
@@ -29,7 +34,8 @@ def is_int(value: Any) -> bool:
 
 
 def is_number(value: Any) -> bool:
-    return (is_int(value) or isinstance(value, float)) and value == value  # not NaN
+    """An int or a finite float: NaN and infinities are refused (JSON has neither)."""
+    return is_int(value) or (isinstance(value, float) and math.isfinite(value))
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,8 @@ def load_project(path: str | Path) -> Project:
 
 def parse_project(raw: bytes | str | Any, source: str = "<project>") -> Project:
     """Parse a project from JSON text (or an already decoded object)."""
+    if isinstance(raw, (bytearray, memoryview)):
+        raw = bytes(raw)
     data = _decode(raw, source) if isinstance(raw, (bytes, str)) else raw
     data = _migrate(data, source)
     return _Parser(source).project(data)
@@ -95,10 +97,11 @@ def _decode(raw: bytes | str, source: str) -> Any:
     if raw.startswith("\ufeff"):
         raw = raw[1:]
     try:
-        return json.loads(raw, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        return json.loads(raw, object_pairs_hook=_no_duplicates, parse_constant=_no_constant,
+                          parse_float=_finite_float)
     except json.JSONDecodeError as e:
         raise ProjectError(f"line {e.lineno}, column {e.colno}: invalid JSON: {e.msg}", source) from None
-    except _BadJSON as e:
+    except ValueError as e:  # _BadJSON, or an integer longer than Python converts
         raise ProjectError(f"invalid JSON: {e}", source) from None
     except RecursionError:
         raise ProjectError("invalid JSON: nested too deeply", source) from None
@@ -121,6 +124,21 @@ def _no_constant(name: str) -> Any:
     raise _BadJSON(f"{name} is not a JSON number")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _BadJSON(f"the number {text} is too large")
+    return value
+
+
+def _finite(value: Any) -> bool:
+    """A number that fits a float and is finite (huge integers do not)."""
+    try:
+        return is_number(value) and math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def _migrate(data: Any, source: str) -> Any:
     if not isinstance(data, dict):
         raise ProjectError(f"expected a JSON object at the top, received {_kind(data)}", source)
@@ -131,7 +149,7 @@ def _migrate(data: Any, source: str) -> Any:
         raise ProjectError(f"version: expected an integer, received {show(version)}", source)
     if version > VERSION:
         raise ProjectError(
-            f"version: the file is format version {version}, but this NetCanvas reads "
+            f"version: the file is format version {show(version)}, but this NetCanvas reads "
             f"versions up to {VERSION}; open it with a newer NetCanvas", source)
     while version < VERSION:
         step = MIGRATIONS.get(version)
@@ -144,8 +162,9 @@ def _migrate(data: Any, source: str) -> Any:
 
 
 def _kind(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
-            type(None): "null"}.get(type(value), "a number")
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+             type(None): "null", int: "a number", float: "a number"}
+    return names.get(type(value), f"a {type(value).__name__}")
 
 
 class _Parser:
@@ -176,9 +195,17 @@ class _Parser:
                 self.fail(*problems[0])
             sections[section] = settings
         editor = data.get("editor")
-        if editor is not None:
+        if "editor" in data:
             self.expect(editor, dict, "editor", "an object")
+            self.json_only(editor, "editor")
         return Project(graph, name, sections["dataset"], sections["training"], editor)
+
+    def json_only(self, value: Any, where: str) -> None:
+        """Carried data must save again: JSON values only, numbers finite."""
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as e:
+            self.fail(where, f"expected JSON values only (finite numbers); {e}")
 
     def graph(self, data: Any) -> Graph:
         self.expect(data, dict, "graph", "an object with nodes and edges")
@@ -220,9 +247,9 @@ class _Parser:
             param, message = problems[0]
             self.fail(f"{where}.params" + (f".{param}" if param else ""), message)
         position = raw.get("position")
-        if position is not None:
+        if "position" in raw:
             if not (isinstance(position, list) and len(position) == 2
-                    and all(is_number(v) and math.isfinite(v) for v in position)):
+                    and all(map(_finite, position))):
                 self.fail(f"{where}.position", f"expected [x, y] (two numbers), received {show(position)}")
             position = (float(position[0]), float(position[1]))
         return Node(node_id, type_name, dict(params), position)

@@ -1,0 +1,71 @@
+"""Starting the editor: ``netcanvas [FILE] [--screenshot OUT.png]``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def _has_display() -> bool:
+    if os.environ.get("QT_QPA_PLATFORM"):
+        return True
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def run_gui(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="netcanvas", description="NetCanvas: design, train and export "
+                                     "neural networks. Headless commands: netcanvas check | train | examples.")
+    parser.add_argument("file", nargs="?", help="a project to open (default: the LeNet-5 example)")
+    parser.add_argument("--screenshot", metavar="OUT.png", help="render the main window to OUT.png and exit")
+    parser.add_argument("--size", default="1400x880", help="window size for --screenshot (WxH)")
+    args = parser.parse_args(argv)
+    if not _has_display():
+        if not args.screenshot:
+            print("netcanvas: no display found (DISPLAY is not set); the editor needs one. Headless "
+                  "commands work anywhere: netcanvas check FILE, netcanvas train FILE, netcanvas examples.",
+                  file=sys.stderr)
+            return 2
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
+    from PySide6.QtWidgets import QApplication
+
+    from .engine.examples import example_path
+    from .widgets.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setOrganizationName("NetCanvas")
+    app.setApplicationName("NetCanvas")
+    window = MainWindow()
+    if args.file:
+        opened = window.open_file(args.file, ask=False)
+        if not opened and args.screenshot:
+            print(f"netcanvas: {window.last_error}", file=sys.stderr)
+            return 2
+    else:
+        window.open_file(example_path("lenet5"), example=True, ask=False)
+    if args.screenshot:
+        return _screenshot(app, window, args.screenshot, args.size)
+    window.show()
+    window.offer_recoveries()
+    return app.exec()
+
+
+def _screenshot(app, window, out: str, size: str) -> int:
+    width, height = (int(v) for v in size.lower().split("x"))
+    window.resize(width, height)
+    window.show()
+    for _ in range(3):
+        app.processEvents()
+    window.view.fit()
+    app.processEvents()
+    ok = window.grab().save(out)
+    window.doc.undo_stack.setClean()
+    window.close()
+    if not ok:
+        print(f"netcanvas: could not write {out}", file=sys.stderr)
+        return 1
+    print(out)
+    return 0

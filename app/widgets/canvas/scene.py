@@ -1,0 +1,292 @@
+"""The canvas scene: one item per node and per edge of the document's graph.
+
+It follows the graph's signals (never keeping a second copy of the truth) and turns mouse
+gestures into undoable commands: dragging nodes, and dragging from an output port to an
+input port to connect them.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QPainter, QPen, QTransform
+from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsScene
+
+from ...engine.graph import Edge, Node
+from ...engine.inference import Analysis, describe_shape
+from ..commands import Connect, MoveNodes
+from ..document import Document
+from .items import NODE_H, NODE_W, EdgeItem, NodeItem, PortItem, edge_path, key_summary, temp_pen
+from .theme import current_theme
+
+GRID = 24
+
+
+class CanvasScene(QGraphicsScene):
+    """Signals: ``message(str)`` for refusals and hints the status bar shows."""
+
+    message = Signal(str)
+
+    def __init__(self, doc: Document, parent=None):
+        super().__init__(parent)
+        self.doc = doc
+        self.theme = current_theme()
+        self.nodes: dict[str, NodeItem] = {}
+        self.edges: dict[Edge, EdgeItem] = {}
+        self._touching: dict[str, set[Edge]] = {}  # node id -> its edges, for O(degree) updates
+        self._connecting: tuple[NodeItem, QGraphicsPathItem] | None = None
+        self._hover_port: PortItem | None = None
+        self._press_positions: dict[str, tuple[float, float] | None] = {}
+        self._syncing = False
+        doc.reset.connect(self.rebuild)
+        doc.analyzed.connect(self.show_analysis)
+        self._graph = None
+        self.rebuild()
+
+    # -- following the model -------------------------------------------------------------
+    def rebuild(self) -> None:
+        """Drop every item and build them again from the document's graph."""
+        if self._graph is not None:
+            for signal, slot in self._connections():
+                signal.disconnect(slot)
+        self._connecting = None
+        self.clear()
+        self.nodes.clear()
+        self.edges.clear()
+        self._touching.clear()
+        self._graph = self.doc.graph
+        for signal, slot in self._connections():
+            signal.connect(slot)
+        for node in self._graph.nodes.values():
+            self._add_node(node)
+        for edge in self._graph.edges:
+            self._add_edge(edge, update=False)
+        for node_id in self.nodes:
+            self._update_slots(node_id)
+        self.show_analysis(self.doc.analysis)
+        self._grow_scene_rect()
+
+    def _connections(self):
+        g = self._graph
+        return [(g.node_added, self._add_node), (g.node_removed, self._remove_node),
+                (g.edge_added, self._add_edge), (g.edge_removed, self._remove_edge),
+                (g.node_moved, self._node_moved)]
+
+    def _add_node(self, node: Node) -> None:
+        item = NodeItem(node, self.theme)
+        self._syncing = True
+        item.setPos(*(node.position or self._free_spot()))
+        self._syncing = False
+        self.addItem(item)
+        self.nodes[node.id] = item
+        self._touching.setdefault(node.id, set())
+
+    def _free_spot(self) -> tuple[float, float]:
+        if not self.nodes:
+            return (0.0, 0.0)
+        bottom = max(i.pos().y() for i in self.nodes.values())
+        return (0.0, bottom + NODE_H + 50)
+
+    def _remove_node(self, node: Node) -> None:
+        item = self.nodes.pop(node.id, None)
+        self._touching.pop(node.id, None)
+        if item is not None:
+            self.removeItem(item)
+
+    def _add_edge(self, edge: Edge, update: bool = True) -> None:
+        if edge.source not in self.nodes or edge.target not in self.nodes or edge in self.edges:
+            return
+        item = EdgeItem(edge, self.theme)
+        self.addItem(item)
+        self.edges[edge] = item
+        self._touching[edge.source].add(edge)
+        self._touching[edge.target].add(edge)
+        if update:
+            self._update_slots(edge.target)
+
+    def _remove_edge(self, edge: Edge) -> None:
+        item = self.edges.pop(edge, None)
+        if item is not None:
+            self.removeItem(item)
+        for end in (edge.source, edge.target):
+            self._touching.get(end, set()).discard(edge)
+        if edge.target in self.nodes:
+            self._update_slots(edge.target)
+
+    def _update_slots(self, node_id: str) -> None:
+        """Variadic nodes (Add, Concat) show their connected slots plus one free one."""
+        incoming = [e for e in self._touching[node_id] if e.target == node_id]
+        self.nodes[node_id].update_slots(max((e.target_port for e in incoming), default=-1))
+        for e in self._touching[node_id]:
+            self._route(self.edges[e])
+
+    def _node_moved(self, node: Node) -> None:
+        item = self.nodes.get(node.id)
+        if item is None or node.position is None:
+            return
+        if (item.pos().x(), item.pos().y()) != node.position:
+            self._syncing = True
+            item.setPos(*node.position)
+            self._syncing = False
+            self.node_item_moved(item)
+
+    def node_item_moved(self, item: NodeItem) -> None:
+        """Keep the edges of a node glued to it while it moves (model or mouse)."""
+        for e in self._touching.get(item.node_id, ()):
+            self._route(self.edges[e])
+
+    def _route(self, item: EdgeItem) -> None:
+        e = item.edge
+        item.route(self.nodes[e.source].output_pos(), self.nodes[e.target].input_pos(e.target_port))
+
+    def show_analysis(self, a: Analysis) -> None:
+        """Write shapes, parameter counts and errors onto every node and edge."""
+        by_node: dict[str | None, list] = {}
+        for issue in a.issues:
+            by_node.setdefault(issue.node, []).append(issue)
+        for node_id, item in self.nodes.items():
+            node = self._graph.nodes[node_id]
+            shape = a.shapes.get(node_id)
+            count = a.param_counts.get(node_id, 0)
+            shape_text = f"→ {describe_shape(shape)}" + (f" · {count:,} params" if count else "")
+            issues = by_node.get(node_id, [])
+            errors = [i for i in issues if i.severity == "error"]
+            shown = errors or issues
+            problem = "; ".join((f"{i.param}: " if i.param else "") + i.message for i in shown)
+            severity = "error" if errors else ("warning" if issues else "")
+            item.set_info(key_summary(node, a.params.get(node_id, node.params)), shape_text, problem, severity)
+        for e, item in self.edges.items():
+            item.set_label(describe_shape(a.shapes.get(e.source)))
+
+    def _grow_scene_rect(self) -> None:
+        rect = self.itemsBoundingRect().adjusted(-2000, -2000, 2000, 2000)
+        self.setSceneRect(rect.united(self.sceneRect()) if not self.sceneRect().isEmpty() else rect)
+
+    # -- drawing -----------------------------------------------------------------------------
+    def drawBackground(self, painter: QPainter, rect: QRectF) -> None:
+        painter.fillRect(rect, self.theme.background)
+        scale = painter.worldTransform().m11()
+        if scale < 0.5:
+            return
+        painter.setPen(QPen(self.theme.grid, 0))
+        left = int(rect.left()) - int(rect.left()) % GRID
+        top = int(rect.top()) - int(rect.top()) % GRID
+        lines = []
+        x = left
+        while x < rect.right():
+            lines.append((QPointF(x, rect.top()), QPointF(x, rect.bottom())))
+            x += GRID
+        y = top
+        while y < rect.bottom():
+            lines.append((QPointF(rect.left(), y), QPointF(rect.right(), y)))
+            y += GRID
+        for a, b in lines:
+            painter.drawLine(a, b)
+
+    # -- gestures ----------------------------------------------------------------------------
+    def mousePressEvent(self, event) -> None:
+        item = self.itemAt(event.scenePos(), self.views()[0].transform() if self.views() else QTransform())
+        if event.button() == Qt.MouseButton.LeftButton and isinstance(item, PortItem) and item.output:
+            path = QGraphicsPathItem()
+            path.setPen(temp_pen(self.theme))
+            path.setZValue(5)
+            self.addItem(path)
+            self._connecting = (item.node_item, path)
+            event.accept()
+            return
+        super().mousePressEvent(event)
+        self._press_positions = {i.node_id: self._graph.nodes[i.node_id].position
+                                 for i in self.selectedItems() if isinstance(i, NodeItem)}
+
+    def mouseMoveEvent(self, event) -> None:
+        if self._connecting is not None:
+            source, path = self._connecting
+            end = event.scenePos()
+            port = self._input_port_at(end)
+            if self._hover_port is not port:
+                if self._hover_port is not None:
+                    self._hover_port.set_hovered(False)
+                self._hover_port = port
+                if port is not None:
+                    port.set_hovered(True)
+            path.setPath(edge_path(source.output_pos(), port.scenePos() if port else end))
+            event.accept()
+            return
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event) -> None:
+        if self._connecting is not None:
+            source, path = self._connecting
+            self._connecting = None
+            self.removeItem(path)
+            if self._hover_port is not None:
+                self._hover_port.set_hovered(False)
+                self._hover_port = None
+            self.connect_at(source.node_id, event.scenePos())
+            event.accept()
+            return
+        super().mouseReleaseEvent(event)
+        self._commit_moves()
+
+    def _input_port_at(self, pos: QPointF) -> PortItem | None:
+        for item in self.items(pos):
+            if isinstance(item, PortItem) and not item.output:
+                return item
+            if isinstance(item, NodeItem):  # over a node: its first free input slot
+                return self._first_free_port(item)
+        return None
+
+    def _first_free_port(self, item: NodeItem) -> PortItem | None:
+        used = {e.target_port for e in self._touching[item.node_id] if e.target == item.node_id}
+        for port in item.inputs:
+            if port.index not in used:
+                return port
+        return item.inputs[0] if item.inputs else None
+
+    def connect_at(self, source: str, pos: QPointF) -> bool:
+        """Connect ``source`` to the input slot at ``pos`` (a port, or a node's first free
+        slot); a refused connection says why through ``message``. True when connected."""
+        port = self._input_port_at(pos)
+        if port is None:
+            return False
+        target = port.node_item.node_id
+        if not port.node_item.inputs:
+            self.message.emit(f"{target!r} takes no inputs")
+            return False
+        problem = self._graph.connection_problem(source, target, port.index)
+        if problem:
+            self.message.emit(f"Cannot connect: {problem}")
+            return False
+        self.doc.undo_stack.push(Connect(self.doc, Edge(source, target, port.index)))
+        return True
+
+    def _commit_moves(self) -> None:
+        moves = {}
+        for node_id, old in self._press_positions.items():
+            item = self.nodes.get(node_id)
+            if item is None:
+                continue
+            new = (round(item.pos().x(), 1), round(item.pos().y(), 1))
+            if old is None or (abs(old[0] - new[0]) > 0.01 or abs(old[1] - new[1]) > 0.01):
+                moves[node_id] = (old, new)
+        self._press_positions = {}
+        if moves:
+            self.doc.undo_stack.push(MoveNodes(self.doc, moves))
+            self._grow_scene_rect()
+
+    def selected_node_ids(self) -> list[str]:
+        return [i.node_id for i in self.selectedItems() if isinstance(i, NodeItem)]
+
+    def selected_edges(self) -> list[Edge]:
+        return [i.edge for i in self.selectedItems() if isinstance(i, EdgeItem)]
+
+    def select_nodes(self, ids) -> None:
+        self.clearSelection()
+        for node_id in ids:
+            if node_id in self.nodes:
+                self.nodes[node_id].setSelected(True)
+
+    def nodes_rect(self) -> QRectF:
+        rect = QRectF()
+        for item in self.nodes.values():
+            rect = rect.united(item.sceneBoundingRect())
+        return rect if not rect.isNull() else QRectF(-NODE_W, -NODE_H, NODE_W * 3, NODE_H * 3)

@@ -1,0 +1,137 @@
+"""Edit operations on the canvas selection, each pushed as one undoable command."""
+
+from __future__ import annotations
+
+import json
+
+from PySide6.QtCore import QPointF
+from PySide6.QtWidgets import QApplication
+
+from ..engine.graph import Edge, Node
+from ..engine.layers import get_spec
+from ..engine.layout import layered_layout
+from .canvas.items import NODE_H, NODE_W
+from .canvas.scene import CanvasScene
+from .commands import AddItems, MoveNodes, RemoveItems, SetParams
+from .document import Document
+
+CLIPBOARD_KEY = "netcanvas-layers"
+
+# values a new node starts with for the parameters it must be given
+STARTING_VALUES = {"shape": [1, 28, 28], "out_features": 10, "out_channels": 8, "kernel_size": 3,
+                   "output_size": 1, "hidden_size": 32, "num_embeddings": 100, "embedding_dim": 16}
+
+
+def new_node_params(type_name: str) -> dict:
+    spec = get_spec(type_name)
+    params = {}
+    for p in spec.params:
+        if p.required:
+            params[p.name] = [-1] if (type_name, p.name) == ("Reshape", "shape") else STARTING_VALUES[p.name]
+    return params
+
+
+class Editor:
+    """The edit menu's operations, on a document shown in a scene."""
+
+    def __init__(self, doc: Document, scene: CanvasScene):
+        self.doc, self.scene = doc, scene
+
+    @property
+    def graph(self):
+        return self.doc.graph
+
+    def add_layer(self, type_name: str, pos: QPointF | None = None, connect_from: str | None = None) -> str:
+        """Add a layer centred at ``pos``; with ``connect_from``, fed by that node. Returns its id."""
+        prefix = {"Input": "input", "Linear": "fc"}.get(type_name, type_name.lower())
+        node_id = self.graph.unique_id(prefix)
+        if pos is None:
+            pos = QPointF(0, 0)
+        node = Node(node_id, type_name, new_node_params(type_name),
+                    (round(pos.x() - NODE_W / 2, 1), round(pos.y() - NODE_H / 2, 1)))
+        edges = []
+        if connect_from and connect_from in self.graph.nodes and get_spec(type_name).max_inputs != 0:
+            edges.append(Edge(connect_from, node_id, 0))
+        self.doc.undo_stack.push(AddItems(self.doc, [node], edges))
+        self.scene.select_nodes([node_id])
+        return node_id
+
+    def delete_selection(self) -> None:
+        nodes, edges = self.scene.selected_node_ids(), self.scene.selected_edges()
+        if nodes or edges:
+            what = f"Delete {len(nodes) + len(edges)} items" if len(nodes) + len(edges) > 1 else "Delete"
+            self.doc.undo_stack.push(RemoveItems(self.doc, nodes, edges, what))
+
+    def copy(self) -> bool:
+        ids = set(self.scene.selected_node_ids())
+        if not ids:
+            return False
+        nodes = [{"id": n.id, "type": n.type, "params": n.params, "position": list(n.position or (0, 0))}
+                 for n in self.graph.nodes.values() if n.id in ids]
+        edges = [{"source": e.source, "target": e.target, "target_port": e.target_port}
+                 for e in self.graph.edges if e.source in ids and e.target in ids]
+        # plain text, not a QMimeData of our own: PySide and the clipboard would both own it
+        # and free it twice at exit; the marker key tells our JSON from any other text
+        QApplication.clipboard().setText(json.dumps({CLIPBOARD_KEY: 1, "nodes": nodes, "edges": edges}))
+        return True
+
+    def cut(self) -> None:
+        if self.copy():
+            self.delete_selection()
+
+    def paste(self, offset: float = 40.0) -> list[str]:
+        """Paste copied layers (and the edges among them) with fresh ids, offset a little."""
+        try:
+            data = json.loads(QApplication.clipboard().text())
+            if not isinstance(data, dict) or data.get(CLIPBOARD_KEY) != 1:
+                return []
+            return self._insert(data, offset)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return []
+
+    def duplicate(self) -> list[str]:
+        ids = set(self.scene.selected_node_ids())
+        nodes = [{"id": n.id, "type": n.type, "params": n.params, "position": list(n.position or (0, 0))}
+                 for n in self.graph.nodes.values() if n.id in ids]
+        edges = [{"source": e.source, "target": e.target, "target_port": e.target_port}
+                 for e in self.graph.edges if e.source in ids and e.target in ids]
+        return self._insert({"nodes": nodes, "edges": edges}, 40.0) if nodes else []
+
+    def _insert(self, data: dict, offset: float) -> list[str]:
+        renamed: dict[str, str] = {}
+        nodes = []
+        taken = set(self.graph.nodes)
+        for raw in data["nodes"]:
+            if get_spec(raw["type"]) is None:
+                continue
+            base = raw["id"].rstrip("0123456789") or "node"
+            new_id = self.graph.unique_id(base)
+            while new_id in taken:
+                new_id = new_id + "_"
+            taken.add(new_id)
+            renamed[raw["id"]] = new_id
+            x, y = raw.get("position") or (0, 0)
+            nodes.append(Node(new_id, raw["type"], dict(raw.get("params", {})), (x + offset, y + offset)))
+        edges = [Edge(renamed[e["source"]], renamed[e["target"]], int(e.get("target_port", 0)))
+                 for e in data.get("edges", []) if e["source"] in renamed and e["target"] in renamed]
+        if nodes:
+            self.doc.undo_stack.push(AddItems(self.doc, nodes, edges, f"Paste {len(nodes)} layers"))
+            self.scene.select_nodes([n.id for n in nodes])
+        return [n.id for n in nodes]
+
+    def select_all(self) -> None:
+        for item in self.scene.nodes.values():
+            item.setSelected(True)
+        for item in self.scene.edges.values():
+            item.setSelected(True)
+
+    def auto_layout(self) -> None:
+        positions = layered_layout(self.graph)
+        moves = {i: (self.graph.nodes[i].position, p) for i, p in positions.items()
+                 if self.graph.nodes[i].position != p}
+        if moves:
+            self.doc.undo_stack.push(MoveNodes(self.doc, moves, "Layout"))
+
+    def set_params(self, node_id: str, params: dict) -> None:
+        if node_id in self.graph.nodes and self.graph.nodes[node_id].params != params:
+            self.doc.undo_stack.push(SetParams(self.doc, node_id, params))

@@ -1,0 +1,272 @@
+"""The inspector: a form for the selected node, generated from its layer's parameter schema.
+
+It shows the node and reports edits; it never keeps parameter values of its own. The window
+calls ``set_node`` when the selection changes and ``refresh`` after the model changes; a
+valid edit is announced as ``params_edited(node_id, params)`` with the node's complete new
+explicit parameters, which the window turns into an undoable command. Text that does not
+parse or that ``Param.check`` refuses is marked in place and not announced.
+"""
+
+from __future__ import annotations
+
+import copy
+import html
+from typing import Any
+
+from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtWidgets import (
+    QFrame,
+    QGridLayout,
+    QLabel,
+    QScrollArea,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..engine.errors import Issue
+from ..engine.graph import Node
+from ..engine.inference import Analysis
+from ..engine.layers import get_spec
+from ..engine.layers.spec import LayerSpec
+from .param_fields import MISSING, Field, error_colours, make_field, same
+
+HINT = "Select a layer to edit its parameters"
+
+
+def summary_text(shape: tuple[int, ...] | None, count: int | None) -> str:
+    """``Output [6, 24, 24] · 156 parameters``, or ``Output ?`` when the shape is unknown."""
+    if shape is None:
+        return "Output ?"
+    text = "Output [" + ", ".join(str(d) for d in shape) + "]"
+    if count is not None:
+        text += f" · {count:,} parameter" + ("" if count == 1 else "s")
+    return text
+
+
+class Inspector(QWidget):
+    """Parameter form of one node. Signal ``params_edited(node_id, params)``."""
+
+    params_edited = Signal(str, dict)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("inspector")
+        self._node: Node | None = None
+        self._spec: LayerSpec | None = None
+        self._fields: dict[str, Field] = {}
+        self._synced: dict[str, Any] = {}  # per field: the model value it last showed or sent
+        self._typing_errors: dict[str, str] = {}
+        self._issues: list[Issue] = []
+
+        self.hint = QLabel(HINT)
+        self.hint.setObjectName("inspector_hint")
+        self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.hint.setWordWrap(True)
+        self.hint.setEnabled(False)  # the palette's muted text colour
+
+        self.title = QLabel()
+        self.title.setTextFormat(Qt.TextFormat.RichText)
+        font = self.title.font()
+        font.setPointSizeF(font.pointSizeF() * 1.15)
+        self.title.setFont(font)
+        self.doc = QLabel()
+        self.doc.setWordWrap(True)
+        self.summary = QLabel()
+        self.summary.setObjectName("inspector_summary")
+        self.node_issues = QLabel()
+        self.node_issues.setObjectName("inspector_issues")
+        self.node_issues.setWordWrap(True)
+        self.node_issues.setTextFormat(Qt.TextFormat.RichText)
+        self.node_issues.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        for label in (self.title, self.doc, self.summary):
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+        line = QFrame()
+        line.setFrameShape(QFrame.Shape.HLine)
+        line.setFrameShadow(QFrame.Shadow.Sunken)
+
+        self.page = QWidget()
+        page = QVBoxLayout(self.page)
+        page.setContentsMargins(0, 0, 0, 0)
+        page.setSpacing(4)
+        for w in (self.title, self.doc, self.summary, self.node_issues):
+            page.addWidget(w)
+        page.addSpacing(2)
+        page.addWidget(line)
+        page.addWidget(self.scroll, 1)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.addWidget(self.hint, 1)  # one of the two shows at a time
+        layout.addWidget(self.page, 1)
+        self.set_node(None, None)
+
+    # -- public -----------------------------------------------------------------------
+    def node_id(self) -> str | None:
+        """The id of the node shown, or None."""
+        return self._node.id if self._node is not None else None
+
+    def field(self, name: str) -> QWidget:
+        """The editor widget of parameter ``name`` (QSpinBox, QLineEdit, QCheckBox, QComboBox)."""
+        return self._fields[name].editor
+
+    def message_label(self, name: str) -> QLabel:
+        """The label under parameter ``name`` that shows its error or warning."""
+        return self._fields[name].message
+
+    def set_node(self, node: Node | None, analysis: Analysis | None) -> None:
+        """Rebuild the form for ``node`` (None: show the hint)."""
+        self._node = node
+        self._spec = get_spec(node.type) if node is not None else None
+        self._fields = {}
+        self._synced = {}
+        self._typing_errors = {}
+        old = self.scroll.takeWidget()
+        if old is not None:  # later: an edit signal of one of its fields may still be running
+            old.deleteLater()
+        self.hint.setVisible(node is None)
+        self.page.setVisible(node is not None)
+        if node is None:
+            return
+        self.title.setText(f"<b>{html.escape(node.id)}</b>&nbsp;&nbsp;{html.escape(node.type)}")
+        self.doc.setText(self._spec.doc if self._spec else "")
+        self.doc.setVisible(bool(self.doc.text()))
+        self.scroll.setWidget(self._build_form())
+        self._sync_values(force=True)
+        self._show_analysis(analysis)
+
+    def refresh(self, node: Node | None, analysis: Analysis | None) -> None:
+        """Show ``node``'s current values, shape, count and issues. The form is rebuilt only
+        for a different node; fields already showing the model's value are left untouched
+        (focus and cursor stay where the user has them), and nothing is announced."""
+        if (node is None or self._node is None or node.id != self._node.id
+                or get_spec(node.type) is not self._spec):
+            self.set_node(node, analysis)
+            return
+        self._node = node
+        self._sync_values(force=False)
+        self._show_analysis(analysis)
+
+    # -- building ---------------------------------------------------------------------
+    def _build_form(self) -> QWidget:
+        form = QWidget()
+        form.setObjectName("inspector_form")
+        grid = QGridLayout(form)
+        grid.setContentsMargins(0, 6, 4, 6)
+        grid.setHorizontalSpacing(10)
+        grid.setVerticalSpacing(8)
+        params = self._spec.params if self._spec else ()
+        for row, param in enumerate(params):
+            field = make_field(param, lambda name=param.name: self._field_edited(name))
+            self._fields[param.name] = field
+            label = QLabel(param.name)
+            label.setBuddy(field.editor)
+            label.setToolTip(field.editor.toolTip())
+            # as tall as the editor, so the name lines up with it and not with its message
+            label.setMinimumHeight(field.row_height())
+            label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+            grid.addWidget(label, row, 0, Qt.AlignmentFlag.AlignTop)
+            grid.addWidget(field.container, row, 1, Qt.AlignmentFlag.AlignTop)
+        if not params and self._spec is not None:
+            none = QLabel("This layer has no parameters.")
+            none.setEnabled(False)
+            grid.addWidget(none, 0, 0, 1, 2)
+        grid.setColumnStretch(1, 1)
+        grid.setRowStretch(max(len(params), 1), 1)
+        form.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+        return form
+
+    # -- model to widgets -------------------------------------------------------------
+    def _model_value(self, name: str) -> Any:
+        param, given = self._spec.param_index[name], self._explicit()
+        if name in given:
+            return given[name]
+        return MISSING if param.required else param.default
+
+    def _explicit(self) -> dict[str, Any]:
+        """The node's explicit parameters (a file may hold something else: its issue says so)."""
+        params = self._node.params
+        return params if isinstance(params, dict) else {}
+
+    def _sync_values(self, force: bool) -> None:
+        for name, field in self._fields.items():
+            value = self._model_value(name)
+            if not force and name in self._synced and same(self._synced[name], value):
+                continue  # the model did not change here: keep whatever the user is typing
+            self._synced[name] = value
+            self._typing_errors.pop(name, None)
+            if not force:
+                try:
+                    if same(field.value(), value):
+                        continue
+                except ValueError:
+                    pass
+            field.show_value(value)
+
+    def _show_analysis(self, analysis: Analysis | None) -> None:
+        node_id = self._node.id
+        self._issues = analysis.issues_for(node_id) if analysis is not None else []
+        shape = analysis.shapes.get(node_id) if analysis is not None else None
+        count = analysis.param_counts.get(node_id) if analysis is not None else None
+        self.summary.setText(summary_text(shape, count))
+        self._show_issues()
+
+    def _show_issues(self, restyle: bool = False) -> None:
+        red, amber = error_colours(self.palette())
+        lines = []
+        for issue in self._issues:
+            if issue.param not in self._fields:
+                colour = red if issue.severity == "error" else amber
+                prefix = "" if issue.severity == "error" else "Warning: "
+                lines.append(f'<span style="color:{colour}">{html.escape(prefix + issue.message, quote=False)}</span>')
+        self.node_issues.setText("<br>".join(lines))
+        self.node_issues.setVisible(bool(lines))
+        for name in self._fields:
+            self._show_message(name, restyle)
+
+    def _show_message(self, name: str, restyle: bool = False) -> None:
+        field = self._fields[name]
+        colours = error_colours(self.palette())
+        if name in self._typing_errors:
+            field.set_message(self._typing_errors[name], "error", colours, restyle)
+            return
+        issues = [i for i in self._issues if i.param == name]
+        severity = "error" if any(i.severity == "error" for i in issues) else "warning"
+        field.set_message("\n".join(i.message for i in issues), severity if issues else None,
+                          colours, restyle)
+
+    # -- widgets to model -------------------------------------------------------------
+    def _field_edited(self, name: str) -> None:
+        field, node = self._fields.get(name), self._node
+        if field is None or node is None:
+            return
+        try:
+            value = field.value()
+        except ValueError as e:
+            self._typing_errors[name] = str(e)
+            self._show_message(name)
+            return
+        self._typing_errors.pop(name, None)
+        self._show_message(name)
+        self._synced[name] = value
+        given = self._explicit()
+        if name in given and same(given[name], value):
+            return  # back to what the model holds: nothing to announce
+        params = copy.deepcopy(given)
+        params[name] = value
+        self.params_edited.emit(node.id, params)
+
+    # -- style ------------------------------------------------------------------------
+    def changeEvent(self, event: QEvent) -> None:
+        # No style sheet on the form itself: it would pin every child to the palette of the
+        # moment. Only error colours are picked here, again when the palette changes.
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            if self._node is not None:
+                self._show_issues(restyle=True)
+        super().changeEvent(event)

@@ -1,0 +1,341 @@
+"""The main window: canvas in the middle, palette, inspector, issues and history docked
+around it, menus and shortcuts as Qt users expect. It wires views to the document; the
+work itself lives in the document, the commands, the scene and the editor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QPointF, QSettings, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox,
+                               QUndoView)
+
+from .. import __version__
+from ..engine.errors import NetCanvasError
+from ..engine.examples import list_examples
+from ..engine.layout import layered_layout
+from ..engine.project import SUFFIX, Project, load_project
+from .canvas.items import NODE_H
+from .canvas.scene import CanvasScene
+from .canvas.view import CanvasView
+from .document import Document
+from .editing import Editor
+from .inspector import Inspector
+from .issues import IssuesList
+from .palette import Palette
+from .recovery import Autosaver, forget, pending_recoveries
+
+MAX_RECENT = 8
+FILE_FILTER = f"NetCanvas projects (*{SUFFIX} *.json);;All files (*)"
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, project: Project | None = None, settings: QSettings | None = None):
+        super().__init__()
+        self.settings = settings or QSettings()
+        self.doc = Document(project, self)
+        self.scene = CanvasScene(self.doc, self)
+        self.view = CanvasView(self.scene, self)
+        self.editor = Editor(self.doc, self.scene)
+        self.setCentralWidget(self.view)
+        self.palette = Palette(self)
+        self.inspector = Inspector(self)
+        self.issues = IssuesList(self)
+        self.history = QUndoView(self.doc.undo_stack, self)
+        self.history.setEmptyLabel("<opened>")
+        self._docks = {}
+        self._dock("palette", "Layers", self.palette, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._dock("inspector", "Inspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._dock("history", "History", self.history, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._dock("issues", "Issues", self.issues, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self._docks["inspector"], self._docks["history"])
+        self._docks["inspector"].raise_()
+        self.params_label, self.errors_label = QLabel(), QLabel()
+        self.statusBar().addPermanentWidget(self.errors_label)
+        self.statusBar().addPermanentWidget(self.params_label)
+        self._build_actions()
+        self._wire()
+        self.autosaver = Autosaver(self.doc, parent=self)
+        self.resize(1400, 880)
+        self._restore_layout()
+        self._show_analysis(self.doc.analysis)
+        self._update_title()
+
+    # -- construction ----------------------------------------------------------------------
+    def _dock(self, name: str, title: str, widget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{name}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        self._docks[name] = dock
+        return dock
+
+    def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcuts(shortcut if isinstance(shortcut, list) else [QKeySequence(shortcut)])
+        if tip:
+            action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        return action
+
+    def _build_actions(self) -> None:
+        K = QKeySequence.StandardKey
+        a = self.actions_by_name = {
+            "new": self._action("&New", self.new_file, K.New),
+            "open": self._action("&Open…", self.open_dialog, K.Open),
+            "save": self._action("&Save", self.save, K.Save),
+            "save_as": self._action("Save &As…", self.save_as, K.SaveAs),
+            "quit": self._action("&Quit", self.close, K.Quit),
+            "undo": self.doc.undo_stack.createUndoAction(self, "&Undo"),
+            "redo": self.doc.undo_stack.createRedoAction(self, "&Redo"),
+            "cut": self._action("Cu&t", self.editor.cut, K.Cut),
+            "copy": self._action("&Copy", self.editor.copy, K.Copy),
+            "paste": self._action("&Paste", self.editor.paste, K.Paste),
+            "duplicate": self._action("&Duplicate", self.editor.duplicate, "Ctrl+D"),
+            "delete": self._action("De&lete", self.editor.delete_selection,
+                                   [QKeySequence(K.Delete), QKeySequence("Backspace")]),
+            "select_all": self._action("Select &All", self.editor.select_all, K.SelectAll),
+            "zoom_in": self._action("Zoom &In", lambda: self.view.zoom_by(1.25), [QKeySequence(K.ZoomIn), QKeySequence("Ctrl+=")]),
+            "zoom_out": self._action("Zoom &Out", lambda: self.view.zoom_by(0.8), K.ZoomOut),
+            "fit": self._action("&Fit to Window", self.view.fit, "F"),
+            "layout": self._action("Auto &Layout", self.editor.auto_layout, "Ctrl+L",
+                                   "Arrange the layers top to bottom"),
+            "about": self._action("&About NetCanvas", self.about),
+        }
+        a["undo"].setShortcuts([QKeySequence(K.Undo)])
+        a["redo"].setShortcuts([QKeySequence(K.Redo), QKeySequence("Ctrl+Shift+Z")])
+        for action in a.values():
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        # keys that also mean something while typing in a field act only on the canvas
+        for name in ("delete", "fit", "cut", "copy", "paste", "select_all"):
+            a[name].setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            self.view.addAction(a[name])
+        menu = self.menuBar()
+        file_menu = menu.addMenu("&File")
+        file_menu.addActions([a["new"], a["open"]])
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self.examples_menu = file_menu.addMenu("&Examples")
+        for ex in list_examples():
+            self.examples_menu.addAction(ex.title, lambda p=ex.path: self.open_file(p, example=True))
+        file_menu.addSeparator()
+        file_menu.addActions([a["save"], a["save_as"]])
+        file_menu.addSeparator()
+        file_menu.addAction(a["quit"])
+        edit = menu.addMenu("&Edit")
+        edit.addActions([a["undo"], a["redo"]])
+        edit.addSeparator()
+        edit.addActions([a["cut"], a["copy"], a["paste"], a["duplicate"], a["delete"]])
+        edit.addSeparator()
+        edit.addAction(a["select_all"])
+        view = menu.addMenu("&View")
+        view.addActions([a["zoom_in"], a["zoom_out"], a["fit"], a["layout"]])
+        view.addSeparator()
+        for dock in self._docks.values():
+            view.addAction(dock.toggleViewAction())
+        menu.addMenu("&Help").addAction(a["about"])
+        bar = self.addToolBar("Main")
+        bar.setObjectName("toolbar_main")
+        bar.addActions([a["new"], a["open"], a["save"]])
+        bar.addSeparator()
+        bar.addActions([a["undo"], a["redo"]])
+        bar.addSeparator()
+        bar.addActions([a["fit"], a["layout"]])
+        self._fill_recent()
+
+    def _wire(self) -> None:
+        self.doc.analyzed.connect(self._show_analysis)
+        self.doc.dirty_changed.connect(lambda _: self._update_title())
+        self.doc.path_changed.connect(lambda _: self._update_title())
+        self.scene.selectionChanged.connect(self._selection_changed)
+        self.scene.message.connect(lambda text: self.statusBar().showMessage(text, 6000))
+        self.view.layer_dropped.connect(lambda t, pos: self.editor.add_layer(t, pos))
+        self.palette.layer_activated.connect(self._add_from_palette)
+        self.inspector.params_edited.connect(self.editor.set_params)
+        self.issues.node_chosen.connect(self.focus_node)
+
+    # -- reacting ----------------------------------------------------------------------------
+    def _show_analysis(self, a) -> None:
+        errors = len(a.errors)
+        self.params_label.setText(f"{a.total_params:,} parameters")
+        self.errors_label.setText("no errors" if not errors else f"{errors} error" + ("s" if errors > 1 else ""))
+        self.errors_label.setStyleSheet("" if not errors else f"color: {self.scene.theme.error.name()}")
+        self.issues.show_analysis(a)
+        ids = self.scene.selected_node_ids()
+        node = self.doc.graph.nodes.get(ids[0]) if len(ids) == 1 else None
+        self.inspector.refresh(node, a) if node else self.inspector.set_node(None, a)
+
+    def _selection_changed(self) -> None:
+        ids = self.scene.selected_node_ids()
+        node = self.doc.graph.nodes.get(ids[0]) if len(ids) == 1 else None
+        self.inspector.set_node(node, self.doc.analysis)
+
+    def _add_from_palette(self, type_name: str) -> None:
+        """Double-click / Enter in the palette: below the selected layer, fed by it."""
+        ids = self.scene.selected_node_ids()
+        if len(ids) == 1:
+            item = self.scene.nodes[ids[0]]
+            pos = item.sceneBoundingRect().center() + QPointF(0, NODE_H + 50)
+            self.editor.add_layer(type_name, pos, connect_from=ids[0])
+        else:
+            self.editor.add_layer(type_name, self.view.mapToScene(self.view.viewport().rect().center()))
+
+    def focus_node(self, node_id: str) -> None:
+        if node_id in self.scene.nodes:
+            self.scene.select_nodes([node_id])
+            self.view.centerOn(self.scene.nodes[node_id])
+
+    def _update_title(self) -> None:
+        path = self.doc.project.path
+        name = path.name if path else "Untitled"
+        self.setWindowTitle(f"{name}[*] — {self.doc.project.name} — NetCanvas")
+        self.setWindowModified(self.doc.dirty)
+
+    # -- files -------------------------------------------------------------------------------
+    def set_project(self, project: Project) -> None:
+        """Show ``project``, laying out nodes that have no position."""
+        missing = [n for n in project.graph.nodes.values() if n.position is None]
+        if missing:
+            for node_id, pos in layered_layout(project.graph).items():
+                node = project.graph.nodes[node_id]
+                if node.position is None:
+                    node.position = pos
+        self.autosaver.discard()
+        self.doc.set_project(project)
+        self.view.fit()
+        self._update_title()
+
+    def new_file(self) -> None:
+        if self.maybe_save():
+            self.set_project(Project(name="Untitled"))
+
+    def open_dialog(self) -> None:
+        if not self.maybe_save():
+            return
+        start = str(Path(self.doc.project.path).parent) if self.doc.project.path else str(Path.home())
+        path, _ = QFileDialog.getOpenFileName(self, "Open project", start, FILE_FILTER)
+        if path:
+            self.open_file(path, ask=False)
+
+    def open_file(self, path, example: bool = False, ask: bool = True) -> bool:
+        """Open a project file; a file that fails to load shows the engine's message and
+        leaves the current document as it was. Examples open as untitled copies."""
+        if ask and not self.maybe_save():
+            return False
+        try:
+            if str(path).endswith(".onnx"):
+                raise NetCanvasError("ONNX import is not available in this version yet", str(path))
+            project = load_project(path)
+        except NetCanvasError as e:
+            self.show_error("Cannot open the file", str(e))
+            return False
+        if example:
+            project.path = None
+        self.set_project(project)
+        if not example:
+            self._remember(str(Path(path).resolve()))
+        self.statusBar().showMessage(f"Opened {project.name}", 4000)
+        return True
+
+    def save(self) -> bool:
+        if self.doc.project.path is None:
+            return self.save_as()
+        return self._save_to(self.doc.project.path)
+
+    def save_as(self) -> bool:
+        start = str(self.doc.project.path or Path.home() / ("network" + SUFFIX))
+        path, _ = QFileDialog.getSaveFileName(self, "Save project", start, FILE_FILTER)
+        if not path:
+            return False
+        if not path.endswith(".json"):
+            path += SUFFIX
+        return self._save_to(Path(path))
+
+    def _save_to(self, path: Path) -> bool:
+        try:
+            self.doc.save(path)
+        except (OSError, NetCanvasError) as e:
+            self.show_error("Cannot save", f"{path}: {e}")
+            return False
+        self.autosaver.discard()
+        self._remember(str(Path(path).resolve()))
+        self.statusBar().showMessage(f"Saved {path}", 4000)
+        return True
+
+    def maybe_save(self) -> bool:
+        """Ask about unsaved changes; False when the user cancels."""
+        if not self.doc.dirty:
+            return True
+        answer = QMessageBox.question(
+            self, "Unsaved changes", f"Save the changes to {self.doc.project.name!r}?",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Save)
+        if answer == QMessageBox.StandardButton.Save:
+            return self.save()
+        return answer == QMessageBox.StandardButton.Discard
+
+    def show_error(self, title: str, message: str) -> None:
+        box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.last_error = message
+        box.open()
+        self._error_box = box
+
+    def offer_recoveries(self) -> None:
+        for rec in pending_recoveries():
+            answer = QMessageBox.question(
+                self, "Recover unsaved work",
+                f"NetCanvas closed unexpectedly while {rec.name!r} had unsaved changes"
+                + (f" ({rec.original})" if rec.original else "") + ". Recover them?")
+            if answer == QMessageBox.StandardButton.Yes:
+                try:
+                    project = load_project(rec.path)
+                except NetCanvasError as e:
+                    self.show_error("Cannot recover", str(e))
+                    continue
+                project.path = Path(rec.original) if rec.original else None
+                self.set_project(project)
+                self.doc.undo_stack.resetClean()  # recovered work is unsaved work
+                self._update_title()
+            forget(rec)
+            break
+
+    def _remember(self, path: str) -> None:
+        recent = [p for p in self._recent() if p != path]
+        self.settings.setValue("recent_files", [path] + recent[: MAX_RECENT - 1])
+        self._fill_recent()
+
+    def _recent(self) -> list[str]:
+        value = self.settings.value("recent_files", [])
+        return [value] if isinstance(value, str) else list(value or [])
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for path in self._recent():
+            self.recent_menu.addAction(path, lambda p=path: self.open_file(p))
+        self.recent_menu.setEnabled(bool(self._recent()))
+
+    # -- window ------------------------------------------------------------------------------
+    def _restore_layout(self) -> None:
+        geometry, state = self.settings.value("window/geometry"), self.settings.value("window/state")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if not self.maybe_save():
+            event.ignore()
+            return
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.autosaver.discard()
+        event.accept()
+
+    def about(self) -> None:
+        import torch
+
+        QMessageBox.about(self, "About NetCanvas",
+                          f"<b>NetCanvas {__version__}</b><br>Design, train, inspect and export neural "
+                          f"networks.<br>torch {torch.__version__}")

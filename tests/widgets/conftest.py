@@ -1,0 +1,39 @@
+"""Widgets under test: a real main window, isolated from the user's settings and files."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QSettings, QStandardPaths
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path, monkeypatch):
+    """QSettings and QStandardPaths in test mode write under ~/.qttest, never the user's
+    real configuration; a fresh folder per test keeps tests apart."""
+    QStandardPaths.setTestModeEnabled(True)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    yield
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    from app.widgets.main_window import MainWindow
+
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(settings=settings)
+    # pytest-qt closes widgets before fixture teardown: drop unsaved changes first, or
+    # closing would ask "save changes?" in a modal box nobody answers
+    qtbot.addWidget(w, before_close_func=lambda widget: widget.doc.undo_stack.setClean())
+    w.resize(1200, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    return w
+
+
+@pytest.fixture
+def lenet(window):
+    from app.engine.examples import example_path
+
+    assert window.open_file(example_path("lenet5"), example=True, ask=False)
+    return window

@@ -55,6 +55,8 @@ def compile_graph(
         raise GraphError(a.errors)
     root = modules if modules is not None else build_modules(graph, a)
     out_id = output or a.output
+    if out_id not in graph.nodes:
+        raise ValueError(f"there is no node {out_id!r} to take the output from")
     needed = _ancestors(a, out_id)
 
     g = fx.Graph()

@@ -64,6 +64,35 @@ class Concat(nn.Module):
         return f"dim={self.dim}"
 
 
+def _same_padding(base: type[nn.Module]) -> type[nn.Module]:
+    """A convolution with "same" padding done by an explicit ``F.pad``: torch pads an
+    even window one extra on the right and bottom; this does the same, without its warning."""
+
+    class SamePadding(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.padding = (0,) * len(self.kernel_size)
+            self._reversed_padding_repeated_twice = [0, 0] * len(self.kernel_size)
+            pads = []
+            for k, d in reversed(list(zip(self.kernel_size, self.dilation))):
+                total = d * (k - 1)
+                pads += [total // 2, total - total // 2]
+            self.same_pads = tuple(pads)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return super().forward(torch.nn.functional.pad(x, self.same_pads))
+
+        def extra_repr(self) -> str:
+            return super().extra_repr() + ', padding="same"'
+
+    SamePadding.__name__ = SamePadding.__qualname__ = base.__name__
+    return SamePadding
+
+
+SameConv1d = _same_padding(nn.Conv1d)
+SameConv2d = _same_padding(nn.Conv2d)
+
+
 class Embedding(nn.Embedding):
     """``[N, *S] -> [N, *S, embedding_dim]``; float inputs holding indices are cast."""
 

@@ -26,6 +26,10 @@ VERSION = 1
 SUFFIX = ".netcanvas.json"
 TOP_KEYS = ("format", "version", "name", "graph", "dataset", "training", "editor")
 
+# keys NetCanvas adds to format version 1 (documented in docs/FORMAT_EXTENSIONS.md): written
+# only when they differ from their default, so files that don't use them stay plain version 1
+EXTENSIONS = {"target": "labels"}
+
 # MIGRATIONS[n] turns a version-n document into a version-(n+1) one. Version 1 is the
 # first, so there is none yet; a future format adds its step here.
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
@@ -290,7 +294,8 @@ def project_to_dict(project: Project) -> dict[str, Any]:
                             "graph": {"nodes": nodes, "edges": edges},
                             "dataset": {k: v for k, v in project.dataset.items() if v is not None},
                             "training": {k: v for k, v in project.training.items()
-                                         if v is not None or k in ("schedule", "early_stopping_patience")}}
+                                         if (v is not None or k in ("schedule", "early_stopping_patience"))
+                                         and not (k in EXTENSIONS and v == EXTENSIONS[k])}}
     if project.editor is not None:
         data["editor"] = project.editor
     return data

@@ -651,8 +651,6 @@ def random_graphs(draw):
     return g
 
 
-# torch warns (once per process) that "same" padding with an even kernel pads a copy
-@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths:UserWarning")
 @settings(max_examples=250, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(random_graphs())

@@ -6,6 +6,7 @@ from math import floor, prod
 
 from torch import nn
 
+from .. import modules
 from ..params import Param, pair
 from .helpers import fmt, need_rank
 from .spec import LayerSpec, ShapeError
@@ -72,11 +73,18 @@ def _conv_count(shapes, p):
 
 
 def _conv_build(ndim):
-    cls = {1: nn.Conv1d, 2: nn.Conv2d}[ndim]
-
     def build(shapes, p):
+        padding = p["padding"]
+        cls = {1: nn.Conv1d, 2: nn.Conv2d}[ndim]
+        if padding == "same":
+            k = _sizes(p["kernel_size"], ndim, "kernel_size")
+            d = _sizes(p["dilation"], ndim, "dilation")
+            if any((di * (ki - 1)) % 2 for ki, di in zip(k, d)):
+                # an even window cannot be padded alike on both sides: pad explicitly
+                # (torch's own "same" warns about this case on every new process)
+                cls = {1: modules.SameConv1d, 2: modules.SameConv2d}[ndim]
         return cls(shapes[0][0], p["out_channels"], _tuple(p["kernel_size"]), _tuple(p["stride"]),
-                   p["padding"] if p["padding"] == "same" else _tuple(p["padding"]),
+                   padding if padding == "same" else _tuple(padding),
                    _tuple(p["dilation"]), p["groups"], p["bias"])
 
     return build

@@ -8,11 +8,11 @@ from PySide6.QtCore import QSettings, QStandardPaths
 
 @pytest.fixture(autouse=True)
 def isolated_settings(tmp_path, monkeypatch):
-    """QSettings and QStandardPaths in test mode write under ~/.qttest, never the user's
-    real configuration; a fresh folder per test keeps tests apart."""
-    QStandardPaths.setTestModeEnabled(True)
+    """Application data (recovery files) and settings go to a fresh folder per test, never
+    to the user's real ones (QStandardPaths reads the XDG variables on every call)."""
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    assert str(tmp_path) in QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
     yield
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import QStyle, QTreeWidget, QTreeWidgetItem
 
 from ..engine.inference import Analysis
@@ -22,6 +22,9 @@ class IssuesList(QTreeWidget):
         self.setColumnWidth(0, 150)
         self.itemClicked.connect(self._clicked)
         self.itemActivated.connect(self._clicked)
+
+    def sizeHint(self) -> QSize:
+        return QSize(600, 110)
 
     def show_analysis(self, a: Analysis) -> None:
         self.clear()

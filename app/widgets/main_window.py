@@ -323,6 +323,16 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         if isinstance(state, QByteArray):
             self.restoreState(state)
+        else:
+            self._first_show = True
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if getattr(self, "_first_show", False):  # first run: the canvas gets the room
+            self._first_show = False
+            self.resizeDocks([self._docks["issues"]], [120], Qt.Orientation.Vertical)
+            self.resizeDocks([self._docks["palette"], self._docks["inspector"]], [200, 300],
+                             Qt.Orientation.Horizontal)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self.maybe_save():

@@ -122,6 +122,17 @@ class CanvasView(QGraphicsView):
             return True
         return super().focusNextPrevChild(forward)
 
+    def drawForeground(self, painter: QPainter, rect) -> None:
+        if self.scene().nodes:
+            return
+        painter.save()
+        painter.resetTransform()
+        painter.setPen(self.scene().theme.dim_text)
+        painter.drawText(self.viewport().rect(), Qt.AlignmentFlag.AlignCenter,
+                         "Drag layers here from the palette, or press Tab to add one.\n"
+                         "File > Examples holds ready-made networks.")
+        painter.restore()
+
     # -- palette drops -----------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasFormat(LAYER_MIME):

@@ -1,0 +1,62 @@
+"""Render the README's screenshots: python docs/make_screenshots.py [OUT_DIR].
+
+Runs offscreen (no display needed): the empty editor, the LeNet-5 example, and the
+residual-net example with an error (an Add of two shapes that differ) selected.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PySide6.QtCore import QSettings  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from app.engine.examples import example_path  # noqa: E402
+from app.engine.project import Project  # noqa: E402
+from app.widgets.main_window import MainWindow  # noqa: E402
+
+
+def render(window: MainWindow, app: QApplication, out: Path) -> None:
+    for _ in range(3):
+        app.processEvents()
+    window.grab().save(str(out))
+    print(out)
+
+
+def main() -> None:
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "images")
+    out.mkdir(parents=True, exist_ok=True)
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    scratch = tempfile.mkdtemp()  # fresh settings: the first-run layout, not a remembered one
+    settings = QSettings(str(Path(scratch) / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(settings=settings)
+    window.resize(1400, 860)
+    window.show()
+
+    window.set_project(Project(name="Untitled"))
+    render(window, app, out / "empty.png")
+
+    window.open_file(example_path("lenet5"), example=True, ask=False)
+    window.scene.select_nodes(["conv2"])
+    window.view.fit()
+    render(window, app, out / "lenet5.png")
+
+    window.open_file(example_path("resnet"), example=True, ask=False)
+    window.editor.set_params("b2_conv2", {"out_channels": 8, "kernel_size": 3, "padding": 1, "bias": False})
+    window.scene.select_nodes(["b2_add"])
+    window.focus_node("b2_add")
+    window.view.zoom_by(0.75 / window.view.zoom)
+    window.view.centerOn(window.scene.nodes["b2_add"])
+    render(window, app, out / "resnet_error.png")
+
+    window.doc.undo_stack.setClean()
+    window.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The training panel: data, settings, controls, and live views of a run."""

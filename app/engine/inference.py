@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import copy
 import heapq
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,6 +78,35 @@ def resolve_params(spec: LayerSpec, given: dict[str, Any]) -> tuple[dict[str, An
     return resolved, problems
 
 
+# node id -> (type, params as given, resolved, problems): the editor re-analyzes the whole
+# graph on every edit, and most nodes' parameters did not change since the last time
+_RESOLVED: dict[str, tuple] = {}
+
+
+def _resolve_cached(node_id: str, spec: LayerSpec, given):
+    hit = _RESOLVED.get(node_id)
+    if hit is not None and hit[0] == spec.type and _identical(hit[1], given):
+        return dict(hit[2]), hit[3]
+    resolved, problems = resolve_params(spec, given)
+    if len(_RESOLVED) > 100_000:
+        _RESOLVED.clear()
+    if isinstance(given, dict):
+        # a deep copy: the cache must not change when someone edits the node's dict in place
+        _RESOLVED[node_id] = (spec.type, copy.deepcopy(given), resolved, problems)
+    return dict(resolved), problems
+
+
+def _identical(a, b) -> bool:
+    """Equal and of the same types throughout (True == 1 in Python, not here)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_identical(v, b[k]) for k, v in a.items())
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_identical(x, y) for x, y in zip(a, b))
+    return a == b
+
+
 def analyze(graph: Graph) -> Analysis:
     """Check ``graph`` and infer every shape and parameter count it can."""
     a = Analysis()
@@ -92,7 +122,7 @@ def analyze(graph: Graph) -> Analysis:
             issues.append(Issue(node.id, None, f"unknown layer type {node.type!r}"))
             continue
         specs[node.id] = spec
-        resolved, problems = resolve_params(spec, node.params)
+        resolved, problems = _resolve_cached(node.id, spec, node.params)
         a.params[node.id] = resolved
         for param, message in problems:
             issues.append(Issue(node.id, param, message))

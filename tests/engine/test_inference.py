@@ -667,3 +667,22 @@ def test_fuzz_analyze_never_raises_and_compiled_graphs_agree(g):
     with torch.no_grad():
         out = gm(*[torch.zeros(2, *a.shapes[i]) for i in a.inputs])
     assert tuple(out.shape) == (2, *a.shapes[a.output])
+
+
+def test_the_parameter_cache_never_hides_a_change():
+    """analyze caches each node's checked parameters; an edit, in place or not, and a value
+    equal in Python but of another type (True vs 1) must still be seen."""
+    g = Graph()
+    g.add_node(Node("input", "Input", {"shape": [4]}))
+    g.add_node(Node("fc", "Linear", {"out_features": 3, "bias": True}))
+    g.add_edge(Edge("input", "fc"))
+    assert analyze(g).ok
+    g.nodes["fc"].params["bias"] = 1  # edited in place, to a wrongly typed value
+    a = analyze(g)
+    assert not a.ok and a.errors[0].param == "bias"
+    g.nodes["fc"].params["bias"] = False
+    g.nodes["fc"].params["out_features"] = 5
+    a = analyze(g)
+    assert a.ok and a.shapes["fc"] == (5,) and a.param_counts["fc"] == 20
+    g.nodes["fc"].type = "ReLU"  # same id, another type
+    assert not analyze(g).ok

@@ -123,7 +123,7 @@ def test_error_turns_the_node_red_and_lists_it(qtbot, lenet):
     window = lenet
     window.editor.set_params("conv1", {"out_channels": 6, "kernel_size": 40})
     item = window.scene.nodes["conv1"]
-    assert item.severity == "error" and "larger than" in item.toolTip()
+    assert item.severity == "error" and "larger than" in item.tooltip()
     assert window.issues.topLevelItemCount() >= 1
     first = window.issues.topLevelItem(0)
     assert first.text(0) == "conv1.kernel_size"

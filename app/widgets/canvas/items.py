@@ -48,7 +48,9 @@ class PortItem(QGraphicsItem):
         self.hovered = False
         self.setAcceptHoverEvents(True)
         self.setZValue(2)
-        self.setCursor(Qt.CursorShape.CrossCursor)
+        # the node draws its ports (inside its cached paint); a port item is only the place
+        # the mouse hits, so thousands of ports cost no Python paint calls
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents)
 
     def boundingRect(self) -> QRectF:
         r = PORT_R + 3
@@ -60,25 +62,18 @@ class PortItem(QGraphicsItem):
         return path
 
     def paint(self, painter: QPainter, option, widget=None) -> None:
-        theme = self.node_item.theme
-        r = PORT_R + (2 if self.hovered else 0)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.setPen(QPen(theme.node, 2))
-        painter.setBrush(theme.selection if self.hovered else theme.port)
-        painter.drawEllipse(QPointF(0, 0), r, r)
+        pass  # drawn by NodeItem.paint
 
     def hoverEnterEvent(self, event) -> None:
-        self.hovered = True
-        self.update()
+        self.set_hovered(True)
 
     def hoverLeaveEvent(self, event) -> None:
-        self.hovered = False
-        self.update()
+        self.set_hovered(False)
 
     def set_hovered(self, on: bool) -> None:
         if on != self.hovered:
             self.hovered = on
-            self.update()
+            self.node_item.update()
 
 
 class NodeItem(QGraphicsItem):
@@ -95,11 +90,10 @@ class NodeItem(QGraphicsItem):
         self.inputs: list[PortItem] = []
         self.output_port = PortItem(self, True)
         self.output_port.setPos(NODE_W / 2, NODE_H)
-        self.output_port.setVisible(node.type != "" and True)
         self.setFlags(QGraphicsItem.GraphicsItemFlag.ItemIsMovable
-                      | QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
-                      | QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges)
+                      | QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
         self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self.setAcceptHoverEvents(True)
         self.setZValue(1)
         self.set_input_count(self._slots_wanted(0))
 
@@ -112,6 +106,7 @@ class NodeItem(QGraphicsItem):
         return spec.max_inputs
 
     def set_input_count(self, n: int) -> None:
+        self.update()
         while len(self.inputs) < n:
             self.inputs.append(PortItem(self, False, len(self.inputs)))
         while len(self.inputs) > n:
@@ -139,14 +134,24 @@ class NodeItem(QGraphicsItem):
         if (summary, shape_text, problem, severity) == (self.summary, self.shape_text, self.problem, self.severity):
             return
         self.summary, self.shape_text, self.problem, self.severity = summary, shape_text, problem, severity
-        tip = f"<b>{self.node.type}</b> {self.node_id}<br>{shape_text}"
-        if problem:
-            tip += f"<br><span style='color:{self.theme.error.name()}'>{_escape(problem)}</span>"
-        self.setToolTip(tip)
+        if self.isUnderMouse():
+            self.setToolTip(self.tooltip())
         self.update()
 
+    def tooltip(self) -> str:
+        tip = f"<b>{self.node.type}</b> {self.node_id}<br>{_escape(self.shape_text)}"
+        if self.problem:
+            tip += f"<br><span style='color:{self.theme.error.name()}'>{_escape(self.problem)}</span>"
+        return tip
+
+    def hoverEnterEvent(self, event) -> None:
+        # built when shown: an edit that changes 1,000 nodes must not build 1,000 tooltips
+        self.setToolTip(self.tooltip())
+        super().hoverEnterEvent(event)
+
     def boundingRect(self) -> QRectF:
-        return QRectF(-3, -3, NODE_W + 6, NODE_H + 6)
+        r = PORT_R + 3
+        return QRectF(-r, -r, NODE_W + 2 * r, NODE_H + 2 * r)
 
     def paint(self, painter: QPainter, option, widget=None) -> None:
         t = self.theme
@@ -161,6 +166,11 @@ class NodeItem(QGraphicsItem):
         strip = QPainterPath()
         strip.addRoundedRect(QRectF(0, 0, 7, NODE_H), 3, 3)
         painter.fillPath(strip, t.category(self.category))
+        for port in (*self.inputs, self.output_port):
+            r = PORT_R + (2 if port.hovered else 0)
+            painter.setPen(QPen(t.node, 2))
+            painter.setBrush(t.selection if port.hovered else t.port)
+            painter.drawEllipse(port.pos(), r, r)
         lod = option.levelOfDetailFromTransform(painter.worldTransform())
         if lod < 0.35:  # far out: a box is all one can read
             return
@@ -188,11 +198,6 @@ class NodeItem(QGraphicsItem):
         painter.setPen(t.error if self.severity == "error" else t.dim_text)
         bottom = self.problem if self.severity == "error" else self.shape_text
         painter.drawText(QPointF(15, 56), sm.elidedText(bottom, Qt.TextElideMode.ElideRight, NODE_W - 22))
-
-    def itemChange(self, change, value):
-        if change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged and self.scene() is not None:
-            self.scene().node_item_moved(self)
-        return super().itemChange(change, value)
 
 
 class EdgeItem(QGraphicsPathItem):

@@ -40,11 +40,24 @@ class CanvasView(QGraphicsView):
         return self.transform().m11()
 
     def zoom_by(self, factor: float) -> None:
-        target = min(MAX_ZOOM, max(MIN_ZOOM, self.zoom * factor))
+        # far enough out to see everything, however large the graph
+        lowest = min(MIN_ZOOM, self._fit_zoom() * 0.8)
+        target = min(MAX_ZOOM, max(lowest, self.zoom * factor))
         factor = target / self.zoom
         if abs(factor - 1) > 1e-6:
             self.scale(factor, factor)
-            self.zoom_changed.emit(self.zoom)
+            self._zoomed()
+
+    def _fit_zoom(self) -> float:
+        rect = self.scene().nodes_rect()
+        view = self.viewport().rect()
+        if rect.width() <= 0 or rect.height() <= 0:
+            return MIN_ZOOM
+        return min(view.width() / rect.width(), view.height() / rect.height())
+
+    def _zoomed(self) -> None:
+        self.scene().set_zoom(self.zoom)
+        self.zoom_changed.emit(self.zoom)
 
     def fit(self) -> None:
         """Show every node (F)."""
@@ -52,7 +65,7 @@ class CanvasView(QGraphicsView):
         self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
         if self.zoom > 1.5:
             self.zoom_by(1.5 / self.zoom)
-        self.zoom_changed.emit(self.zoom)
+        self._zoomed()
 
     def wheelEvent(self, event) -> None:
         delta = event.angleDelta().y()
@@ -118,7 +131,8 @@ class CanvasView(QGraphicsView):
     def focusNextPrevChild(self, forward: bool) -> bool:
         # Tab belongs to the quick-add popup, as in node editors, not to focus traversal
         if forward and self.hasFocus():
-            self.open_quick_add()
+            if not self.scene().read_only:
+                self.open_quick_add()
             return True
         return super().focusNextPrevChild(forward)
 
@@ -147,6 +161,10 @@ class CanvasView(QGraphicsView):
             super().dragMoveEvent(event)
 
     def dropEvent(self, event) -> None:
+        if event.mimeData().hasFormat(LAYER_MIME) and self.scene().read_only:
+            self.scene().message.emit(self.scene()._read_only_reason)
+            event.ignore()
+            return
         if event.mimeData().hasFormat(LAYER_MIME):
             type_name = bytes(event.mimeData().data(LAYER_MIME)).decode("utf-8")
             if type_name in CATALOGUE:

@@ -188,7 +188,7 @@ def _epoch_line(e) -> str:
 
     val = "n/a" if e.val_loss is None else f"{e.val_loss:.4f}"
     return (f"epoch {e.epoch:>3}/{e.epochs}  loss {e.train_loss:.4f}  acc {pct(e.train_accuracy)}  "
-            f"val loss {val}  val acc {pct(e.val_accuracy)}  {e.seconds:.1f}s")
+            f"val loss {val}  val acc {pct(e.val_accuracy)}  {e.seconds:.2f}s")
 
 
 class _Progress:

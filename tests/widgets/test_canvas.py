@@ -237,3 +237,23 @@ def test_auto_layout_is_undoable(window):
     assert ys == sorted(ys) and len(set(ys)) == 3
     window.doc.undo_stack.undo()
     assert {i: n.position for i, n in window.doc.graph.nodes.items()} == before
+
+
+def test_the_canvas_follows_a_switch_to_a_dark_palette(qtbot, lenet):
+    from PySide6.QtGui import QColor, QPalette
+
+    app = QApplication.instance()
+    original = app.palette()
+    assert not lenet.scene.theme.dark
+    dark = QPalette(original)
+    for role, colour in ((QPalette.ColorRole.Window, QColor(40, 42, 46)), (QPalette.ColorRole.Base, QColor(30, 32, 36)),
+                         (QPalette.ColorRole.Text, QColor(230, 230, 230))):
+        dark.setColor(role, colour)
+    try:
+        app.setPalette(dark)
+        qtbot.waitUntil(lambda: lenet.scene.theme.dark, timeout=3000)
+        item = lenet.scene.nodes["conv1"]
+        assert item.theme.dark and lenet.scene.theme.background.lightness() < 100
+    finally:
+        app.setPalette(original)
+    qtbot.waitUntil(lambda: not lenet.scene.theme.dark, timeout=3000)

@@ -218,6 +218,11 @@ class EdgeItem(QGraphicsPathItem):
         self.label.setZValue(3)
         self._label_text = ""
 
+    def set_theme(self, theme: Theme) -> None:
+        self.theme = theme
+        self.setPen(QPen(theme.edge, 1.8))
+        self.label.setBrush(QBrush(theme.dim_text))
+
     def set_label(self, text: str) -> None:
         if text != self._label_text:
             self._label_text = text

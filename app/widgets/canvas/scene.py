@@ -329,6 +329,19 @@ class CanvasScene(QGraphicsScene):
             self.doc.undo_stack.push(MoveNodes(self.doc, moves))
             self._grow_scene_rect()
 
+    def follow_palette(self) -> None:
+        theme = current_theme()
+        if theme == self.theme:
+            return
+        self.theme = theme
+        for item in self.nodes.values():
+            item.theme = theme
+            item.update()
+        for item in self.edges.values():
+            item.set_theme(theme)
+        self._refresh_overview()
+        self.update()
+
     # -- level of detail -------------------------------------------------------------------
     def set_zoom(self, zoom: float) -> None:
         """The view's zoom: far out, draw the graph as two paths instead of thousands of

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, Qt, Signal
 from PySide6.QtGui import QKeySequence, QPainter
 from PySide6.QtWidgets import QCompleter, QGraphicsView, QLineEdit
 
@@ -135,6 +135,11 @@ class CanvasView(QGraphicsView):
                 self.open_quick_add()
             return True
         return super().focusNextPrevChild(forward)
+
+    def changeEvent(self, event) -> None:
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            self.scene().follow_palette()  # the system switched between light and dark
+        super().changeEvent(event)
 
     def drawForeground(self, painter: QPainter, rect) -> None:
         if self.scene().nodes:

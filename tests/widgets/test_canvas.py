@@ -257,3 +257,20 @@ def test_the_canvas_follows_a_switch_to_a_dark_palette(qtbot, lenet):
     finally:
         app.setPalette(original)
     qtbot.waitUntil(lambda: not lenet.scene.theme.dark, timeout=3000)
+
+
+def test_select_an_edge_by_clicking_it_and_delete_it(qtbot, lenet):
+    window = lenet
+    edge = Edge("fc1", "relu3", 0)
+    item = window.scene.edges[edge]
+    middle = item.path().pointAtPercent(0.5)
+    qtbot.mouseClick(window.view.viewport(), Qt.MouseButton.LeftButton, pos=vp(window, middle))
+    assert window.scene.selected_edges() == [edge]
+    window.view.setFocus()
+    qtbot.keyClick(window.view, Qt.Key.Key_Delete)
+    assert edge not in window.doc.graph.edges and "relu3" in window.doc.graph.nodes
+    assert not window.doc.analysis.ok  # relu3 lost its input
+    window.doc.undo_stack.undo()
+    assert edge in window.doc.graph.edges and window.doc.analysis.ok
+    window.doc.undo_stack.redo()
+    assert edge not in window.doc.graph.edges

@@ -1,4 +1,4 @@
-"""The headless commands behind ``netcanvas check | train | examples``.
+"""The headless commands behind ``netcanvas check | train | export | examples``.
 
 Exit codes: 0 success; 1 the graph, data or training has a problem; 2 the file cannot be
 read or parsed.
@@ -18,7 +18,7 @@ from .examples import example_path, list_examples
 from .inference import Analysis, analyze, describe_shape
 from .project import SUFFIX, Project, load_project, weights_path_for
 
-COMMANDS = ("check", "train", "examples")
+COMMANDS = ("check", "train", "examples", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="folder for the weights (default: beside the project file)")
     train.add_argument("--json", action="store_true", help="one JSON line per epoch, then the result")
 
+    export = sub.add_parser("export", help="export a project (ONNX, checked against onnxruntime)")
+    export.add_argument("file", help="a project file, or the name of a bundled example")
+    export.add_argument("--onnx", metavar="OUT", required=True, help="the .onnx file to write")
+    export.add_argument("--weights", help="weights to export (default: the project's own, if saved)")
+    export.add_argument("--opset", type=int, default=18, help="ONNX opset version (default 18)")
+
     ex = sub.add_parser("examples", help="list the bundled examples, or print one")
     ex.add_argument("name", nargs="?", help="an example to print")
     return parser
@@ -45,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     args = build_parser().parse_args(argv)
-    return {"check": _check, "train": _train, "examples": _examples}[args.command](args, out, err)
+    commands = {"check": _check, "train": _train, "examples": _examples, "export": _export}
+    return commands[args.command](args, out, err)
 
 
 def _open(spec: str) -> tuple[Project, bool]:
@@ -216,6 +223,23 @@ def _main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
+
+
+def _export(args, out: TextIO, err: TextIO) -> int:
+    from .export.onnx_export import export_onnx
+
+    try:
+        project, _ = _open(args.file)
+    except NetCanvasError as e:
+        err.write(f"error: {e}\n")
+        return 2
+    try:
+        report = export_onnx(project, args.onnx, args.weights, args.opset)
+    except NetCanvasError as e:
+        err.write(f"error: {e}\n")
+        return 1
+    out.write(report.summary() + "\n")
+    return 0
 
 
 def _examples(args, out: TextIO, err: TextIO) -> int:

@@ -1,0 +1,1 @@
+"""Exporters: ONNX (checked against onnxruntime)."""

@@ -1,0 +1,163 @@
+"""ONNX export, checked right after writing.
+
+The compiled module goes through torch's exporter (torch.export based, opset 18 by
+default) with a dynamic batch axis; ONNX node names are rewritten to start with the node
+id they come from (``conv1/Conv``); initializers keep the state_dict names. The file must
+then pass ``onnx.checker.check_model(full_check=True)`` and give, in onnxruntime, the same
+outputs as torch on sample inputs of another batch size: the largest difference is
+reported, and more than ``TOLERANCE`` is an error, never a silent success.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import io
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..compiler import compile_graph
+from ..errors import GraphError, NetCanvasError
+from ..files import atomic_write
+from ..inference import analyze
+from ..project import Project
+from ..weights import load_weights
+
+TOLERANCE = 1e-4
+DEFAULT_OPSET = 18
+
+
+class ExportError(NetCanvasError):
+    """An export that failed or whose result does not match torch."""
+
+
+@dataclass
+class OnnxReport:
+    path: Path
+    opset: int
+    inputs: list[str]
+    output: str
+    max_difference: float
+    batch_sizes: tuple[int, int]
+    weights: str
+
+    def summary(self) -> str:
+        return (f"wrote {self.path} (opset {self.opset}); checker passed; onnxruntime matches torch "
+                f"within {self.max_difference:.2g} (batch {self.batch_sizes[1]}, exported at "
+                f"{self.batch_sizes[0]}); weights: {self.weights}")
+
+
+def export_onnx(project: Project, out: str | Path, weights: str | Path | None = None,
+                opset: int = DEFAULT_OPSET, seed: int = 0) -> OnnxReport:
+    """Export ``project`` (with ``weights``, else the project's saved weights if any, else
+    a seeded initialization) to ``out``. Raises ``ExportError`` / ``GraphError``."""
+    a = analyze(project.graph)
+    if not a.ok:
+        raise GraphError(a.errors)
+    torch.manual_seed(seed)
+    model = compile_graph(project.graph, a).eval()
+    source = "freshly initialized (seed %d)" % seed
+    chosen = Path(weights) if weights else project.weights_path
+    if chosen is not None and (weights or chosen.exists()):
+        load_weights(model, chosen)
+        source = str(chosen)
+    names = list(a.inputs)
+    shapes = [a.shapes[i] for i in names]
+    generator = torch.Generator().manual_seed(seed)
+    example = tuple(_sample(2, s, generator, project, a, i) for s, i in zip(shapes, names))
+    batch = torch.export.Dim("batch", min=1)
+    dynamic = {name: {0: batch} for name in _forward_arguments(model, names)}
+    try:
+        with _quiet():
+            program = torch.onnx.export(model, example, input_names=names, output_names=[a.output],
+                                        dynamic_shapes=dynamic, dynamo=True, opset_version=opset,
+                                        verbose=False)
+    except Exception as e:  # the exporter raises many types; the user needs the gist
+        raise ExportError(f"torch could not export the model to ONNX: {_first_line(e)}") from e
+    proto = program.model_proto
+    _name_nodes(proto)
+    import onnx
+
+    data = proto.SerializeToString()
+    atomic_write(out, data)
+    try:
+        onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
+    except Exception as e:
+        raise ExportError(f"the exported file fails the ONNX checker: {_first_line(e)}", str(out)) from e
+    check = tuple(_sample(3, s, generator, project, a, i) for s, i in zip(shapes, names))
+    difference = _compare(model, check, data, names)
+    if not difference <= TOLERANCE:
+        raise ExportError(f"onnxruntime's output differs from torch's by {difference:.3g} "
+                          f"(more than {TOLERANCE:g}); the file is not trustworthy", str(out))
+    return OnnxReport(Path(out), opset, names, a.output, difference, (2, 3), source)
+
+
+def _sample(batch, shape, generator, project, analysis, input_id) -> torch.Tensor:
+    x = torch.randn((batch, *shape), generator=generator)
+    # an Input feeding an Embedding carries indices: give it valid ones
+    for e in project.graph.edges:
+        target = project.graph.nodes[e.target]
+        if e.source == input_id and target.type == "Embedding":
+            n = analysis.params[target.id]["num_embeddings"]
+            return torch.randint(0, n, (batch, *shape), generator=generator).float()
+    return x
+
+
+def _forward_arguments(model, names: list[str]) -> list[str]:
+    """fx may rename an argument (an Input called ``input`` becomes ``input_1``)."""
+    placeholders = [n.target for n in model.graph.nodes if n.op == "placeholder"]
+    return placeholders if len(placeholders) == len(names) else names
+
+
+def _compare(model, inputs, data: bytes, names: list[str]) -> float:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    feeds = {n.name: x.numpy() for n, x in zip(session.get_inputs(), inputs)}
+    got = session.run(None, feeds)[0]
+    with torch.no_grad():
+        expected = model(*inputs).numpy()
+    if got.shape != expected.shape:
+        raise ExportError(f"onnxruntime gives shape {list(got.shape)}, torch {list(expected.shape)}")
+    return float(np.max(np.abs(got - expected))) if got.size else 0.0
+
+
+def _name_nodes(proto) -> None:
+    """``node_conv2d_1`` becomes ``conv2/Conv``: the node id it came from, then the op."""
+    used: dict[str, int] = {}
+    for node in proto.graph.node:
+        scope = None
+        for prop in node.metadata_props:
+            if prop.key == "pkg.torch.onnx.name_scopes":
+                try:
+                    parts = ast.literal_eval(prop.value)
+                except (ValueError, SyntaxError):
+                    parts = []
+                scope = next((p for p in parts[1:2] if p), None)
+        base = f"{scope}/{node.op_type}" if scope else node.op_type
+        used[base] = used.get(base, 0) + 1
+        node.name = base if used[base] == 1 else f"{base}_{used[base] - 1}"
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The exporter narrates its steps and warns about torchvision: not for our users."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__

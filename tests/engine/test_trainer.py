@@ -300,3 +300,17 @@ def test_graph_errors_stop_before_training():
     project = Project(chain(("input", "Input", {"shape": [4]}), ("fc", "Linear", {"out_features": 0})))
     with pytest.raises(GraphError, match="out_features"):
         prepare_run(project, dataset=prepare(blobs(), "blobs", {}))
+
+
+def test_saved_weights_carry_the_input_normalization(tmp_path):
+    import json
+
+    from safetensors import safe_open
+
+    run = prepare_run(mlp_project(epochs=1), dataset=prepare(blobs(), "blobs", {}))
+    Trainer(run, weights_path=tmp_path / "w.safetensors").run()
+    with safe_open(str(tmp_path / "w.safetensors"), "pt") as f:
+        meta = f.metadata()
+    assert json.loads(meta["input_shape"]) == [4]
+    assert np.allclose(json.loads(meta["input_mean"]), run.dataset.mean.numpy(), atol=1e-6)
+    assert json.loads(meta["class_names"]) == ["0", "1", "2"] and meta["reason"] == "completed"

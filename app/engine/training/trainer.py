@@ -11,6 +11,7 @@ The callback receives ``BatchEvent`` per minibatch, ``EpochEvent`` per epoch,
 from __future__ import annotations
 
 import copy
+import json
 import math
 import threading
 import time
@@ -272,6 +273,11 @@ class Trainer:
             return total_loss / n, accuracy, torch.cat(predictions) if predictions else None
         return total_loss / n, accuracy
 
+    def _metadata(self, reason: str) -> dict[str, str]:
+        data = self.run_spec.dataset
+        return {"steps": str(self.step), "reason": reason, "dataset": data.name,
+                "class_names": json.dumps(data.class_names), **_normalization_metadata(data)}
+
     def _finish(self, reason: str, message: str, epochs_run: int, started: float) -> FinishedEvent:
         event = FinishedEvent(reason, message, epochs_run, self.step, 0.0)
         if reason != "diverged":
@@ -280,11 +286,21 @@ class Trainer:
             if predicted is not None:
                 _confusion(event, data.test.y, predicted, data.num_classes)
             if self.weights_path:
-                save_weights(self.model, self.weights_path, {"steps": str(self.step), "reason": reason})
+                save_weights(self.model, self.weights_path, self._metadata(reason))
                 event.weights_path = str(self.weights_path)
         event.seconds = time.perf_counter() - started
         self.callback(event)
         return event
+
+
+def _normalization_metadata(data) -> dict[str, str]:
+    """The training split's normalization, so whoever runs the weights later (predict,
+    export, the activation pad) can prepare raw inputs the same way."""
+    if data.mean is None:
+        return {}
+    return {"input_mean": json.dumps(data.mean.flatten().tolist()),
+            "input_std": json.dumps(data.std.flatten().tolist()),
+            "input_shape": json.dumps(list(data.sample_shape))}
 
 
 def _means(total_loss, total_correct, seen, objective: Objective):

@@ -14,6 +14,7 @@ from ..engine.graph import Edge, Node
 from .document import Document
 
 _MERGE_PARAMS = 1001
+_MERGE_SETTINGS = 1002
 
 
 class AddItems(QUndoCommand):
@@ -140,3 +141,28 @@ class SetParams(QUndoCommand):
 
     def undo(self) -> None:
         self.doc.graph.set_params(self.node_id, copy.deepcopy(self.old))
+
+
+class SetSetting(QUndoCommand):
+    """Change one dataset or training setting; successive edits of one setting merge."""
+
+    def __init__(self, doc: Document, section: str, name: str, value):
+        super().__init__(f"Set {section} {name}")
+        self.doc, self.section, self.name = doc, section, name
+        self.old = copy.deepcopy(getattr(doc.project, section))
+        self.new = {**self.old, name: copy.deepcopy(value)}
+
+    def id(self) -> int:
+        return _MERGE_SETTINGS
+
+    def mergeWith(self, other: QUndoCommand) -> bool:
+        if not isinstance(other, SetSetting) or (other.section, other.name) != (self.section, self.name):
+            return False
+        self.new = other.new
+        return True
+
+    def redo(self) -> None:
+        self.doc.set_section(self.section, copy.deepcopy(self.new))
+
+    def undo(self) -> None:
+        self.doc.set_section(self.section, copy.deepcopy(self.old))

@@ -21,6 +21,7 @@ class Document(QObject):
     reset = Signal()
     path_changed = Signal(str)
     dirty_changed = Signal(bool)
+    settings_changed = Signal(str)  # "dataset" or "training" was replaced
 
     def __init__(self, project: Project | None = None, parent: QObject | None = None):
         super().__init__(parent)
@@ -50,6 +51,11 @@ class Document(QObject):
         self.reset.emit()
         self.analyzed.emit(self.analysis)
         self.path_changed.emit(str(project.path or ""))
+
+    def set_section(self, section: str, values: dict) -> None:
+        """Replace the project's ``dataset`` or ``training`` settings (undo commands call this)."""
+        setattr(self.project, section, dict(values))
+        self.settings_changed.emit(section)
 
     def save(self, path: str | Path | None = None) -> Path:
         """Save atomically; raises ProjectError when there is no path yet."""

@@ -25,6 +25,7 @@ from .inspector import Inspector
 from .issues import IssuesList
 from .palette import Palette
 from .recovery import Autosaver, forget, pending_recoveries
+from .training.panel import TrainingPanel
 
 MAX_RECENT = 8
 FILE_FILTER = f"NetCanvas projects (*{SUFFIX} *.json);;All files (*)"
@@ -44,11 +45,15 @@ class MainWindow(QMainWindow):
         self.issues = IssuesList(self)
         self.history = QUndoView(self.doc.undo_stack, self)
         self.history.setEmptyLabel("<opened>")
+        self.training = TrainingPanel(self.doc, self)
         self._docks = {}
         self._dock("palette", "Layers", self.palette, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._dock("inspector", "Inspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("history", "History", self.history, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("issues", "Issues", self.issues, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._dock("training", "Training", self.training, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self._docks["issues"], self._docks["training"])
+        self._docks["issues"].raise_()
         self.tabifyDockWidget(self._docks["inspector"], self._docks["history"])
         self._docks["inspector"].raise_()
         self.params_label, self.errors_label = QLabel(), QLabel()
@@ -103,6 +108,8 @@ class MainWindow(QMainWindow):
             "layout": self._action("Auto &Layout", self.editor.auto_layout, "Ctrl+L",
                                    "Arrange the layers top to bottom"),
             "about": self._action("&About NetCanvas", self.about),
+            "train": self._action("&Train", self.train, "F5", "Train the network on its dataset"),
+            "stop": self._action("&Stop Training", self.training.stop, "Shift+F5"),
         }
         a["undo"].setShortcuts([QKeySequence(K.Undo)])
         a["redo"].setShortcuts([QKeySequence(K.Redo), QKeySequence("Ctrl+Shift+Z")])
@@ -134,6 +141,8 @@ class MainWindow(QMainWindow):
         view.addSeparator()
         for dock in self._docks.values():
             view.addAction(dock.toggleViewAction())
+        run = menu.addMenu("&Run")
+        run.addActions([a["train"], a["stop"]])
         menu.addMenu("&Help").addAction(a["about"])
         bar = self.addToolBar("Main")
         bar.setObjectName("toolbar_main")
@@ -142,6 +151,8 @@ class MainWindow(QMainWindow):
         bar.addActions([a["undo"], a["redo"]])
         bar.addSeparator()
         bar.addActions([a["fit"], a["layout"]])
+        bar.addSeparator()
+        bar.addAction(a["train"])
         self._fill_recent()
 
     def _wire(self) -> None:
@@ -154,6 +165,7 @@ class MainWindow(QMainWindow):
         self.palette.layer_activated.connect(self._add_from_palette)
         self.inspector.params_edited.connect(self.editor.set_params)
         self.issues.node_chosen.connect(self.focus_node)
+        self.training.training_active.connect(self._lock_editing)
 
     # -- reacting ----------------------------------------------------------------------------
     def _show_analysis(self, a) -> None:
@@ -170,6 +182,31 @@ class MainWindow(QMainWindow):
         ids = self.scene.selected_node_ids()
         node = self.doc.graph.nodes.get(ids[0]) if len(ids) == 1 else None
         self.inspector.set_node(node, self.doc.analysis)
+        if node is not None:  # the training views follow the canvas
+            self.training.activations.select_node(node.id)
+            self.training.filters.select_layer(node.id)
+
+    def train(self) -> None:
+        self._docks["training"].show()
+        self._docks["training"].raise_()
+        if self._docks["training"].height() < 360:
+            self.resizeDocks([self._docks["training"]], [int(self.height() * 0.5)], Qt.Orientation.Vertical)
+        self.training.start()
+
+    _EDIT_ACTIONS = ("new", "open", "undo", "redo", "cut", "paste", "duplicate", "delete", "layout")
+
+    def _lock_editing(self, training: bool) -> None:
+        """While a run trains this graph, the graph cannot change under it."""
+        self.scene.set_read_only(training, "Training is running: stop it to edit the network")
+        self.palette.setEnabled(not training)
+        self.inspector.setEnabled(not training)
+        for name in self._EDIT_ACTIONS:
+            self.actions_by_name[name].setEnabled(not training)
+        if not training:  # undo/redo follow the stack again
+            self.actions_by_name["undo"].setEnabled(self.doc.undo_stack.canUndo())
+            self.actions_by_name["redo"].setEnabled(self.doc.undo_stack.canRedo())
+        self.actions_by_name["train"].setEnabled(not training)
+        self.statusBar().showMessage("Training… editing is locked until it stops." if training else "", 0 if training else 1)
 
     def _add_from_palette(self, type_name: str) -> None:
         """Double-click / Enter in the palette: below the selected layer, fed by it."""
@@ -338,6 +375,7 @@ class MainWindow(QMainWindow):
         if not self.maybe_save():
             event.ignore()
             return
+        self.training.shutdown()
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.autosaver.discard()

@@ -780,3 +780,17 @@ def test_fuzz_bytes_spliced_into_a_valid_file(junk, at):
 @given(st.text(max_size=200))
 def test_fuzz_random_text(text):
     must_refuse_cleanly(text)
+
+
+def test_saved_files_get_normal_permissions_and_keep_existing_ones(tmp_path):
+    path = tmp_path / "p.netcanvas.json"
+    path.write_text(EXAMPLE_TEXT, encoding="utf-8")
+    p = load_project(path)
+    fresh = tmp_path / "fresh.netcanvas.json"
+    save_project(p, fresh)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert fresh.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
+    os.chmod(path, 0o640)
+    save_project(p)
+    assert path.stat().st_mode & 0o777 == 0o640

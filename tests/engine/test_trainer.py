@@ -134,13 +134,17 @@ def test_pause_resume_and_stop_from_another_thread():
         if isinstance(event, BatchEvent):
             first_batch.set()
 
-    trainer = Trainer(run, record)
+    pauses: list[tuple[bool, int]] = []
+    held = threading.Event()
+    trainer = Trainer(run, record, on_pause=lambda paused, step: (pauses.append((paused, step)),
+                                                                  held.set() if paused else None))
     thread = threading.Thread(target=trainer.run)
     thread.start()
     assert first_batch.wait(10)
     trainer.pause()
-    threading.Event().wait(0.2)  # let the minibatch in flight finish
+    assert held.wait(10)  # the minibatch in flight finished and the loop holds
     count = len(events)
+    assert pauses[0][0] is True and pauses[0][1] == sum(isinstance(e, BatchEvent) for e in events)
     threading.Event().wait(0.3)
     assert len(events) == count, "minibatches ran while paused"
     trainer.request_snapshot()  # served while paused
@@ -148,13 +152,23 @@ def test_pause_resume_and_stop_from_another_thread():
     assert isinstance(events[-1], SnapshotEvent)
     trainer.resume()
     threading.Event().wait(0.2)
-    assert len(events) > count + 1
+    assert len(events) > count + 1 and pauses[1] == (False, pauses[0][1])
     trainer.stop()
     thread.join(10)
     assert not thread.is_alive()
     finished = events[-1]
     assert isinstance(finished, FinishedEvent) and finished.reason == "stopped"
     assert finished.epochs_run < 200 and finished.test_accuracy is not None
+
+
+def test_a_stop_before_the_first_minibatch_keeps_the_saved_weights(tmp_path):
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(b"earlier weights")
+    trainer = Trainer(prepare_run(mlp_project(), dataset=prepare(blobs(), "blobs", {})), weights_path=weights)
+    trainer.stop()
+    result = trainer.run()
+    assert result.reason == "stopped" and result.steps == 0 and result.weights_path is None
+    assert weights.read_bytes() == b"earlier weights"
 
 
 def test_snapshot_holds_filters_and_every_activation():

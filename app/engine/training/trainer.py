@@ -78,13 +78,17 @@ class Trainer:
     """Trains ``run`` on its device. ``weights_path``: where the final weights go
     (safetensors); ``checkpoint_dir``: a checkpoint per epoch; ``initial_weights``: start
     from these instead of a fresh initialization; ``snapshot_every``: a SnapshotEvent
-    every N minibatches for ``snapshot_samples`` (default: the first 8 test samples)."""
+    every N minibatches for ``snapshot_samples`` (default: the first 8 test samples);
+    ``on_pause(paused, step)``: called from the training thread when the loop really stops
+    between minibatches for a pause, and again when it goes on."""
 
     def __init__(self, run: TrainingRun, callback: Callable[[object], None] | None = None, *,
                  weights_path: str | Path | None = None, checkpoint_dir: str | Path | None = None,
                  initial_weights: str | Path | None = None, snapshot_every: int = 0,
-                 snapshot_samples: torch.Tensor | None = None):
+                 snapshot_samples: torch.Tensor | None = None,
+                 on_pause: Callable[[bool, int], None] | None = None):
         self.run_spec = run
+        self.on_pause = on_pause
         self.callback = callback or (lambda event: None)
         self.weights_path = Path(weights_path) if weights_path else None
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
@@ -225,11 +229,18 @@ class Trainer:
 
     def _wait_if_paused(self) -> bool:
         """Block while paused (still serving snapshot requests); False once stopped."""
+        if not self._paused.is_set() or self._stopped.is_set():
+            return not self._stopped.is_set()
+        if self.on_pause:
+            self.on_pause(True, self.step)
         while self._paused.is_set() and not self._stopped.is_set():
             self._wake.wait(0.1)
             self._wake.clear()
             self._maybe_snapshot()
-        return not self._stopped.is_set()
+        going_on = not self._stopped.is_set()
+        if going_on and self.on_pause:
+            self.on_pause(False, self.step)
+        return going_on
 
     def _maybe_snapshot(self) -> None:
         with self._lock:
@@ -285,7 +296,7 @@ class Trainer:
             event.test_loss, event.test_accuracy, predicted = self.evaluate(data.test, details=True)
             if predicted is not None:
                 _confusion(event, data.test.y, predicted, data.num_classes)
-            if self.weights_path:
+            if self.weights_path and self.step > 0:  # no step taken: keep the weights already there
                 save_weights(self.model, self.weights_path, self._metadata(reason))
                 event.weights_path = str(self.weights_path)
         event.seconds = time.perf_counter() - started

@@ -33,6 +33,7 @@ class CanvasView(QGraphicsView):
         self._pan_from: QPointF | None = None
         self._space = False
         self._quick_add: QLineEdit | None = None
+        self._fitted = False  # keep the whole graph in view on resizes until the user zooms or pans
 
     # -- zoom and pan ------------------------------------------------------------------------
     @property
@@ -46,6 +47,7 @@ class CanvasView(QGraphicsView):
         factor = target / self.zoom
         if abs(factor - 1) > 1e-6:
             self.scale(factor, factor)
+            self._fitted = False
             self._zoomed()
 
     def _fit_zoom(self) -> float:
@@ -65,7 +67,13 @@ class CanvasView(QGraphicsView):
         self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
         if self.zoom > 1.5:
             self.zoom_by(1.5 / self.zoom)
+        self._fitted = True
         self._zoomed()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self._fitted:  # docks opening or the window growing keep the graph in view
+            self.fit()
 
     def wheelEvent(self, event) -> None:
         delta = event.angleDelta().y()
@@ -101,6 +109,7 @@ class CanvasView(QGraphicsView):
         super().mouseReleaseEvent(event)
 
     def pan(self, dx: float, dy: float) -> None:
+        self._fitted = False
         h, v = self.horizontalScrollBar(), self.verticalScrollBar()
         h.setValue(h.value() - int(dx))
         v.setValue(v.value() - int(dy))

@@ -1,0 +1,612 @@
+"""Live training curves: minibatch loss (raw and smoothed), accuracy (minibatch, smoothed,
+and per epoch), per-epoch train / validation loss, and the learning rate, with the previous
+run dimmed behind the current one for comparison.
+
+Metrics are plain arrays (:class:`~.metrics.RunMetrics`); the plot items only draw them.
+``add_batch`` / ``add_epoch`` only append and mark the view dirty; a timer redraws at most
+every 60 ms, so a trainer reporting thousands of minibatches a second never floods the GUI.
+Long runs are drawn through a min/max pyramid (:class:`~.metrics.Decimator`): a redraw hands each
+curve about two points per pixel of the visible range, whatever the length of the run.
+
+CSV export, ``export_csv("run.csv")``, writes two files (plain CSV, header row first, empty
+cells where a value does not exist, e.g. accuracy of an autoencoder):
+
+- ``run.csv``, one row per minibatch: ``step,epoch,loss,smoothed_loss,accuracy,lr``
+- ``run-epochs.csv``, one row per epoch:
+  ``epoch,step,train_loss,train_accuracy,val_loss,val_accuracy,lr,seconds``
+  (``step``: the last step of that epoch, where its points sit on the step axis).
+
+Smoothing is an exponential moving average with weight ``w`` (0.9 unless changed):
+``s[0] = x[0]``, ``s[t] = w * s[t-1] + (1 - w) * x[t]``; missing values are skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QEvent, QObject, QPointF, QSignalBlocker, Qt, QTimer
+from PySide6.QtGui import QColor, QPainter, QPalette
+from PySide6.QtWidgets import (
+    QDoubleSpinBox,
+    QFileDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..colors import mix
+from .metrics import EPOCH_CSV, F8, STEP_CSV, Decimator, RunMetrics
+
+
+def _fmt(v: float, percent: bool = False) -> str:
+    if not math.isfinite(v):
+        return "–"
+    return f"{v:.1%}" if percent else f"{v:.4g}"
+
+
+class _ElidedLabel(QLabel):
+    """One line of text, elided to the width it gets (the whole text is the tooltip)."""
+
+    def __init__(self):
+        super().__init__()
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.setFixedHeight(self.fontMetrics().height() + 4)
+
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        painter.setPen(self.palette().color(QPalette.ColorRole.WindowText))
+        text = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, self.width() - 4)
+        painter.drawText(self.rect().adjusted(2, 0, -2, 0), Qt.AlignmentFlag.AlignVCenter, text)
+        painter.end()
+
+
+class _CountAxis(pg.AxisItem):
+    """Step numbers as 250k / 1.5M once they get long."""
+
+    def tickStrings(self, values, scale, spacing):
+        if max((abs(v) for v in values), default=0) < 10_000:
+            return super().tickStrings(values, scale, spacing)
+        return [f"{v / 1e6:.4g}M" if abs(v) >= 1e6 else f"{v / 1e3:.4g}k" for v in values]
+
+
+class _Curve:
+    """A plot item drawing one column of the current or previous run."""
+
+    def __init__(self, item: pg.PlotDataItem, run: str, table: str, x: str, y: str, peak=False):
+        self.item, self.run, self.table, self.x, self.y, self.peak = item, run, table, x, y, peak
+
+
+class CurvesView(QWidget):
+    """Four live plots of a training run. ``start_run()`` keeps the run so far as the
+    (dimmed) previous run; ``add_batch(BatchEvent)`` / ``add_epoch(EpochEvent)`` append;
+    drawing happens on a timer (``flush()`` draws now). ``draw_count`` counts redraws and
+    ``last_draw_seconds`` times the last one."""
+
+    INTERVAL_MS = 60
+
+    def __init__(self, parent=None, smoothing: float = 0.9):
+        super().__init__(parent)
+        self.current = RunMetrics(smoothing)
+        self.previous: RunMetrics | None = None
+        self.draw_count = 0
+        self.last_draw_seconds = 0.0
+        self._dirty = False
+        self._pyramids: dict[tuple[int, str], Decimator] = {}
+        self._drawn: dict[int, tuple] = {}  # what each curve item shows, to skip unchanged ones
+        self._follow = True  # step plots show every step (else the range the user zoomed to)
+        self._generation = 0  # bumped when smoothed values are recomputed
+        self._hover_text = ""
+        self._hovering = False
+        self._timer = QTimer(self, singleShot=True, interval=self.INTERVAL_MS)
+        self._timer.timeout.connect(self._tick)
+        self._build(smoothing)
+        self._apply_theme()
+        self._arrange()
+        self._redraw()
+        self.draw_count = 0
+
+    # -- building ------------------------------------------------------------------------------
+    def _plot(self, title: str, x_label: str) -> pg.PlotWidget:
+        w = pg.PlotWidget(axisItems={"bottom": _CountAxis("bottom")})
+        w.setMinimumSize(160, 120)
+        p = w.getPlotItem()
+        p.setMenuEnabled(False)
+        p.showGrid(x=True, y=True, alpha=0.13)
+        for name in ("left", "bottom"):  # grid lines at major ticks only: each level costs ms per paint
+            p.getAxis(name).setStyle(maxTickLevel=0)
+        p.setLabel("bottom", x_label)
+        self._titles[w] = title
+        p.getViewBox().setDefaultPadding(0.03)
+        w.scene().sigMouseMoved.connect(lambda pos, w=w: self._mouse_moved(w, pos))
+        w.installEventFilter(self)
+        return w
+
+    def _item(self, plot: pg.PlotWidget, name: str | None = None, **kw) -> pg.PlotDataItem:
+        item = pg.PlotDataItem(antialias=True, connect="finite", **kw)
+        plot.addItem(item)
+        item.setDownsampling(auto=False)  # the Decimator does it, bounded per redraw
+        item.setClipToView(False)
+        if name:
+            plot.getPlotItem().legend.addItem(item, name)
+        return item
+
+    def _build(self, smoothing: float) -> None:
+        self._titles: dict[pg.PlotWidget, str] = {}
+        self._lr_log = False
+        self._markers = True
+        self._epoch_ticks = -1
+        self.loss_plot = self._plot("Minibatch loss", "step")
+        self.accuracy_plot = self._plot("Accuracy", "step")
+        self.epoch_plot = self._plot("Loss per epoch", "epoch")
+        self.lr_plot = self._plot("Learning rate", "step")
+        self.plots = [self.loss_plot, self.accuracy_plot, self.epoch_plot, self.lr_plot]
+        self.step_plots = [self.loss_plot, self.accuracy_plot, self.lr_plot]
+        for plot, offset in ((self.loss_plot, (-6, 6)), (self.accuracy_plot, (-6, -6)), (self.epoch_plot, (-6, 6))):
+            plot.getPlotItem().addLegend(offset=offset, labelTextSize="8pt", verSpacing=-7, horSpacing=6)
+        for plot in (self.accuracy_plot, self.lr_plot):
+            plot.setXLink(self.loss_plot)
+        for plot in self.step_plots:
+            vb = plot.getViewBox()
+            vb.sigXRangeChanged.connect(self._x_range_changed)
+            vb.sigRangeChangedManually.connect(self._zoomed)
+            plot.getPlotItem().autoBtn.clicked.connect(self._follow_all)  # "A": every step again
+
+        # (attribute, plot, legend, run, table, x column, y column); previous-run items come
+        # first so the current run draws over them
+        o, sq = dict(symbol="o", symbolSize=7), dict(symbol="s", symbolSize=7)
+        spec = [("prev_loss", self.loss_plot, None, "previous", "batches", "step", "smoothed_loss", {}),
+                ("raw_loss", self.loss_plot, "minibatch", "current", "batches", "step", "loss", {}),
+                ("smoothed_loss", self.loss_plot, "smoothed", "current", "batches", "step", "smoothed_loss", {}),
+                ("prev_accuracy", self.accuracy_plot, None, "previous", "batches", "step", "smoothed_accuracy", {}),
+                ("prev_train_acc", self.accuracy_plot, None, "previous", "epochs", "step", "train_accuracy", {}),
+                ("prev_val_acc", self.accuracy_plot, None, "previous", "epochs", "step", "val_accuracy", {}),
+                ("smoothed_accuracy", self.accuracy_plot, "minibatch, smoothed", "current", "batches", "step",
+                 "smoothed_accuracy", {}),
+                ("train_accuracy", self.accuracy_plot, "train (epoch)", "current", "epochs", "step",
+                 "train_accuracy", o),
+                ("val_accuracy", self.accuracy_plot, "validation (epoch)", "current", "epochs", "step",
+                 "val_accuracy", sq),
+                ("prev_train_loss", self.epoch_plot, None, "previous", "epochs", "epoch", "train_loss", {}),
+                ("prev_val_loss", self.epoch_plot, None, "previous", "epochs", "epoch", "val_loss", {}),
+                ("train_loss", self.epoch_plot, "train", "current", "epochs", "epoch", "train_loss", o),
+                ("val_loss", self.epoch_plot, "validation", "current", "epochs", "epoch", "val_loss", sq),
+                ("prev_lr", self.lr_plot, None, "previous", "batches", "step", "lr", {}),
+                ("lr", self.lr_plot, None, "current", "batches", "step", "lr", {})]
+        self.curves = []
+        for attribute, plot, legend, run, table, x, y, options in spec:
+            item = self._item(plot, legend, **options)
+            setattr(self, attribute, item)
+            self.curves.append(_Curve(item, run, table, x, y, peak=attribute == "raw_loss"))
+        self._previous_legend = ((self.loss_plot, self.prev_loss), (self.accuracy_plot, self.prev_accuracy),
+                                 (self.epoch_plot, self.prev_train_loss))
+        self._previous_in_legend = False
+
+        self.crosshairs = {}
+        for plot in self.plots:
+            line = pg.InfiniteLine(angle=90, movable=False)
+            line.setVisible(False)
+            plot.addItem(line, ignoreBounds=True)
+            self.crosshairs[plot] = line
+
+        self.smoothing_box = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=0.99, singleStep=0.05)
+        self.smoothing_box.setValue(smoothing)
+        self.smoothing_box.setToolTip("Weight of the exponential moving average drawn over the minibatch "
+                                      "loss and accuracy (0: no smoothing)")
+        self.smoothing_box.valueChanged.connect(self.set_smoothing)
+        self.png_button = QPushButton("Export PNG…")
+        self.csv_button = QPushButton("Export CSV…")
+        self.png_button.clicked.connect(self._ask_png)
+        self.csv_button.clicked.connect(self._ask_csv)
+        bar = QHBoxLayout()
+        bar.setContentsMargins(0, 0, 0, 0)
+        bar.addWidget(QLabel("Smoothing"))
+        bar.addWidget(self.smoothing_box)
+        bar.addStretch(1)
+        bar.addWidget(self.png_button)
+        bar.addWidget(self.csv_button)
+
+        self.plot_area = QWidget()
+        self.grid = QGridLayout(self.plot_area)
+        self.grid.setContentsMargins(0, 0, 0, 0)
+        self.grid.setSpacing(4)
+        self.readout = _ElidedLabel()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 2)
+        layout.setSpacing(3)
+        layout.addLayout(bar)
+        layout.addWidget(self.plot_area, 1)
+        layout.addWidget(self.readout)
+
+    def _arrange(self) -> None:
+        """Two columns of plots; the accuracy plot only when some run has an accuracy."""
+        show_accuracy = (self.current.has_accuracy or bool(self.previous and self.previous.has_accuracy)
+                         or not (self.current or self.previous))
+        shown = [p for p in self.plots if p is not self.accuracy_plot or show_accuracy]
+        if getattr(self, "_shown", None) == shown:
+            return
+        self._shown = shown
+        for plot in self.plots:
+            self.grid.removeWidget(plot)
+        self.accuracy_plot.setVisible(show_accuracy)
+        for i, plot in enumerate(shown):
+            span = 2 if i == len(shown) - 1 and len(shown) % 2 else 1
+            self.grid.addWidget(plot, i // 2, i % 2, 1, span)
+
+    def _apply_theme(self) -> None:
+        pal = self.palette()
+        bg, fg = pal.color(QPalette.ColorRole.Base), pal.color(QPalette.ColorRole.Text)
+        dark = bg.lightness() < 128
+        train = QColor("#5aaae6" if dark else "#1f6fb4")
+        val = QColor("#ffa04d" if dark else "#e8710a")
+        lr = QColor("#c39bff" if dark else "#7b4fc0")
+        dim = lambda c: mix(c, bg, 0.62)  # noqa: E731
+        axis_pen = pg.mkPen(mix(fg, bg, 0.45))
+        for plot in self.plots:
+            plot.setBackground(bg)
+            p = plot.getPlotItem()
+            p.setTitle(self._titles[plot], color=fg, size="9pt")
+            for name in ("left", "bottom"):
+                axis = p.getAxis(name)
+                axis.setPen(axis_pen)
+                axis.setTextPen(fg)
+                axis.label.setDefaultTextColor(fg)
+            if p.legend is not None:
+                p.legend.setBrush(pg.mkBrush(mix(bg, bg, 0, 190)))
+                p.legend.setPen(pg.mkPen(mix(fg, bg, 0.75)))
+                p.legend.setLabelTextColor(fg)
+                for _sample, label in p.legend.items:  # setLabelTextColor only affects new labels
+                    label.setText(label.text, color=fg)
+            self.crosshairs[plot].setPen(pg.mkPen(mix(fg, bg, 0.35), width=1, style=Qt.PenStyle.DashLine))
+        raw = QColor(train)
+        raw.setAlpha(110 if dark else 80)
+        self.raw_loss.setPen(pg.mkPen(raw, width=1))
+        self.smoothed_loss.setPen(pg.mkPen(train, width=2.2))
+        self.smoothed_accuracy.setPen(pg.mkPen(train, width=2.2))
+        self.lr.setPen(pg.mkPen(lr, width=2))
+        for item, colour in ((self.train_accuracy, train.darker(125) if not dark else train.lighter(115)),
+                             (self.val_accuracy, val), (self.train_loss, train), (self.val_loss, val)):
+            item.setPen(pg.mkPen(colour, width=1.5))
+            item.setSymbolBrush(colour)
+            item.setSymbolPen(pg.mkPen(bg, width=1))
+        for item, colour in ((self.prev_loss, train), (self.prev_accuracy, train), (self.prev_lr, lr),
+                             (self.prev_train_acc, train), (self.prev_val_acc, val),
+                             (self.prev_train_loss, train), (self.prev_val_loss, val)):
+            item.setPen(pg.mkPen(dim(colour), width=1.6, style=Qt.PenStyle.DashLine))
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "curves"):
+            self._apply_theme()
+
+    # -- data in ---------------------------------------------------------------------------------
+    def start_run(self) -> None:
+        """A new run begins: the current one (if it has data) becomes the dimmed previous run."""
+        if self.current:
+            self.previous = self.current
+            self._legend_previous(True)
+        self.current = RunMetrics(self.smoothing_box.value())
+        self._pyramids = {k: v for k, v in self._pyramids.items()
+                          if self.previous is not None and k[0] == self.previous.serial}
+        self.epoch_plot.enableAutoRange()
+        self.set_step_range()
+
+    def _legend_previous(self, shown: bool) -> None:
+        if shown != self._previous_in_legend:
+            self._previous_in_legend = shown
+            for plot, item in self._previous_legend:
+                legend = plot.getPlotItem().legend
+                legend.addItem(item, "previous run") if shown else legend.removeItem(item)
+            self._apply_theme()
+
+    def clear(self) -> None:
+        """Forget both runs."""
+        self.current, self.previous = RunMetrics(self.smoothing_box.value()), None
+        self._legend_previous(False)
+        self._pyramids.clear()
+        self._changed()
+
+    def add_batch(self, event) -> None:
+        self.current.add_batch(event)
+        self._changed()
+
+    def add_epoch(self, event) -> None:
+        self.current.add_epoch(event)
+        self._changed()
+
+    def set_smoothing(self, weight: float) -> None:
+        """Smooth both runs with a new weight (0 <= weight < 1)."""
+        if not 0 <= weight < 1:
+            raise ValueError(f"smoothing must be in [0, 1); received {weight}")
+        with QSignalBlocker(self.smoothing_box):
+            self.smoothing_box.setValue(weight)
+        for run in (self.current, self.previous):
+            if run is not None:
+                run.set_smoothing(weight)
+        self._pyramids = {k: v for k, v in self._pyramids.items() if not k[1].startswith("smoothed")}
+        self._generation += 1
+        self._changed()
+
+    def step_count(self) -> int:
+        return len(self.current.batches)
+
+    def epoch_count(self) -> int:
+        return len(self.current.epochs)
+
+    # -- drawing ---------------------------------------------------------------------------------
+    def _changed(self) -> None:
+        self._dirty = True
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def _zoomed(self, *_args) -> None:
+        """The user zoomed or panned a step plot: draw that range in detail from now on."""
+        self._follow = False
+        self._changed()
+
+    def _follow_all(self) -> None:
+        self._follow = True
+        self._changed()
+
+    def _x_range_changed(self, _viewbox, _range) -> None:
+        if not self._follow:
+            self._changed()
+
+    def set_step_range(self, first: float | None = None, last: float | None = None) -> None:
+        """Show steps ``first`` to ``last`` in detail, or (no arguments) every step, following
+        the run as it grows."""
+        vb = self.loss_plot.getViewBox()
+        if first is None:
+            self._follow = True
+            for plot in self.step_plots:
+                plot.enableAutoRange()
+        else:
+            self._follow = False
+            vb.setXRange(first, last, padding=0)
+        self._changed()
+
+    def _tick(self) -> None:
+        if not self._dirty:
+            return
+        if not self.isVisible():  # drawn when shown again
+            return
+        self._redraw()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._dirty:
+            self._changed()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._changed()  # the plots' width decides how finely long runs are drawn
+
+    def flush(self) -> None:
+        """Draw now whatever arrived (tests; the end of a run)."""
+        self._timer.stop()
+        self._redraw()
+
+    def _redraw(self) -> None:
+        start = time.perf_counter()
+        self._dirty = False
+        self.draw_count += 1
+        self._arrange()
+        for curve in self.curves:
+            run = self.current if curve.run == "current" else self.previous
+            if run is None:
+                key, data = "empty", ([], [])
+            else:
+                table = getattr(run, curve.table)
+                x, y = table[curve.x], table[curve.y]
+                if curve.table == "epochs":
+                    ok = np.isfinite(y)
+                    key, data = (run.serial, len(y), self._generation), (x[ok].astype(F8), y[ok])
+                else:
+                    key, data = self._points(run, curve, x, y)
+            if key != self._drawn.get(id(curve)):  # unchanged items are not repainted
+                curve.item.setData(*data() if callable(data) else data)
+                self._drawn[id(curve)] = key
+        self._update_lr_scale()
+        self._update_epoch_ticks()
+        self.png_button.setEnabled(bool(self.current) or self.previous is not None)
+        self.csv_button.setEnabled(bool(self.current))
+        if not self._hovering:
+            self._set_readout(self._summary())
+        self.last_draw_seconds = time.perf_counter() - start
+
+    def _points(self, run: RunMetrics, curve: _Curve, x: np.ndarray, y: np.ndarray):
+        """(key, data) for a step column: the visible range, decimated; ``data`` is a
+        function, called only when ``key`` differs from what the item shows."""
+        pyramid = self._pyramids.get((run.serial, curve.y))
+        if pyramid is None:
+            pyramid = self._pyramids[(run.serial, curve.y)] = Decimator()
+        pyramid.update(y)
+        vb = self.loss_plot.getViewBox()  # the step plots share their x range
+        i0, i1 = 0, len(x)
+        if not self._follow:
+            lo, hi = vb.viewRange()[0]
+            i0 = max(0, int(np.searchsorted(x, lo, "left")) - 1)
+            i1 = min(len(x), int(np.searchsorted(x, hi, "right")) + 1)
+        width = int(vb.width()) if vb.width() > 50 else 800
+        key = (run.serial, i0, i1, width, self._generation)
+        return key, lambda: pyramid.points(x, y, i0, i1, width, curve.peak)
+
+    def _update_lr_scale(self) -> None:
+        lo = min(r.lr_min for r in (self.current, self.previous) if r is not None)
+        hi = max(r.lr_max for r in (self.current, self.previous) if r is not None)
+        log = lo > 0 and math.isfinite(hi) and hi / lo > 50  # decays over decades read on a log axis
+        vb = self.lr_plot.getViewBox()
+        if lo == hi and lo > 0:  # a constant rate: from zero up, not ±0.5 around it
+            vb.setYRange(0, 1.5 * lo, padding=0)
+        elif not vb.autoRangeEnabled()[1] and self._follow:
+            vb.enableAutoRange(y=True)
+        if log != self._lr_log:
+            self._lr_log = log
+            self.lr_plot.setLogMode(y=log)
+            self._titles[self.lr_plot] = "Learning rate (log scale)" if log else "Learning rate"
+            self._apply_theme()
+
+    def _update_epoch_ticks(self) -> None:
+        """Whole epochs on the epoch axis; markers on epoch points while they stay apart."""
+        n = max(len(self.current.epochs), len(self.previous.epochs) if self.previous else 0)
+        if n != self._epoch_ticks:  # setting ticks repaints the axis: only when they change
+            self._epoch_ticks = n
+            ticks = [[(i, str(i)) for i in range(1, n + 1)]] if 0 < n <= 15 else None
+            self.epoch_plot.getAxis("bottom").setTicks(ticks)
+        markers = len(self.current.epochs) <= 60
+        if markers != self._markers:
+            self._markers = markers
+            for item, symbol in ((self.train_accuracy, "o"), (self.val_accuracy, "s"),
+                                 (self.train_loss, "o"), (self.val_loss, "s")):
+                item.setSymbol(symbol if markers else None)
+
+    # -- reading values --------------------------------------------------------------------------
+    def hover_text(self) -> str:
+        """What the line under the plots says: the values under the cursor, or the latest."""
+        return self._hover_text
+
+    def _set_readout(self, text: str) -> None:
+        self._hover_text = text
+        self.readout.setText(text)
+        self.readout.setToolTip(text)
+        self.readout.update()
+
+    def _summary(self) -> str:
+        b = self.current.batches
+        if not len(b):
+            return "Waiting for the first minibatch…" if self.previous is None else \
+                "Dimmed: the previous run. Waiting for the first minibatch…"
+        return "latest: " + self._step_text(self.current, len(b) - 1)
+
+    def _step_text(self, run: RunMetrics, i: int) -> str:
+        b = run.batches
+        parts = [f"step {int(b['step'][i]):,}",
+                 f"epoch {b['epoch'][i]} (batch {b['batch'][i]}/{b['batches'][i]})",
+                 f"loss {_fmt(b['loss'][i])}", f"smoothed {_fmt(b['smoothed_loss'][i])}"]
+        if run.has_accuracy:
+            parts.append(f"accuracy {_fmt(b['accuracy'][i], True)} (smoothed {_fmt(b['smoothed_accuracy'][i], True)})")
+        parts.append(f"lr {b['lr'][i]:.3g}")
+        return " · ".join(parts)
+
+    def _epoch_text(self, run: RunMetrics, i: int) -> str:
+        e = run.epochs
+        parts = [f"epoch {e['epoch'][i]} (step {int(e['step'][i]):,})", f"train loss {_fmt(e['train_loss'][i])}",
+                 f"validation loss {_fmt(e['val_loss'][i])}"]
+        if run.has_accuracy:
+            parts += [f"train accuracy {_fmt(e['train_accuracy'][i], True)}",
+                      f"validation accuracy {_fmt(e['val_accuracy'][i], True)}"]
+        return " · ".join(parts)
+
+    def _mouse_moved(self, plot: pg.PlotWidget, pos: QPointF) -> None:
+        """Values at the cursor: the nearest step (or epoch) of the current run (of the
+        previous one where the current has none), with a vertical line across the plots."""
+        vb = plot.getViewBox()
+        if not vb.sceneBoundingRect().contains(pos):
+            self._leave()
+            return
+        x = vb.mapSceneToView(pos).x()
+        epoch_plot = plot is self.epoch_plot
+        runs = [(r, label) for r, label in ((self.current, ""), (self.previous, "previous run: ")) if r]
+        table = "epochs" if epoch_plot else "batches"
+        run, label = next(((r, lab) for r, lab in runs if len(getattr(r, table))), (None, ""))
+        if run is None:
+            self._leave()
+            return
+        xs = getattr(run, table)["epoch" if epoch_plot else "step"].astype(F8)
+        i = int(np.clip(np.searchsorted(xs, x), 1, len(xs) - 1)) if len(xs) > 1 else 0
+        if len(xs) > 1 and abs(xs[i - 1] - x) <= abs(xs[i] - x):
+            i -= 1
+        text = label + (self._epoch_text(run, i) if epoch_plot else self._step_text(run, i))
+        if not epoch_plot and run is self.current and self.previous is not None and len(self.previous.batches):
+            j = int(np.searchsorted(self.previous.batches["step"], xs[i]))
+            if j < len(self.previous.batches) and self.previous.batches["step"][j] == xs[i]:
+                text += f" · previous run: smoothed loss {_fmt(self.previous.batches['smoothed_loss'][j])}"
+        self._hovering = True
+        for p, line in self.crosshairs.items():
+            same = (p is self.epoch_plot) == epoch_plot
+            line.setVisible(same)
+            if same:
+                line.setValue(float(xs[i]))
+        self._set_readout(text)
+
+    def _leave(self) -> None:
+        if self._hovering:
+            self._hovering = False
+            for line in self.crosshairs.values():
+                line.setVisible(False)
+            self._set_readout(self._summary())
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Leave:
+            self._leave()
+        elif event.type() == QEvent.Type.Resize and isinstance(obj, pg.PlotWidget):
+            roomy = obj.width() >= 200 and obj.height() >= 180
+            legend = obj.getPlotItem().legend
+            if legend is not None:  # a legend would hide most of a small plot: read the line below
+                legend.setVisible(roomy)
+            obj.getPlotItem().getAxis("bottom").showLabel(roomy)
+        return False
+
+    # -- export ------------------------------------------------------------------------------------
+    def export_png(self, path) -> bool:
+        """Render the plots as they are shown (without the hover line) to a PNG file."""
+        self.flush()
+        hidden = [line for line in self.crosshairs.values() if line.isVisible()]
+        for line in hidden:
+            line.setVisible(False)
+        self.plot_area.grab()  # a first paint sizes the axes to their tick labels...
+        for plot in self.plots:
+            plot.getPlotItem().layout.activate()  # ...and the plots make room for them now
+        ok = self.plot_area.grab().save(str(path), "PNG")
+        for line in hidden:
+            line.setVisible(True)
+        return ok
+
+    def export_csv(self, path) -> tuple[Path, Path]:
+        """Write the current run: per step to ``path``, per epoch to ``<stem>-epochs<suffix>``
+        beside it (see the module's docstring). Returns both paths."""
+        path = Path(path)
+        epochs_path = path.with_name(f"{path.stem}-epochs{path.suffix or '.csv'}")
+        cell = lambda v: "" if not math.isfinite(v) else repr(v)  # noqa: E731
+        b, e = self.current.batches, self.current.epochs
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            out = csv.writer(f)
+            out.writerow(STEP_CSV)
+            cols = [b[name].tolist() for name in STEP_CSV]
+            for step, epoch, loss, smoothed, acc, lr in zip(*cols):
+                out.writerow((int(step), epoch, cell(loss), cell(smoothed), cell(acc), cell(lr)))
+        with open(epochs_path, "w", newline="", encoding="utf-8") as f:
+            out = csv.writer(f)
+            out.writerow(EPOCH_CSV)
+            cols = [e[name].tolist() for name in EPOCH_CSV]
+            for epoch, step, *rest in zip(*cols):
+                out.writerow((epoch, int(step), *(cell(v) for v in rest)))
+        return path, epochs_path
+
+    def _ask_png(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export the curves as an image", "training-curves.png",
+                                              "PNG images (*.png)")
+        if path:
+            if not path.lower().endswith(".png"):
+                path += ".png"
+            ok = self.export_png(path)
+            self._set_readout(f"Saved {Path(path).name}." if ok else f"Could not write {path}.")
+
+    def _ask_csv(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export the curves as CSV", "training-curves.csv",
+                                              "CSV files (*.csv)")
+        if path:
+            try:
+                steps, epochs = self.export_csv(path)
+            except OSError as e:
+                self._set_readout(f"Could not write {path}: {e.strerror or e}")
+                return
+            self._set_readout(f"Saved {steps.name} (per step) and {epochs.name} (per epoch).")

@@ -1,0 +1,405 @@
+"""The training panel: choose the data and the settings, start / pause / stop a run that
+trains in its own process, and watch it: curves, filters, activations, results."""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ...engine import config, snapshots
+from ...engine.compiler import compile_graph
+from ...engine.datasets import Dataset
+from ...engine.devices import list_devices
+from ...engine.errors import NetCanvasError
+from ...engine.project import weights_path_for
+from ...engine.weights import load_weights
+from ..commands import SetSetting
+from ..document import Document
+from ..settings_form import SettingsForm
+from .activations import ActivationsView
+from .curves import CurvesView
+from .data_view import DataPreview, DatasetLoader
+from .filters import FiltersView
+from .results import ResultsView
+from .session import TrainingSession
+
+# dataset keys that only some datasets read
+_DATASET_ROWS = {"path": ("mnist", "fashion_mnist", "csv", "image_folder"), "images": ("idx",),
+                 "labels": ("idx",), "label_column": ("csv",), "samples": config.SYNTHETIC,
+                 "noise": config.SYNTHETIC, "test_fraction": None}
+SNAPSHOT_EVERY = 25
+
+
+class TrainingPanel(QWidget):
+    """Signal ``training_active(bool)``: the main window locks editing while a run lasts."""
+
+    training_active = Signal(bool)
+
+    def __init__(self, doc: Document, parent=None):
+        super().__init__(parent)
+        self.doc = doc
+        self.session = TrainingSession(self)
+        self.loader = DatasetLoader(self)
+        self.dataset: Dataset | None = None
+        self.sample: np.ndarray | None = None
+        self.local_model = None
+        self.weights_file: Path | None = None
+        self._started_at = 0.0
+        self._last_progress = 0.0
+        self._build()
+        self._wire()
+        self._reload_timer = QTimer(self, singleShot=True, interval=300)
+        self._reload_timer.timeout.connect(self.load_data)
+        self.project_changed()
+
+    # -- construction ------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.data_form = SettingsForm(config.DATASET_FIELDS, labels={"name": "dataset"})
+        fields = tuple(p for p in config.TRAINING_FIELDS if p.name != "device")
+        self.training_form = SettingsForm(fields)
+        self.device_combo = QComboBox()
+        self.device_combo.setObjectName("device")
+        self.device_combo.addItem("auto (best available)", "auto")
+        for d in list_devices():
+            self.device_combo.addItem(d.label(), d.id)
+        self.kernels_note = QLabel(_kernels_note())
+        self.kernels_note.setWordWrap(True)
+        self.kernels_note.setEnabled(False)
+
+        data_box = QGroupBox("Data")
+        QVBoxLayout(data_box).addWidget(self.data_form)
+        settings_box = QGroupBox("Training")
+        settings = QVBoxLayout(settings_box)
+        device_row = QFormLayout()
+        device_row.addRow("device", self.device_combo)
+        settings.addLayout(device_row)
+        settings.addWidget(self.kernels_note)
+        settings.addWidget(self.training_form)
+
+        self.start_button = QPushButton("Train")
+        self.start_button.setObjectName("start")
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setObjectName("pause")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setObjectName("stop")
+        buttons = QHBoxLayout()
+        for b in (self.start_button, self.pause_button, self.stop_button):
+            buttons.addWidget(b)
+        self.progress = QProgressBar()
+        self.progress.setFormat("")
+        self.status = QLabel("Ready.")
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        controls = QWidget()
+        c = QVBoxLayout(controls)
+        c.setContentsMargins(0, 0, 0, 0)
+        c.addLayout(buttons)
+        c.addWidget(self.progress)
+        c.addWidget(self.status)
+
+        left_inner = QWidget()
+        left_layout = QVBoxLayout(left_inner)
+        left_layout.addWidget(controls)
+        left_layout.addWidget(data_box)
+        left_layout.addWidget(settings_box)
+        left_layout.addStretch(1)
+        left = QScrollArea()
+        left.setWidgetResizable(True)
+        left.setWidget(left_inner)
+        left.setMinimumSize(290, 140)
+
+        self.preview = DataPreview()
+        self.curves = CurvesView()
+        self.filters = FiltersView()
+        self.activations = ActivationsView()
+        self.results = ResultsView()
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.curves, "Curves")
+        self.tabs.addTab(self.filters, "Filters")
+        self.tabs.addTab(self.activations, "Activations")
+        self.tabs.addTab(self.results, "Results")
+        self.tabs.addTab(self.preview, "Data")
+        # the views' own minimum sizes would squeeze the canvas: the dock may be made small
+        self.tabs.setMinimumSize(240, 140)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(left)
+        split.addWidget(self.tabs)
+        split.setStretchFactor(1, 1)
+        split.setSizes([320, 900])
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(split)
+        self._set_state("idle")
+
+    def _wire(self) -> None:
+        self.doc.reset.connect(self.project_changed)
+        self.doc.settings_changed.connect(self._settings_changed)
+        self.doc.analyzed.connect(lambda a: self._reload_timer.start() if self.dataset is None else None)
+        self.doc.path_changed.connect(self._project_saved)
+        self.data_form.edited.connect(lambda n, v: self._edit("dataset", n, v))
+        self.training_form.edited.connect(lambda n, v: self._edit("training", n, v))
+        self.device_combo.activated.connect(lambda i: self._edit("training", "device", self.device_combo.itemData(i)))
+        self.start_button.clicked.connect(self.start)
+        self.pause_button.clicked.connect(self.toggle_pause)
+        self.stop_button.clicked.connect(self.stop)
+        self.loader.loaded.connect(self._data_loaded)
+        self.loader.failed.connect(self._data_failed)
+        self.activations.sample_changed.connect(self._sample_changed)
+        s = self.session
+        s.ready.connect(self._ready)
+        s.batch.connect(self._batch)
+        s.epoch.connect(self.curves.add_epoch)
+        s.snapshot.connect(self._snapshot)
+        s.finished.connect(self._finished)
+        s.failed.connect(self._failed)
+        s.state_changed.connect(self._set_state)
+
+    # -- settings --------------------------------------------------------------------------
+    def _edit(self, section: str, name: str, value) -> None:
+        if getattr(self.doc.project, section).get(name) != value:
+            self.doc.undo_stack.push(SetSetting(self.doc, section, name, value))
+
+    def project_changed(self) -> None:
+        """A project was opened: show its settings, its data, and its saved weights."""
+        self._show_settings()
+        self.dataset = None
+        self.local_model = None
+        self.weights_file = None
+        self.results.clear()
+        self.filters.clear()
+        self.load_data()
+
+    def _settings_changed(self, section: str) -> None:
+        self._show_settings()
+        if section == "dataset":
+            self._reload_timer.start()
+
+    def _show_settings(self) -> None:
+        p = self.doc.project
+        self.data_form.show_values(p.dataset)
+        name = p.dataset.get("name")
+        for key, names in _DATASET_ROWS.items():
+            visible = names is None or name in names
+            if key == "test_fraction":
+                visible = name not in ("mnist", "fashion_mnist")
+            self.data_form.set_row_visible(key, visible)
+        self.training_form.show_values(p.training)
+        index = self.device_combo.findData(p.training.get("device", "auto"))
+        if index < 0:
+            self.device_combo.addItem(f"{p.training['device']} (not on this machine)", p.training["device"])
+            index = self.device_combo.count() - 1
+        self.device_combo.setCurrentIndex(index)
+
+    # -- data ------------------------------------------------------------------------------
+    def load_data(self) -> None:
+        a = self.doc.analysis
+        if not a.inputs or a.shapes.get(a.inputs[0]) is None:
+            self.preview.show_error("the graph has no Input with a known shape yet")
+            return
+        base = self.doc.project.path.parent if self.doc.project.path else None
+        self.preview.info.setText("Loading the data…")
+        self.loader.load(dict(self.doc.project.dataset), base, a.shapes[a.inputs[0]], a.inputs[0])
+
+    def _data_loaded(self, data: Dataset) -> None:
+        self.dataset = data
+        self.preview.show_dataset(data)
+        test = data.test if len(data.test) else data.train
+        self.activations.set_samples(test.x[:200].numpy(), test.y[:200].numpy(), data.class_names)
+        if data.mean is not None:
+            self.activations.set_normalization(data.mean.numpy(), data.std.numpy())
+        self._inspect_saved_weights()
+
+    def _data_failed(self, message: str) -> None:
+        self.dataset = None
+        self.preview.show_error(message)
+        self.status.setText(f"<span style='color:#d03030'>{_escape(message)}</span>")
+
+    # -- saved weights, inspected without training ------------------------------------------
+    def _inspect_saved_weights(self) -> None:
+        path = self.doc.project.weights_path
+        if self.session.running or path is None or not path.exists():
+            return
+        try:
+            model = compile_graph(self.doc.graph, self.doc.analysis)
+            load_weights(model, path)
+        except NetCanvasError as e:
+            self.status.setText(f"<span style='color:#d03030'>Saved weights not loaded: {_escape(str(e))}</span>")
+            return
+        self.local_model = model
+        self.weights_file = path
+        self.status.setText(f"Trained weights loaded from {path.name}.")
+        self.filters.show_filters(snapshots.conv_filters(model, self.doc.graph), self.doc.analysis.order)
+        if self.sample is not None:
+            self._sample_changed(self.sample)
+
+    def _sample_changed(self, sample: np.ndarray) -> None:
+        self.sample = sample
+        if self.session.running:
+            self.session.request_snapshot(sample)
+        elif self.local_model is not None:
+            import torch
+
+            acts = snapshots.activations(self.local_model, self.doc.analysis, torch.from_numpy(sample))
+            self._show_activations(acts)
+
+    # -- control ---------------------------------------------------------------------------
+    def start(self) -> None:
+        if self.session.running:
+            return
+        a = self.doc.analysis
+        if not a.ok:
+            self.status.setText("<span style='color:#d03030'>Fix the graph's errors before training "
+                                "(see the Issues list).</span>")
+            return
+        project = self.doc.project
+        if project.path is not None:
+            weights = weights_path_for(project.path)
+        else:
+            from ..recovery import recovery_dir
+
+            weights = recovery_dir() / f"unsaved-{uuid.uuid4().hex[:8]}.safetensors"
+        self._pending_weights = weights
+        self.curves.start_run()
+        self.results.clear()
+        self.tabs.setCurrentWidget(self.curves)
+        self._started_at = time.perf_counter()
+        self.status.setText("Starting the training process…")
+        self.session.start(project, weights_path=str(weights),
+                           project_dir=str(project.path.parent) if project.path else None,
+                           snapshot_every=SNAPSHOT_EVERY, snapshot_samples=self.sample)
+        self.training_active.emit(True)
+
+    def toggle_pause(self) -> None:
+        if self.session.paused:
+            self.session.resume()
+        else:
+            self.session.pause()
+
+    def stop(self) -> None:
+        if self.session.running:
+            self.status.setText("Stopping after this minibatch…")
+            self.session.stop()
+
+    def _set_state(self, state: str) -> None:
+        running = state in ("starting", "running", "paused", "stopping")
+        self.start_button.setEnabled(not running)
+        self.pause_button.setEnabled(state in ("running", "paused"))
+        self.pause_button.setText("Resume" if state == "paused" else "Pause")
+        self.stop_button.setEnabled(state in ("running", "paused"))
+        for w in (self.data_form, self.training_form, self.device_combo):
+            w.setEnabled(not running)
+        if state == "paused":
+            self.status.setText("Paused. Resume or Stop; snapshots still answer.")
+
+    # -- events from the run -------------------------------------------------------------------
+    def _ready(self, info: dict) -> None:
+        notes = "".join(f"<br><i>{_escape(n)}</i>" for n in info.get("notes", []))
+        self.status.setText(f"Training on {info.get('device')}.{notes}")
+
+    def _batch(self, event) -> None:
+        self.curves.add_batch(event)
+        now = time.perf_counter()
+        if now - self._last_progress < 0.1 and event.batch != event.batches:
+            return
+        self._last_progress = now
+        epochs = self.doc.project.training["epochs"]
+        done = (event.epoch - 1) * event.batches + event.batch
+        total = epochs * event.batches
+        self.progress.setMaximum(total)
+        self.progress.setValue(done)
+        elapsed = now - self._started_at
+        eta = elapsed / max(done, 1) * (total - done)
+        self.progress.setFormat(f"epoch {event.epoch}/{epochs} · batch {event.batch}/{event.batches} · "
+                                f"ETA {_duration(eta)}")
+
+    def _snapshot(self, event) -> None:
+        self.filters.show_filters(event.filters, self.doc.analysis.order)
+        self._show_activations(event.activations)
+
+    def _show_activations(self, acts: dict) -> None:
+        a = self.doc.analysis
+        names = self.dataset.class_names if self.dataset else [str(i) for i in range(10)]
+        self.activations.show_activations(acts, a.order, a.output, names)
+
+    def _finished(self, event) -> None:
+        self.training_active.emit(False)
+        self.progress.setFormat("done" if event.ok else "stopped")
+        test_x = self.dataset.test.x.numpy() if self.dataset is not None and len(self.dataset.test) else None
+        names = self.dataset.class_names if self.dataset else []
+        self.results.show_result(event, test_x, names)
+        self.curves.flush()
+        if not event.ok:
+            self.status.setText(f"<span style='color:#d03030'><b>Training stopped:</b> {_escape(event.message)}</span>")
+            return
+        acc = "" if event.test_accuracy is None else f" Test accuracy {event.test_accuracy:.2%}."
+        saved = ""
+        if event.weights_path:
+            self.weights_file = Path(event.weights_path)
+            saved = (f" Weights saved to {self.weights_file.name}." if self.doc.project.path else
+                     " Save the project to keep the trained weights beside it.")
+            self._inspect_saved_weights_from(self.weights_file)
+        self.status.setText(f"{event.message[0].upper() + event.message[1:]}.{acc}{saved}")
+        self.tabs.setCurrentWidget(self.results)
+
+    def _inspect_saved_weights_from(self, path: Path) -> None:
+        try:
+            model = compile_graph(self.doc.graph, self.doc.analysis)
+            load_weights(model, path)
+            self.local_model = model
+        except NetCanvasError:
+            self.local_model = None
+
+    def _failed(self, message: str) -> None:
+        self.training_active.emit(False)
+        self.progress.setFormat("failed")
+        self.status.setText(f"<span style='color:#d03030'><b>Training failed:</b> {_escape(message)}</span>")
+
+    def _project_saved(self, path: str) -> None:
+        """Weights trained before the first save move beside the project file."""
+        if not path or self.weights_file is None or not self.weights_file.exists():
+            return
+        target = weights_path_for(path)
+        if self.weights_file != target:
+            shutil.copyfile(self.weights_file, target)
+            self.weights_file = target
+
+    def shutdown(self) -> None:
+        if self.session.running:
+            self.session.kill()
+
+
+def _kernels_note() -> str:
+    cuda = [d for d in list_devices() if d.kind == "cuda"]
+    if not cuda:
+        return "Fused GPU kernels: not used (no CUDA device here)."
+    return f"Fused GPU kernels: available on {cuda[0].name} (setting: kernels)."
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    return f"{seconds // 60}m {seconds % 60:02d}s"
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

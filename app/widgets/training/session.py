@@ -1,0 +1,323 @@
+"""A training run in a child process, seen from the GUI as a QObject with signals.
+
+The child (``app.engine.training.worker.worker_main``) trains and reports through a pipe;
+out of memory, a crashing kernel or a killed process ends the child, never the editor,
+and shows up here as ``failed``. A timer drains the pipe in slices of a few milliseconds,
+so a child that reports thousands of minibatches a second never blocks the GUI thread.
+
+    session = TrainingSession(parent)
+    session.epoch.connect(curves.add_epoch)
+    session.start(project, weights_path="run.safetensors", overrides={"epochs": 5})
+"""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing
+import time
+import weakref
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from ...engine.project import Project, project_to_dict
+from ...engine.training.events import BatchEvent, EpochEvent, FinishedEvent, SnapshotEvent
+from ...engine.training.worker import worker_main
+
+TICK_MS = 30
+TICK_BUDGET = 0.006  # seconds of GUI time one tick may spend on messages (the last may overrun)
+TICK_MESSAGES = 1000  # and at most this many messages
+EXIT_WAIT = 10.0  # seconds a child that said its last word may take to exit before it is ended
+
+
+class _Child:
+    """One child process and the parent's end of its pipe."""
+
+    def __init__(self, process, conn):
+        self.process = process
+        self.conn = conn
+        self.pid = process.pid
+        self.eof = False  # the pipe is closed: nothing more will come
+        self.over_since: float | None = None  # when the run said its last word
+
+    def alive(self) -> bool:
+        try:
+            return self.process.is_alive()  # also reaps an exited child (no zombie)
+        except ValueError:  # already closed
+            return False
+
+    def send(self, message: tuple) -> bool:
+        try:
+            self.conn.send(message)
+            return True
+        except (OSError, ValueError):
+            return False
+
+    def end(self) -> int | None:
+        """Terminate (then kill) the process if it still runs, reap it and close the pipe.
+        Returns its exit code."""
+        code = None
+        try:
+            if self.process.is_alive():
+                self.process.terminate()
+                self.process.join(3)
+                if self.process.is_alive():
+                    self.process.kill()
+            self.process.join(3)
+            code = self.process.exitcode
+            self.process.close()
+        except (ValueError, OSError, AssertionError):
+            pass  # closed already, or never started
+        try:
+            self.conn.close()
+        except OSError:
+            pass
+        return code
+
+
+def _end_all(children: list[_Child]) -> None:
+    while children:
+        children.pop().end()
+
+
+class TrainingSession(QObject):
+    """Runs one training at a time in a child process.
+
+    Signals: ``ready(info)`` (the run is checked; info: device, dataset, notes,
+    input_shape, num_classes, settings, pid), ``batch``/``epoch``/``snapshot``/``finished``
+    (the engine's events), ``failed(message)`` (an error before training, a crash, or a
+    child that died), ``state_changed(state)``: starting, running, paused, stopping, idle.
+    ``finished`` and ``failed`` come after ``state_changed("idle")``, so their slots may
+    start the next run."""
+
+    ready = Signal(dict)
+    batch = Signal(object)
+    epoch = Signal(object)
+    snapshot = Signal(object)
+    finished = Signal(object)
+    failed = Signal(str)
+    state_changed = Signal(str)
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._child: _Child | None = None
+        self._exiting: list[_Child] = []  # children whose run is over, waiting to exit
+        self._children: list[_Child] = []  # every live child: what clean-up ends
+        self._state = "idle"
+        self._paused = False
+        self.info: dict | None = None
+        self.last_traceback: str | None = None  # the full text of the last crash
+        self.dropped_batches = 0  # BatchEvents the child left out because we read too slowly
+        self._timer = QTimer(self)
+        self._timer.setInterval(TICK_MS)
+        self._timer.timeout.connect(self._tick)
+        # no orphan and no zombie when this object goes away or the program ends
+        weakref.finalize(self, _end_all, self._children)
+        self.destroyed.connect(functools.partial(_end_all, self._children))
+
+    # -- state ---------------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        return self._state
+
+    @property
+    def running(self) -> bool:
+        """True from ``start`` until the run finished, failed or was killed."""
+        return self._child is not None
+
+    @property
+    def paused(self) -> bool:
+        """True once ``pause`` was asked (``state`` turns "paused" when the child has)."""
+        return self.running and self._paused
+
+    @property
+    def pid(self) -> int | None:
+        return self._child.pid if self._child else None
+
+    def _set_state(self, state: str) -> None:
+        if state != self._state:
+            self._state = state
+            self.state_changed.emit(state)
+
+    # -- control -------------------------------------------------------------------------
+    def start(self, project: Project, **options: Any) -> None:
+        """Train ``project`` in a new child process. ``options``: see
+        ``app.engine.training.worker`` (weights_path, project_dir, overrides,
+        snapshot_every, snapshot_samples, initial_weights, checkpoint_dir, threads); None
+        values mean the default. Raises RuntimeError while a run is in progress."""
+        if self.running:
+            raise RuntimeError("a training run is in progress; stop or kill it first")
+        options = {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items() if v is not None}
+        if "project_dir" not in options and project.path is not None:
+            options["project_dir"] = str(project.path.parent)
+        if isinstance(options.get("snapshot_samples"), np.ndarray):
+            options["snapshot_samples"] = np.ascontiguousarray(options["snapshot_samples"])
+        ctx = multiprocessing.get_context("spawn")
+        conn, child_conn = ctx.Pipe(duplex=True)
+        process = ctx.Process(target=worker_main, args=(child_conn, project_to_dict(project), options),
+                              name="netcanvas-training", daemon=True)
+        try:
+            process.start()
+        except BaseException:
+            conn.close()
+            child_conn.close()
+            raise
+        child_conn.close()  # only the child holds that end now: its death reads as EOF here
+        self._child = _Child(process, conn)
+        self._children.append(self._child)
+        self._paused = False
+        self.info = None
+        self.last_traceback = None
+        self.dropped_batches = 0
+        self._set_state("starting")
+        self._timer.start()
+
+    def pause(self) -> None:
+        if self._child and self._state in ("starting", "running") and not self._paused:
+            self._paused = True
+            self._child.send(("pause",))
+
+    def resume(self) -> None:
+        if self._child and self._paused and self._state != "stopping":
+            self._paused = False
+            self._child.send(("resume",))
+
+    def stop(self) -> None:
+        """Stop after the current minibatch; the child still tests and saves the weights,
+        then ``finished`` comes with reason "stopped"."""
+        if self._child and self._state in ("starting", "running", "paused"):
+            self._child.send(("stop",))
+            self._set_state("stopping")
+
+    def request_snapshot(self, samples: np.ndarray | None = None) -> None:
+        """Ask for a SnapshotEvent for ``samples`` (``[n, *input_shape]`` or one sample,
+        normalized like the training data; None: the first test samples). Served between
+        minibatches, and also while paused."""
+        if self._child and self._state != "stopping":
+            self._child.send(("snapshot", None if samples is None else np.ascontiguousarray(samples)))
+
+    def kill(self) -> None:
+        """End the child now (terminate, then kill) and reap it; no ``finished`` follows."""
+        child, self._child = self._child, None
+        if child is not None:
+            self._forget(child)
+            child.end()
+        self._paused = False
+        self._set_state("idle")
+        self._stop_timer_if_done()
+
+    # -- the pipe --------------------------------------------------------------------------
+    def _tick(self) -> None:
+        deadline = time.perf_counter() + TICK_BUDGET
+        for child in list(self._exiting):
+            self._reap(child)
+        child = self._child
+        if child is None:
+            self._stop_timer_if_done()
+            return
+        alive = child.alive()  # before reading: all it sent before dying is in the pipe
+        count = 0
+        while not child.eof:
+            try:
+                if not child.conn.poll(0):
+                    break
+                message = child.conn.recv()
+            except (EOFError, OSError):
+                child.eof = True
+                break
+            self._handle(message)
+            if self._child is not child:  # the run ended (or a slot killed it)
+                return
+            count += 1
+            if count >= TICK_MESSAGES or time.perf_counter() > deadline:
+                return  # more next tick; the GUI gets its turn
+        if child.eof and alive:  # the pipe closed: the process should be gone in a moment
+            child.over_since = child.over_since or time.perf_counter()
+            alive = child.alive() and time.perf_counter() - child.over_since < EXIT_WAIT
+        if not alive:
+            self._died(child)
+
+    def _handle(self, message: tuple) -> None:
+        kind = message[0]
+        if kind == "event":
+            event = message[1]
+            if isinstance(event, BatchEvent):
+                self.batch.emit(event)
+            elif isinstance(event, EpochEvent):
+                self.epoch.emit(event)
+            elif isinstance(event, SnapshotEvent):
+                self.snapshot.emit(event)
+            elif isinstance(event, FinishedEvent):
+                self._over()
+                self.finished.emit(event)
+        elif kind == "dropped":
+            self.dropped_batches += message[1]
+        elif kind == "ready":
+            self.info = message[1]
+            if self._state == "starting":
+                self._set_state("running")
+            self.ready.emit(message[1])
+        elif kind == "paused":
+            if self._state == "running":
+                self._set_state("paused")
+        elif kind == "resumed":
+            if self._state == "paused":
+                self._set_state("running")
+        elif kind == "done":
+            self._over()
+        elif kind == "error":
+            self._over()
+            self.failed.emit(str(message[1]))
+        elif kind == "crash":
+            self.last_traceback = str(message[1])
+            self._over()
+            self.failed.emit(_last_line(self.last_traceback))
+
+    def _over(self) -> None:
+        """The run said its last word: the child exits by itself and is reaped later."""
+        child, self._child = self._child, None
+        if child is not None:
+            child.over_since = time.perf_counter()
+            self._exiting.append(child)
+        self._paused = False
+        self._set_state("idle")
+
+    def _died(self, child: _Child) -> None:
+        self._child = None
+        self._forget(child)
+        code = child.end()
+        self._paused = False
+        self._set_state("idle")
+        message = f"the training process ended unexpectedly (exit code {code})"
+        if code == -9:
+            message += "; it was killed, often because the computer ran out of memory"
+        self.failed.emit(message)
+        self._stop_timer_if_done()
+
+    def _reap(self, child: _Child) -> None:
+        """Read what a finished child still sends (its "done"), and end it once it exits."""
+        try:
+            while not child.eof and child.conn.poll(0):
+                child.conn.recv()
+        except (EOFError, OSError):
+            child.eof = True
+        late = child.over_since is not None and time.perf_counter() - child.over_since > EXIT_WAIT
+        if not child.alive() or late:
+            self._exiting.remove(child)
+            self._forget(child)
+            child.end()
+
+    def _forget(self, child: _Child) -> None:
+        if child in self._children:
+            self._children.remove(child)
+
+    def _stop_timer_if_done(self) -> None:
+        if self._child is None and not self._exiting:
+            self._timer.stop()
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "the training process crashed"

@@ -1,0 +1,102 @@
+"""The training panel in the main window: real runs in a child process, live views,
+control, failures, and the editing lock."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtWidgets import QComboBox, QLineEdit
+
+from app.engine.examples import example_path
+
+TIMEOUT = 90_000  # the child process imports torch before it trains
+
+
+def open_example(window, name):
+    assert window.open_file(example_path(name), example=True, ask=False)
+    return window.training
+
+
+def test_xor_trains_from_the_panel_with_live_curves_and_a_lock(qtbot, window):
+    panel = open_example(window, "xor")
+    epochs = panel.training_form.fields["epochs"].editor
+    epochs.lineEdit().selectAll()
+    qtbot.keyClicks(epochs, "12")
+    assert window.doc.project.training["epochs"] == 12
+    with qtbot.waitSignal(panel.session.finished, timeout=TIMEOUT) as finished:
+        window.actions_by_name["train"].trigger()
+        assert window.scene.read_only and not window.palette.isEnabled()
+        assert not window.actions_by_name["delete"].isEnabled()
+    event = finished.args[0]
+    assert event.reason == "completed" and event.test_accuracy is not None
+    qtbot.waitUntil(lambda: not window.scene.read_only, timeout=5000)
+    assert window.palette.isEnabled() and window.actions_by_name["delete"].isEnabled()
+    panel.curves.flush()
+    assert panel.curves.step_count() > 0 and panel.curves.epoch_count() == 12
+    assert "Test accuracy" in panel.status.text()
+    assert panel.progress.value() == panel.progress.maximum()
+    assert panel.tabs.currentWidget() is panel.results
+
+
+def test_digits_run_updates_filters_and_activations_then_stops_mid_epoch(qtbot, window):
+    panel = open_example(window, "linear")
+    qtbot.waitUntil(lambda: panel.dataset is not None, timeout=30_000)
+    with qtbot.waitSignal(panel.session.snapshot, timeout=TIMEOUT):
+        panel.start()
+    first = panel.filters.current_image().copy()
+    with qtbot.waitSignal(panel.session.snapshot, timeout=TIMEOUT):
+        pass
+    assert not np.array_equal(first, panel.filters.current_image(), equal_nan=True)  # the templates change
+    assert panel.activations.current_node() is not None
+    with qtbot.waitSignal(panel.session.state_changed, timeout=10_000,
+                          check_params_cb=lambda s: s == "paused"):
+        panel.pause_button.click()
+    count = panel.curves.step_count()
+    qtbot.wait(500)
+    panel.curves.flush()
+    assert panel.curves.step_count() == count
+    with qtbot.waitSignal(panel.session.state_changed, timeout=10_000,
+                          check_params_cb=lambda s: s == "running"):
+        panel.pause_button.click()
+    with qtbot.waitSignal(panel.session.finished, timeout=TIMEOUT) as finished:
+        panel.stop_button.click()
+    assert finished.args[0].reason == "stopped"
+    assert finished.args[0].test_accuracy is not None
+
+
+def test_nan_loss_is_reported_and_the_editor_stays_alive(qtbot, window):
+    panel = open_example(window, "mlp")
+    lr = panel.training_form.fields["lr"].editor
+    assert isinstance(lr, QLineEdit)
+    lr.selectAll()
+    qtbot.keyClicks(lr, "1e9")
+    assert window.doc.project.training["lr"] == 1e9
+    with qtbot.waitSignal(panel.session.finished, timeout=TIMEOUT) as finished:
+        panel.start()
+    assert finished.args[0].reason == "diverged"
+    assert "learning rate" in panel.status.text()
+    qtbot.waitUntil(lambda: not window.scene.read_only, timeout=5000)
+    assert len(window.doc.graph.nodes) == 7 and window.doc.analysis.ok
+    window.editor.set_params("fc1", {"out_features": 64})
+    assert window.doc.analysis.total_params < 104_690
+
+
+def test_a_dataset_that_does_not_fit_is_shown_before_training(qtbot, window):
+    panel = open_example(window, "lenet5")
+    combo = panel.data_form.fields["name"].editor
+    assert isinstance(combo, QComboBox)
+    combo.setCurrentIndex(combo.findText("digits"))
+    combo.activated.emit(combo.currentIndex())
+    assert window.doc.project.dataset["name"] == "digits"
+    qtbot.waitUntil(lambda: "cannot be used" in panel.preview.info.text(), timeout=30_000)
+    assert "digits28" in panel.preview.info.text()
+    window.doc.undo_stack.undo()
+    assert window.doc.project.dataset["name"] == "digits28"
+    qtbot.waitUntil(lambda: panel.dataset is not None, timeout=30_000)
+    assert "1,293" in panel.preview.info.text() or "train" in panel.preview.info.text()
+
+
+def test_a_graph_with_errors_is_not_trained(qtbot, window):
+    panel = open_example(window, "lenet5")
+    window.editor.set_params("conv1", {"out_channels": 6, "kernel_size": 40})
+    panel.start()
+    assert not panel.session.running and "Fix the graph" in panel.status.text()

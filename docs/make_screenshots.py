@@ -1,7 +1,8 @@
 """Render the README's screenshots: python docs/make_screenshots.py [OUT_DIR].
 
-Runs offscreen (no display needed): the empty editor, the LeNet-5 example, and the
-residual-net example with an error (an Add of two shapes that differ) selected.
+Runs offscreen (no display needed): the empty editor, the LeNet-5 example, the
+residual-net example with an error (an Add of two shapes that differ) selected, and the
+training panel paused mid-run on LeNet-5 (curves; filters; activations of a test digit).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -21,11 +23,55 @@ from app.engine.project import Project  # noqa: E402
 from app.widgets.main_window import MainWindow  # noqa: E402
 
 
-def render(window: MainWindow, app: QApplication, out: Path) -> None:
+def render(window, app: QApplication, out: Path) -> None:
+    """``window``: the main window, or any widget of it (a panel)."""
     for _ in range(3):
         app.processEvents()
     window.grab().save(str(out))
     print(out)
+
+
+def wait(app: QApplication, condition, timeout: float = 120.0) -> None:
+    deadline = time.perf_counter() + timeout
+    while not condition():
+        if time.perf_counter() > deadline:
+            raise TimeoutError("the screenshot script waited too long")
+        app.processEvents()
+        time.sleep(0.005)
+
+
+def training_shots(window: MainWindow, app: QApplication, out: Path) -> None:
+    """LeNet-5 on digits28, paused half-way through its epochs."""
+    window.resize(1500, 1000)
+    window.open_file(example_path("lenet5"), example=True, ask=False)
+    panel = window.training
+    window.doc.project.training["epochs"] = 12
+    wait(app, lambda: panel.dataset is not None)
+    panel.activations.set_index(3)
+    epochs = []
+    panel.session.epoch.connect(epochs.append)
+    window.train()
+    wait(app, lambda: len(epochs) >= 6)
+    panel.pause_button.click()
+    wait(app, lambda: panel.session.paused)
+    snapshots = []
+    panel.session.snapshot.connect(snapshots.append)
+    panel.session.request_snapshot(panel.sample)
+    wait(app, lambda: snapshots)
+    panel.curves.flush()
+    window.scene.select_nodes(["conv2"])
+    panel.tabs.setCurrentWidget(panel.curves)
+    render(window, app, out / "training_curves.png")
+    panel.tabs.setCurrentWidget(panel.filters)
+    panel.filters.select_layer("conv1")
+    render(panel, app, out / "training_filters.png")
+    panel.tabs.setCurrentWidget(panel.activations)
+    panel.activations.select_node("conv1")
+    render(panel, app, out / "training_activations.png")
+    finished = []
+    panel.session.finished.connect(finished.append)
+    panel.stop()
+    wait(app, lambda: finished)
 
 
 def main() -> None:
@@ -53,6 +99,8 @@ def main() -> None:
     window.view.zoom_by(0.75 / window.view.zoom)
     window.view.centerOn(window.scene.nodes["b2_add"])
     render(window, app, out / "resnet_error.png")
+
+    training_shots(window, app, out)
 
     window.doc.undo_stack.setClean()
     window.close()

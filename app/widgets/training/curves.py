@@ -78,6 +78,19 @@ class _CountAxis(pg.AxisItem):
         return [f"{v / 1e6:.4g}M" if abs(v) >= 1e6 else f"{v / 1e3:.4g}k" for v in values]
 
 
+class _TimedPlot(pg.PlotWidget):
+    """A plot widget that reports how long each paint took (to pace the redraws)."""
+
+    def __init__(self, painted, **kw):
+        super().__init__(**kw)
+        self._report = painted
+
+    def paintEvent(self, event) -> None:
+        start = time.perf_counter()
+        super().paintEvent(event)
+        self._report(time.perf_counter() - start)
+
+
 class _Curve:
     """A plot item drawing one column of the current or previous run."""
 
@@ -89,9 +102,17 @@ class CurvesView(QWidget):
     """Four live plots of a training run. ``start_run()`` keeps the run so far as the
     (dimmed) previous run; ``add_batch(BatchEvent)`` / ``add_epoch(EpochEvent)`` append;
     drawing happens on a timer (``flush()`` draws now). ``draw_count`` counts redraws and
-    ``last_draw_seconds`` times the last one."""
+    ``last_draw_seconds`` times the last one (updating the items and painting the plots).
+
+    The timer paces itself: a redraw waits at least ``INTERVAL_MS`` after the last one, and
+    longer when drawing is costly, so that drawing takes at most ``DUTY`` of the GUI
+    thread's time. On a slow screen (or a small machine, where the editor shares the CPU
+    with the training process) the curves refresh less often instead of freezing the editor
+    or slowing the training down."""
 
     INTERVAL_MS = 60
+    MAX_INTERVAL_MS = 1500
+    DUTY = 0.08
 
     def __init__(self, parent=None, smoothing: float = 0.9):
         super().__init__(parent)
@@ -108,6 +129,8 @@ class CurvesView(QWidget):
         self._hovering = False
         self._timer = QTimer(self, singleShot=True, interval=self.INTERVAL_MS)
         self._timer.timeout.connect(self._tick)
+        self._update_seconds = 0.0  # the last redraw's item updates
+        self._paint_seconds = 0.0  # and the painting of the plots that followed
         self._build(smoothing)
         self._apply_theme()
         self._arrange()
@@ -116,7 +139,7 @@ class CurvesView(QWidget):
 
     # -- building ------------------------------------------------------------------------------
     def _plot(self, title: str, x_label: str) -> pg.PlotWidget:
-        w = pg.PlotWidget(axisItems={"bottom": _CountAxis("bottom")})
+        w = _TimedPlot(self._painted, axisItems={"bottom": _CountAxis("bottom")})
         w.setMinimumSize(160, 120)
         p = w.getPlotItem()
         p.setMenuEnabled(False)
@@ -373,11 +396,18 @@ class CurvesView(QWidget):
             vb.setXRange(first, last, padding=0)
         self._changed()
 
+    def _painted(self, seconds: float) -> None:
+        self._paint_seconds += seconds
+        self.last_draw_seconds = self._update_seconds + self._paint_seconds
+
     def _tick(self) -> None:
         if not self._dirty:
             return
         if not self.isVisible():  # drawn when shown again
             return
+        # the previous redraw has been painted by now: pace the next one by what it cost
+        pace = self.last_draw_seconds * 1000 / self.DUTY
+        self._timer.setInterval(int(min(self.MAX_INTERVAL_MS, max(self.INTERVAL_MS, pace))))
         self._redraw()
 
     def showEvent(self, event) -> None:
@@ -420,7 +450,8 @@ class CurvesView(QWidget):
         self.csv_button.setEnabled(bool(self.current))
         if not self._hovering:
             self._set_readout(self._summary())
-        self.last_draw_seconds = time.perf_counter() - start
+        self._update_seconds = self.last_draw_seconds = time.perf_counter() - start
+        self._paint_seconds = 0.0
 
     def _points(self, run: RunMetrics, curve: _Curve, x: np.ndarray, y: np.ndarray):
         """(key, data) for a step column: the visible range, decimated; ``data`` is a

@@ -46,7 +46,10 @@ from .session import TrainingSession
 _DATASET_ROWS = {"path": ("mnist", "fashion_mnist", "csv", "image_folder"), "images": ("idx",),
                  "labels": ("idx",), "label_column": ("csv",), "samples": config.SYNTHETIC,
                  "noise": config.SYNTHETIC, "test_fraction": None}
-SNAPSHOT_EVERY = 25
+# snapshots (filters, activations) are pulled by the panel, paced by wall time and by what
+# drawing them costs, never by minibatch count: a small model runs hundreds of steps a second
+SNAPSHOT_MIN_SECONDS = 0.5
+SNAPSHOT_DUTY = 0.05
 
 
 class TrainingPanel(QWidget):
@@ -65,8 +68,12 @@ class TrainingPanel(QWidget):
         self.weights_file: Path | None = None
         self._started_at = 0.0
         self._last_progress = 0.0
+        self._last_batch = None
         self._build()
         self._wire()
+        self._snapshot_timer = QTimer(self, singleShot=True, interval=int(SNAPSHOT_MIN_SECONDS * 1000))
+        self._snapshot_timer.timeout.connect(self._pull_snapshot)
+        self._snapshot_pending = False
         self._reload_timer = QTimer(self, singleShot=True, interval=300)
         self._reload_timer.timeout.connect(self.load_data)
         self.project_changed()
@@ -125,7 +132,9 @@ class TrainingPanel(QWidget):
         left = QScrollArea()
         left.setWidgetResizable(True)
         left.setWidget(left_inner)
-        left.setMinimumSize(290, 140)
+        left.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # the forms fit its width
+        left.setMinimumSize(left_inner.minimumSizeHint().width() + left.verticalScrollBar().sizeHint().width() + 4,
+                            140)
 
         self.preview = DataPreview()
         self.curves = CurvesView()
@@ -144,7 +153,7 @@ class TrainingPanel(QWidget):
         split.addWidget(left)
         split.addWidget(self.tabs)
         split.setStretchFactor(1, 1)
-        split.setSizes([320, 900])
+        split.setSizes([left.minimumWidth(), 900])
         layout = QHBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(split)
@@ -247,19 +256,24 @@ class TrainingPanel(QWidget):
         self.local_model = model
         self.weights_file = path
         self.status.setText(f"Trained weights loaded from {path.name}.")
+        self._show_local_model()
+
+    def _show_local_model(self) -> None:
+        """The filters and activations of the weights held here (saved or just trained)."""
+        model = self.local_model
         self.filters.show_filters(snapshots.conv_filters(model, self.doc.graph), self.doc.analysis.order)
         if self.sample is not None:
-            self._sample_changed(self.sample)
+            import torch
+
+            self._show_activations(snapshots.activations(model, self.doc.analysis, torch.from_numpy(self.sample)))
 
     def _sample_changed(self, sample: np.ndarray) -> None:
         self.sample = sample
         if self.session.running:
+            self._snapshot_pending = True
             self.session.request_snapshot(sample)
         elif self.local_model is not None:
-            import torch
-
-            acts = snapshots.activations(self.local_model, self.doc.analysis, torch.from_numpy(sample))
-            self._show_activations(acts)
+            self._show_local_model()
 
     # -- control ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -279,13 +293,14 @@ class TrainingPanel(QWidget):
             weights = recovery_dir() / f"unsaved-{uuid.uuid4().hex[:8]}.safetensors"
         self._pending_weights = weights
         self.curves.start_run()
+        self._last_batch = None
         self.results.clear()
         self.tabs.setCurrentWidget(self.curves)
         self._started_at = time.perf_counter()
         self.status.setText("Starting the training process…")
         self.session.start(project, weights_path=str(weights),
                            project_dir=str(project.path.parent) if project.path else None,
-                           snapshot_every=SNAPSHOT_EVERY, snapshot_samples=self.sample)
+                           snapshot_samples=self.sample)
         self.training_active.emit(True)
 
     def toggle_pause(self) -> None:
@@ -309,18 +324,31 @@ class TrainingPanel(QWidget):
             w.setEnabled(not running)
         if state == "paused":
             self.status.setText("Paused. Resume or Stop; snapshots still answer.")
+            if self._last_batch is not None:  # the bar shows where it really stopped
+                self._show_progress(self._last_batch, time.perf_counter())
 
     # -- events from the run -------------------------------------------------------------------
+    def _pull_snapshot(self) -> None:
+        if self.session.running and not self._snapshot_pending:
+            self._snapshot_pending = True
+            self.session.request_snapshot(self.sample)
+
     def _ready(self, info: dict) -> None:
+        self._snapshot_pending = False
+        self._pull_snapshot()  # the filters and activations before the first step
         notes = "".join(f"<br><i>{_escape(n)}</i>" for n in info.get("notes", []))
         self.status.setText(f"Training on {info.get('device')}.{notes}")
 
     def _batch(self, event) -> None:
         self.curves.add_batch(event)
+        self._last_batch = event
         now = time.perf_counter()
         if now - self._last_progress < 0.1 and event.batch != event.batches:
             return
         self._last_progress = now
+        self._show_progress(event, now)
+
+    def _show_progress(self, event, now: float) -> None:
         epochs = self.doc.project.training["epochs"]
         done = (event.epoch - 1) * event.batches + event.batch
         total = epochs * event.batches
@@ -332,8 +360,13 @@ class TrainingPanel(QWidget):
                                 f"ETA {_duration(eta)}")
 
     def _snapshot(self, event) -> None:
+        start = time.perf_counter()
         self.filters.show_filters(event.filters, self.doc.analysis.order)
         self._show_activations(event.activations)
+        self._snapshot_pending = False
+        if self.session.running:
+            cost = time.perf_counter() - start
+            self._snapshot_timer.start(int(1000 * max(SNAPSHOT_MIN_SECONDS, cost / SNAPSHOT_DUTY)))
 
     def _show_activations(self, acts: dict) -> None:
         a = self.doc.analysis
@@ -357,6 +390,8 @@ class TrainingPanel(QWidget):
             saved = (f" Weights saved to {self.weights_file.name}." if self.doc.project.path else
                      " Save the project to keep the trained weights beside it.")
             self._inspect_saved_weights_from(self.weights_file)
+            if self.local_model is not None:  # the views end on the final weights
+                self._show_local_model()
         self.status.setText(f"{event.message[0].upper() + event.message[1:]}.{acc}{saved}")
         self.tabs.setCurrentWidget(self.results)
 

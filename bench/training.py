@@ -1,0 +1,152 @@
+"""Training with the panel live versus headless, measured side by side in one run
+(python bench/training.py).
+
+1. Throughput: the same project (LeNet-5 on the bundled digits28 by default), trained by the
+   headless ``netcanvas train`` and by the editor's training panel (its own child process,
+   with live curves, filters and activations drawn in the editor), alternating round by
+   round. Throughput = training samples per second of the epochs (the trainer's own epoch
+   timings, so process start-up and imports are left out of both). Goal: panel / headless
+   >= 0.95.
+2. The editor's event-loop latency while the panel trains: a 10 ms timer in the GUI thread
+   records how late each tick fires; p50, p99 and max over the whole run. Goal: p99 <= 50 ms.
+
+The editor runs offscreen (QT_QPA_PLATFORM=offscreen), so it draws everything a user would
+see, minus the final blit to a screen. Compare ratios, not absolute times: these machines
+are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def headless(example: str, epochs: int, out_dir: str) -> float:
+    """Samples per second of ``netcanvas train --json`` (epochs' own timings)."""
+    from app.engine.examples import load_example
+    from app.engine.training import prepare_run
+
+    cmd = [sys.executable, "-m", "app", "train", example, "--json", "--epochs", str(epochs),
+           "--device", "cpu", "--out", out_dir]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    seconds = sum(line["seconds"] for line in lines if "epoch" in line)
+    print("  headless epoch seconds", [line["seconds"] for line in lines if "epoch" in line], flush=True)
+    train = len(prepare_run(load_example(example), device="cpu").dataset.train)
+    return train * epochs / seconds
+
+
+class PanelRun:
+    """One training run from the panel of a real main window, with a latency probe."""
+
+    def __init__(self, app, example: str, epochs: int):
+        from PySide6.QtCore import QSettings, QTimer
+
+        from app.engine.examples import example_path
+        from app.widgets.main_window import MainWindow
+
+        self.app = app
+        self.settings_dir = tempfile.TemporaryDirectory()
+        settings = QSettings(str(Path(self.settings_dir.name) / "s.ini"), QSettings.Format.IniFormat)
+        self.window = MainWindow(settings=settings)
+        self.window.resize(1400, 900)
+        self.window.show()
+        assert self.window.open_file(example_path(example), example=True, ask=False)
+        self.window.doc.project.training["epochs"] = epochs
+        self.window.doc.project.training["device"] = "cpu"
+        self.panel = self.window.training
+        self.epoch_seconds: list[float] = []
+        self.lateness: list[float] = []
+        self.finished = None
+        self.panel.session.epoch.connect(lambda e: self.epoch_seconds.append(e.seconds))
+        self.panel.session.finished.connect(lambda e: setattr(self, "finished", e))
+        self.panel.session.failed.connect(lambda m: setattr(self, "finished", m))
+        self.timer = QTimer(interval=10)
+        self.timer.timeout.connect(self._tick)
+        self._last = None
+        self.batches = 0
+        self.panel.session.batch.connect(self._batch)
+
+    def _batch(self, _event) -> None:
+        self.batches += 1
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        if self._last is not None and self.batches and self.finished is None:  # while minibatches stream in
+            self.lateness.append(max(0.0, now - self._last - 0.010))
+        self._last = now
+
+    def run(self) -> None:
+        # wait for the panel's data preview, as a user would see it before pressing Train
+        deadline = time.perf_counter() + 60
+        while self.panel.dataset is None and time.perf_counter() < deadline:
+            self.app.processEvents()
+            time.sleep(0.01)
+        self.window.train()
+        self.timer.start()
+        while self.finished is None:
+            self.app.processEvents()
+            time.sleep(0.001)
+        self.timer.stop()
+        if not hasattr(self.finished, "ok") or not self.finished.ok:
+            raise RuntimeError(f"the panel's run failed: {self.finished}")
+        self.window.doc.undo_stack.setClean()
+        self.window.close()
+
+
+def panel_run(app, example: str, epochs: int) -> tuple[float, list[float]]:
+    from app.engine.examples import load_example
+    from app.engine.training import prepare_run
+
+    run = PanelRun(app, example, epochs)
+    run.run()
+    train = len(prepare_run(load_example(example), device="cpu").dataset.train)
+    return train * epochs / sum(run.epoch_seconds), run.lateness
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--example", default="lenet5")
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([])
+    head, live, lateness = [], [], []
+    with tempfile.TemporaryDirectory() as out:
+        for r in range(args.rounds):
+            head.append(headless(args.example, args.epochs, out))
+            rate, late = panel_run(app, args.example, args.epochs)
+            live.append(rate)
+            lateness += late
+            print(f"round {r + 1}: headless {head[-1]:8.0f} samples/s   panel {live[-1]:8.0f} samples/s   "
+                  f"ratio {live[-1] / head[-1]:.3f}", flush=True)
+    ratio = statistics.median(p / h for p, h in zip(live, head))
+    ms = [v * 1000 for v in lateness]
+    print(f"\n{args.example}, {args.epochs} epochs, {args.rounds} rounds, CPU, {os.cpu_count()} cores")
+    print(f"throughput panel / headless (median of per-round ratios): {ratio:.3f}   (goal >= 0.95)")
+    print(f"event-loop lateness while training, {len(ms)} ticks of a 10 ms timer: "
+          f"p50 {percentile(ms, 0.5):.1f} ms, p99 {percentile(ms, 0.99):.1f} ms, max {max(ms):.1f} ms   "
+          f"(goal p99 <= 50 ms)")
+
+
+if __name__ == "__main__":
+    main()

@@ -35,10 +35,19 @@ def run_gui(argv: list[str]) -> int:
     from .engine.examples import example_path
     from .widgets.main_window import MainWindow
 
+    from PySide6.QtGui import QIcon
+
+    from .widgets.errors import ErrorHandler
+    from .widgets.help import icon_path
+
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName("NetCanvas")
     app.setApplicationName("NetCanvas")
+    app.setDesktopFileName("netcanvas")
+    app.setWindowIcon(QIcon(str(icon_path())))
     window = MainWindow()
+    errors = ErrorHandler(window)  # every error that escapes: logged, shown, and the editor goes on
+    errors.install()
     if args.file:
         opened = window.open_file(args.file, ask=False)
         if not opened and args.screenshot:

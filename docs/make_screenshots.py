@@ -8,6 +8,7 @@ training panel paused mid-run on LeNet-5 (curves; filters; activations of a test
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -101,6 +102,9 @@ def main() -> None:
     render(window, app, out / "resnet_error.png")
 
     training_shots(window, app, out)
+    help_dir = Path(__file__).resolve().parents[1] / "resources" / "help"  # Help > Getting started
+    for name in ("lenet5.png", "training_curves.png", "training_filters.png", "training_activations.png"):
+        shutil.copyfile(out / name, help_dir / name)
 
     window.doc.undo_stack.setClean()
     window.close()

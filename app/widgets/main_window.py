@@ -11,7 +11,6 @@ from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox,
                                QUndoView)
 
-from .. import __version__
 from ..engine.errors import NetCanvasError
 from ..engine.examples import list_examples
 from ..engine.layout import layered_layout
@@ -108,6 +107,8 @@ class MainWindow(QMainWindow):
             "layout": self._action("Auto &Layout", self.editor.auto_layout, "Ctrl+L",
                                    "Arrange the layers top to bottom"),
             "about": self._action("&About NetCanvas", self.about),
+            "getting_started": self._action("&Getting Started", self.getting_started, "F1",
+                                            "A short illustrated walk-through"),
             "train": self._action("&Train", self.train, "F5", "Train the network on its dataset"),
             "stop": self._action("&Stop Training", self.training.stop, "Shift+F5"),
         }
@@ -143,7 +144,8 @@ class MainWindow(QMainWindow):
             view.addAction(dock.toggleViewAction())
         run = menu.addMenu("&Run")
         run.addActions([a["train"], a["stop"]])
-        menu.addMenu("&Help").addAction(a["about"])
+        help_menu = menu.addMenu("&Help")
+        help_menu.addActions([a["getting_started"], a["about"]])
         bar = self.addToolBar("Main")
         bar.setObjectName("toolbar_main")
         bar.addActions([a["new"], a["open"], a["save"]])
@@ -382,8 +384,12 @@ class MainWindow(QMainWindow):
         event.accept()
 
     def about(self) -> None:
-        import torch
+        from .help import AboutDialog
 
-        QMessageBox.about(self, "About NetCanvas",
-                          f"<b>NetCanvas {__version__}</b><br>Design, train, inspect and export neural "
-                          f"networks.<br>torch {torch.__version__}")
+        AboutDialog(self).exec()
+
+    def getting_started(self) -> None:
+        from .help import GettingStartedDialog
+
+        self._help = GettingStartedDialog(self)  # not modal: read it while trying the steps
+        self._help.show()

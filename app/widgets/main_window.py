@@ -24,6 +24,7 @@ from .inspector import Inspector
 from .issues import IssuesList
 from .palette import Palette
 from .recovery import Autosaver, forget, pending_recoveries
+from .exporting import Exporter
 from .training.panel import TrainingPanel
 
 MAX_RECENT = 8
@@ -45,6 +46,11 @@ class MainWindow(QMainWindow):
         self.history = QUndoView(self.doc.undo_stack, self)
         self.history.setEmptyLabel("<opened>")
         self.training = TrainingPanel(self.doc, self)
+        # exports take the weights the panel holds (trained or loaded), else the project's
+        self.exporter = Exporter(self, lambda: self.doc.project,
+                                 lambda: self.training.weights_file or self.doc.project.weights_path)
+        self.exporter.busy_changed.connect(
+            lambda busy: self.statusBar().showMessage("Exporting…" if busy else "", 0 if busy else 1))
         self._docks = {}
         self._dock("palette", "Layers", self.palette, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._dock("inspector", "Inspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea)
@@ -109,6 +115,10 @@ class MainWindow(QMainWindow):
             "about": self._action("&About NetCanvas", self.about),
             "getting_started": self._action("&Getting Started", self.getting_started, "F1",
                                             "A short illustrated walk-through"),
+            "export_onnx": self._action("&ONNX Model…", self.exporter.ask_onnx, "Ctrl+E",
+                                        "Export to ONNX, checked in onnxruntime"),
+            "export_python": self._action("&PyTorch Code…", self.exporter.ask_python, "Ctrl+Shift+E",
+                                          "A folder with model.py, the weights, the data and a torchrun-ready train.py"),
             "train": self._action("&Train", self.train, "F5", "Train the network on its dataset"),
             "stop": self._action("&Stop Training", self.training.stop, "Shift+F5"),
         }
@@ -129,6 +139,8 @@ class MainWindow(QMainWindow):
             self.examples_menu.addAction(ex.title, lambda p=ex.path: self.open_file(p, example=True))
         file_menu.addSeparator()
         file_menu.addActions([a["save"], a["save_as"]])
+        export_menu = file_menu.addMenu("E&xport")
+        export_menu.addActions([a["export_onnx"], a["export_python"]])
         file_menu.addSeparator()
         file_menu.addAction(a["quit"])
         edit = menu.addMenu("&Edit")

@@ -1,0 +1,133 @@
+"""File > Export: ONNX (checked in onnxruntime) and PyTorch code, run off the GUI thread
+(an ONNX export takes seconds) with the result, or the engine's message, shown after."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Callable
+
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+
+from ..engine.errors import NetCanvasError
+from ..engine.project import Project, parse_project, project_to_dict
+
+
+class BackgroundTask(QObject):
+    """Runs ``work()`` in a thread; ``done(str)`` or ``failed(str)`` arrive in the GUI
+    thread. ``NetCanvasError``s carry their message; anything else is reported as a bug."""
+
+    done = Signal(str)
+    failed = Signal(str)
+
+    def __init__(self, work: Callable[[], str], parent: QObject | None = None):
+        super().__init__(parent)
+        self._work = work
+        self.thread = threading.Thread(target=self._run, daemon=True, name="netcanvas-export")
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            message = self._work()
+        except NetCanvasError as e:
+            self.failed.emit(str(e))
+        except Exception as e:  # noqa: BLE001 - an exporter bug must not be silent or fatal
+            self.failed.emit(f"unexpected {type(e).__name__}: {e}")
+        else:
+            self.done.emit(message)
+
+
+class Exporter(QObject):
+    """Asks where to export, then exports a snapshot of the project as it is now (later
+    edits do not race the export) with the weights the training panel holds, if any."""
+
+    busy_changed = Signal(bool)
+
+    def __init__(self, window: QWidget, project: Callable[[], Project], weights: Callable[[], Path | None]):
+        super().__init__(window)
+        self.window = window
+        self._project = project
+        self._weights = weights
+        self.task: BackgroundTask | None = None
+        self.last_message = ""
+
+    @property
+    def busy(self) -> bool:
+        return self.task is not None
+
+    def _start_dir(self) -> Path:
+        p = self._project().path
+        return p.parent if p else Path.home()
+
+    def _stem(self) -> str:
+        p = self._project()
+        name = p.path.name.split(".")[0] if p.path else (p.name or "network")
+        return "".join(c if c.isalnum() or c in "-_" else "_" for c in name) or "network"
+
+    def ask_onnx(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self.window, "Export ONNX", str(self._start_dir() / f"{self._stem()}.onnx"),
+                                              "ONNX models (*.onnx)")
+        if path:
+            self.export_onnx(path if path.endswith(".onnx") else path + ".onnx")
+
+    def ask_python(self) -> None:
+        path = QFileDialog.getExistingDirectory(self.window, "Export PyTorch code into a folder",
+                                                str(self._start_dir()))
+        if path:
+            self.export_python(str(Path(path) / self._stem()) if any(Path(path).iterdir()) else path)
+
+    def export_onnx(self, out: str) -> None:
+        from ..engine.export.onnx_export import export_onnx
+
+        project, weights = self._snapshot()
+        self._run(lambda: export_onnx(project, out, weights=weights).summary())
+
+    def export_python(self, out_dir: str) -> None:
+        from ..engine.export.python_export import export_python
+
+        project, weights = self._snapshot()
+        self._run(lambda: _summary(export_python(project, out_dir, weights=weights)))
+
+    def _snapshot(self) -> tuple[Project, Path | None]:
+        current = self._project()
+        project = parse_project(project_to_dict(current))  # a copy: later edits do not race the export
+        project.path = current.path
+        weights = self._weights()
+        return project, weights if weights is not None and weights.exists() else None
+
+    def _run(self, work: Callable[[], str]) -> None:
+        if self.task is not None:
+            QMessageBox.information(self.window, "Export", "An export is already running.")
+            return
+        self.task = BackgroundTask(work, self)
+        self.task.done.connect(self._done, Qt.ConnectionType.QueuedConnection)
+        self.task.failed.connect(self._failed, Qt.ConnectionType.QueuedConnection)
+        self.busy_changed.emit(True)
+        self.task.start()
+
+    def _finish(self) -> None:
+        self.task = None
+        self.busy_changed.emit(False)
+
+    def _done(self, message: str) -> None:
+        self._finish()
+        self.last_message = message
+        box = QMessageBox(QMessageBox.Icon.Information, "Export finished", message[0].upper() + message[1:],
+                          QMessageBox.StandardButton.Ok, self.window)
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        box.open()
+
+    def _failed(self, message: str) -> None:
+        self._finish()
+        self.last_message = message
+        box = QMessageBox(QMessageBox.Icon.Warning, "Export failed", message, QMessageBox.StandardButton.Ok,
+                          self.window)
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        box.open()
+
+
+def _summary(report) -> str:
+    return report.summary() if hasattr(report, "summary") else str(report)

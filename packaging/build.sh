@@ -15,7 +15,7 @@ echo "wheel: $wheel"
 # a clean environment with the wheel and its pinned dependencies, where PyInstaller runs
 python3 -m venv build/bundle-venv
 build/bundle-venv/bin/pip install -q -c constraints.txt "$wheel" pyinstaller
-build/bundle-venv/bin/pyinstaller --noconfirm --log-level WARN --distpath dist \
+QT_QPA_PLATFORM=offscreen build/bundle-venv/bin/pyinstaller --noconfirm --log-level WARN --distpath dist \
     --workpath build/pyinstaller packaging/netcanvas.spec
 cp packaging/netcanvas.desktop dist/netcanvas/
 cp resources/icons/netcanvas-256.png dist/netcanvas/netcanvas.png

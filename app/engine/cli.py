@@ -13,12 +13,13 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from . import cli_io
 from .errors import NetCanvasError, ProjectError
 from .examples import example_path, list_examples
 from .inference import Analysis, analyze, describe_shape
 from .project import SUFFIX, Project, load_project, weights_path_for
 
-COMMANDS = ("check", "train", "examples", "export")
+COMMANDS = ("check", "train", "examples", "export", *cli_io.COMMANDS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,20 +38,37 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=int, help="override the batch size")
     train.add_argument("--out", help="folder for the weights (default: beside the project file)")
     train.add_argument("--json", action="store_true", help="one JSON line per epoch, then the result")
+    train.add_argument("--nproc", type=int, default=1, metavar="N",
+                       help="train in N local processes with DistributedDataParallel "
+                            "(gloo on the CPU, nccl with one GPU each)")
+    train.add_argument("--kernels", choices=("auto", "on", "off"),
+                       help="fused Triton kernels on a CUDA GPU (auto: only where measured faster); "
+                            "default: the project's setting")
 
-    export = sub.add_parser("export", help="export a project (ONNX, checked against onnxruntime)")
+    export = sub.add_parser("export", help="export a project to ONNX and/or PyTorch code, checked "
+                                           "against the compiled graph")
     export.add_argument("file", help="a project file, or the name of a bundled example")
-    export.add_argument("--onnx", metavar="OUT", required=True, help="the .onnx file to write")
+    export.add_argument("--onnx", metavar="OUT", help="the .onnx file to write")
+    export.add_argument("--python", metavar="DIR", help="a folder for model.py, weights.safetensors, "
+                                                         "data.npz, train.py and README.md")
     export.add_argument("--weights", help="weights to export (default: the project's own, if saved)")
     export.add_argument("--opset", type=int, default=18, help="ONNX opset version (default 18)")
 
     ex = sub.add_parser("examples", help="list the bundled examples, or print one")
     ex.add_argument("name", nargs="?", help="an example to print")
+    cli_io.add_parsers(sub)
     return parser
 
 
 def main(argv: list[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "export" and not (args.onnx or args.python):
+        parser.error("export needs --onnx OUT, --python DIR, or both")
+    if args.command == "train" and args.nproc < 1:
+        parser.error(f"--nproc must be 1 or more; received {args.nproc}")
+    if args.command in cli_io.COMMANDS:
+        return cli_io.run(args, out, err)
     commands = {"check": _check, "train": _train, "examples": _examples, "export": _export}
     return commands[args.command](args, out, err)
 
@@ -130,9 +148,10 @@ def _train(args, out: TextIO, err: TextIO) -> int:
         return 2
     if args.dataset:
         project.dataset = {**project.dataset, "name": args.dataset}
+    overrides = {"epochs": args.epochs, "device": args.device, "lr": args.lr, "batch_size": args.batch_size,
+                 "kernels": args.kernels}
     try:
-        run = prepare_run(project, epochs=args.epochs, device=args.device, lr=args.lr,
-                          batch_size=args.batch_size)
+        run = prepare_run(project, **overrides)
         weights = _weights_target(project, is_example, args.out)
         progress = _Progress(err, enabled=err.isatty() and not args.json)
 
@@ -149,19 +168,17 @@ def _train(args, out: TextIO, err: TextIO) -> int:
                     out.write(_epoch_line(event) + "\n")
                 out.flush()
 
-        trainer = Trainer(run, report, weights_path=weights)
-        for note in run.notes:
-            err.write(f"note: {note}\n")
-        if not args.json:
-            out.write(f"Training {project.name!r} on {run.dataset.name} "
-                      f"({len(run.dataset.train)} train / {len(run.dataset.val)} val / "
-                      f"{len(run.dataset.test)} test) on {trainer.device}\n")
-        previous = signal.signal(signal.SIGINT, lambda *a: trainer.stop()) if _main_thread() else None
-        try:
-            result: FinishedEvent = trainer.run()
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+        if args.nproc > 1:
+            result = _train_distributed(args, project, run, overrides, weights, report, progress, out, err)
+        else:
+            trainer = Trainer(run, report, weights_path=weights)
+            _header(args, project, run, str(trainer.device), out, err)
+            previous = signal.signal(signal.SIGINT, lambda *a: trainer.stop()) if _main_thread() else None
+            try:
+                result: FinishedEvent = trainer.run()
+            finally:
+                if previous is not None:
+                    signal.signal(signal.SIGINT, previous)
     except NetCanvasError as e:
         err.write(f"error: {e}\n")
         return 1
@@ -177,6 +194,28 @@ def _train(args, out: TextIO, err: TextIO) -> int:
         err.write(f"error: {result.message}\n")
         return 1
     return 0
+
+
+def _header(args, project: Project, run, device: str, out: TextIO, err: TextIO) -> None:
+    err.writelines(f"note: {note}\n" for note in run.notes)
+    if not args.json:
+        out.write(f"Training {project.name!r} on {run.dataset.name} "
+                  f"({len(run.dataset.train)} train / {len(run.dataset.val)} val / "
+                  f"{len(run.dataset.test)} test) on {device}\n")
+
+
+def _train_distributed(args, project: Project, run, overrides: dict, weights: Path, report, progress,
+                       out: TextIO, err: TextIO):
+    """``train --nproc N``: the same output as one process, from process 0 of N."""
+    from .training.distributed import check_launch, per_process_batch, train_distributed
+
+    device, backend = check_launch(run, args.nproc)
+    where = f"{device.type}, {args.nproc} processes ({backend}, DistributedDataParallel, " \
+            f"{per_process_batch(run.settings['batch_size'], args.nproc)} samples each per step)"
+    _header(args, project, run, where, out, err)
+    out.flush()
+    return train_distributed(project, args.nproc, overrides=overrides, callback=report,
+                             weights_path=weights, batch_events=progress.enabled, run=run)
 
 
 def _weights_target(project: Project, is_example: bool, out_dir: str | None) -> Path:
@@ -226,19 +265,28 @@ def _main_thread() -> bool:
 
 
 def _export(args, out: TextIO, err: TextIO) -> int:
-    from .export.onnx_export import export_onnx
-
     try:
         project, _ = _open(args.file)
     except NetCanvasError as e:
         err.write(f"error: {e}\n")
         return 2
     try:
-        report = export_onnx(project, args.onnx, args.weights, args.opset)
+        if args.python:  # first: it makes the folder, where the .onnx file may go too
+            from .export.python_export import export_python
+
+            report = export_python(project, args.python, args.weights)
+            err.writelines(f"note: {note}\n" for note in report.notes)
+            out.write(report.summary() + "\n")
+        if args.onnx:
+            from .export.onnx_export import export_onnx
+
+            out.write(export_onnx(project, args.onnx, args.weights, args.opset).summary() + "\n")
     except NetCanvasError as e:
         err.write(f"error: {e}\n")
         return 1
-    out.write(report.summary() + "\n")
+    except OSError as e:  # the .onnx file's folder is missing or not writable
+        err.write(f"error: {args.onnx}: cannot be written: {e.strerror or e}\n")
+        return 1
     return 0
 
 

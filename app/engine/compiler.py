@@ -9,6 +9,9 @@ Every non-Input node becomes a submodule named after its id, so ``state_dict()``
         ...
 
 There is no per-forward interpretation: fx generates and compiles Python source once.
+With ``kernels="on"`` (or "auto") chains such as Linear -> ReLU or Conv2d -> BatchNorm2d ->
+ReLU are then swapped for fused Triton modules (``kernels/fuse.py``); node ids still name
+modules and ``state_dict`` keys do not change. Exports compile with the default, "off".
 """
 
 from __future__ import annotations
@@ -42,13 +45,18 @@ def compile_graph(
     device: str | torch.device | None = None,
     output: str | None = None,
     modules: nn.Module | None = None,
+    kernels: str = "off",
+    allow_cpu: bool | None = None,
 ) -> fx.GraphModule:
     """Compile ``graph`` (which must have no errors) into a ``GraphModule``.
 
     ``output`` picks another node as the output (the trainer uses it to compute a loss on
     the logits before a final Softmax); ``modules`` reuses the submodules of an earlier
-    compile, so both modules share their weights. Raises ``GraphError`` listing the
-    graph's errors when it has any.
+    compile, so both modules share their weights. ``kernels`` ("off", "on", "auto") fuses
+    chains into Triton kernels on a CUDA model (``allow_cpu``: on a CPU model too, for
+    tests under ``TRITON_INTERPRET=1``); the result's ``kernel_notes`` say what was fused
+    and why not, ``fused`` lists the fused chains. Raises ``GraphError`` listing the
+    graph's errors when it has any, ``ValueError`` for an unknown ``kernels``.
     """
     a = analysis or analyze(graph)
     if not a.ok:
@@ -75,6 +83,10 @@ def compile_graph(
     gm.output_shape = a.shapes[out_id]  # type: ignore[attr-defined]
     if device is not None:
         gm.to(device)
+    if kernels != "off":
+        from .kernels.fuse import fuse_graph_module  # imports no Triton until a kernel runs
+
+        return fuse_graph_module(gm, a, mode=kernels, allow_cpu=allow_cpu, device=device)
     return gm
 
 

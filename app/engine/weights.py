@@ -19,8 +19,13 @@ from .files import atomic_write
 
 def save_weights(module: nn.Module, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
     """Write ``module.state_dict()`` as safetensors, atomically. Returns the path."""
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
-    atomic_write(path, st_save(tensors, metadata=metadata))
+    return save_tensors(module.state_dict(), path, metadata)
+
+
+def save_tensors(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> Path:
+    """Write a state dict as safetensors (on the CPU, contiguous), atomically. Returns the path."""
+    plain = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    atomic_write(path, st_save(plain, metadata=metadata))
     return Path(path)
 
 

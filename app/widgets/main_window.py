@@ -4,11 +4,12 @@ work itself lives in the document, the commands, the scene and the editor."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QPointF, QSettings, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox,
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox,
                                QUndoView)
 
 from ..engine.errors import NetCanvasError
@@ -28,7 +29,7 @@ from .exporting import Exporter
 from .training.panel import TrainingPanel
 
 MAX_RECENT = 8
-FILE_FILTER = f"NetCanvas projects (*{SUFFIX} *.json);;All files (*)"
+FILE_FILTER = f"NetCanvas projects (*{SUFFIX} *.json);;ONNX models (*.onnx);;All files (*)"
 
 
 class MainWindow(QMainWindow):
@@ -274,9 +275,9 @@ class MainWindow(QMainWindow):
         leaves the current document as it was. Examples open as untitled copies."""
         if ask and not self.maybe_save():
             return False
+        if str(path).lower().endswith(".onnx"):
+            return self._import_onnx(Path(path))
         try:
-            if str(path).endswith(".onnx"):
-                raise NetCanvasError("ONNX import is not available in this version yet", str(path))
             project = load_project(path)
         except NetCanvasError as e:
             self.show_error("Cannot open the file", str(e))
@@ -287,6 +288,35 @@ class MainWindow(QMainWindow):
         if not example:
             self._remember(str(Path(path).resolve()))
         self.statusBar().showMessage(f"Opened {project.name}", 4000)
+        return True
+
+    def _import_onnx(self, path: Path) -> bool:
+        """An ONNX model becomes an unsaved project; its weights wait in the recovery folder
+        until the first save puts them beside the project file."""
+        from ..engine.importers.onnx_import import import_onnx
+        from ..engine.weights import save_tensors
+        from .recovery import recovery_dir
+
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            result = import_onnx(path)
+            folder = recovery_dir()
+            folder.mkdir(parents=True, exist_ok=True)
+            weights = save_tensors(result.state, folder / f"imported-{uuid.uuid4().hex[:8]}.safetensors",
+                                   {"source": "onnx import", "onnx_file": path.name})
+        except (NetCanvasError, OSError) as e:
+            self.show_error("Cannot import the ONNX model", str(e))
+            return False
+        finally:
+            QApplication.restoreOverrideCursor()
+        self.set_project(result.project)
+        self.doc.undo_stack.resetClean()  # an import is unsaved work
+        self._update_title()
+        self.training.adopt_weights(weights, f"Weights imported from {path.name}; saving the project keeps them "
+                                             "beside it.")
+        self._remember(str(path.resolve()))
+        notes = f" ({'; '.join(result.notes)})" if result.notes else ""
+        self.statusBar().showMessage(f"Imported {path.name}: {len(result.project.graph.nodes)} layers{notes}", 8000)
         return True
 
     def save(self) -> bool:

@@ -80,7 +80,8 @@ def make_objective(graph: Graph, analysis: Analysis, settings: dict, num_classes
     correct = lambda out, y: (out.argmax(1) == y).sum()  # noqa: E731
     predict = lambda out: out.argmax(1)  # noqa: E731
     if loss_name == "CrossEntropyLoss":
-        loss = lambda out, x, y: F.cross_entropy(out, y)  # noqa: E731
+        ce = _cross_entropy(settings.get("kernels", "off"))
+        loss = lambda out, x, y: ce(out, y)  # noqa: E731
     elif loss_name == "NLLLoss":
         loss = lambda out, x, y: F.nll_loss(out, y)  # noqa: E731
     elif loss_name == "MSELoss":
@@ -113,6 +114,16 @@ def _binary(loss_name, loss_node, out_id, num_classes, notes) -> Objective:
         lambda out: (out.reshape(-1) > threshold).long(),
         notes,
     )
+
+
+def _cross_entropy(kernels: str):
+    """F.cross_entropy, or under kernels "on"/"auto" the fused Triton softmax + cross-entropy
+    where it applies (a CUDA tensor, and for "auto" a measured win)."""
+    if kernels == "off":
+        return F.cross_entropy
+    from ..kernels.loss import cross_entropy_for
+
+    return cross_entropy_for(kernels)
 
 
 def _bce(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

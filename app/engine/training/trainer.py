@@ -101,9 +101,19 @@ class Trainer:
         self.model: fx.GraphModule = compile_graph(graph, run.analysis, device=self.device)
         if initial_weights:
             load_weights(self.model, initial_weights)
-        # the loss may read the logits before a final Softmax: a second module, same weights
-        self.train_model = self.model if run.objective.loss_node == run.analysis.output else \
-            compile_graph(graph, run.analysis, output=run.objective.loss_node, modules=self.model)
+        # the loss may read the logits before a final Softmax, and the kernels setting may fuse
+        # layers: a second module for the training steps, same weights (self.model stays
+        # unfused: snapshots, checkpoints and weights files read it)
+        out_id, kernels = run.objective.loss_node, s.get("kernels", "off")
+        self.train_model = self.model
+        if out_id != run.analysis.output or kernels != "off":
+            other = compile_graph(graph, run.analysis, output=out_id, modules=self.model, kernels=kernels)
+            if out_id != run.analysis.output or getattr(other, "fused", None):
+                self.train_model = other
+            run.notes.extend(n for n in getattr(other, "kernel_notes", []) if n not in run.notes)
+        # what the training steps call: train_model itself, or a wrapper such as
+        # DistributedDataParallel (training/distributed.py); evaluation calls train_model
+        self.step_model = self.train_model
         self.optimizer = _optimizer(self.model, s)
         self.scheduler = _scheduler(self.optimizer, s)
         self._paused = threading.Event()
@@ -142,7 +152,7 @@ class Trainer:
         s, data = self.run_spec.settings, self.run_spec.dataset
         started = time.perf_counter()
         generator = torch.Generator().manual_seed(s["seed"])
-        n_batches = batch_count(len(data.train), s["batch_size"], s["drop_last"])
+        n_batches = self._batch_count()
         best, best_state, stale, epoch = math.inf, None, 0, 0
         reason, message = "completed", f"trained {s['epochs']} epochs"
         for epoch in range(1, s["epochs"] + 1):
@@ -185,18 +195,17 @@ class Trainer:
         """One pass over the training split. Returns None, or (reason, message) when the run
         must end: stopped by the user, or diverged (a NaN or infinite loss)."""
         s, objective = self.run_spec.settings, self.run_spec.objective
-        train = self.run_spec.dataset.train
         self.model.train()
+        self.train_model.train()  # fused modules are not self.model's: set their mode too
         total_loss = total_correct = seen = 0.0
         last = time.perf_counter()
         lr = self.optimizer.param_groups[0]["lr"]
-        for i, (x, y) in enumerate(batches(train, s["batch_size"], shuffle=True,
-                                           drop_last=s["drop_last"], generator=generator), 1):
+        for i, (x, y) in enumerate(self._train_batches(epoch, generator), 1):
             if not self._wait_if_paused():
                 return "stopped", f"stopped by the user in epoch {epoch}, minibatch {i}"
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, non_blocking=True)
-            out = self.train_model(x)
+            out = self.step_model(x)
             loss = objective.loss(out, x, y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -205,9 +214,10 @@ class Trainer:
             else:
                 loss_value, correct = loss.item(), None
             self.step += 1
-            if not math.isfinite(loss_value):
+            if not self._all_finite(loss_value):
+                shown = loss_value if not math.isfinite(loss_value) else "NaN or infinite in another process"
                 return "diverged", (
-                    f"the loss became {loss_value} at epoch {epoch}, minibatch {i} (step {self.step}); "
+                    f"the loss became {shown} at epoch {epoch}, minibatch {i} (step {self.step}); "
                     f"the learning rate {s['lr']:g} is probably too high: try {_lower_lr(s['lr'])} or "
                     "lower")
             self.optimizer.step()
@@ -224,8 +234,27 @@ class Trainer:
             if self.snapshot_every and self.step % self.snapshot_every == 0 and self._snapshot_wanted is None:
                 self.request_snapshot(self.snapshot_samples)
             self._maybe_snapshot()
-        self._last_epoch_stats = _means(total_loss, total_correct, seen, objective)
+        self._last_epoch_stats = _means(*self._epoch_totals(total_loss, total_correct, seen), objective)
         return None
+
+    # -- what a distributed run changes (training/distributed.py overrides these) ----------
+    def _train_batches(self, epoch: int, generator: torch.Generator):
+        """The minibatches of the training split for ``epoch``, shuffled by ``generator``."""
+        s = self.run_spec.settings
+        return batches(self.run_spec.dataset.train, s["batch_size"], shuffle=True,
+                       drop_last=s["drop_last"], generator=generator)
+
+    def _batch_count(self) -> int:
+        s = self.run_spec.settings
+        return batch_count(len(self.run_spec.dataset.train), s["batch_size"], s["drop_last"])
+
+    def _all_finite(self, loss_value: float) -> bool:
+        """Whether this step's loss is finite (in every process, when there are several)."""
+        return math.isfinite(loss_value)
+
+    def _epoch_totals(self, total_loss: float, total_correct: float, seen: float) -> tuple[float, float, float]:
+        """The epoch's sums of loss, right predictions and samples (over every process)."""
+        return total_loss, total_correct, seen
 
     def _wait_if_paused(self) -> bool:
         """Block while paused (still serving snapshot requests); False once stopped."""
@@ -267,6 +296,7 @@ class Trainer:
             return (None, None, None) if details else (None, None)
         objective = self.run_spec.objective
         self.model.eval()
+        self.train_model.eval()
         total_loss = total_correct = 0.0
         predictions = []
         for x, y in batches(split, max(256, self.run_spec.settings["batch_size"])):
@@ -278,6 +308,7 @@ class Trainer:
                 if details:
                     predictions.append(objective.predict(out).cpu())
         self.model.train()
+        self.train_model.train()
         n = len(split)
         accuracy = total_correct / n if objective.correct is not None else None
         if details:

@@ -247,16 +247,23 @@ class TrainingPanel(QWidget):
         path = self.doc.project.weights_path
         if self.session.running or path is None or not path.exists():
             return
+        self.adopt_weights(path, f"Trained weights loaded from {path.name}.")
+
+    def adopt_weights(self, path: Path, message: str) -> bool:
+        """Hold the weights at ``path`` (saved, or imported with a model): their filters and
+        activations are shown, exports use them, and the first save copies them beside the
+        project file."""
         try:
             model = compile_graph(self.doc.graph, self.doc.analysis)
             load_weights(model, path)
         except NetCanvasError as e:
-            self.status.setText(f"<span style='color:#d03030'>Saved weights not loaded: {_escape(str(e))}</span>")
-            return
+            self.status.setText(f"<span style='color:#d03030'>Weights not loaded: {_escape(str(e))}</span>")
+            return False
         self.local_model = model
-        self.weights_file = path
-        self.status.setText(f"Trained weights loaded from {path.name}.")
+        self.weights_file = Path(path)
+        self.status.setText(_escape(message))
         self._show_local_model()
+        return True
 
     def _show_local_model(self) -> None:
         """The filters and activations of the weights held here (saved or just trained)."""

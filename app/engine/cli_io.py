@@ -1,0 +1,166 @@
+"""The headless commands ``netcanvas import`` (ONNX -> project + weights) and
+``netcanvas predict`` (run a project with its weights on a ``.npy`` batch).
+
+Same conventions as ``cli.py``: errors are one line on stderr; exit code 1 when the model,
+data or weights have a problem, 2 when a file cannot be read or parsed.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from .errors import NetCanvasError, ProjectError
+from .project import SUFFIX
+
+COMMANDS = ("import", "predict")
+
+
+def add_parsers(sub) -> None:
+    """Add the ``import`` and ``predict`` sub-commands to ``sub`` (argparse sub-parsers)."""
+    imp = sub.add_parser("import", help="import an ONNX model as a project, with its weights")
+    imp.add_argument("model", help="the .onnx file to import")
+    imp.add_argument("out", help=f"the project file to write (*{SUFFIX}); the weights go beside it")
+    imp.add_argument("--input-shape", action="append", default=[], metavar="NAME=D1,D2,...",
+                     help="the shape (without batch) of an input whose size the file leaves open")
+    imp.add_argument("--output-name", metavar="NAME", help="the output to import, for a model with several")
+
+    pred = sub.add_parser("predict", help="run a project with its weights on a batch of samples")
+    pred.add_argument("file", help="a project file, or the name of a bundled example")
+    pred.add_argument("--input", required=True, metavar="X.npy",
+                      help="the samples, one per row of the first axis")
+    pred.add_argument("--output", required=True, metavar="Y.npy", help="where to write the outputs")
+    pred.add_argument("--weights", help="the weights to use (default: the project's own)")
+    pred.add_argument("--no-normalize", action="store_true",
+                      help="the inputs are already normalized: skip the training normalization")
+    pred.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, cuda:N or mps")
+
+
+def run(args, out: TextIO, err: TextIO) -> int:
+    """Run the ``import`` or ``predict`` command parsed into ``args``; returns the exit code."""
+    return {"import": _import, "predict": _predict}[args.command](args, out, err)
+
+
+def _import(args, out: TextIO, err: TextIO) -> int:
+    from .importers.onnx_import import TOLERANCE, OnnxFileError, compare_with_onnxruntime, import_onnx, save_imported
+    from .inference import analyze
+
+    try:
+        shapes = _input_shapes(args.input_shape)
+    except ValueError as e:
+        err.write(f"error: --input-shape: {e}\n")
+        return 2
+    target = Path(args.out)
+    if not target.name.endswith(".json"):
+        target = target.with_name(target.name + SUFFIX)
+    try:
+        result = import_onnx(args.model, shapes, args.output_name)
+    except OnnxFileError as e:
+        err.write(f"error: {e}\n")
+        return 2
+    except NetCanvasError as e:
+        err.write(f"error: {e}\n")
+        return 1
+    try:
+        difference = compare_with_onnxruntime(result)
+    except NetCanvasError as e:
+        err.write(f"error: {e}\n")
+        return 1
+    if not difference <= TOLERANCE:
+        err.write(f"error: the imported graph differs from onnxruntime by {difference:.3g} (more than "
+                  f"{TOLERANCE:g}); nothing was written\n")
+        return 1
+    try:
+        project_path, weights_path = save_imported(result, target)
+    except OSError as e:
+        err.write(f"error: cannot write {target}: {e.strerror or e}\n")
+        return 2
+    graph = result.project.graph
+    a = analyze(graph)
+    kinds = Counter(n.type for n in graph.nodes.values())
+    listing = ", ".join(f"{k} {v}" for k, v in kinds.items())
+    out.write(f"imported {args.model}: {len(graph.nodes)} nodes ({listing}), "
+              f"{a.total_params:,} parameters\n")
+    out.writelines(f"note: {note}\n" for note in result.notes)
+    out.write(f"onnxruntime vs the imported graph: max |diff| {difference:.3g} on a batch of 3 "
+              f"(tolerance {TOLERANCE:g})\n")
+    out.write(f"wrote {project_path} and {weights_path}\n")
+    return 0
+
+
+def _input_shapes(items: list[str]) -> dict[str, list[int]]:
+    shapes = {}
+    for item in items:
+        name, sep, dims = item.rpartition("=")
+        if not sep or not name:
+            raise ValueError(f"expected NAME=D1,D2,...; received {item!r}")
+        try:
+            values = [int(d) for d in dims.replace("x", ",").split(",") if d.strip()]
+        except ValueError:
+            raise ValueError(f"the dimensions of {name!r} must be integers; received {dims!r}") from None
+        if not values or any(v < 1 for v in values):
+            raise ValueError(f"the dimensions of {name!r} must be positive integers; received {dims!r}")
+        shapes[name] = values
+    return shapes
+
+
+def _predict(args, out: TextIO, err: TextIO) -> int:
+    from .cli import _open
+    from .files import atomic_write
+    from .predict import normalization, predict, read_metadata
+
+    try:
+        project, _ = _open(args.file)
+    except NetCanvasError as e:
+        err.write(f"error: {e}\n")
+        return 2
+    try:
+        x = _load_array(args.input)
+    except ProjectError as e:
+        err.write(f"error: {e}\n")
+        return 2
+    try:
+        y = predict(project, args.weights, x, normalize=not args.no_normalize, device=args.device)
+    except NetCanvasError as e:
+        err.write(f"error: {e}\n")
+        return 1
+    buffer = io.BytesIO()
+    np.save(buffer, y, allow_pickle=False)
+    try:
+        atomic_write(args.output, buffer.getvalue())
+    except OSError as e:
+        err.write(f"error: cannot write {args.output}: {e.strerror or e}\n")
+        return 2
+    weights = Path(args.weights) if args.weights else project.weights_path
+    how = "as given (--no-normalize)" if args.no_normalize else "as given"
+    if not args.no_normalize and weights is not None:
+        from .inference import analyze
+
+        a = analyze(project.graph)
+        if len(a.inputs) == 1 and normalization(read_metadata(weights), a.shapes[a.inputs[0]]) is not None:
+            how = "normalized with the training statistics"
+    out.write(f"wrote {args.output}: {y.shape[0]} outputs of shape {list(y.shape[1:])} "
+              f"(inputs {how}; weights {weights})\n")
+    return 0
+
+
+def _load_array(path: str) -> np.ndarray:
+    """A NumPy array from ``.npy`` (or a ``.npz`` holding one), never unpickling."""
+    try:
+        data = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise ProjectError("no such file", path) from None
+    except (OSError, ValueError, EOFError) as e:
+        raise ProjectError(f"cannot be read as a NumPy .npy array ({str(e).splitlines()[0] if str(e) else type(e).__name__})",
+                           path) from None
+    if isinstance(data, np.lib.npyio.NpzFile):
+        with data:
+            names = list(data.files)
+            if len(names) != 1:
+                raise ProjectError(f"holds {len(names)} arrays ({', '.join(names)}); give one array", path)
+            return data[names[0]]
+    return data

@@ -1,0 +1,469 @@
+"""PyTorch code export: a project as plain PyTorch that a user can read, run and train.
+
+    report = export_python(project, "lenet_pytorch")
+
+writes into the folder:
+
+- ``model.py``: one ``nn.Module`` class named after the project, needing nothing but torch.
+  ``__init__`` builds one submodule per node, the node id as its attribute
+  (``self.conv1 = nn.Conv2d(1, 6, kernel_size=5)``: only arguments that differ from
+  torch's defaults); ``forward`` is the code torch.fx generates for the compiled graph,
+  cleaned up. The few NetCanvas modules torch has no class for (``modules.py``) are copied
+  in as source.
+- ``weights.safetensors``: the state_dict, under the same names as the compiled graph's.
+- ``data.npz`` and ``train.py`` (see ``train_script``), and a short ``README.md``.
+
+Each submodule's constructor call is read off the built module itself (its ``__init__``
+signature and attributes) and then checked by constructing it again, so a new layer type
+needs nothing here. Finally model.py is imported, loaded with weights.safetensors and run
+beside the compiled graph on sample inputs: a difference above ``TOLERANCE`` is an error.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import inspect
+import keyword
+import re
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import modules as netcanvas_modules
+from ..compiler import compile_graph
+from ..errors import GraphError, NetCanvasError
+from ..files import atomic_write
+from ..inference import Analysis, analyze
+from ..layers.helpers import fmt
+from ..project import Project
+from ..weights import load_weights, save_weights
+from .onnx_export import ExportError, _sample
+from .train_script import readme_text, save_data, train_source
+
+TOLERANCE = 1e-5
+
+# constructor arguments whose meaning is plain from their place: written without a name
+_POSITIONAL = {"in_features", "out_features", "in_channels", "out_channels", "num_features",
+               "input_size", "hidden_size", "num_embeddings", "embedding_dim", "normalized_shape"}
+_SKIPPED = {"device", "dtype"}
+
+
+@dataclass
+class PythonReport:
+    """What ``export_python`` wrote. ``max_difference``: between model.py (with
+    weights.safetensors) and the compiled graph; ``notes``: what was left out and why."""
+
+    folder: Path
+    class_name: str
+    files: list[str]
+    max_difference: float
+    weights: str
+    split_sizes: dict[str, int] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        described = {"model.py": f"model.py (class {self.class_name})"}
+        if self.split_sizes:
+            s = self.split_sizes
+            described["data.npz"] = f"data.npz ({s['train']} train / {s['val']} val / {s['test']} test)"
+        files = ", ".join(described.get(f, f) for f in self.files)
+        return (f"wrote {self.folder}: {files}; model.py matches the compiled graph within "
+                f"{self.max_difference:.2g}; weights: {self.weights}")
+
+
+def export_python(project: Project, out_dir: str | Path, weights: str | Path | None = None, *,
+                  data: bool = True) -> PythonReport:
+    """Write the PyTorch version of ``project`` into ``out_dir`` (created if missing), with
+    ``weights`` (else the project's saved weights if any, else a fresh initialization
+    seeded with the training seed, the one NetCanvas and train.py start from). ``data``:
+    also write data.npz and train.py, when the project can be trained (otherwise a note
+    says why not). Raises ``GraphError``, ``WeightsError`` or ``ExportError``."""
+    a = analyze(project.graph)
+    if not a.ok:
+        raise GraphError(a.errors)
+    folder = _prepare_folder(Path(out_dir))
+    seed = int(project.training.get("seed", 0))
+    torch.manual_seed(seed)
+    compiled = compile_graph(project.graph, a).eval()
+    source = f"freshly initialized (seed {seed})"
+    chosen = Path(weights) if weights else project.weights_path
+    if chosen is not None and (weights or chosen.exists()):
+        load_weights(compiled, chosen)
+        source = str(chosen)
+
+    class_name = class_name_for(project.name)
+    text = model_source(project, a, compiled, class_name)
+    files = ["model.py", "weights.safetensors"]
+    _write(folder / "model.py", text.encode("utf-8"))
+    try:
+        save_weights(compiled, folder / "weights.safetensors", {"class": class_name, "weights": source})
+    except OSError as e:
+        raise ExportError(f"cannot write weights.safetensors: {e.strerror or e}", str(folder)) from None
+
+    notes: list[str] = []
+    sizes = None
+    trainable = False
+    if data:
+        from ..training import prepare_run
+
+        try:
+            run = prepare_run(project)
+        except NetCanvasError as e:
+            notes.append(f"train.py and data.npz were not written: the project cannot be trained ({e})")
+        else:
+            try:
+                save_data(folder / "data.npz", run.dataset)
+            except OSError as e:
+                raise ExportError(f"cannot write data.npz: {e.strerror or e}", str(folder)) from None
+            _write(folder / "train.py", train_source(project, run, class_name).encode("utf-8"))
+            files += ["data.npz", "train.py"]
+            sizes = {s: len(getattr(run.dataset, s)) for s in ("train", "val", "test")}
+            trainable = True
+    _write(folder / "README.md", readme_text(project, a, class_name, trainable).encode("utf-8"))
+    files.append("README.md")
+
+    difference = _compare(folder, class_name, compiled, project, a)
+    if not difference <= TOLERANCE:
+        raise ExportError(f"model.py's output differs from the compiled graph's by {difference:.3g} "
+                          f"(more than {TOLERANCE:g}); the export is not trustworthy", str(folder))
+    return PythonReport(folder, class_name, files, difference, source, sizes, notes)
+
+
+# -- model.py --------------------------------------------------------------------------------
+def model_source(project: Project, a: Analysis, compiled: nn.Module, class_name: str) -> str:
+    """The text of model.py for the compiled graph ``compiled`` of ``project``."""
+    lines, custom = [], []
+    for node_id in a.order:
+        if project.graph.nodes[node_id].type == "Input":
+            continue
+        module = getattr(compiled, node_id)
+        call, name = constructor(node_id, module)
+        if name and name not in custom:
+            custom.append(name)
+        lines.append(f"self.{node_id} = {call}  # -> {fmt(a.shapes[node_id])}")
+    inlined, imports = _inlined_source(custom)
+    title = _doc_text(project.name)
+    inputs = ", ".join(f"``{i}`` [N, {', '.join(map(str, a.shapes[i]))}]" for i in a.inputs)
+    out = f"[N, {', '.join(map(str, a.shapes[a.output]))}]"
+    header = [
+        f'"""{title}: a PyTorch model exported from NetCanvas.',
+        "",
+        f"Needs only PyTorch. Input {inputs}; output (``{a.output}``) {out}.",
+        "Load the exported weights with:",
+        "",
+        "    from safetensors.torch import load_file",
+        f"    model = {class_name}()",
+        '    model.load_state_dict(load_file("weights.safetensors"))',
+        "    model.eval()",
+        '"""',
+        "",
+        *imports,
+    ]
+    parts = ["\n".join(header)]
+    if inlined:
+        parts.append("# Layers torch has no module for, copied from NetCanvas so that this file needs\n"
+                     "# nothing but torch.\n" + "\n\n\n".join(inlined))
+    body = "\n".join("        " + line for line in lines) or "        pass"
+    forward = _indent(_forward_source(compiled, a), 4)
+    shapes = ", ".join(f'"{i}": {tuple(a.shapes[i])!r}' for i in a.inputs)
+    parts.append(
+        f"class {class_name}(nn.Module):\n"
+        f'    """{title}: {a.total_params:,} trainable parameters."""\n\n'
+        f"    def __init__(self):\n"
+        f"        super().__init__()\n"
+        f"{body}\n\n"
+        f"{forward}")
+    parts.append(f"# the shape of one sample of each input (no batch dimension), and of the output\n"
+                 f"INPUT_SHAPES = {{{shapes}}}\n"
+                 f"OUTPUT_SHAPE = {tuple(a.shapes[a.output])!r}\n")
+    return "\n\n\n".join(parts)
+
+
+def class_name_for(project_name: str) -> str:
+    """A class name from a project name: "LeNet-5 on digits" -> ``LeNet5``, "MLP
+    784-120-80-10" -> ``MLP``, "Convolutional autoencoder" -> ``ConvolutionalAutoencoder``.
+    Words are taken up to a number, a bracket, a comma or a linking word, at most three."""
+    words: list[str] = []
+    for token in re.sub(r"\(.*?\)", " ", project_name).split():
+        if (words and token[0].isdigit()) or token.lower() in _LINKING or token[0] in "([{,;:":
+            break
+        parts = re.findall(r"[A-Za-z0-9]+", token)
+        if parts:
+            words.append("".join(p[0].upper() + p[1:] for p in parts))
+        if token[-1] in ",;:" or len(words) == 3:
+            break
+    name = "".join(words) or "Model"
+    if name[0].isdigit():
+        name = "Model" + name
+    taken = {"nn", "torch", "F", "INPUT_SHAPES", "OUTPUT_SHAPE"} | set(vars(netcanvas_modules))
+    if keyword.iskeyword(name) or name in taken:
+        name += "Model"
+    return name
+
+
+_LINKING = {"on", "with", "for", "of", "in", "by", "and", "from", "to", "using", "via", "-", "->"}
+
+
+def constructor(node_id: str, module: nn.Module) -> tuple[str, str | None]:
+    """The source of the call that builds ``module``, with only the arguments that differ
+    from the defaults (``nn.Conv2d(1, 6, kernel_size=5)``), and the name of the NetCanvas
+    class to copy into model.py (None for a torch class). Raises ``ExportError`` when the
+    module's class has no standalone source or its call cannot be reproduced."""
+    cls = type(module)
+    # a class made by a factory in modules.py (SameConv2d) carries its base's __name__
+    local = next((n for n, v in vars(netcanvas_modules).items() if v is cls), None)
+    if getattr(nn, cls.__name__, None) is cls:
+        name, custom = "nn." + cls.__name__, None
+    elif local is not None:
+        name, custom = local, local
+    else:
+        raise ExportError(f"node {node_id!r} is built as {cls.__module__}.{cls.__qualname__}, "
+                          "which has no standalone PyTorch source to export")
+    arguments = _arguments(node_id, module)
+    for simplify in (True, False):
+        args = [(p, _simplified(v) if simplify else v, d, pos) for p, v, d, pos in arguments]
+        kept = [(p, v, pos) for p, v, d, pos in args if not _is_default(v, d)]
+        positional = [v for p, v, pos in kept if pos]
+        keywords = {p: v for p, v, pos in kept if not pos}
+        if _rebuilds(module, positional, keywords):
+            text = ", ".join([_literal(v) for v in positional] +
+                             [f"{p}={_literal(v)}" for p, v in keywords.items()])
+            return f"{name}({text})", custom
+    raise ExportError(f"node {node_id!r}: cannot write a constructor call that rebuilds {module!r}")
+
+
+def _arguments(node_id: str, module: nn.Module) -> list[tuple[str, Any, Any, bool]]:
+    """``(name, value, default, positional)`` for each constructor argument, read from the
+    attribute of the same name (``bias`` from whether there is a bias parameter)."""
+    params = _init_parameters(type(module))
+    found, leading = [], True
+    for p in params:
+        if not hasattr(module, p.name):
+            if p.default is inspect.Parameter.empty:
+                raise ExportError(f"node {node_id!r}: {type(module).__name__} keeps no attribute "
+                                  f"{p.name!r}, so its constructor call cannot be written")
+            leading = False
+            continue
+        value = getattr(module, p.name)
+        if p.name == "bias" and (value is None or isinstance(value, torch.Tensor)):
+            value = value is not None
+        if p.name == "stride" and p.default is None and value == getattr(module, "kernel_size", None):
+            value = None  # torch's pooling: a stride of None means the window size
+        if isinstance(value, torch.Size):
+            value = tuple(value)
+        required = p.default is inspect.Parameter.empty
+        leading = leading and required and p.name in _POSITIONAL
+        found.append((p.name, value, None if required else p.default, leading))
+    return found
+
+
+def _init_parameters(cls: type) -> list[inspect.Parameter]:
+    """The named parameters of the first ``__init__`` in ``cls``'s hierarchy that declares
+    any (a NetCanvas subclass or ``nn.LSTM`` passes ``*args, **kwargs`` on)."""
+    for klass in cls.__mro__:
+        init = vars(klass).get("__init__")
+        if init is None:
+            continue
+        params = [p for p in inspect.signature(init).parameters.values()
+                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        params = [p for p in params if p.name != "self" and p.name not in _SKIPPED]
+        if klass is nn.RNNBase:
+            params = [p for p in params if p.name != "mode"]  # given by nn.RNN / LSTM / GRU
+        if params or klass is nn.Module:
+            return params
+    return []
+
+
+def _simplified(value: Any) -> Any:
+    """``(5, 5)`` -> ``5``: torch's own way to write a size that is the same on every side."""
+    if isinstance(value, (tuple, list)) and value and all(v == value[0] and type(v) is type(value[0])
+                                                          for v in value):
+        return value[0]
+    return value
+
+
+def _is_default(value: Any, default: Any) -> bool:
+    if default is None or value is None:
+        return value is default
+    return isinstance(value, bool) == isinstance(default, bool) and value == default
+
+
+def _rebuilds(module: nn.Module, args: list, kwargs: dict) -> bool:
+    """Whether ``type(module)(*args, **kwargs)`` is the same module. (It is built on the
+    CPU, leaving the global random state as it was: on the meta device some initializers
+    import torch's compiler, seconds of start-up.)"""
+    try:
+        with torch.random.fork_rng(devices=[]):
+            again = type(module)(*args, **kwargs)
+    except (TypeError, ValueError, RuntimeError):  # a wrong guess of an argument: try the next one
+        return False
+    same_state = {k: tuple(v.shape) for k, v in again.state_dict().items()} == \
+        {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    return same_state and repr(again) == repr(module) and _settings(again) == _settings(module)
+
+
+def _settings(module: nn.Module) -> dict[str, Any]:
+    return {k: v for k, v in vars(module).items()
+            if not k.startswith("_") and k != "training"
+            and isinstance(v, (int, float, str, bool, tuple, list, type(None)))}
+
+
+def _literal(value: Any) -> str:
+    """Python source for a constructor argument (plain values only; never a repr of an
+    arbitrary object)."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return f'float("{value}")'
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return repr(value)
+    if isinstance(value, (tuple, list)):
+        inner = ", ".join(_literal(v) for v in value)
+        if isinstance(value, list):
+            return f"[{inner}]"
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    raise ExportError(f"cannot write {type(value).__name__} {value!r} as Python source")
+
+
+def _forward_source(compiled, a: Analysis) -> str:
+    """torch.fx's generated ``forward``, without its memory bookkeeping (``x = None`` after
+    a value's last use) and its copies of arguments (``input_1 = input``), plus a docstring
+    with the shapes."""
+    tree = ast.parse(compiled.code)
+    fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "forward")
+    arguments = {arg.arg for arg in fn.args.args[1:]}
+    renamed: dict[str, str] = {}
+    body: list[ast.stmt] = []
+    for stmt in fn.body:
+        if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Constant) and stmt.value.value is None:
+            continue
+        if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+                and isinstance(stmt.value, ast.Name) and stmt.value.id in arguments):
+            renamed[stmt.targets[0].id] = stmt.value.id
+            continue
+        body.append(stmt)
+
+    class Rename(ast.NodeTransformer):
+        def visit_Name(self, node: ast.Name) -> ast.Name:
+            node.id = renamed.get(node.id, node.id)
+            return node
+
+    names = [arg.arg for arg in fn.args.args[1:]]
+    shapes = ", ".join(f"{n} [N, {', '.join(map(str, a.shapes[i]))}]" for n, i in zip(names, a.inputs))
+    doc = f"{shapes} -> [N, {', '.join(map(str, a.shapes[a.output]))}]"
+    fn.body = [ast.Expr(ast.Constant(doc))] + [Rename().visit(s) for s in body]
+    fn.returns = None
+    text = ast.unparse(fn)
+    # ast writes the docstring with single quotes; the usual style is triple double quotes
+    return text.replace(f"    {doc!r}", f'    """{doc}"""', 1)
+
+
+def _inlined_source(names: list[str]) -> tuple[list[str], list[str]]:
+    """The top-level definitions of ``app/engine/modules.py`` that ``names`` need (with
+    the helpers they use), in file order, and the import lines for model.py."""
+    source = inspect.getsource(netcanvas_modules)
+    tree = ast.parse(source)
+    defined: dict[str, ast.stmt] = {}
+    imported: dict[str, ast.stmt] = {}
+    for stmt in tree.body:
+        if isinstance(stmt, (ast.ClassDef, ast.FunctionDef)):
+            defined[stmt.name] = stmt
+        elif isinstance(stmt, ast.Assign):
+            for target in stmt.targets:
+                if isinstance(target, ast.Name):
+                    defined[target.id] = stmt
+        elif isinstance(stmt, (ast.Import, ast.ImportFrom)) and not (
+                isinstance(stmt, ast.ImportFrom) and stmt.module == "__future__"):
+            for alias in stmt.names:
+                imported[(alias.asname or alias.name).split(".")[0]] = stmt
+    needed: list[ast.stmt] = []
+    used_imports: set[str] = {"nn"}
+    stack = [defined[n] for n in names]
+    while stack:
+        stmt = stack.pop()
+        if any(stmt is s for s in needed):
+            continue
+        needed.append(stmt)
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.Name):
+                if node.id in defined and not any(defined[node.id] is s for s in needed):
+                    stack.append(defined[node.id])
+                elif node.id in imported:
+                    used_imports.add(node.id)
+    order = {id(s): i for i, s in enumerate(tree.body)}
+    needed.sort(key=lambda s: order[id(s)])
+    imports = ["import torch", "from torch import nn"] if "torch" in used_imports else ["from torch import nn"]
+    for name in sorted(used_imports - {"torch", "nn"}):
+        stmt = imported[name]
+        if isinstance(stmt, ast.ImportFrom) and stmt.level:
+            raise ExportError(f"modules.py's {name!r} comes from NetCanvas itself and cannot be exported")
+        line = ast.unparse(stmt)
+        if line not in imports:
+            imports.append(line)
+    # mypy's remarks mean nothing to the reader of model.py
+    texts = [re.sub(r"  # type: ignore\[[^\]]*\]", "", ast.get_source_segment(source, s) or ast.unparse(s))
+             for s in needed]
+    return texts, imports
+
+
+def _indent(text: str, spaces: int) -> str:
+    pad = " " * spaces
+    return "\n".join(pad + line if line else line for line in text.splitlines())
+
+
+def _doc_text(text: str) -> str:
+    """``text`` made safe inside a triple-quoted docstring: one line, no closing quotes."""
+    text = " ".join(text.split())
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+# -- files and the check -----------------------------------------------------------------------
+def _prepare_folder(folder: Path) -> Path:
+    if folder.exists() and not folder.is_dir():
+        raise ExportError("exists and is not a folder; give a folder to write the PyTorch files into",
+                          str(folder))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ExportError(f"cannot create the folder: {e.strerror or e}", str(folder)) from None
+    return folder
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        atomic_write(path, data)
+    except OSError as e:
+        raise ExportError(f"cannot be written: {e.strerror or e}", str(path)) from None
+
+
+def load_exported(folder: str | Path, class_name: str, weights: str | Path | None = None) -> nn.Module:
+    """Import ``folder``/model.py as a fresh module (not registered in ``sys.modules``),
+    build ``class_name`` and load ``weights`` (default: the folder's weights.safetensors)."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    spec = importlib.util.spec_from_file_location(f"netcanvas_export_{uuid.uuid4().hex}", folder / "model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    model = getattr(module, class_name)()
+    model.load_state_dict(load_file(str(weights or folder / "weights.safetensors")))
+    return model.eval()
+
+
+def _compare(folder: Path, class_name: str, compiled: nn.Module, project: Project, a: Analysis) -> float:
+    try:
+        exported = load_exported(folder, class_name)
+    except Exception as e:  # a bug here must still read as a failed export, not pass silently
+        raise ExportError(f"the written model.py does not load: {type(e).__name__}: {e}", str(folder)) from e
+    generator = torch.Generator().manual_seed(0)
+    inputs = tuple(_sample(3, a.shapes[i], generator, project, a, i) for i in a.inputs)
+    with torch.no_grad():
+        expected, got = compiled.eval()(*inputs), exported(*inputs)
+    if got.shape != expected.shape:
+        raise ExportError(f"model.py gives shape {list(got.shape)}, the compiled graph "
+                          f"{list(expected.shape)}", str(folder))
+    return float((got - expected).abs().max()) if got.numel() else 0.0

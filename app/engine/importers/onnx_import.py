@@ -1,0 +1,646 @@
+"""ONNX import: an ``.onnx`` file becomes a NetCanvas project and its weights.
+
+The file is parsed (never executed: constant subgraphs are evaluated with onnx's numpy
+reference implementation of standard operators only), then walked once in topological
+order. Each ONNX tensor becomes a value (``onnx_values``): a constant, a shape involving the
+batch size, a zero-filled state, or a view of a NetCanvas node's output. Operators map to
+catalogue layers only where the layer computes exactly the same thing (``onnx_ops``);
+anything else is collected, and the import fails with one ``OnnxImportError`` naming every
+node it cannot take: nothing is half-imported.
+
+Node ids come from ONNX node names: NetCanvas' own exporter writes ``conv1/Conv``, torch's
+TorchScript exporter ``/conv1/Conv``, so a model exported from NetCanvas comes back with the
+same ids. Weights come back as a state dict named as ``compile_graph``'s module names them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..compiler import compile_graph
+from ..errors import NetCanvasError
+from ..graph import Edge, Graph, Node, id_problem
+from ..inference import analyze, resolve_params
+from ..layers import get_spec
+from ..layers.spec import ShapeError
+from ..layout import layered_layout
+from ..project import Project, save_project, weights_path_for
+from ..weights import apply_weights
+from . import onnx_ops
+from .onnx_values import Const, Filled, N, NotExact, Pending, Poison, Poisoned, Tensor, Unsupported, plain, show_shape
+
+TOLERANCE = 1e-4
+
+
+class OnnxImportError(NetCanvasError):
+    """An ONNX file that cannot be read, or holds nodes NetCanvas has no layer for.
+    ``failures`` lists ``(node name, op type, reason or None)`` for the latter."""
+
+    def __init__(self, message: str, where: str | None = None, failures: list | None = None):
+        super().__init__(message, where)
+        self.failures = failures or []
+
+
+class OnnxFileError(OnnxImportError):
+    """A file that cannot be read or is not an ONNX model at all."""
+
+
+@dataclass
+class ImportResult:
+    """The imported project (nodes laid out), its weights as a state dict keyed like the
+    compiled module's, and notes for the user. ``inputs`` maps ONNX input names to Input
+    node ids; ``output`` is the ONNX output name; ``source`` the file."""
+
+    project: Project
+    state: dict[str, torch.Tensor]
+    notes: list[str] = field(default_factory=list)
+    inputs: dict[str, str] = field(default_factory=dict)
+    output: str = ""
+    source: Path | None = None
+
+
+# -- public API ---------------------------------------------------------------------------
+def import_onnx(path: str | Path, input_shapes: dict[str, list[int]] | None = None,
+                output: str | None = None) -> ImportResult:
+    """Import the ONNX model at ``path``. ``input_shapes`` gives the shape (without batch)
+    of inputs whose non-batch dimensions are not fixed in the file; ``output`` picks the
+    output of a model that has several (what only the others need is left out). Raises
+    ``OnnxFileError`` for a file that cannot be read, ``OnnxImportError`` for a model that
+    cannot be imported."""
+    model = _load(Path(path))
+    result = _Importer(model, Path(path), input_shapes or {}, output).run()
+    result.source = Path(path)
+    return result
+
+
+def save_imported(result: ImportResult, out_path: str | Path) -> tuple[Path, Path]:
+    """Write the project to ``out_path`` and its weights beside it (``weights_path_for``),
+    each atomically; the weights first, so the project never names missing weights."""
+    from ..weights import save_tensors
+
+    out = Path(out_path)
+    weights = weights_path_for(out)
+    meta = {"source": "onnx import"}
+    if result.source is not None:
+        meta["onnx_file"] = result.source.name
+    save_tensors(result.state, weights, meta)
+    save_project(result.project, out)
+    return out, weights
+
+
+def compare_with_onnxruntime(result: ImportResult, model: str | Path | bytes | None = None,
+                             batch: int = 3, seed: int = 0) -> float:
+    """The largest absolute difference between onnxruntime running the ONNX model and the
+    imported graph with its weights, on random inputs of ``batch`` samples."""
+    import onnxruntime as ort
+
+    source = model if model is not None else result.source
+    # a path (not its bytes), so that onnxruntime finds external weight files beside it
+    try:
+        session = ort.InferenceSession(source if isinstance(source, bytes) else str(source),
+                                       providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime's own exception types derive from Exception only
+        raise OnnxImportError(f"onnxruntime cannot load the model to check the import: "
+                              f"{_first_line(e)}") from e
+    graph = result.project.graph
+    a = analyze(graph)
+    net = compile_graph(graph, a).eval()
+    apply_weights(net, result.state, "imported weights")
+    rng = np.random.default_rng(seed)
+    feeds, ours = {}, {}
+    for info in session.get_inputs():
+        node_id = result.inputs.get(info.name)
+        dims = info.shape
+        b = dims[0] if dims and isinstance(dims[0], int) else batch
+        shape = [b, *(a.shapes[node_id] if node_id else [d if isinstance(d, int) else 1 for d in dims[1:]])]
+        dtype = _ORT_TYPES.get(info.type, np.float32)
+        vocabulary = _vocabulary(graph, a, node_id)
+        if vocabulary or np.issubdtype(dtype, np.integer):
+            feeds[info.name] = rng.integers(0, vocabulary or 2, size=shape).astype(dtype)
+        else:
+            feeds[info.name] = rng.standard_normal(shape).astype(dtype)
+        if node_id:
+            ours[node_id] = torch.from_numpy(feeds[info.name].astype(np.float32))
+    try:
+        outputs = session.run([result.output] if result.output else None, feeds)
+    except Exception as e:
+        raise OnnxImportError(f"onnxruntime cannot run the model to check the import: "
+                              f"{_first_line(e)}") from e
+    got = np.asarray(outputs[0], dtype=np.float64)
+    with torch.no_grad():
+        expected = net(*(ours[i] for i in a.inputs)).double().numpy()
+    if got.shape != expected.shape:
+        raise OnnxImportError(f"onnxruntime gives shape {list(got.shape)}, the imported graph "
+                              f"{list(expected.shape)}")
+    return float(np.max(np.abs(got - expected))) if got.size else 0.0
+
+
+_ORT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
+              "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int16)": np.int16,
+              "tensor(int8)": np.int8, "tensor(uint8)": np.uint8, "tensor(uint16)": np.uint16}
+
+
+def _vocabulary(graph: Graph, a, node_id: str | None) -> int:
+    """The vocabulary of the Embedding an Input feeds, or 0."""
+    for e in graph.edges:
+        if e.source == node_id and graph.nodes[e.target].type == "Embedding":
+            return a.params[e.target]["num_embeddings"]
+    return 0
+
+
+# -- loading ------------------------------------------------------------------------------
+def _load(path: Path):
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise OnnxFileError("no such file", str(path)) from None
+    except IsADirectoryError:
+        raise OnnxFileError("is a folder, not an ONNX file", str(path)) from None
+    except OSError as e:
+        raise OnnxFileError(f"cannot be read: {e.strerror or e}", str(path)) from None
+    try:
+        model = onnx.load_from_string(raw)
+    except (DecodeError, ValueError, RuntimeError, UnicodeDecodeError) as e:
+        raise OnnxFileError(f"is not an ONNX model (the file does not parse: {e})", str(path)) from None
+    if not model.ir_version or not model.HasField("graph") or not (model.graph.node or model.graph.output):
+        raise OnnxFileError("is not an ONNX model (it holds no graph)", str(path))
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
+        try:
+            from onnx.external_data_helper import load_external_data_for_model
+
+            load_external_data_for_model(model, str(path.parent))
+        except Exception as e:  # missing, or outside the model's folder (onnx refuses those)
+            raise OnnxFileError(f"its external weight data cannot be read: {e}", str(path)) from e
+    if model.functions:
+        try:
+            import onnx.inliner
+
+            model = onnx.inliner.inline_local_functions(model)
+        except Exception as e:  # onnx raises several types here
+            raise OnnxFileError(f"its local functions cannot be inlined: {e}", str(path)) from e
+    # shape inference is a help (declared shapes to check against), not a requirement
+    with contextlib.suppress(onnx.shape_inference.InferenceError, RuntimeError, ValueError):
+        model = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+    return model
+
+
+# -- the walk -----------------------------------------------------------------------------
+_FLOAT_TYPES = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16"}
+_INT_TYPES = {6: "int32", 7: "int64", 2: "uint8", 3: "int8", 5: "int16", 4: "uint16"}
+_RANDOM = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
+           "Multinomial", "Bernoulli"}
+
+
+class _Importer:
+    def __init__(self, model, path: Path, input_shapes: dict[str, list[int]], output_name: str | None):
+        import onnx
+
+        self.output_name = output_name
+        self.onnx = onnx
+        self.model = model
+        self.path = path
+        self.input_shapes = input_shapes
+        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+        self.graph = Graph()
+        self.shapes: dict[str, tuple] = {}          # node id -> sample shape (no batch)
+        self.state: dict[str, dict[str, np.ndarray]] = {}
+        self.values: dict[str, Any] = {}
+        self.failures: list[tuple[str, str, str | None]] = []
+        self.failed: set[str] = set()
+        self.notes: list[str] = []
+        self.bases: dict[str, str] = {}              # node id -> the base its name came from
+        self.label_op: dict[str, str] = {}
+        self.fixed_batch: int | None = None
+        self.inputs: dict[str, str] = {}
+        self.made_tensor: dict[str, str] = {}       # node id -> the ONNX tensor it first became
+        self.current_label = ""
+        self.scopes: dict[str, str] = {}            # label -> torch module path, where recorded
+        g = model.graph
+        self.consumers: Counter = Counter()
+        self.value_consumers: Counter = Counter()    # not counting Shape / Size
+        for node in g.node:
+            for name in node.input:
+                if name:
+                    self.consumers[name] += 1
+                    if node.op_type not in ("Shape", "Size"):
+                        self.value_consumers[name] += 1
+        for out in g.output:
+            if output_name is None or out.name == output_name:
+                self.consumers[out.name] += 1
+                self.value_consumers[out.name] += 1
+
+    # ---- helpers for the converters
+    def label(self, node, index: int) -> str:
+        return node.name or f"<unnamed {node.op_type} node {index}>"
+
+    def attr(self, node, name: str, default: Any = None) -> Any:
+        for a in node.attribute:
+            if a.name == name:
+                value = self.onnx.helper.get_attribute_value(a)
+                if isinstance(value, bytes):
+                    return value.decode("utf-8", "replace")
+                if isinstance(value, list) and value and isinstance(value[0], bytes):
+                    return [v.decode("utf-8", "replace") for v in value]
+                return value
+        return default
+
+    def true_shape(self, node_id: str) -> list:
+        return [N, *self.shapes[node_id]]
+
+    def materialize(self, value: Any, consumer: str) -> Tensor:
+        """``value`` as the plain output of a node, adding a Reshape/Flatten node for a view
+        that is a reshape of one; raises ``Unsupported`` for anything else."""
+        if isinstance(value, Poison):
+            raise Poisoned()
+        if isinstance(value, Tensor):
+            if value.in_order and value.shape == self.true_shape(value.node):
+                return plain(value.node, value.shape)
+            if value.batch_first:
+                if "plain" not in value.cache:
+                    value.cache["plain"] = self._reshape_node(value)
+                return value.cache["plain"]
+            transposes = [b for b in value.made_by if self.label_op.get(b) == "Transpose"]
+            raise Unsupported(
+                f"moves the batch axis or transposes the data ({show_shape(value.shape)}) and "
+                f"it is not undone before {consumer!r}; NetCanvas has no layer for that",
+                blame=transposes or list(value.made_by[-1:]))
+        if isinstance(value, Pending):
+            raise Unsupported(onnx_ops.PENDING_REASONS.get(value.kind, None), blame=value.origin)
+        if value is None:
+            raise Unsupported("a required input is missing")
+        if isinstance(value, Filled):
+            raise Unsupported(f"takes a tensor filled with {value.value:g} (an initial state?) where "
+                              "NetCanvas needs the data flowing through the model")
+        raise Unsupported("takes a constant where NetCanvas needs the data flowing through the model")
+
+    def _reshape_node(self, t: Tensor) -> Tensor:
+        source = self.shapes[t.node]
+        target = tuple(t.shape[1:])
+        # named after the first node that rearranged it (``flatten/Reshape``), not after
+        # the consumer that made it concrete
+        label = t.made_by[0] if t.made_by else f"{t.node}/Reshape"
+        if any(not isinstance(d, (int, np.integer)) for d in target):
+            raise Unsupported(f"reshapes to {show_shape(t.shape)}, which mixes the batch into a "
+                              "sample", blame=[label])
+        kind, params = "Reshape", {"shape": [int(d) for d in target]}
+        for k in range(len(source) - 1):
+            if target == tuple(source[:k]) + (int(np.prod(source[k:])),):
+                kind, params = "Flatten", {"start_dim": k + 1}
+                break
+        return self.add(label, kind, params, [t.node])
+
+    def add(self, label: str, kind: str, params: dict, inputs: list[str],
+            state: dict[str, np.ndarray] | None = None, suffix: str = "") -> Tensor:
+        """A new graph node of type ``kind`` fed by nodes ``inputs``; returns its output."""
+        spec = get_spec(kind)
+        resolved, problems = resolve_params(spec, params)
+        if problems:
+            param, message = problems[0]
+            raise Unsupported(f"as NetCanvas {kind}{' ' + param if param else ''}: {message}")
+        try:
+            shape = spec.infer([self.shapes[i] for i in inputs], resolved)
+        except ShapeError as e:
+            raise Unsupported(f"as NetCanvas {kind}: {e}") from None
+        clean = {p.name: params[p.name] for p in spec.params
+                 if p.name in params and (p.required or params[p.name] != p.default
+                                          or type(params[p.name]) is not type(p.default))}
+        node_id = self.new_id(label, suffix, kind)
+        self.graph.nodes[node_id] = Node(node_id, kind, clean)
+        for port, src in enumerate(inputs):
+            self.graph.edges.append(Edge(src, node_id, port))
+        self.shapes[node_id] = tuple(int(d) for d in shape)
+        if state:
+            self.state[node_id] = state
+        return plain(node_id, self.true_shape(node_id))
+
+    def new_id(self, label: str, suffix: str = "", kind: str = "node") -> str:
+        scope = self.scopes.get(label)
+        if scope is not None and len([p for p in label.split("/") if p]) < 2:
+            base = (_sanitize(scope) or kind.lower()) + suffix
+        else:
+            base = _base_id(label, kind) + suffix
+        candidate, k = base, 0
+        while candidate in self.graph.nodes or id_problem(candidate):
+            k += 1
+            candidate = f"{base}_{k}"
+        self.bases[candidate] = base
+        return candidate
+
+    # ---- the walk
+    def run(self) -> ImportResult:
+        g = self.model.graph
+        names = [o.name for o in g.output]
+        if self.output_name is None and len(names) != 1:
+            raise OnnxImportError(f"the model has {len(names)} outputs ({', '.join(map(repr, names))}); "
+                                  "a NetCanvas model has exactly one: choose one to import", str(self.path))
+        if self.output_name is not None and self.output_name not in names:
+            raise OnnxImportError(f"the model has no output {self.output_name!r}; its outputs are "
+                                  + ", ".join(map(repr, names)), str(self.path))
+        self.output_info = g.output[names.index(self.output_name)] if self.output_name else g.output[0]
+        for init in g.initializer:
+            self.values[init.name] = Const(self.onnx.numpy_helper.to_array(init))
+        if len(g.sparse_initializer):
+            raise OnnxImportError("the model stores sparse initializers, which NetCanvas does not "
+                                  "read", str(self.path))
+        needed = self._needed()
+        inputs = [i for i in g.input if i.name not in self.values]
+        for info in inputs:
+            if info.name not in needed:
+                self.notes.append(f"input {info.name!r} does not feed the output and was left out")
+        self._make_inputs([i for i in inputs if i.name in needed])
+        for index, node in enumerate(g.node):
+            label = self.label(node, index)
+            self.label_op[label] = node.op_type
+            scope = _torch_scope(node)
+            if scope is not None:
+                self.scopes[label] = scope
+            if not (set(node.output) & needed):
+                continue
+            self._convert(node, label)
+        if self.failures:
+            raise self._failure_error()
+        out_name = self.output_info.name
+        out = self._output(out_name)
+        onnx_ops.merge_stacked_recurrent(self)
+        self._prune(out.node)
+        return self._result(out, out_name)
+
+    def _needed(self) -> set[str]:
+        """Names of the tensors the output depends on (nodes feeding nothing are skipped)."""
+        producer = {o: n for n in self.model.graph.node for o in n.output}
+        needed, stack = set(), [self.output_info.name]
+        while stack:
+            name = stack.pop()
+            if name in needed:
+                continue
+            needed.add(name)
+            node = producer.get(name)
+            if node is not None:
+                stack.extend(i for i in node.input if i)
+                for a in node.attribute:  # names a subgraph reads from the outer scope
+                    for sub in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+                        stack.extend(_outer_names(sub))
+        skipped = sum(1 for n in self.model.graph.node if not (set(n.output) & needed))
+        if skipped:
+            self.notes.append(f"{skipped} node{'s' if skipped > 1 else ''} that do not feed the "
+                              "output were left out")
+        return needed
+
+    def _make_inputs(self, inputs) -> None:
+        for info in inputs:
+            t = info.type.tensor_type
+            elem = t.elem_type
+            if elem not in _FLOAT_TYPES and elem not in _INT_TYPES:
+                kind = self.onnx.TensorProto.DataType.Name(elem) if elem else "unknown"
+                raise OnnxImportError(f"input {info.name!r} holds {kind} values; NetCanvas inputs are "
+                                      "numbers", str(self.path))
+            dims = list(t.shape.dim) if t.HasField("shape") else None
+            given = self.input_shapes.get(info.name)
+            if given is not None:
+                sample = [int(d) for d in given]
+            else:
+                if dims is None or len(dims) < 2:
+                    rank = "unknown" if dims is None else str(len(dims))
+                    raise OnnxImportError(
+                        f"input {info.name!r} has rank {rank}; NetCanvas needs [batch, ...] with at "
+                        "least one dimension besides the batch (give its shape to import it)",
+                        str(self.path))
+                sample = []
+                for k, d in enumerate(dims[1:], start=1):
+                    if not d.HasField("dim_value") or d.dim_value <= 0:
+                        raise OnnxImportError(
+                            f"input {info.name!r} has a dynamic dimension "
+                            f"{d.dim_param or '?'!r} at axis {k}; NetCanvas inputs have a fixed shape "
+                            "(only the batch may vary): give its shape to import it", str(self.path))
+                    sample.append(int(d.dim_value))
+            if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0:
+                self.fixed_batch = int(dims[0].dim_value)
+                self.notes.append(f"input {info.name!r} has a fixed batch size of "
+                                  f"{dims[0].dim_value}; the imported model takes any batch size")
+            if elem in _INT_TYPES:
+                self.notes.append(f"input {info.name!r} holds {_INT_TYPES[elem]} values; NetCanvas "
+                                  "feeds them as floats (an Embedding casts them back)")
+            base = _sanitize(info.name) or "input"
+            node_id, k = base, 0
+            while node_id in self.graph.nodes or id_problem(node_id):
+                k += 1
+                node_id = f"{base}_{k}"
+            self.graph.nodes[node_id] = Node(node_id, "Input", {"shape": sample})
+            self.shapes[node_id] = tuple(sample)
+            self.values[info.name] = plain(node_id, self.true_shape(node_id))
+            self.inputs[info.name] = node_id
+
+    def _convert(self, node, label: str) -> None:
+        ins = []
+        for name in node.input:
+            if not name:
+                ins.append(None)
+            elif name in self.values:
+                ins.append(self.values[name])
+            else:
+                raise OnnxImportError(f"node {label!r} ({node.op_type}) reads {name!r}, which no node "
+                                      "or input produces; the file is not a valid model",
+                                      str(self.path))
+        op = node.op_type
+        self.current_label = label
+        before = set(self.graph.nodes)
+        known = node.domain in ("", "ai.onnx") and (op in onnx_ops.CONVERTERS or op in onnx_ops.SYMBOLIC)
+        if any(isinstance(v, Poison) for v in ins):
+            if not known:
+                self._fail(label, op, None)
+            self._set(node, [Poison()] * len(node.output))
+            return
+        try:
+            if node.domain not in ("", "ai.onnx"):
+                raise Unsupported(f"an operator of domain {node.domain!r}")
+            if op == "Constant":
+                outs = [Const(onnx_ops.constant_value(self, node))]
+            elif all(v is None or isinstance(v, Const) for v in ins) and op not in _RANDOM:
+                outs = [Const(a) for a in self._fold(node, ins)]
+            elif op in onnx_ops.SYMBOLIC and not any(isinstance(v, (Tensor, Pending)) for v in ins):
+                outs = onnx_ops.SYMBOLIC[op](self, node, ins)
+            elif op in onnx_ops.CONVERTERS:
+                outs = onnx_ops.CONVERTERS[op](self, node, ins)
+            else:
+                raise Unsupported(None)
+        except Poisoned:
+            outs = [Poison()] * len(node.output)
+        except Unsupported as u:
+            for blamed in u.blame or [label]:
+                self._fail(blamed, self.label_op.get(blamed, op), u.reason)
+            outs = [Poison()] * len(node.output)
+        except NotExact as e:
+            self._fail(label, op, str(e))
+            outs = [Poison()] * len(node.output)
+        self._set(node, outs)
+        for name, value in zip(node.output, outs):
+            if isinstance(value, Tensor) and value.node not in before:
+                self.made_tensor.setdefault(value.node, name)
+
+    def _set(self, node, outs) -> None:
+        for name, value in zip(node.output, list(outs) + [Poison()] * len(node.output)):
+            if name:
+                self.values[name] = value
+
+    def _fail(self, label: str, op: str, reason: str | None) -> None:
+        if label not in self.failed:
+            self.failed.add(label)
+            self.failures.append((label, op, reason))
+
+    def _fold(self, node, ins) -> list[np.ndarray]:
+        from onnx.reference import ReferenceEvaluator
+
+        feeds = {name: v.array for name, v in zip(node.input, ins) if name}
+        try:
+            evaluator = ReferenceEvaluator(node, opsets={"": self.opset})
+            return [np.asarray(a) for a in evaluator.run(None, feeds)]
+        except Exception as e:  # the reference implementation raises many types
+            raise Unsupported(f"could not be evaluated as a constant: {_first_line(e)}") from e
+
+    def _failure_error(self) -> OnnxImportError:
+        n = len(self.failures)
+        parts = [f"{label!r} ({op}{': ' + reason if reason else ''})" for label, op, reason in self.failures]
+        message = f"cannot import {n} node{'s' if n > 1 else ''}: " + ", ".join(parts)
+        if all(reason is None for _, _, reason in self.failures):
+            message += "; NetCanvas has no layer that does what they do"
+        return OnnxImportError(message, str(self.path), self.failures)
+
+    def _output(self, name: str) -> Tensor:
+        value = self.values.get(name)
+        if value is None:
+            raise OnnxImportError(f"no node produces the output {name!r}", str(self.path))
+        try:
+            out = self.materialize(value, "the output")
+        except Unsupported as u:
+            for blamed in u.blame or ["output " + name]:
+                self._fail(blamed, self.label_op.get(blamed, "output"), u.reason)
+            raise self._failure_error() from None
+        except Poisoned:  # pragma: no cover - failures were raised before
+            raise self._failure_error() from None
+        if self.graph.nodes[out.node].type == "Input":
+            out = self.add(name, "Identity", {}, [out.node])
+        declared = [d.dim_value if d.HasField("dim_value") else None
+                    for d in self.output_info.type.tensor_type.shape.dim]
+        ours = list(self.shapes[out.node])
+        if declared and (len(declared) != len(ours) + 1 or any(
+                d is not None and d != o for d, o in zip(declared[1:], ours))):
+            raise OnnxImportError(f"the imported graph gives samples of shape {ours}, but the model "
+                                  f"declares its output as {declared}", str(self.path))
+        return out
+
+    def _prune(self, output: str) -> None:
+        keep, stack = {output}, [output]
+        while stack:
+            for e in self.graph.incoming(stack.pop()):
+                if e.source not in keep:
+                    keep.add(e.source)
+                    stack.append(e.source)
+        for node_id in [n for n in self.graph.nodes if n not in keep]:
+            if self.graph.nodes[node_id].type == "Input":
+                self.notes.append(f"input {node_id!r} does not feed the output and was left out")
+            del self.graph.nodes[node_id]
+            self.state.pop(node_id, None)
+        self.graph.edges = [e for e in self.graph.edges if e.source in keep and e.target in keep]
+        self.inputs = {k: v for k, v in self.inputs.items() if v in keep}
+
+    def _result(self, out: Tensor, out_name: str) -> ImportResult:
+        graph = self.graph
+        a = analyze(graph)
+        if not a.ok:  # a bug here, not a problem with the file: say so plainly
+            raise OnnxImportError("the imported graph does not validate: "
+                                  + "; ".join(str(i) for i in a.errors), str(self.path))
+        net = compile_graph(graph, a)
+        state: dict[str, torch.Tensor] = {}
+        for key, target in net.state_dict().items():
+            node_id, _, name = key.partition(".")
+            given = self.state.get(node_id, {}).get(name)
+            if given is None:
+                if name != "num_batches_tracked":
+                    raise OnnxImportError(f"the import found no value for {key}", str(self.path))
+                state[key] = target.clone()
+                continue
+            tensor = torch.from_numpy(np.ascontiguousarray(given)).to(target.dtype)
+            if tuple(tensor.shape) != tuple(target.shape):
+                raise OnnxImportError(f"{key} has shape {list(tensor.shape)}, the layer needs "
+                                      f"{list(target.shape)}", str(self.path))
+            state[key] = tensor
+        for node_id, position in layered_layout(graph).items():
+            graph.nodes[node_id].position = position
+        name = self.model.graph.name or self.path.stem
+        if not name or name in ("main_graph", "torch_jit", "torch-jit-export", "tf2onnx"):
+            name = self.path.stem
+        project = Project(graph, name)
+        return ImportResult(project, state, self.notes, dict(self.inputs), out_name)
+
+
+def _outer_names(graph) -> list[str]:
+    inner = {i.name for i in graph.input} | {i.name for i in graph.initializer}
+    names = []
+    for node in graph.node:
+        inner.update(node.output)
+        names.extend(i for i in node.input if i and i not in inner)
+    return names
+
+
+def _torch_scope(node) -> str | None:
+    """The torch module a node came from, as torch's dynamo exporter records it in the
+    node's metadata ("" for a function called in ``forward``); None when not recorded."""
+    import ast
+
+    props = {p.key: p.value for p in node.metadata_props}
+    if "pkg.torch.onnx.name_scopes" not in props:
+        return None
+    try:
+        scopes = ast.literal_eval(props["pkg.torch.onnx.name_scopes"])
+        classes = ast.literal_eval(props.get("pkg.torch.onnx.class_hierarchy", "[]"))
+    except (ValueError, SyntaxError):
+        return None
+    if not isinstance(scopes, list) or not isinstance(classes, list):
+        return None
+    modules = [str(s) for s in scopes[1:max(len(classes) - 1, 1)] if s]
+    qualified = ""
+    for part in modules:
+        qualified = part if not qualified or part.startswith(qualified + ".") else f"{qualified}.{part}"
+    return qualified
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def _sanitize(text: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9_]", "_", text).strip("_")
+    s = re.sub(r"__+", "_", s)
+    if s and s[0].isdigit():
+        s = "n" + s
+    return s
+
+
+def _base_id(label: str, kind: str) -> str:
+    """``conv1/Conv`` -> ``conv1``; ``/layer1/layer1.0/conv1/Conv`` -> ``layer1_0_conv1``;
+    a name without a scope that only names an operator (``/Div``, ``Relu_3``, unnamed) ->
+    the layer type (``gelu``, ``relu``)."""
+    parts = [p for p in label.split("/") if p]
+    if label.startswith("<unnamed ") or not parts:
+        return kind.lower()
+    if len(parts) >= 2:
+        qualified = parts[0]
+        for p in parts[1:-1]:
+            qualified = p if p.startswith(qualified + ".") else f"{qualified}.{p}"
+        return _sanitize(qualified) or kind.lower()
+    base = _sanitize(parts[0])
+    if not base or re.fullmatch(r"[A-Z][A-Za-z]*(_\d+)?", base):
+        return kind.lower()
+    return base

@@ -1,0 +1,332 @@
+"""ONNX operators that carry weights or windows, mapped to the catalogue's dense,
+convolution, pooling, normalization and upsampling layers (see ``onnx_ops`` for the
+conventions). Weights come out in torch's layout under torch's names.
+"""
+
+from __future__ import annotations
+
+from math import isclose, prod
+
+import numpy as np
+
+from . import onnx_symbolic as sym
+from .onnx_values import PENDING_REASONS, Const, Pending, Tensor, Unsupported, const, f32, int_or_list, scalar
+
+
+# -- dense and convolution ------------------------------------------------------------------
+def _gemm(ctx, node, ins):
+    label = ctx.current_label
+    if ctx.attr(node, "transA", 0):
+        raise Unsupported("transposes its data input (transA=1)")
+    t = ctx.materialize(ins[0], label)
+    if len(ctx.true_shape(t.node)) != 2:
+        raise Unsupported("multiplies data of rank other than 2")
+    b = const(ins[1], "second input (B)")
+    w = (b if ctx.attr(node, "transB", 0) else b.T) * np.float32(ctx.attr(node, "alpha", 1.0))
+    m = w.shape[0]
+    state = {"weight": w.astype(np.float32)}
+    if len(ins) > 2 and ins[2] is not None:
+        c = const(ins[2], "bias (C)") * np.float32(ctx.attr(node, "beta", 1.0))
+        if c.ndim > 2 or prod(c.shape[:-1] or (1,)) != 1 or (c.ndim and c.shape[-1] not in (1, m)):
+            raise Unsupported(f"adds a bias of shape {list(c.shape)} (not one per output)")
+        state["bias"] = np.broadcast_to(c.reshape(-1), (m,)).astype(np.float32)
+    params = {"out_features": int(m)}
+    if "bias" not in state:
+        params["bias"] = False
+    return [ctx.add(label, "Linear", params, [t.node], state)]
+
+
+def _matmul(ctx, node, ins):
+    label = ctx.current_label
+    if isinstance(ins[0], Const) and isinstance(ins[1], Tensor):
+        raise Unsupported("multiplies a constant by the data from the left; NetCanvas' Linear "
+                          "multiplies the data by its weights")
+    if not isinstance(ins[1], Const):
+        raise Unsupported("multiplies two data tensors; NetCanvas' Linear holds constant weights")
+    t = ctx.materialize(ins[0], label)
+    b = ins[1].array
+    if b.ndim != 2:
+        raise Unsupported(f"multiplies by a constant of rank {b.ndim} (a Linear needs a matrix)")
+    return [ctx.add(label, "Linear", {"out_features": int(b.shape[1]), "bias": False}, [t.node],
+                    {"weight": np.ascontiguousarray(b.T).astype(np.float32)})]
+
+
+def _pads(ctx, node, spatial: list[int], k: list[int], s: list[int], d: list[int]):
+    """(begin, end) padding per spatial axis, from ``pads`` or ``auto_pad``."""
+    nd = len(spatial)
+    auto = ctx.attr(node, "auto_pad", "NOTSET")
+    if auto in ("NOTSET", ""):
+        pads = ctx.attr(node, "pads", [0] * 2 * nd)
+        return list(pads[:nd]), list(pads[nd:])
+    if auto == "VALID":
+        return [0] * nd, [0] * nd
+    begin, end = [], []
+    for n, ki, si, di in zip(spatial, k, s, d):
+        out = -(-n // si)
+        total = max((out - 1) * si + (ki - 1) * di + 1 - n, 0)
+        small, big = total // 2, total - total // 2
+        begin.append(small if auto == "SAME_UPPER" else big)
+        end.append(big if auto == "SAME_UPPER" else small)
+    return begin, end
+
+
+def _pad(ctx, node, ins):
+    x = ins[0]
+    if not isinstance(x, Tensor):
+        raise Unsupported("pads a value NetCanvas does not track")
+    mode = ctx.attr(node, "mode", "constant")
+    if ctx.opset < 11:
+        pads, value, axes = ctx.attr(node, "pads"), ctx.attr(node, "value", 0.0), None
+    else:
+        pads = [int(p) for p in const(ins[1], "pads")]
+        value = scalar(ins[2]) if len(ins) > 2 and ins[2] is not None else 0.0
+        axes = [int(a) for a in const(ins[3], "axes")] if len(ins) > 3 and ins[3] is not None else None
+    rank = len(x.shape)
+    axes = list(range(rank)) if axes is None else [a + rank if a < 0 else a for a in axes]
+    begin, end = [0] * rank, [0] * rank
+    for i, a in enumerate(axes):
+        begin[a], end[a] = pads[i], pads[i + len(axes)]
+    if not any(begin) and not any(end):
+        return [x]
+    if mode != "constant" or value is None or value != 0.0 or any(p < 0 for p in begin + end) \
+            or any(begin[:2]) or any(end[:2]):
+        raise Unsupported(PENDING_REASONS["pad"])
+    return [Pending("pad", x, [ctx.current_label], {"begin": begin[2:], "end": end[2:]})]
+
+
+def _conv(ctx, node, ins):
+    label = ctx.current_label
+    x, extra = ins[0], None
+    if isinstance(x, Pending) and x.kind == "pad" and ctx.value_consumers[node.input[0]] == 1:
+        extra, x = x, x.x
+    t = ctx.materialize(x, label)
+    w = const(ins[1], "weight")
+    shape = ctx.true_shape(t.node)
+    nd = len(shape) - 2
+    if nd not in (1, 2) or w.ndim != nd + 2:
+        raise Unsupported(f"a {nd}-d convolution; NetCanvas has Conv1d and Conv2d")
+    k = [int(v) for v in w.shape[2:]]
+    s = list(ctx.attr(node, "strides", [1] * nd))
+    d = list(ctx.attr(node, "dilations", [1] * nd))
+    group = int(ctx.attr(node, "group", 1))
+    if w.shape[1] * group != shape[1]:
+        raise Unsupported(f"weight {list(w.shape)} with group {group} does not fit {shape[1]} "
+                          "input channels")
+    begin, end = _pads(ctx, node, shape[2:], k, s, d)
+    if extra is not None:
+        begin = [b + p for b, p in zip(begin, extra.data["begin"])]
+        end = [e + p for e, p in zip(end, extra.data["end"])]
+    if begin == end:
+        padding = int_or_list(begin, nd)
+    elif all(v == 1 for v in s) and all(
+            b == di * (ki - 1) // 2 and e == di * (ki - 1) - b for b, e, ki, di in zip(begin, end, k, d)):
+        padding = "same"
+    else:
+        raise Unsupported(f"pads unevenly (begin {begin}, end {end}); NetCanvas' Conv pads both sides "
+                          "alike, or \"same\" at stride 1, and has no padding layer")
+    state = {"weight": w.astype(np.float32)}
+    if len(ins) > 2 and ins[2] is not None:
+        state["bias"] = const(ins[2], "bias").astype(np.float32)
+    params = {"out_channels": int(w.shape[0]), "kernel_size": int_or_list(k, nd),
+              "stride": int_or_list(s, nd), "padding": padding, "dilation": int_or_list(d, nd),
+              "groups": group, "bias": "bias" in state}
+    return [ctx.add(label, f"Conv{nd}d", params, [t.node], state)]
+
+
+def _conv_transpose(ctx, node, ins):
+    label = ctx.current_label
+    t = ctx.materialize(ins[0], label)
+    w = const(ins[1], "weight")
+    shape = ctx.true_shape(t.node)
+    if len(shape) != 4 or w.ndim != 4:
+        raise Unsupported("a transposed convolution that is not 2-d; NetCanvas has ConvTranspose2d")
+    if w.shape[0] != shape[1]:
+        raise Unsupported(f"weight {list(w.shape)} does not fit {shape[1]} input channels")
+    if ctx.attr(node, "group", 1) != 1 or any(v != 1 for v in ctx.attr(node, "dilations", [1, 1])):
+        raise Unsupported("groups or dilation, which NetCanvas' ConvTranspose2d does not have")
+    if ctx.attr(node, "auto_pad", "NOTSET") not in ("NOTSET", "VALID", "") or ctx.attr(node, "output_shape"):
+        raise Unsupported("output_shape / auto_pad; give explicit pads to import it")
+    pads = ctx.attr(node, "pads", [0, 0, 0, 0])
+    if list(pads[:2]) != list(pads[2:]):
+        raise Unsupported(f"pads unevenly ({list(pads)}); NetCanvas' ConvTranspose2d pads alike")
+    k = [int(v) for v in w.shape[2:]]
+    state = {"weight": w.astype(np.float32)}
+    if len(ins) > 2 and ins[2] is not None:
+        state["bias"] = const(ins[2], "bias").astype(np.float32)
+    params = {"out_channels": int(w.shape[1]), "kernel_size": int_or_list(k, 2),
+              "stride": int_or_list(ctx.attr(node, "strides", [1, 1]), 2),
+              "padding": int_or_list(pads[:2], 2),
+              "output_padding": int_or_list(ctx.attr(node, "output_padding", [0, 0]), 2),
+              "bias": "bias" in state}
+    return [ctx.add(label, "ConvTranspose2d", params, [t.node], state)]
+
+
+def _pool(kind):
+    def convert(ctx, node, ins):
+        label = ctx.current_label
+        t = ctx.materialize(ins[0], label)
+        shape = ctx.true_shape(t.node)
+        if len(shape) != 4:
+            raise Unsupported(f"{len(shape) - 2}-d pooling; NetCanvas pools 2-d feature maps")
+        if len(node.output) > 1 and node.output[1] and ctx.consumers[node.output[1]]:
+            raise Unsupported("its indices output is used")
+        k = list(ctx.attr(node, "kernel_shape"))
+        s = list(ctx.attr(node, "strides", [1, 1]))
+        if any(v != 1 for v in ctx.attr(node, "dilations", [1, 1])):
+            raise Unsupported("dilated pooling")
+        begin, end = _pads(ctx, node, shape[2:], k, s, [1, 1])
+        if begin != end:
+            raise Unsupported(f"pads unevenly (begin {begin}, end {end})")
+        if any(2 * p > ki for p, ki in zip(begin, k)):
+            raise Unsupported(f"pads {begin} more than half the window {k}")
+        if kind == "AvgPool2d" and any(begin) and not ctx.attr(node, "count_include_pad", 0):
+            raise Unsupported("averages without counting the padding (count_include_pad=0); "
+                              "NetCanvas' AvgPool2d counts it")
+        if ctx.attr(node, "ceil_mode", 0):
+            for n, ki, si, p in zip(shape[2:], k, s, begin):
+                span = n + 2 * p - ki
+                if span % si:
+                    raise Unsupported("rounds its output size up (ceil_mode=1)")
+        params = {"kernel_size": int_or_list(k, 2), "padding": int_or_list(begin, 2)}
+        if s != k:
+            params["stride"] = int_or_list(s, 2)
+        return [ctx.add(label, kind, params, [t.node])]
+
+    return convert
+
+
+def _global_avg(ctx, node, ins):
+    t = ctx.materialize(ins[0], ctx.current_label)
+    if len(ctx.true_shape(t.node)) != 4:
+        raise Unsupported("global pooling of data that is not [batch, C, H, W]")
+    return [ctx.add(ctx.current_label, "AdaptiveAvgPool2d", {"output_size": 1}, [t.node])]
+
+
+def _reduce_mean(ctx, node, ins):
+    label = ctx.current_label
+    t = ctx.materialize(ins[0], label)
+    rank = len(ctx.true_shape(t.node))
+    if ctx.opset >= 18:
+        axes = [int(a) for a in const(ins[1], "axes")] if len(ins) > 1 and ins[1] is not None else None
+    else:
+        axes = ctx.attr(node, "axes", None)
+    axes = sorted(a + rank if a < 0 else a for a in axes) if axes else None
+    if rank != 4 or axes != [2, 3]:
+        raise Unsupported(f"averages over axes {axes}; NetCanvas maps only the spatial mean of "
+                          "[batch, C, H, W] (global average pooling)")
+    pooled = ctx.add(label, "AdaptiveAvgPool2d", {"output_size": 1}, [t.node])
+    if ctx.attr(node, "keepdims", 1):
+        return [pooled]
+    return [ctx.add(label, "Flatten", {}, [pooled.node], suffix="_flatten")]
+
+
+# -- normalization --------------------------------------------------------------------------
+def _batchnorm(ctx, node, ins):
+    label = ctx.current_label
+    t = ctx.materialize(ins[0], label)
+    rank = len(ctx.true_shape(t.node))
+    if ctx.attr(node, "training_mode", 0):
+        raise Unsupported("runs in training mode")
+    if ctx.opset < 9 and not ctx.attr(node, "spatial", 1):
+        raise Unsupported("normalizes per element (spatial=0)")
+    if any(o and ctx.consumers[o] for o in node.output[1:]):
+        raise Unsupported("its running statistics outputs are used")
+    kind = {2: "BatchNorm1d", 3: "BatchNorm1d", 4: "BatchNorm2d"}.get(rank)
+    if kind is None:
+        raise Unsupported(f"batch normalization of rank-{rank} data")
+    state = {"weight": const(ins[1], "scale"), "bias": const(ins[2], "bias"),
+             "running_mean": const(ins[3], "mean"), "running_var": const(ins[4], "variance")}
+    eps = f32(ctx.attr(node, "epsilon", 1e-5))
+    momentum = float(f"{1.0 - f32(ctx.attr(node, 'momentum', 0.9)):.6g}")
+    params = {}
+    if eps != 1e-5:
+        params["eps"] = eps
+    if momentum != 0.1:
+        params["momentum"] = min(max(momentum, 0.0), 1.0)
+    return [ctx.add(label, kind, params, [t.node], {k: v.astype(np.float32) for k, v in state.items()})]
+
+
+def _layernorm(ctx, node, ins):
+    label = ctx.current_label
+    t = ctx.materialize(ins[0], label)
+    rank = len(ctx.true_shape(t.node))
+    axis = ctx.attr(node, "axis", -1)
+    if axis not in (-1, rank - 1):
+        raise Unsupported(f"normalizes from axis {axis} on; NetCanvas' LayerNorm normalizes the "
+                          "last dimension")
+    if any(o and ctx.consumers[o] for o in node.output[1:]):
+        raise Unsupported("its mean / inverse deviation outputs are used")
+    scale = const(ins[1], "scale").astype(np.float32)
+    f = ctx.true_shape(t.node)[-1]
+    bias = const(ins[2], "bias").astype(np.float32) if len(ins) > 2 and ins[2] is not None \
+        else np.zeros(f, np.float32)
+    state = {"weight": np.broadcast_to(scale.reshape(-1), (f,)).copy(),
+             "bias": np.broadcast_to(bias.reshape(-1), (f,)).copy()}
+    eps = f32(ctx.attr(node, "epsilon", 1e-5))
+    return [ctx.add(label, "LayerNorm", {} if eps == 1e-5 else {"eps": eps}, [t.node], state)]
+
+
+# -- upsampling -----------------------------------------------------------------------------
+def _resize(ctx, node, ins):
+    label = ctx.current_label
+    t = ctx.materialize(ins[0], label)
+    shape = ctx.true_shape(t.node)
+    rank = len(shape)
+    if node.op_type == "Upsample":
+        mode = ctx.attr(node, "mode", "nearest")
+        scales = ctx.attr(node, "scales") if ctx.opset < 9 else const(ins[1], "scales")
+        coord, nearest = "asymmetric", "floor"
+    else:
+        mode = ctx.attr(node, "mode", "nearest")
+        coord = ctx.attr(node, "coordinate_transformation_mode", "half_pixel")
+        nearest = ctx.attr(node, "nearest_mode", "round_prefer_floor")
+        if ctx.opset < 11:
+            scales = const(ins[1], "scales")
+        else:
+            scales = ins[2].array if len(ins) > 2 and isinstance(ins[2], Const) and ins[2].array.size else None
+            if scales is None:
+                if len(ins) < 4 or not isinstance(ins[3], (Const, sym.SymVec)):
+                    raise Unsupported("resizes to sizes that are not constant")
+                sizes, _ = sym.as_items(ins[3])
+                if len(sizes) != rank:
+                    raise Unsupported("resizes only some axes (the axes attribute)")
+                scales = [1.0, 1.0] + [float(o) / float(i) for o, i in zip(sizes[2:], shape[2:])]
+        if ctx.attr(node, "antialias", 0) or ctx.attr(node, "axes"):
+            raise Unsupported("antialiasing or the axes attribute")
+    scales = [f32(v) for v in np.asarray(scales, dtype=np.float64).reshape(-1)]
+    if len(scales) != rank or scales[:2] != [1.0, 1.0]:
+        raise Unsupported(f"scales the batch or channel axes ({scales})")
+    if mode == "nearest" and coord == "asymmetric" and nearest == "floor":
+        kind = "nearest"
+    elif mode == "linear" and coord in ("half_pixel", "pytorch_half_pixel"):
+        kind = {3: "linear", 4: "bilinear"}.get(rank)
+    elif mode == "cubic" and coord in ("half_pixel", "pytorch_half_pixel") and rank == 4 \
+            and isclose(ctx.attr(node, "cubic_coeff_a", -0.75), -0.75) and not ctx.attr(node, "exclude_outside", 0):
+        kind = "bicubic"
+    else:
+        kind = None
+    if kind is None:
+        raise Unsupported(f"resizes with mode {mode!r}, coordinates {coord!r}"
+                          + (f", rounding {nearest!r}" if mode == "nearest" else "")
+                          + "; NetCanvas' Upsample is torch's (nearest: asymmetric floor; linear: "
+                          "half pixel)")
+    factors = scales[2:]
+    for n, f in zip(shape[2:], factors):
+        if int(np.floor(n * f)) != round(n * f, 6) and kind != "nearest":
+            raise Unsupported(f"scales {n} by {f}, which does not give a whole size")
+    scale = factors[0] if len(set(factors)) == 1 else factors
+    scale = int(scale) if isinstance(scale, float) and scale.is_integer() else scale
+    if isinstance(scale, list):
+        scale = [int(v) if v.is_integer() else v for v in scale]
+    params = {"scale_factor": scale}
+    if kind != "nearest":
+        params["mode"] = kind
+    return [ctx.add(label, "Upsample", params, [t.node])]
+
+
+LAYERS = {
+    "Gemm": _gemm, "MatMul": _matmul, "Pad": _pad, "Conv": _conv, "ConvTranspose": _conv_transpose,
+    "MaxPool": _pool("MaxPool2d"), "AveragePool": _pool("AvgPool2d"), "GlobalAveragePool": _global_avg,
+    "ReduceMean": _reduce_mean, "BatchNormalization": _batchnorm, "LayerNormalization": _layernorm,
+    "Resize": _resize, "Upsample": _resize,
+}

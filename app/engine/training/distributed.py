@@ -1,0 +1,277 @@
+"""Training across several local processes with DistributedDataParallel.
+
+    result = train_distributed(project, 2, callback=print, weights_path="xor.safetensors")
+
+launches the processes with torch.distributed's own elastic launcher (what ``torchrun``
+runs; master on 127.0.0.1, a free port). Each process runs the engine's ``Trainer`` with
+the model wrapped in ``DistributedDataParallel`` and its share of every epoch from a
+``DistributedSampler`` (gloo on the CPU, nccl on CUDA, one GPU per process). The project's
+batch size stays the global batch: each of N processes takes batch_size / N samples per
+step, so an epoch has as many steps as in one process. Every process evaluates the
+validation split, so all take the same early-stopping decision; process 0 reports its
+events to ``callback`` in the calling process and saves the weights. Ctrl-C (SIGINT) stops
+every process after the same step, and the weights are saved, as in one process; a second
+Ctrl-C ends the processes at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from ..devices import resolve_device
+from ..errors import NetCanvasError, TrainingError
+from ..project import SUFFIX, Project, parse_project, project_to_dict
+from .events import BatchEvent, FinishedEvent
+from .trainer import Trainer, TrainingRun, prepare_run
+
+
+def check_launch(run: TrainingRun, nproc: int) -> tuple[torch.device, str]:
+    """The device and backend for ``nproc`` processes training ``run``; raises
+    ``TrainingError`` when they cannot be had here."""
+    if nproc < 2:
+        raise TrainingError(f"distributed training needs at least 2 processes; received {nproc}")
+    device = resolve_device(run.settings["device"])
+    if device.type == "cuda":
+        gpus = torch.cuda.device_count()
+        if nproc > gpus:
+            raise TrainingError(f"{nproc} processes need {nproc} GPUs (one each, for nccl), but this "
+                                f"machine has {gpus}; lower --nproc or train on the CPU (--device cpu)")
+        return device, "nccl"
+    if device.type != "cpu":
+        raise TrainingError(f"distributed training runs on the CPU or CUDA GPUs, not {device.type}; "
+                            "use --device cpu")
+    return device, "gloo"
+
+
+def per_process_batch(batch_size: int, nproc: int) -> int:
+    """Samples each process takes per step so that together they make ``batch_size``."""
+    return max(1, math.ceil(batch_size / nproc))
+
+
+def train_distributed(project: Project, nproc: int, *, overrides: dict | None = None,
+                      callback: Callable[[object], None] | None = None,
+                      weights_path: str | Path | None = None, batch_events: bool = False,
+                      run: TrainingRun | None = None) -> FinishedEvent:
+    """Train ``project`` in ``nproc`` local processes; returns process 0's FinishedEvent.
+    ``overrides``: training settings as for ``prepare_run``; ``run``: that run, when the
+    caller has already prepared it. ``callback`` receives process 0's EpochEvents and
+    FinishedEvent (and its BatchEvents with ``batch_events``), from a thread of this
+    process. Raises ``NetCanvasError`` for a project, data or device that cannot train
+    (checked here before any process starts), and ``TrainingError`` when a process fails."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    run = run or prepare_run(project, **overrides)
+    _, backend = check_launch(run, nproc)
+    options = {
+        "overrides": overrides,
+        "project_dir": str(project.path.parent) if project.path else None,
+        "weights_path": str(weights_path) if weights_path else None,
+        "backend": backend,
+        "batch_events": batch_events,
+        # processes share the cores instead of each starting one thread per core
+        "threads": max(1, (os.cpu_count() or 1) // nproc) if backend == "gloo" else None,
+    }
+    context = multiprocessing.get_context("spawn")
+    messages, stop = context.Queue(), context.Event()
+    received: dict[str, Any] = {}
+    reader = threading.Thread(target=_read, args=(messages, callback or (lambda e: None), received),
+                              name="netcanvas-ddp-events", daemon=True)
+    reader.start()
+    # the launcher turns SIGTERM and friends into an exception that ends the processes; SIGINT
+    # (Ctrl-C) is ours: it asks for a stop that every process takes at the same step
+    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=uuid.uuid4().hex,
+                          rdzv_backend="c10d", rdzv_endpoint="127.0.0.1:0", local_addr="127.0.0.1",
+                          max_restarts=0, monitor_interval=0.1, start_method="spawn",
+                          signals_to_handle="SIGTERM,SIGHUP,SIGQUIT")
+    try:
+        with _signals_restored(stop):
+            elastic_launch(config, _process)(project_to_dict(project), options, messages, stop)
+    except ChildFailedError as e:
+        _finish_reading(messages, reader)
+        if "error" in received:
+            raise TrainingError(received["error"]) from None
+        raise TrainingError(f"a training process failed: {_failure(e)}") from None
+    except SignalException as e:
+        _finish_reading(messages, reader)
+        raise TrainingError(f"training was ended by {e.sigval.name}; no weights were saved") from None
+    except KeyboardInterrupt:  # a second Ctrl-C: the launcher has ended the processes
+        _finish_reading(messages, reader)
+        raise TrainingError("training was interrupted; no weights were saved") from None
+    _finish_reading(messages, reader)
+    if "error" in received:
+        raise TrainingError(received["error"])
+    if "finished" not in received:
+        raise TrainingError("the training processes ended without a result")
+    return received["finished"]
+
+
+@contextlib.contextmanager
+def _signals_restored(stop):
+    """Ctrl-C sets ``stop`` (a second one interrupts); the launcher's signal handlers are
+    replaced by the ones that were there before, once it returns."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    names = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+    previous = {s: signal.getsignal(s) for s in (getattr(signal, n, None) for n in names) if s is not None}
+
+    def interrupt(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _finish_reading(messages, reader: threading.Thread) -> None:
+    messages.put(None)
+    reader.join(10)
+
+
+def _read(messages, callback: Callable[[object], None], received: dict) -> None:
+    """Pass process 0's messages on until the ``None`` that ends them."""
+    while True:
+        message = messages.get()
+        if message is None:
+            return
+        kind, value = message
+        if kind == "event":
+            if isinstance(value, FinishedEvent):
+                received["finished"] = value
+            callback(value)
+        else:
+            received.setdefault(kind, value)
+
+
+def _failure(e: Exception) -> str:
+    failures = getattr(e, "failures", {}) or {}
+    for rank, failure in sorted(failures.items()):
+        message = getattr(failure, "message", "") or ""
+        if isinstance(message, dict):
+            message = message.get("message", "") or str(message)
+        text = str(message).strip().splitlines()
+        return f"process {rank}: {text[-1] if text else 'exit code ' + str(failure.exitcode)}"
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def _process(project_data: dict, options: dict, messages, stop) -> None:
+    """One training process (started by the elastic launcher, which sets RANK, WORLD_SIZE,
+    LOCAL_RANK, MASTER_ADDR and MASTER_PORT). Ends with exit code 1 after a problem, so that
+    the launcher stops the other processes instead of leaving them waiting."""
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ["LOCAL_RANK"])
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which sets ``stop``
+    try:
+        if options.get("threads"):
+            torch.set_num_threads(int(options["threads"]))
+        project = parse_project(project_data)
+        if options.get("project_dir"):
+            project.path = Path(options["project_dir"]) / ("project" + SUFFIX)
+        overrides = dict(options["overrides"])
+        if options["backend"] == "nccl":
+            overrides["device"] = f"cuda:{local_rank}"
+            torch.cuda.set_device(local_rank)
+        dist.init_process_group(options["backend"])
+        run = prepare_run(project, **overrides)
+
+        def send(event: object) -> None:
+            if isinstance(event, BatchEvent) and not options.get("batch_events"):
+                return
+            messages.put(("event", event))
+
+        trainer = DistributedTrainer(run, send if rank == 0 else None, rank=rank, world=world,
+                                     weights_path=options.get("weights_path") if rank == 0 else None,
+                                     stop_requested=stop.is_set)
+        trainer.run()
+    except NetCanvasError as e:
+        messages.put(("error", str(e)))  # the first process to report is the one shown
+        raise SystemExit(1) from None
+    except Exception as e:
+        messages.put(("error", f"process {rank} failed: {type(e).__name__}: {e}"))
+        raise
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+        sys.stdout.flush()
+
+
+class DistributedTrainer(Trainer):
+    """The engine's Trainer in one of ``world`` processes (the process group must be up):
+    steps go through DistributedDataParallel, batches come from this process's share of the
+    epoch, and the divergence check, stop requests and epoch metrics cover every process.
+    Only process 0 should get a ``callback`` and a ``weights_path``; ``stop_requested()``
+    tells whether someone asked this process to stop (``stop()`` does too)."""
+
+    def __init__(self, run: TrainingRun, callback: Callable[[object], None] | None = None, *,
+                 rank: int, world: int, weights_path: str | Path | None = None,
+                 stop_requested: Callable[[], bool] | None = None):
+        from torch.nn.parallel import DistributedDataParallel
+        from torch.utils.data.distributed import DistributedSampler
+
+        super().__init__(run, callback, weights_path=weights_path)
+        self.rank, self.world = rank, world
+        self.stop_requested = stop_requested or (lambda: False)
+        self._stop_asked = False
+        s = run.settings
+        # the initialization above is the same everywhere (one seed); dropout should not be
+        torch.manual_seed(s["seed"] + rank)
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        self.step_model = DistributedDataParallel(self.train_model, device_ids=ids)
+        self.per_process = per_process_batch(s["batch_size"], world)
+        self.sampler = DistributedSampler(run.dataset.train, num_replicas=world, rank=rank,
+                                          shuffle=True, seed=s["seed"])
+
+    def _train_batches(self, epoch: int, generator: torch.Generator):
+        from ..datasets import batches
+
+        self.sampler.set_epoch(epoch)  # a new shuffle each epoch, the same in every process
+        share = torch.tensor(list(self.sampler), dtype=torch.long)
+        return batches(self.run_spec.dataset.train, self.per_process,
+                       drop_last=self.run_spec.settings["drop_last"], indices=share)
+
+    def _batch_count(self) -> int:
+        from ..datasets import batch_count
+
+        return batch_count(len(self.sampler), self.per_process, self.run_spec.settings["drop_last"])
+
+    def stop(self) -> None:
+        """Ask for a stop: every process stops after the same step (see ``_all_finite``)."""
+        self._stop_asked = True
+
+    def _all_finite(self, loss_value: float) -> bool:
+        # one collective per step carries both: a loss that is not finite in some process,
+        # and a stop asked for in some process (all then stop before the next step)
+        asked = self._stop_asked or self.stop_requested()
+        flags = torch.tensor([0.0 if math.isfinite(loss_value) else 1.0, float(asked)], device=self.device)
+        dist.all_reduce(flags)
+        bad, stops = flags.tolist()
+        if stops:
+            super().stop()
+        return bad == 0.0
+
+    def _epoch_totals(self, total_loss: float, total_correct: float, seen: float) -> tuple[float, float, float]:
+        totals = torch.tensor([total_loss, total_correct, seen], dtype=torch.float64, device=self.device)
+        dist.all_reduce(totals)
+        loss, correct, n = totals.tolist()
+        return loss, correct, n

@@ -1,0 +1,408 @@
+"""ONNX import and predict: NetCanvas' own exports come back with the same ids and outputs,
+converter-style files (folded shape arithmetic, Gemm, MatMul + Add, recurrent ops) import
+and match onnxruntime, and what cannot be imported is refused by name."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import warnings
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+from torch import nn
+
+from app.engine import cli_io
+from app.engine.compiler import compile_graph
+from app.engine.errors import DatasetError, WeightsError
+from app.engine.examples import list_examples, load_example
+from app.engine.export.onnx_export import export_onnx
+from app.engine.importers import OnnxFileError, OnnxImportError, compare_with_onnxruntime, import_onnx, save_imported
+from app.engine.predict import predict
+from app.engine.project import load_project, weights_path_for
+from app.engine.weights import apply_weights, read_weights, save_weights
+
+EXAMPLES = [e.name for e in list_examples()]
+# dynamo exports cost seconds each: export -> import -> export is run where the imported graph
+# differs from the original (a BatchNorm fused into its Conv, a Dropout dropped); elsewhere
+# the imported graph is checked to equal the original, so its export cannot differ
+REEXPORT = {"resnet", "three_conv"}
+
+
+def _randomized(project, seed=0):
+    """The compiled model with every weight and statistic drawn at random (trained-like)."""
+    torch.manual_seed(seed)
+    model = compile_graph(project.graph).eval()
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if t.dtype.is_floating_point:
+                t.copy_(torch.rand_like(t) + 0.5 if name.endswith("running_var") else torch.randn_like(t) * 0.3)
+    return model
+
+
+def _sample(project, batch=4, seed=1):
+    shape = compile_graph(project.graph).input_shapes[0]
+    return torch.randn((batch, *shape), generator=torch.Generator().manual_seed(seed))
+
+
+def _onnx_nodes(path):
+    return [(n.name, n.op_type) for n in onnx.load(str(path)).graph.node]
+
+
+def _as_exported(graph):
+    """What an export keeps of ``graph``: Dropout and Identity vanish (eval mode), a
+    BatchNorm2d after a Conv2d is fused into it (the Conv, with a bias, takes its id), and
+    "same" padding of an odd kernel is the number it stands for."""
+    nodes = {n.id: (n.type, dict(n.params)) for n in graph.nodes.values()}
+    edges = {(e.source, e.target, e.target_port) for e in graph.edges}
+
+    def bypass(node_id):
+        (src, _, _), = [e for e in edges if e[1] == node_id]
+        for e in [e for e in edges if e[0] == node_id]:
+            edges.discard(e)
+            edges.add((src, e[1], e[2]))
+        edges.discard((src, node_id, 0))
+
+    for node_id, (kind, params) in list(nodes.items()):
+        k = params.get("kernel_size")
+        if params.get("padding") == "same" and isinstance(k, int) and k % 2 and params.get("stride", 1) == 1:
+            params["padding"] = (k - 1) // 2 * params.get("dilation", 1)  # ONNX cannot tell them apart
+        if kind in ("Dropout", "Identity"):
+            bypass(node_id)
+            del nodes[node_id]
+        elif kind == "BatchNorm2d":
+            conv = next(e[0] for e in edges if e[1] == node_id)
+            if nodes[conv][0] == "Conv2d":
+                params = {k: v for k, v in nodes[conv][1].items() if k != "bias"}
+                nodes[node_id] = ("Conv2d", params)
+                for e in [e for e in edges if e[1] == conv]:
+                    edges.discard(e)
+                    edges.add((e[0], node_id, e[2]))
+                edges.discard((conv, node_id, 0))
+                del nodes[conv]
+    return [(k, *v) for k, v in nodes.items()], edges
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_exported_examples_import_with_their_ids_and_outputs(name, tmp_path):
+    project = load_example(name)
+    model = _randomized(project)
+    save_weights(model, tmp_path / "w.safetensors")
+    first = export_onnx(project, tmp_path / "a.onnx", tmp_path / "w.safetensors").path
+
+    result = import_onnx(first)
+    graph = result.project.graph
+    nodes, edges = _as_exported(project.graph)
+    assert [(n.id, n.type, n.params) for n in graph.nodes.values()] == nodes
+    assert {(e.source, e.target, e.target_port) for e in graph.edges} == edges
+    assert all(n.position is not None for n in graph.nodes.values())
+
+    x = _sample(project)
+    net = compile_graph(graph).eval()
+    apply_weights(net, result.state)
+    with torch.no_grad():
+        assert torch.allclose(net(x), model(x), atol=1e-4), (net(x) - model(x)).abs().max()
+    assert compare_with_onnxruntime(result) <= 1e-4
+
+    if name in REEXPORT:
+        _, weights = save_imported(result, tmp_path / f"{name}.netcanvas.json")
+        again = export_onnx(load_project(tmp_path / f"{name}.netcanvas.json"), tmp_path / "b.onnx")
+        assert again.weights == str(weights)
+        assert _onnx_nodes(again.path) == _onnx_nodes(first)
+
+
+# -- converter style ------------------------------------------------------------------------
+def _init(name, array):
+    return numpy_helper.from_array(np.asarray(array), name)
+
+
+def _const_node(name, array):
+    return helper.make_node("Constant", [], [name], name=name, value=numpy_helper.from_array(np.asarray(array)))
+
+
+def _converter_model(path, extra_nodes=(), output="out", output_shape=("N", 6), extra_inits=()):
+    """Conv (bias added afterwards, as converters do), GlobalAveragePool, a Reshape whose
+    target is computed with Shape/Gather/Unsqueeze/Concat/Cast, Gemm with transB=0 and
+    alpha, MatMul + Add, Sum, Mul, a written-out GELU, Clip(min=0), Transposes that cancel out."""
+    rng = np.random.default_rng(0)
+    f = lambda *s: rng.standard_normal(s).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["x", "conv_w"], ["c"], name="features/conv/Conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Add", ["c", "conv_b"], ["cb"], name="features/conv/BiasAdd"),
+        helper.make_node("Transpose", ["cb"], ["nhwc"], name="to_nhwc", perm=[0, 2, 3, 1]),
+        helper.make_node("Relu", ["nhwc"], ["r_nhwc"], name="features/relu/Relu"),
+        helper.make_node("Transpose", ["r_nhwc"], ["r"], name="to_nchw", perm=[0, 3, 1, 2]),
+        helper.make_node("GlobalAveragePool", ["r"], ["g"], name="gap"),
+        helper.make_node("Shape", ["g"], ["g_shape"], name="shape"),
+        _const_node("zero", np.array(0, dtype=np.int64)),
+        helper.make_node("Gather", ["g_shape", "zero"], ["batch"], name="gather", axis=0),
+        helper.make_node("Unsqueeze", ["batch", "axes0"], ["batch1"], name="unsqueeze"),
+        _const_node("minus_one", np.array([-1], dtype=np.int64)),
+        helper.make_node("Concat", ["batch1", "minus_one"], ["target64"], name="concat", axis=0),
+        helper.make_node("Cast", ["target64"], ["target32"], name="cast32", to=TensorProto.INT32),
+        helper.make_node("Cast", ["target32"], ["target"], name="cast64", to=TensorProto.INT64),
+        helper.make_node("Identity", ["target"], ["target_id"], name="identity"),
+        helper.make_node("Reshape", ["g", "target_id"], ["flat"], name="flatten/Reshape"),
+        helper.make_node("Gemm", ["flat", "gemm_b", "gemm_c"], ["h1"], name="dense1/Gemm", alpha=0.5, transB=0),
+        helper.make_node("MatMul", ["flat", "mm_w"], ["h2_"], name="dense2/MatMul"),
+        helper.make_node("Add", ["h2_", "mm_b"], ["h2"], name="dense2/Add"),
+        helper.make_node("Sum", ["h1", "h2"], ["s"], name="sum"),
+        helper.make_node("Mul", ["s", "h2"], ["m"], name="gate/Mul"),
+        # GELU written out the TensorFlow way: x * 0.5 * (1 + erf(x * 0.7071...))
+        helper.make_node("Mul", ["m", "inv_sqrt2"], ["m_scaled"], name="act/Mul"),
+        helper.make_node("Erf", ["m_scaled"], ["m_erf"], name="act/Erf"),
+        helper.make_node("Add", ["m_erf", "one"], ["m_erf1"], name="act/Add"),
+        helper.make_node("Mul", ["m", "half"], ["m_half"], name="act/Mul_1"),
+        helper.make_node("Mul", ["m_half", "m_erf1"], ["gelu"], name="act/Mul_2"),
+        helper.make_node("Clip", ["gelu", "zero_f"], ["clipped"], name="clip"),  # Clip(min=0) is ReLU
+        helper.make_node("LeakyRelu", ["clipped"], ["out"], name="out/LeakyRelu", alpha=0.2),
+        *extra_nodes,
+    ]
+    inits = [
+        _init("conv_w", f(4, 3, 3, 3)), _init("conv_b", f(1, 4, 1, 1)),
+        _init("axes0", np.array([0], dtype=np.int64)),
+        _init("gemm_b", f(4, 6)), _init("gemm_c", f(6)), _init("mm_w", f(4, 6)), _init("mm_b", f(6)),
+        _init("inv_sqrt2", np.array(1 / np.sqrt(2), dtype=np.float32)),
+        _init("one", np.array(1.0, dtype=np.float32)), _init("half", np.array(0.5, dtype=np.float32)),
+        _init("zero_f", np.array(0.0, dtype=np.float32)), *extra_inits,
+    ]
+    graph = helper.make_graph(
+        nodes, "converted", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, list(output_shape))], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_converter_style_model_imports_and_matches_onnxruntime(tmp_path):
+    result = import_onnx(_converter_model(tmp_path / "conv.onnx"))
+    nodes = result.project.graph.nodes
+    kinds = {n.id: n.type for n in nodes.values()}
+    assert kinds == {"x": "Input", "features_conv": "Conv2d", "features_relu": "ReLU",
+                     "gap": "AdaptiveAvgPool2d", "flatten": "Flatten", "dense1": "Linear",
+                     "dense2": "Linear", "sum": "Add", "gate": "Multiply", "act": "GELU",
+                     "clip": "ReLU", "out": "LeakyReLU"}
+    assert nodes["features_conv"].params == {"out_channels": 4, "kernel_size": 3, "padding": 1}
+    assert nodes["out"].params == {"negative_slope": 0.2}
+    assert nodes["x"].params == {"shape": [3, 8, 8]}
+    assert compare_with_onnxruntime(result) <= 1e-4
+
+
+def test_torchscript_recurrent_export_imports(tmp_path):
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True)
+            self.gru = nn.GRU(8, 5, batch_first=True)
+            self.rnn = nn.RNN(5, 6, batch_first=True)
+            self.norm = nn.LayerNorm(6)
+            self.fc = nn.Linear(6, 3)
+
+        def forward(self, x):
+            y = self.norm(self.rnn(self.gru(self.lstm(x)[0])[0])[0])
+            return torch.nn.functional.gelu(self.fc(y[:, -1]))
+
+    torch.manual_seed(0)
+    module = Model().eval()
+    path = tmp_path / "rnn.onnx"
+    with warnings.catch_warnings():  # the legacy exporter warns that it is legacy, and about RNNs
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.randn(2, 7, 3),), str(path), dynamo=False, input_names=["x"],
+                          dynamic_axes={"x": {0: "batch"}}, opset_version=17)
+    result = import_onnx(path)
+    graph = result.project.graph
+    assert [(n.id, n.type) for n in graph.nodes.values()] == [
+        ("x", "Input"), ("lstm", "LSTM"), ("gru", "GRU"), ("rnn", "RNN"), ("norm", "LayerNorm"),
+        ("laststep", "LastStep"), ("fc", "Linear"), ("gelu", "GELU")]
+    assert graph.nodes["lstm"].params == {"hidden_size": 4, "bidirectional": True, "num_layers": 2}
+    # the weights are torch's own, gates reordered back from ONNX's order
+    for key, value in module.state_dict().items():
+        assert torch.equal(result.state[key], value), key
+    assert compare_with_onnxruntime(result) <= 1e-4
+
+
+def _small_model(path, nodes, inits, x_shape, outputs, opset=14):
+    rng = np.random.default_rng(0)
+    inits = [_init(n, a if isinstance(a, np.ndarray) else rng.standard_normal(a).astype(np.float32))
+             for n, a in inits.items()]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in outputs], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+SMALL = {
+    # the final hidden state of a forward LSTM is its last step
+    "lstm_final_state": ([
+        helper.make_node("Transpose", ["x"], ["xt"], perm=[1, 0, 2], name="t"),
+        helper.make_node("LSTM", ["xt", "W", "R", "B"], ["", "yh"], hidden_size=4, name="rnn/LSTM"),
+        helper.make_node("Squeeze", ["yh", "ax"], ["h"], name="rnn/Squeeze"),
+        helper.make_node("Gemm", ["h", "fw", "fb"], ["y"], transB=1, name="fc")],
+        {"W": (1, 16, 3), "R": (1, 16, 4), "B": (1, 32), "ax": np.array([0]), "fw": (2, 4), "fb": (2,)},
+        ["N", 5, 3], ["N", 2], [("Input", {"shape": [5, 3]}), ("LSTM", {"hidden_size": 4}), ("LastStep", {}),
+                      ("Linear", {"out_features": 2})]),
+    # a zero Pad before a Conv becomes the Conv's padding; SAME_UPPER at stride 1 is "same"
+    "pad_conv_same": ([
+        helper.make_node("Pad", ["x", "pads"], ["p"], name="pad"),
+        helper.make_node("Conv", ["p", "w"], ["c"], name="conv"),
+        helper.make_node("Conv", ["c", "w2", "b2"], ["y"], name="conv2", auto_pad="SAME_UPPER")],
+        {"pads": np.array([0, 0, 1, 1, 0, 0, 1, 1]), "w": (2, 1, 3, 3), "w2": (3, 2, 4, 4), "b2": (3,)},
+        ["N", 1, 6, 6], ["N", 3, 6, 6], [("Input", {"shape": [1, 6, 6]}),
+                         ("Conv2d", {"out_channels": 2, "kernel_size": 3, "padding": 1, "bias": False}),
+                         ("Conv2d", {"out_channels": 3, "kernel_size": 4, "padding": "same"})]),
+    # exported at batch size 1: the batch is spelled 1 in the Reshape target
+    "fixed_batch": ([
+        helper.make_node("Reshape", ["x", "shape"], ["r"], name="flat"),
+        helper.make_node("MatMul", ["r", "w"], ["y"], name="fc")],
+        {"shape": np.array([1, -1]), "w": (12, 3)}, [1, 3, 4], [1, 3],
+        [("Input", {"shape": [3, 4]}), ("Flatten", {}), ("Linear", {"out_features": 3, "bias": False})]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SMALL))
+def test_small_converter_patterns(case, tmp_path):
+    nodes, inits, x_shape, y_shape, expected = SMALL[case]
+    result = import_onnx(_small_model(tmp_path / "m.onnx", nodes, inits, x_shape, [("y", y_shape)]))
+    assert [(n.type, n.params) for n in result.project.graph.nodes.values()] == expected
+    assert compare_with_onnxruntime(result) <= 1e-4
+    if case == "fixed_batch":
+        assert any("fixed batch size of 1" in note for note in result.notes)
+
+
+def test_a_model_with_several_outputs_imports_the_one_chosen(tmp_path):
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="relu"),
+             helper.make_node("Sigmoid", ["x"], ["b"], name="sigmoid")]
+    path = _small_model(tmp_path / "two.onnx", nodes, {}, ["N", 3], [("a", ["N", 3]), ("b", ["N", 3])])
+    with pytest.raises(OnnxImportError, match=r"2 outputs \('a', 'b'\)"):
+        import_onnx(path)
+    result = import_onnx(path, output="b")
+    assert [n.type for n in result.project.graph.nodes.values()] == ["Input", "Sigmoid"]
+    assert compare_with_onnxruntime(result) <= 1e-6
+
+
+# -- refusals -------------------------------------------------------------------------------
+def test_unsupported_nodes_are_all_named_and_nothing_is_written(tmp_path):
+    extra = [helper.make_node("TopK", ["out", "k"], ["top", "idx"], name="foo", axis=1),
+             helper.make_node("Hardmax", ["top"], ["y"], name="bar")]
+    path = _converter_model(tmp_path / "bad.onnx", extra, output="y", output_shape=("N", 2),
+                            extra_inits=[_init("k", np.array([2], dtype=np.int64))])
+    with pytest.raises(OnnxImportError) as info:
+        import_onnx(path)
+    assert "cannot import 2 nodes: 'foo' (TopK), 'bar' (Hardmax)" in str(info.value)
+    assert [f[:2] for f in info.value.failures] == [("foo", "TopK"), ("bar", "Hardmax")]
+
+    out, err = io.StringIO(), io.StringIO()
+    code = cli_io.run(_parse(["import", str(path), str(tmp_path / "bad.netcanvas.json")]), out, err)
+    assert code == 1 and "'foo' (TopK)" in err.getvalue() and len(err.getvalue().splitlines()) == 1
+    assert not (tmp_path / "bad.netcanvas.json").exists() and not (tmp_path / "bad.safetensors").exists()
+
+
+def test_a_transpose_that_is_not_undone_is_refused(tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 3, 4])
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], name="nhwc", perm=[0, 2, 3, 1]),
+             helper.make_node("Flatten", ["t"], ["f"], name="flat"),
+             helper.make_node("Relu", ["f"], ["r"], name="relu"),
+             helper.make_node("Gemm", ["r", "w"], ["y"], name="dense", transB=1)]
+    graph = helper.make_graph(nodes, "g", [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5])],
+                              [_init("w", np.ones((5, 24), np.float32))])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "t.onnx"))
+    with pytest.raises(OnnxImportError, match=r"cannot import 1 node: 'nhwc' \(Transpose: .*not undone before 'dense'"):
+        import_onnx(tmp_path / "t.onnx")
+
+
+def test_uneven_conv_padding_is_refused_with_the_reason(tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 6, 6])
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="c", pads=[0, 0, 1, 1], strides=[2, 2])]
+    graph = helper.make_graph(nodes, "g", [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2, 3, 3])],
+                              [_init("w", np.ones((2, 1, 3, 3), np.float32))])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "c.onnx"))
+    with pytest.raises(OnnxImportError, match=r"'c' \(Conv: pads unevenly \(begin \[0, 0\], end \[1, 1\]\)"):
+        import_onnx(tmp_path / "c.onnx")
+
+
+@pytest.mark.parametrize("content", [b"", b"this is not an onnx model\n", bytes(range(256)) * 8])
+def test_a_file_that_is_not_onnx_is_a_clear_error(tmp_path, content):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(content)
+    with pytest.raises(OnnxFileError, match="model.onnx: is not an ONNX model"):
+        import_onnx(path)
+    out, err = io.StringIO(), io.StringIO()
+    assert cli_io.run(_parse(["import", str(path), str(tmp_path / "m.netcanvas.json")]), out, err) == 2
+    assert err.getvalue().startswith("error: ") and len(err.getvalue().splitlines()) == 1
+    with pytest.raises(OnnxFileError, match="no such file"):
+        import_onnx(tmp_path / "missing.onnx")
+
+
+# -- the CLI and predict --------------------------------------------------------------------
+def _parse(argv):
+    parser = argparse.ArgumentParser(prog="netcanvas")
+    cli_io.add_parsers(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(argv)
+
+
+def test_cli_import_then_predict(tmp_path):
+    model = _converter_model(tmp_path / "conv.onnx")
+    out, err = io.StringIO(), io.StringIO()
+    code = cli_io.run(_parse(["import", str(model), str(tmp_path / "conv")]), out, err)
+    assert code == 0, err.getvalue()
+    text = out.getvalue()
+    assert "imported" in text and "max |diff|" in text and "conv.netcanvas.json" in text
+    project = load_project(tmp_path / "conv.netcanvas.json")
+    assert weights_path_for(project.path).exists()
+
+    x = np.random.default_rng(3).standard_normal((5, 3, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    code = cli_io.run(_parse(["predict", str(project.path), "--input", str(tmp_path / "x.npy"),
+                              "--output", str(tmp_path / "y.npy")]), out, err)
+    assert code == 0, err.getvalue()
+    y = np.load(tmp_path / "y.npy")
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    assert y.shape == (5, 6)
+    assert np.allclose(y, session.run(None, {"x": x})[0], atol=1e-4)
+
+    # a wrong shape names both shapes; an unreadable .npy is a read error
+    np.save(tmp_path / "bad.npy", x.reshape(5, -1))
+    err = io.StringIO()
+    code = cli_io.run(_parse(["predict", str(project.path), "--input", str(tmp_path / "bad.npy"),
+                              "--output", str(tmp_path / "z.npy")]), out, err)
+    assert code == 1 and "[3, 8, 8]" in err.getvalue() and "[5, 192]" in err.getvalue()
+    (tmp_path / "junk.npy").write_bytes(b"junk")
+    err = io.StringIO()
+    code = cli_io.run(_parse(["predict", str(project.path), "--input", str(tmp_path / "junk.npy"),
+                              "--output", str(tmp_path / "z.npy")]), out, err)
+    assert code == 2 and "junk.npy" in err.getvalue()
+
+
+def test_predict_normalizes_with_the_training_statistics(tmp_path):
+    project = load_example("xor")
+    model = _randomized(project)
+    mean, std = [0.5, -1.0], [2.0, 0.25]
+    meta = {"input_mean": json.dumps(mean), "input_std": json.dumps(std), "input_shape": "[2]"}
+    save_weights(model, tmp_path / "w.safetensors", meta)
+    raw = np.random.default_rng(0).standard_normal((7, 2)).astype(np.float32)
+    with torch.no_grad():
+        expected = model(torch.from_numpy((raw - np.array(mean, np.float32)) / np.array(std, np.float32)))
+        unnormalized = model(torch.from_numpy(raw))
+    got = predict(project, tmp_path / "w.safetensors", raw)
+    assert got.dtype == np.float32 and got.shape == (7, 1)
+    assert np.allclose(got, expected.numpy(), atol=1e-6)
+    assert np.allclose(predict(project, tmp_path / "w.safetensors", raw, normalize=False),
+                       unnormalized.numpy(), atol=1e-6)
+
+    with pytest.raises(DatasetError, match=r"takes samples of shape \[2\].*received \[7, 3\]"):
+        predict(project, tmp_path / "w.safetensors", np.zeros((7, 3), np.float32))
+    save_weights(model, tmp_path / "v.safetensors", {"input_mean": "[1, 2, 3]", "input_std": "[1, 1, 1]"})
+    with pytest.raises(WeightsError, match="3 values per sample"):
+        predict(project, tmp_path / "v.safetensors", raw)
+    with pytest.raises(WeightsError, match="no trained weights"):
+        predict(project, None, raw)
+    assert read_weights(tmp_path / "w.safetensors").keys() == model.state_dict().keys()

@@ -1,0 +1,41 @@
+"""Opening an .onnx file in the editor: a graph with its weights, unsaved until saved, and
+a clear message for a file that cannot be imported."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from app.engine.examples import load_example
+from app.engine.export.onnx_export import export_onnx
+from app.engine.weights import read_weights
+
+
+def test_open_an_onnx_model_then_save_it_with_its_weights(qtbot, window, tmp_path):
+    project = load_example("lenet5")
+    onnx_file = tmp_path / "lenet.onnx"
+    export_onnx(project, onnx_file)
+    assert window.open_file(str(onnx_file), ask=False)
+    graph = window.doc.graph
+    assert {"conv1", "conv2", "fc3"} <= set(graph.nodes) and window.doc.analysis.ok
+    assert window.doc.analysis.total_params == 44_426
+    assert window.doc.dirty and window.windowTitle().startswith("Untitled")
+    panel = window.training
+    assert panel.weights_file is not None and panel.local_model is not None
+    assert panel.filters.current_layer() == "conv1"  # the imported kernels are on show
+    target = tmp_path / "imported.netcanvas.json"
+    assert window._save_to(target)
+    beside = tmp_path / "imported.safetensors"
+    assert beside.exists() and not window.doc.dirty
+    saved = read_weights(beside)
+    assert torch.equal(saved["conv1.weight"], panel.local_model.state_dict()["conv1.weight"])
+
+
+def test_an_onnx_file_that_cannot_be_imported_says_why(qtbot, window, tmp_path):
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(np.arange(100, dtype=np.uint8).tobytes())
+    before = set(window.doc.graph.nodes)
+    assert not window.open_file(str(bad), ask=False)
+    assert "broken.onnx" in window.last_error and "Traceback" not in window.last_error
+    assert set(window.doc.graph.nodes) == before
+    window._error_box.close()

@@ -88,21 +88,28 @@ class PanelRun:
         self._last = now
 
     def run(self) -> None:
-        # wait for the panel's data preview, as a user would see it before pressing Train
-        deadline = time.perf_counter() + 60
-        while self.panel.dataset is None and time.perf_counter() < deadline:
-            self.app.processEvents()
-            time.sleep(0.01)
+        wait_until(lambda: self.panel.dataset is not None, 60)  # the preview, as a user sees it first
         self.window.train()
         self.timer.start()
-        while self.finished is None:
-            self.app.processEvents()
-            time.sleep(0.001)
+        wait_until(lambda: self.finished is not None, 600)
         self.timer.stop()
         if not hasattr(self.finished, "ok") or not self.finished.ok:
             raise RuntimeError(f"the panel's run failed: {self.finished}")
         self.window.doc.undo_stack.setClean()
         self.window.close()
+
+
+def wait_until(condition, timeout: float) -> None:
+    """Run a real event loop (as the app does) until ``condition()``; a 50 ms check."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop, check = QEventLoop(), QTimer(interval=50)
+    deadline = time.perf_counter() + timeout
+    check.timeout.connect(lambda: loop.quit() if condition() or time.perf_counter() > deadline else None)
+    check.start()
+    if not condition():
+        loop.exec()
+    check.stop()
 
 
 def panel_run(app, example: str, epochs: int) -> tuple[float, list[float]]:

@@ -121,6 +121,8 @@ class CurvesView(QWidget):
         self.draw_count = 0
         self.last_draw_seconds = 0.0
         self._dirty = False
+        self._pending: list[pg.PlotWidget] = []  # plots still to redraw in this pass
+        self._x_max = 0.0  # the step plots' right edge while following the run
         self._pyramids: dict[tuple[int, str], Decimator] = {}
         self._drawn: dict[int, tuple] = {}  # what each curve item shows, to skip unchanged ones
         self._follow = True  # step plots show every step (else the range the user zoomed to)
@@ -209,6 +211,7 @@ class CurvesView(QWidget):
             item = self._item(plot, legend, **options)
             setattr(self, attribute, item)
             self.curves.append(_Curve(item, run, table, x, y, peak=attribute == "raw_loss"))
+            self.curves[-1].plot = plot
         self._previous_legend = ((self.loss_plot, self.prev_loss), (self.accuracy_plot, self.prev_accuracy),
                                  (self.epoch_plot, self.prev_train_loss))
         self._previous_in_legend = False
@@ -377,6 +380,7 @@ class CurvesView(QWidget):
 
     def _follow_all(self) -> None:
         self._follow = True
+        self._x_max = 0.0
         self._changed()
 
     def _x_range_changed(self, _viewbox, _range) -> None:
@@ -389,8 +393,9 @@ class CurvesView(QWidget):
         vb = self.loss_plot.getViewBox()
         if first is None:
             self._follow = True
+            self._x_max = 0.0
             for plot in self.step_plots:
-                plot.enableAutoRange()
+                plot.enableAutoRange(y=True)
         else:
             self._follow = False
             vb.setXRange(first, last, padding=0)
@@ -401,14 +406,19 @@ class CurvesView(QWidget):
         self.last_draw_seconds = self._update_seconds + self._paint_seconds
 
     def _tick(self) -> None:
-        if not self._dirty:
+        if not self._dirty and not self._pending:
             return
         if not self.isVisible():  # drawn when shown again
             return
         # the previous redraw has been painted by now: pace the next one by what it cost
         pace = self.last_draw_seconds * 1000 / self.DUTY
         self._timer.setInterval(int(min(self.MAX_INTERVAL_MS, max(self.INTERVAL_MS, pace))))
-        self._redraw()
+        if not self._pending:  # a new pass over the plots, one plot per tick: each paint is
+            self._dirty = False  # a short pause of the event loop, not four in a row
+            self._pending = [p for p in self.plots if p.isVisible()] or list(self.plots)
+        self._redraw([self._pending.pop(0)])
+        if self._pending:
+            self._timer.start()
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -422,14 +432,21 @@ class CurvesView(QWidget):
     def flush(self) -> None:
         """Draw now whatever arrived (tests; the end of a run)."""
         self._timer.stop()
+        self._dirty = False
+        self._pending = []
         self._redraw()
 
-    def _redraw(self) -> None:
+    def _redraw(self, plots: list[pg.PlotWidget] | None = None) -> None:
+        """Update the items of ``plots`` (default: all) to the data; a pass is complete
+        (``draw_count``) when no plot waits."""
         start = time.perf_counter()
-        self._dirty = False
-        self.draw_count += 1
+        if not self._pending:
+            self.draw_count += 1
         self._arrange()
+        self._follow_steps()
         for curve in self.curves:
+            if plots is not None and curve.plot not in plots:
+                continue
             run = self.current if curve.run == "current" else self.previous
             if run is None:
                 key, data = "empty", ([], [])
@@ -469,6 +486,23 @@ class CurvesView(QWidget):
         width = int(vb.width()) if vb.width() > 50 else 800
         key = (run.serial, i0, i1, width, self._generation)
         return key, lambda: pyramid.points(x, y, i0, i1, width, curve.peak)
+
+    def _follow_steps(self) -> None:
+        """While following the run, the step plots' right edge moves out in round steps
+        (1, 2, 5 x 10^k) instead of with every point: their axes (costly to paint) stay put
+        between those steps, and a redraw repaints only the plot whose curves changed."""
+        if not self._follow:
+            return
+        last = max((float(r.batches["step"][-1]) for r in (self.current, self.previous)
+                    if r is not None and len(r.batches)), default=0.0)
+        if last <= self._x_max and last > 0.45 * self._x_max:
+            return
+        edge = 10.0
+        while edge < last * 1.05:
+            edge *= 2.5 if str(int(edge))[0] == "2" else 2
+        self._x_max = edge
+        for plot in self.step_plots:
+            plot.getViewBox().setXRange(0, edge, padding=0.02)
 
     def _update_lr_scale(self) -> None:
         lo = min(r.lr_min for r in (self.current, self.previous) if r is not None)

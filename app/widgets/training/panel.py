@@ -350,7 +350,7 @@ class TrainingPanel(QWidget):
         self.curves.add_batch(event)
         self._last_batch = event
         now = time.perf_counter()
-        if now - self._last_progress < 0.1 and event.batch != event.batches:
+        if now - self._last_progress < 0.25 and event.batch != event.batches:  # a bar repaints at once
             return
         self._last_progress = now
         self._show_progress(event, now)

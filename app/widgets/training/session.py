@@ -231,8 +231,8 @@ class TrainingSession(QObject):
             if self._child is not child:  # the run ended (or a slot killed it)
                 return
             count += 1
-            if count >= TICK_MESSAGES or time.perf_counter() > deadline:
-                return  # more next tick; the GUI gets its turn
+            if count >= TICK_MESSAGES or time.perf_counter() > deadline or _is_snapshot(message):
+                return  # more next tick; the GUI gets its turn (a snapshot's drawing is a tick's worth)
         if child.eof and alive:  # the pipe closed: the process should be gone in a moment
             child.over_since = child.over_since or time.perf_counter()
             alive = child.alive() and time.perf_counter() - child.over_since < EXIT_WAIT
@@ -316,6 +316,10 @@ class TrainingSession(QObject):
     def _stop_timer_if_done(self) -> None:
         if self._child is None and not self._exiting:
             self._timer.stop()
+
+
+def _is_snapshot(message: tuple) -> bool:
+    return message[0] == "event" and isinstance(message[1], SnapshotEvent)
 
 
 def _last_line(text: str) -> str:

@@ -39,6 +39,10 @@ def test_xor_trains_from_the_panel_with_live_curves_and_a_lock(qtbot, window):
 
 def test_digits_run_updates_filters_and_activations_then_stops_mid_epoch(qtbot, window):
     panel = open_example(window, "linear")
+    epochs = panel.training_form.fields["epochs"].editor
+    epochs.lineEdit().selectAll()
+    qtbot.keyClicks(epochs, "500")  # long enough for several snapshots (it is stopped below)
+    assert window.doc.project.training["epochs"] == 500
     qtbot.waitUntil(lambda: panel.dataset is not None, timeout=30_000)
     with qtbot.waitSignal(panel.session.snapshot, timeout=TIMEOUT):
         panel.start()

@@ -198,3 +198,26 @@ def test_worker_main_in_a_spawned_process():
     assert isinstance(finished, FinishedEvent) and finished.reason == "completed"
     with pytest.raises(EOFError):
         parent.recv()  # the child closed its end
+
+
+def test_a_run_across_two_processes_reports_rank_zero_and_stops_on_command(tmp_path):
+    commands: queue.Queue = queue.Queue()
+    weights = tmp_path / "xor.safetensors"
+
+    def on_message(message):
+        if message[0] == "event" and isinstance(message[1], BatchEvent) and message[1].step == 20:
+            commands.put(("pause",))  # not served in this mode: ignored, the run goes on
+            commands.put(("stop",))
+
+    code, messages = run(options={"nproc": 2, "weights_path": str(weights)}, on_message=on_message,
+                         commands=commands, epochs=400)
+    assert code == 0 and messages[0][0] == "ready" and messages[-1] == ("done",)
+    info = messages[0][1]
+    assert info["nproc"] == 2 and info["device"] == "2 x cpu"
+    assert any("2 processes (gloo" in note for note in info["notes"])
+    assert not any(m[0] == "paused" for m in messages)
+    finished = events(messages, FinishedEvent)[-1]
+    assert finished.reason == "stopped" and 20 <= finished.steps < 400 * 9
+    assert finished.weights_path == str(weights) and weights.exists()
+    steps = [e.step for e in events(messages, BatchEvent)]
+    assert steps == sorted(steps) and steps[0] == 1  # process 0's minibatches, in order

@@ -64,12 +64,13 @@ def per_process_batch(batch_size: int, nproc: int) -> int:
 def train_distributed(project: Project, nproc: int, *, overrides: dict | None = None,
                       callback: Callable[[object], None] | None = None,
                       weights_path: str | Path | None = None, batch_events: bool = False,
-                      run: TrainingRun | None = None) -> FinishedEvent:
+                      run: TrainingRun | None = None, stop_when: threading.Event | None = None) -> FinishedEvent:
     """Train ``project`` in ``nproc`` local processes; returns process 0's FinishedEvent.
     ``overrides``: training settings as for ``prepare_run``; ``run``: that run, when the
     caller has already prepared it. ``callback`` receives process 0's EpochEvents and
     FinishedEvent (and its BatchEvents with ``batch_events``), from a thread of this
-    process. Raises ``NetCanvasError`` for a project, data or device that cannot train
+    process. ``stop_when``: once set (from any thread), every process stops after the same
+    step and the weights are saved, as with Ctrl-C. Raises ``NetCanvasError`` for a project, data or device that cannot train
     (checked here before any process starts), and ``TrainingError`` when a process fails."""
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
@@ -93,6 +94,10 @@ def train_distributed(project: Project, nproc: int, *, overrides: dict | None = 
     reader = threading.Thread(target=_read, args=(messages, callback or (lambda e: None), received),
                               name="netcanvas-ddp-events", daemon=True)
     reader.start()
+    launched = threading.Event()
+    if stop_when is not None:  # an outside stop reaches the processes through ``stop``
+        threading.Thread(target=_relay_stop, args=(stop_when, stop, launched), daemon=True,
+                         name="netcanvas-ddp-stop").start()
     # the launcher turns SIGTERM and friends into an exception that ends the processes; SIGINT
     # (Ctrl-C) is ours: it asks for a stop that every process takes at the same step
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=uuid.uuid4().hex,
@@ -113,12 +118,21 @@ def train_distributed(project: Project, nproc: int, *, overrides: dict | None = 
     except KeyboardInterrupt:  # a second Ctrl-C: the launcher has ended the processes
         _finish_reading(messages, reader)
         raise TrainingError("training was interrupted; no weights were saved") from None
+    finally:
+        launched.set()
     _finish_reading(messages, reader)
     if "error" in received:
         raise TrainingError(received["error"])
     if "finished" not in received:
         raise TrainingError("the training processes ended without a result")
     return received["finished"]
+
+
+def _relay_stop(stop_when: threading.Event, stop, ended: threading.Event) -> None:
+    while not ended.is_set():
+        if stop_when.wait(0.1):
+            stop.set()
+            return
 
 
 @contextlib.contextmanager

@@ -144,6 +144,8 @@ def _train(project: Project | dict, options: dict, outbox: "_Outbox", control: "
         run = prepare_run(project, **dict(options.get("overrides") or {}))
         input_shape = list(run.analysis.shapes[run.analysis.inputs[0]])
         control.input_shape = input_shape
+        if int(options.get("nproc") or 1) > 1:
+            return _train_distributed(project, run, int(options["nproc"]), options, outbox, control)
         trainer = Trainer(
             run, outbox.event,
             # the parent learns that no BatchEvent follows "paused"
@@ -172,6 +174,48 @@ def _train(project: Project | dict, options: dict, outbox: "_Outbox", control: "
         print(text, file=sys.stderr, end="")
         outbox.put(("crash", text))
         return 1
+
+
+def _train_distributed(project: Project, run, nproc: int, options: dict, outbox: "_Outbox",
+                       control: "_Control") -> int:
+    """The run across ``nproc`` local processes (DistributedDataParallel, one GPU each
+    with nccl): process 0's events come through; "stop" ends every process after the same
+    step; pause and snapshots are not served (their commands are ignored)."""
+    from .distributed import check_launch, train_distributed
+
+    device, backend = check_launch(run, nproc)
+    stop = threading.Event()
+    notes = [*run.notes, f"{nproc} processes ({backend}, DistributedDataParallel); pausing and live "
+                         "filters and activations are not available in this mode"]
+    outbox.put(("ready", {"device": f"{nproc} x {device}", "dataset": describe(run.dataset), "notes": notes,
+                          "input_shape": control.input_shape, "num_classes": int(run.dataset.num_classes),
+                          "settings": dict(run.settings), "pid": os.getpid(), "nproc": nproc}))
+    if control.attach(_StopOnly(stop)):
+        outbox.event(FinishedEvent("stopped", "stopped by the user before training started", 0, 0, 0.0))
+    else:
+        train_distributed(project, nproc, overrides=dict(options.get("overrides") or {}), callback=outbox.event,
+                          weights_path=options.get("weights_path"), batch_events=True, run=run, stop_when=stop)
+    outbox.put(("done",))
+    return 0
+
+
+class _StopOnly:
+    """The commands a distributed run takes: stop; the others are ignored."""
+
+    def __init__(self, stop: threading.Event):
+        self._stop = stop
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def pause(self) -> None:
+        pass
+
+    def resume(self) -> None:
+        pass
+
+    def request_snapshot(self, samples=None) -> None:
+        pass
 
 
 def _samples(samples: Any, input_shape: list[int]) -> torch.Tensor | None:

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QSpinBox,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -88,6 +89,16 @@ class TrainingPanel(QWidget):
         self.device_combo.addItem("auto (best available)", "auto")
         for d in list_devices():
             self.device_combo.addItem(d.label(), d.id)
+        gpus = self._gpus = sum(d.kind == "cuda" for d in list_devices())
+        self.gpus_box = QSpinBox()
+        self.gpus_box.setObjectName("gpus")
+        self.gpus_box.setRange(1, max(1, gpus))
+        self.gpus_box.setEnabled(gpus > 1)
+        self.gpus_box.setToolTip(
+            "Train on this many GPUs at once: one process per GPU, DistributedDataParallel (nccl). "
+            + (f"This machine has {gpus} CUDA GPUs." if gpus > 1 else
+               f"This machine has {gpus or 'no'} CUDA GPU{'s' if gpus != 1 else ''}: one process trains. "
+               "(netcanvas train FILE --nproc N runs several CPU processes too.)"))
         self.kernels_note = QLabel(_kernels_note())
         self.kernels_note.setWordWrap(True)
         self.kernels_note.setEnabled(False)
@@ -98,6 +109,7 @@ class TrainingPanel(QWidget):
         settings = QVBoxLayout(settings_box)
         device_row = QFormLayout()
         device_row.addRow("device", self.device_combo)
+        device_row.addRow("GPUs", self.gpus_box)
         settings.addLayout(device_row)
         settings.addWidget(self.kernels_note)
         settings.addWidget(self.training_form)
@@ -305,9 +317,10 @@ class TrainingPanel(QWidget):
         self.tabs.setCurrentWidget(self.curves)
         self._started_at = time.perf_counter()
         self.status.setText("Starting the training process…")
+        nproc = self.gpus_box.value() if self.gpus_box.isEnabled() else 1
         self.session.start(project, weights_path=str(weights),
                            project_dir=str(project.path.parent) if project.path else None,
-                           snapshot_samples=self.sample)
+                           snapshot_samples=self.sample, nproc=nproc if nproc > 1 else None)
         self.training_active.emit(True)
 
     def toggle_pause(self) -> None:
@@ -329,6 +342,7 @@ class TrainingPanel(QWidget):
         self.stop_button.setEnabled(state in ("running", "paused"))
         for w in (self.data_form, self.training_form, self.device_combo):
             w.setEnabled(not running)
+        self.gpus_box.setEnabled(not running and self._gpus > 1)
         if state == "paused":
             self.status.setText("Paused. Resume or Stop; snapshots still answer.")
             if self._last_batch is not None:  # the bar shows where it really stopped
@@ -336,12 +350,15 @@ class TrainingPanel(QWidget):
 
     # -- events from the run -------------------------------------------------------------------
     def _pull_snapshot(self) -> None:
-        if self.session.running and not self._snapshot_pending:
+        distributed = bool((self.session.info or {}).get("nproc"))  # no live snapshots there
+        if self.session.running and not self._snapshot_pending and not distributed:
             self._snapshot_pending = True
             self.session.request_snapshot(self.sample)
 
     def _ready(self, info: dict) -> None:
         self._snapshot_pending = False
+        if info.get("nproc"):
+            self.pause_button.setEnabled(False)
         self._pull_snapshot()  # the filters and activations before the first step
         notes = "".join(f"<br><i>{_escape(n)}</i>" for n in info.get("notes", []))
         self.status.setText(f"Training on {info.get('device')}.{notes}")

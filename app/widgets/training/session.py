@@ -157,7 +157,8 @@ class TrainingSession(QObject):
         ctx = multiprocessing.get_context("spawn")
         conn, child_conn = ctx.Pipe(duplex=True)
         process = ctx.Process(target=worker_main, args=(child_conn, project_to_dict(project), options),
-                              name="netcanvas-training", daemon=True)
+                              # several processes: the child launches them (a daemon may not)
+                              name="netcanvas-training", daemon=int(options.get("nproc") or 1) <= 1)
         try:
             process.start()
         except BaseException:

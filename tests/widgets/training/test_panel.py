@@ -104,3 +104,21 @@ def test_a_graph_with_errors_is_not_trained(qtbot, window):
     window.editor.set_params("conv1", {"out_channels": 6, "kernel_size": 40})
     panel.start()
     assert not panel.session.running and "Fix the graph" in panel.status.text()
+
+
+def test_the_gpus_choice_follows_the_machine_and_reaches_the_run(qtbot, window, monkeypatch):
+    import torch
+
+    panel = open_example(window, "xor")
+    box = panel.gpus_box
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    assert box.isEnabled() == (gpus > 1) and box.maximum() == max(1, gpus)
+    assert "GPU" in box.toolTip()
+    started = {}
+    monkeypatch.setattr(panel.session, "start", lambda project, **options: started.update(options))
+    monkeypatch.setattr(box, "isEnabled", lambda: True)  # as on a machine with two GPUs
+    box.setRange(1, 2)
+    box.setValue(2)
+    panel.start()
+    assert started["nproc"] == 2
+    panel.training_active.emit(False)

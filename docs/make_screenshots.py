@@ -75,6 +75,26 @@ def training_shots(window: MainWindow, app: QApplication, out: Path) -> None:
     wait(app, lambda: finished)
 
 
+def imported_shot(window: MainWindow, app: QApplication, out: Path) -> None:
+    """An ONNX file opened in the editor (the residual-net example, exported first)."""
+    from app.engine.examples import load_example
+    from app.engine.export.onnx_export import export_onnx
+
+    onnx_file = Path(tempfile.mkdtemp()) / "small_resnet.onnx"
+    export_onnx(load_example("resnet"), onnx_file)
+    settings = QSettings(str(Path(tempfile.mkdtemp()) / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(settings=settings)  # the first-run layout
+    window.resize(1400, 1000)
+    window.show()
+    window.open_file(str(onnx_file), ask=False)
+    wait(app, lambda: window.training.dataset is not None)
+    window.scene.select_nodes(["b1_add"])
+    window.view.fit()
+    render(window, app, out / "imported_onnx.png")
+    window.doc.undo_stack.setClean()
+    window.close()
+
+
 def main() -> None:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "images")
     out.mkdir(parents=True, exist_ok=True)
@@ -102,6 +122,7 @@ def main() -> None:
     render(window, app, out / "resnet_error.png")
 
     training_shots(window, app, out)
+    imported_shot(window, app, out)
     help_dir = Path(__file__).resolve().parents[1] / "resources" / "help"  # Help > Getting started
     for name in ("lenet5.png", "training_curves.png", "training_filters.png", "training_activations.png"):
         shutil.copyfile(out / name, help_dir / name)

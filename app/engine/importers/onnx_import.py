@@ -581,7 +581,21 @@ class _Importer:
         if not name or name in ("main_graph", "torch_jit", "torch-jit-export", "tf2onnx"):
             name = self.path.stem
         project = Project(graph, name)
+        _bundled_data_for(project, graph)
         return ImportResult(project, state, self.notes, dict(self.inputs), out_name)
+
+
+# Input shapes a bundled dataset fits as it is: an imported model can be trained at once
+_BUNDLED = {(1, 28, 28): "digits28", (784,): "digits28", (1, 8, 8): "digits", (64,): "digits",
+            (8, 8): "digits", (4,): "iris", (2,): "moons"}
+
+
+def _bundled_data_for(project: Project, graph: Graph) -> None:
+    inputs = [n for n in graph.nodes.values() if n.type == "Input"]
+    if len(inputs) == 1:
+        name = _BUNDLED.get(tuple(inputs[0].params.get("shape") or ()))
+        if name:
+            project.dataset = {**project.dataset, "name": name}
 
 
 def _outer_names(graph) -> list[str]:

@@ -207,6 +207,10 @@ class TrainingPanel(QWidget):
         self.weights_file = None
         self.results.clear()
         self.filters.clear()
+        self.curves.clear()  # runs of another network are no comparison
+        self.progress.reset()
+        self.progress.setFormat("")
+        self.status.setText("Ready.")
         self.load_data()
 
     def _settings_changed(self, section: str) -> None:

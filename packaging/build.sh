@@ -15,6 +15,8 @@ echo "wheel: $wheel"
 # a clean environment with the wheel and its pinned dependencies, where PyInstaller runs
 python3 -m venv build/bundle-venv
 build/bundle-venv/bin/pip install -q -c constraints.txt "$wheel" pyinstaller
+# the same version number may already be there from an earlier build: take this wheel's code
+build/bundle-venv/bin/pip install -q --force-reinstall --no-deps "$wheel"
 QT_QPA_PLATFORM=offscreen build/bundle-venv/bin/pyinstaller --noconfirm --log-level WARN --distpath dist \
     --workpath build/pyinstaller packaging/netcanvas.spec
 cp packaging/netcanvas.desktop dist/netcanvas/

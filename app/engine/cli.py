@@ -73,6 +73,15 @@ def main(argv: list[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) ->
     return commands[args.command](args, out, err)
 
 
+def open_or_report(spec: str, err: TextIO) -> tuple[Project, bool] | None:
+    """``_open``, or None after writing the error as one line (the caller exits with 2)."""
+    try:
+        return _open(spec)
+    except NetCanvasError as e:
+        err.write(f"error: {e}\n")
+        return None
+
+
 def _open(spec: str) -> tuple[Project, bool]:
     """A project from a path, or from an example's name; True when it is an example."""
     path = Path(spec)
@@ -141,11 +150,10 @@ def _train(args, out: TextIO, err: TextIO) -> int:
     # imported here so `check` and `examples` stay quick to start
     from .training import BatchEvent, EpochEvent, FinishedEvent, Trainer, prepare_run
 
-    try:
-        project, is_example = _open(args.file)
-    except NetCanvasError as e:
-        err.write(f"error: {e}\n")
+    opened = open_or_report(args.file, err)
+    if opened is None:
         return 2
+    project, is_example = opened
     if args.dataset:
         project.dataset = {**project.dataset, "name": args.dataset}
     overrides = {"epochs": args.epochs, "device": args.device, "lr": args.lr, "batch_size": args.batch_size,
@@ -265,11 +273,10 @@ def _main_thread() -> bool:
 
 
 def _export(args, out: TextIO, err: TextIO) -> int:
-    try:
-        project, _ = _open(args.file)
-    except NetCanvasError as e:
-        err.write(f"error: {e}\n")
+    opened = open_or_report(args.file, err)
+    if opened is None:
         return 2
+    project, _ = opened
     try:
         if args.python:  # first: it makes the folder, where the .onnx file may go too
             from .export.python_export import export_python

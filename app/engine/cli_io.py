@@ -109,15 +109,14 @@ def _input_shapes(items: list[str]) -> dict[str, list[int]]:
 
 
 def _predict(args, out: TextIO, err: TextIO) -> int:
-    from .cli import _open
+    from .cli import open_or_report
     from .files import atomic_write
     from .predict import normalization, predict, read_metadata
 
-    try:
-        project, _ = _open(args.file)
-    except NetCanvasError as e:
-        err.write(f"error: {e}\n")
+    opened = open_or_report(args.file, err)
+    if opened is None:
         return 2
+    project, _ = opened
     try:
         x = _load_array(args.input)
     except ProjectError as e:

@@ -7,6 +7,19 @@ import tempfile
 from pathlib import Path
 
 
+def read_bytes(path: Path, error: type[Exception], kind: str) -> bytes:
+    """The bytes of the file at ``path``; ``error(message, str(path))`` when it is missing,
+    a folder or unreadable (``kind`` names what was expected: "a project file")."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise error("no such file", str(path)) from None
+    except IsADirectoryError:
+        raise error(f"is a folder, not {kind}", str(path)) from None
+    except OSError as e:
+        raise error(f"cannot be read: {e.strerror or e}", str(path)) from None
+
+
 def atomic_write(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder, flushed and
     fsynced, then renamed over the target (an atomic step on POSIX and Windows)."""

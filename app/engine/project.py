@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from . import config
 from .errors import ProjectError
-from .files import atomic_write
+from .files import atomic_write, read_bytes
 from .graph import Edge, Graph, Node, id_problem
 from .inference import resolve_params
 from .layers import CATALOGUE, get_spec
@@ -70,15 +70,7 @@ def weights_path_for(project_path: str | Path) -> Path:
 def load_project(path: str | Path) -> Project:
     """Read and check a project file. Raises ``ProjectError`` for anything wrong with it."""
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise ProjectError("no such file", str(p)) from None
-    except IsADirectoryError:
-        raise ProjectError("is a folder, not a project file", str(p)) from None
-    except OSError as e:
-        raise ProjectError(f"cannot be read: {e.strerror}", str(p)) from None
-    project = parse_project(raw, source=str(p))
+    project = parse_project(read_bytes(p, ProjectError, "a project file"), source=str(p))
     project.path = p
     return project
 

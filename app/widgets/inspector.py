@@ -201,13 +201,10 @@ class Inspector(QWidget):
                 continue  # the model did not change here: keep whatever the user is typing
             self._synced[name] = value
             self._typing_errors.pop(name, None)
-            if not force:
-                try:
-                    if same(field.value(), value):
-                        continue
-                except ValueError:
-                    pass
-            field.show_value(value)
+            if force:
+                field.show_value(value)
+            else:
+                field.sync(value)
 
     def _show_analysis(self, analysis: Analysis | None) -> None:
         node_id = self._node.id

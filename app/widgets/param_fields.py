@@ -176,6 +176,17 @@ class Field:
         finally:
             self.editor.blockSignals(blocked)
 
+    def sync(self, value: Any) -> bool:
+        """Show ``value`` unless the field already shows an equal one (so text being typed
+        stays as it is); True when it was shown."""
+        try:
+            if same(self.value(), value):
+                return False
+        except ValueError:  # half-typed text: replaced by the value
+            pass
+        self.show_value(value)
+        return True
+
     def _display(self, value: Any) -> None:
         raise NotImplementedError
 

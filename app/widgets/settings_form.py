@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
 
 from ..engine.params import Param
-from .param_fields import MISSING, error_colours, make_field, same
+from .param_fields import MISSING, error_colours, make_field
 
 
 class SettingsForm(QWidget):
@@ -43,14 +43,8 @@ class SettingsForm(QWidget):
         """Display ``values`` without reporting edits (a field being typed in keeps its text
         when the value it shows is already equal)."""
         for name, field in self.fields.items():
-            value = values.get(name, MISSING)
-            try:
-                if same(field.value(), value):
-                    continue
-            except ValueError:
-                pass
-            field.show_value(value)
-            field.set_message("", None, error_colours(self.palette()))
+            if field.sync(values.get(name, MISSING)):
+                field.set_message("", None, error_colours(self.palette()))
 
     def set_row_visible(self, name: str, visible: bool) -> None:
         for widget in self.rows[name]:

@@ -27,6 +27,7 @@ import torch
 
 from ..compiler import compile_graph
 from ..errors import NetCanvasError
+from ..files import read_bytes
 from ..graph import Edge, Graph, Node, id_problem
 from ..inference import analyze, resolve_params
 from ..layers import get_spec
@@ -161,14 +162,7 @@ def _load(path: Path):
     import onnx
     from google.protobuf.message import DecodeError
 
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise OnnxFileError("no such file", str(path)) from None
-    except IsADirectoryError:
-        raise OnnxFileError("is a folder, not an ONNX file", str(path)) from None
-    except OSError as e:
-        raise OnnxFileError(f"cannot be read: {e.strerror or e}", str(path)) from None
+    raw = read_bytes(path, OnnxFileError, "an ONNX file")
     try:
         model = onnx.load_from_string(raw)
     except (DecodeError, ValueError, RuntimeError, UnicodeDecodeError) as e:

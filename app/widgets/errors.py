@@ -16,8 +16,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QStandardPaths, Qt, Signal
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
+
+from .threads import emit_if_alive
 
 MAX_LOG_BYTES = 2_000_000
 
@@ -97,7 +98,7 @@ class ErrorHandler(QObject):
         sys.stderr.write(details)
         self.last_log = write_log(details)
         summary = f"{exc_type.__name__}: {value}" if str(value) else exc_type.__name__
-        self._arrived.emit(summary, details)
+        emit_if_alive(self, self._arrived, summary, details)
 
     def _show(self, summary: str, details: str) -> None:
         if len(self.dialogs) >= 3:  # an error in a repaint repeats: do not bury the window

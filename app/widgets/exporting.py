@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from ..engine.errors import NetCanvasError
 from ..engine.project import Project, parse_project, project_to_dict
+from .threads import emit_if_alive
 
 
 class BackgroundTask(QObject):
@@ -33,11 +34,11 @@ class BackgroundTask(QObject):
         try:
             message = self._work()
         except NetCanvasError as e:
-            self.failed.emit(str(e))
+            emit_if_alive(self, self.failed, str(e))
         except Exception as e:  # noqa: BLE001 - an exporter bug must not be silent or fatal
-            self.failed.emit(f"unexpected {type(e).__name__}: {e}")
+            emit_if_alive(self, self.failed, f"unexpected {type(e).__name__}: {e}")
         else:
-            self.done.emit(message)
+            emit_if_alive(self, self.done, message)  # the window may have closed meanwhile
 
 
 class Exporter(QObject):

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QLabel, QSizePolicy, QStackedWidget, QVBoxLayout, 
 
 from ...engine.datasets import Dataset, describe, load_dataset
 from ...engine.errors import NetCanvasError
+from ..threads import emit_if_alive
 
 CLASS_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                  "#7f7f7f", "#bcbd22", "#17becf"]
@@ -37,12 +38,12 @@ class DatasetLoader(QObject):
 
         def work():
             try:
-                data = load_dataset(settings, base_dir, input_shape, input_id)
-                self._done.emit(generation, data, "")
+                result = (load_dataset(settings, base_dir, input_shape, input_id), "")
             except NetCanvasError as e:
-                self._done.emit(generation, None, str(e))
+                result = (None, str(e))
             except Exception as e:  # a reader's own failure must reach the user as text
-                self._done.emit(generation, None, f"{type(e).__name__}: {e}")
+                result = (None, f"{type(e).__name__}: {e}")
+            emit_if_alive(self, self._done, generation, *result)  # the panel may be closed by now
 
         threading.Thread(target=work, daemon=True, name="dataset-loader").start()
 

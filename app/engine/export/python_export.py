@@ -365,7 +365,11 @@ def _forward_source(compiled, a: Analysis) -> str:
 def _inlined_source(names: list[str]) -> tuple[list[str], list[str]]:
     """The top-level definitions of ``app/engine/modules.py`` that ``names`` need (with
     the helpers they use), in file order, and the import lines for model.py."""
-    source = inspect.getsource(netcanvas_modules)
+    try:
+        source = inspect.getsource(netcanvas_modules)
+    except (OSError, TypeError) as e:  # an installation that ships bytecode only
+        raise ExportError("cannot write model.py: the source code of NetCanvas's own layers is not "
+                          f"available in this installation ({e})") from None
     tree = ast.parse(source)
     defined: dict[str, ast.stmt] = {}
     imported: dict[str, ast.stmt] = {}

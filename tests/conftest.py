@@ -11,3 +11,22 @@ try:  # Triton kernels run in its interpreter where there is no GPU (set before 
         os.environ.setdefault("TRITON_INTERPRET", "1")
 except ImportError:  # the engine-without-Qt test runs parts of the suite in other interpreters
     pass
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    """Tests never reach the network: a dataset download fails at once, as offline."""
+    import urllib.error
+
+    try:
+        from app.engine.datasets import download
+    except ImportError:
+        return
+
+    def offline(url, timeout):
+        raise urllib.error.URLError("the network is off in tests")
+
+    monkeypatch.setattr(download, "fetch", offline)

@@ -463,3 +463,45 @@ def test_describe():
     assert sum(info["split_sizes"].values()) == 150
     assert [sum(c) for c in info["class_counts"].values()] == list(info["split_sizes"].values())
     assert set(DATASET_NAMES) >= {"digits", "csv", "idx"}
+
+
+def test_missing_mnist_files_are_downloaded_where_the_network_allows(tmp_path, monkeypatch):
+    from app.engine.datasets import download
+
+    served = {name: (MNIST_T10K / f"t10k-{name.split('-', 1)[1]}.gz").read_bytes()
+              for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                           "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+    asked = []
+
+    def fetch(url, timeout):
+        asked.append(url)
+        if "ossci" in url:  # the first mirror is down: the next one serves
+            raise OSError("connection refused")
+        return served[url.rsplit("/", 1)[1][:-3]]
+
+    monkeypatch.setattr(download, "fetch", fetch)
+    folder = tmp_path / "mnist"  # not there yet: made for the download
+    data = load_dataset({"name": "mnist", "path": str(folder)}, None, (1, 28, 28), "input")
+    assert sorted(p.name for p in folder.iterdir()) == sorted(n + ".gz" for n in served)
+    assert len(data.train) + len(data.val) == 10_000 and len(data.test) == 10_000
+    assert len(asked) == 8 and all(u.endswith(".gz") for u in asked)
+
+
+def test_without_a_network_the_mnist_message_names_the_files_and_the_failure(tmp_path):
+    folder = tmp_path / "mnist"
+    with pytest.raises(DatasetError) as e:
+        load_dataset({"name": "mnist", "path": str(folder)}, None, (1, 28, 28), "input")
+    assert "train-images-idx3-ubyte" in str(e.value) and "could not download" in str(e.value)
+    assert "network is off" in str(e.value) and not folder.exists()  # nothing left behind
+
+
+def test_a_truncated_download_is_not_kept(tmp_path, monkeypatch):
+    from app.engine.datasets import download
+
+    good = (MNIST_T10K / "t10k-labels-idx1-ubyte.gz").read_bytes()
+    monkeypatch.setattr(download, "fetch", lambda url, timeout: good[: len(good) // 2])
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    with pytest.raises(DatasetError, match="could not download"):
+        load_dataset({"name": "mnist", "path": str(folder)}, None, (1, 28, 28), "input")
+    assert list(folder.iterdir()) == []

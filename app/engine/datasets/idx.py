@@ -120,9 +120,24 @@ def load_idx(images: Path, labels: Path) -> RawData:
 def load_mnist(folder: Path, fashion: bool = False) -> RawData:
     """``mnist`` / ``fashion_mnist``: a folder with the four standard IDX files, each
     possibly gzipped; the t10k pair is the test split. ``x`` float32 ``[N, 1, 28, 28]``.
-    Raises ``DatasetError`` naming the folder, the missing files and what it holds."""
+    Files missing from the folder (made if its parent exists) are downloaded from the
+    standard mirrors where the network allows. Raises ``DatasetError`` naming the folder,
+    the missing files and what it holds, or the download that failed."""
     title = "Fashion-MNIST" if fashion else "MNIST"
-    files = _find_mnist_files(Path(folder), title)
+    folder = Path(folder)
+    missing = _missing_mnist_files(folder)
+    failed = ""
+    if missing and folder.parent.is_dir():  # fetch what is missing where the network allows
+        from .download import download_files
+
+        existed = folder.is_dir()
+        try:
+            download_files(folder, missing, title)
+        except DatasetError as e:
+            failed = e.message
+            if not existed and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()  # made for the download: leave nothing behind
+    files = _find_mnist_files(folder, title, failed)
     x, y = read_idx_pair(files[0], files[1])
     tx, ty = read_idx_pair(files[2], files[3])
     for labels, lab in ((files[1], y), (files[3], ty)):
@@ -140,10 +155,13 @@ def load_mnist(folder: Path, fashion: bool = False) -> RawData:
                    test=(tx, ty), image=True)
 
 
-def _find_mnist_files(folder: Path, title: str) -> list[Path]:
+def _find_mnist_files(folder: Path, title: str, failed: str = "") -> list[Path]:
+    """The four files; else a ``DatasetError`` that says what is missing, and why the
+    download (``failed``) did not fetch it."""
+    after = f"; downloading them failed: {failed}" if failed else ""
     if not folder.exists():
         raise DatasetError(f"folder not found (dataset {title} needs a folder with the four IDX files "
-                           + ", ".join(MNIST_FILES) + ")", where=str(folder))
+                           + ", ".join(MNIST_FILES) + ")" + after, where=str(folder))
     if not folder.is_dir():
         raise DatasetError(f"is a file, not a folder; {title} needs a folder with the four IDX files "
                            + ", ".join(MNIST_FILES), where=str(folder))
@@ -162,7 +180,17 @@ def _find_mnist_files(folder: Path, title: str) -> list[Path]:
     if found[2] and found[3] and not found[0] and not found[1]:
         message += (f". Only the t10k (test) pair is here: to train on it, use the dataset 'idx' with "
                     f"images {found[2].name} and labels {found[3].name}")
-    raise DatasetError(message, where=str(folder))
+    raise DatasetError(message + after, where=str(folder))
+
+
+def _missing_mnist_files(folder: Path) -> list[str]:
+    """The standard names not found in ``folder`` (nor in torchvision's layouts)."""
+    if folder.exists() and not folder.is_dir():
+        return []  # _find_mnist_files says what is wrong
+    places = (folder, folder / "raw", folder / "MNIST" / "raw", folder / "FashionMNIST" / "raw")
+    if any(all(_find_one(p, n) for n in MNIST_FILES) for p in places):
+        return []
+    return [n for n in MNIST_FILES if not _find_one(folder, n)]
 
 
 def _find_one(folder: Path, name: str) -> Path | None:

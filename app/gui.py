@@ -59,7 +59,10 @@ def run_gui(argv: list[str]) -> int:
         return _screenshot(app, window, args.screenshot, args.size)
     window.show()
     window.offer_recoveries()
-    return app.exec()
+    try:
+        return app.exec()
+    finally:
+        errors.uninstall()  # the window and its handler go away with the event loop
 
 
 def _screenshot(app, window, out: str, size: str) -> int:

@@ -23,12 +23,15 @@ def read_bytes(path: Path, error: type[Exception], kind: str) -> bytes:
 def atomic_write(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder, flushed and
     fsynced, then renamed over the target (an atomic step on POSIX and Windows)."""
-    target = Path(path)
+    target = Path(os.path.realpath(path))  # a link keeps pointing at the file it names
     folder = target.parent if str(target.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     try:
-        os.chmod(tmp, _mode_for(target))  # mkstemp makes 0600 files; keep the usual mode
         with os.fdopen(fd, "wb") as f:
+            try:  # mkstemp makes 0600 files; keep the usual mode (where the file system has modes)
+                os.fchmod(f.fileno(), _mode_for(target))
+            except (OSError, AttributeError):
+                pass
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -39,7 +42,19 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
-    _fsync_folder(folder)
+    try:
+        _fsync_folder(folder)
+    except OSError:  # the file is saved; only the rename's durability is not assured
+        pass
+
+
+def _read_umask() -> int:
+    umask = os.umask(0o022)  # read once, at import: changing it later would race other threads
+    os.umask(umask)
+    return umask
+
+
+_UMASK = _read_umask()
 
 
 def _mode_for(target: Path) -> int:
@@ -47,9 +62,7 @@ def _mode_for(target: Path) -> int:
     try:
         return target.stat().st_mode & 0o7777
     except FileNotFoundError:
-        umask = os.umask(0o022)
-        os.umask(umask)
-        return 0o666 & ~umask
+        return 0o666 & ~_UMASK
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -95,7 +95,8 @@ class ErrorHandler(QObject):
             sys.__excepthook__(exc_type, value, tb)
             return
         details = "".join(traceback.format_exception(exc_type, value, tb))
-        sys.stderr.write(details)
+        if sys.stderr is not None:  # None in a windowed build
+            sys.stderr.write(details)
         self.last_log = write_log(details)
         summary = f"{exc_type.__name__}: {value}" if str(value) else exc_type.__name__
         emit_if_alive(self, self._arrived, summary, details)

@@ -36,7 +36,13 @@ class BackgroundTask(QObject):
         except NetCanvasError as e:
             emit_if_alive(self, self.failed, str(e))
         except Exception as e:  # noqa: BLE001 - an exporter bug must not be silent or fatal
-            emit_if_alive(self, self.failed, f"unexpected {type(e).__name__}: {e}")
+            import traceback
+
+            from .errors import write_log
+
+            log = write_log(traceback.format_exc())
+            where = f" (details in {log})" if log else ""
+            emit_if_alive(self, self.failed, f"unexpected {type(e).__name__}: {e}{where}")
         else:
             emit_if_alive(self, self.done, message)  # the window may have closed meanwhile
 

@@ -73,7 +73,8 @@ def help_dir() -> Path:
 
 
 class GettingStartedDialog(QDialog):
-    """The walk-through, in a browser that follows its internal links and opens none."""
+    """The walk-through, in a browser that follows its own links (external ones open in the
+    system's browser)."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)

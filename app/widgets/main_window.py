@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QPointF, QSettings, Qt
+from PySide6.QtCore import QByteArray, QPointF, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox,
                                QUndoView)
@@ -47,6 +47,7 @@ class MainWindow(QMainWindow):
         self.history = QUndoView(self.doc.undo_stack, self)
         self.history.setEmptyLabel("<opened>")
         self.training = TrainingPanel(self.doc, self)
+        self._closing_after_training = False
         # exports take the weights the panel holds (trained or loaded), else the project's
         self.exporter = Exporter(self, lambda: self.doc.project,
                                  lambda: self.training.weights_file or self.doc.project.weights_path)
@@ -213,8 +214,10 @@ class MainWindow(QMainWindow):
     def _lock_editing(self, training: bool) -> None:
         """While a run trains this graph, the graph cannot change under it."""
         self.scene.set_read_only(training, "Training is running: stop it to edit the network")
-        self.palette.setEnabled(not training)
-        self.inspector.setEnabled(not training)
+        # every way to change the graph or replace the project: the palette, the inspector,
+        # the history view (a click there undoes), Open Recent and Examples
+        for widget in (self.palette, self.inspector, self.history, self.recent_menu, self.examples_menu):
+            widget.setEnabled(not training)
         for name in self._EDIT_ACTIONS:
             self.actions_by_name[name].setEnabled(not training)
         if not training:  # undo/redo follow the stack again
@@ -273,6 +276,9 @@ class MainWindow(QMainWindow):
     def open_file(self, path, example: bool = False, ask: bool = True) -> bool:
         """Open a project file; a file that fails to load shows the engine's message and
         leaves the current document as it was. Examples open as untitled copies."""
+        if self.training.session.running:
+            self.show_error("Training is running", "Stop the training before opening another project.")
+            return False
         if ask and not self.maybe_save():
             return False
         if str(path).lower().endswith(".onnx"):
@@ -416,7 +422,23 @@ class MainWindow(QMainWindow):
                              Qt.Orientation.Horizontal)
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if self.training.session.running and not self._closing_after_training:
+            answer = QMessageBox.question(
+                self, "Training is running",
+                "Stop the training and close? It stops after the current minibatch, and the weights "
+                "trained so far are saved.",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Yes)
+            event.ignore()
+            if answer == QMessageBox.StandardButton.Yes:  # close once the run has ended
+                self._closing_after_training = True
+                self.training.session.finished.connect(lambda _e: QTimer.singleShot(0, self.close))
+                self.training.session.failed.connect(lambda _m: QTimer.singleShot(0, self.close))
+                self.training.stop()
+            return
+        if self.exporter.busy:
+            self.exporter.task.thread.join(120)  # an export half-written helps nobody
         if not self.maybe_save():
+            self._closing_after_training = False
             event.ignore()
             return
         self.training.shutdown()
@@ -428,10 +450,14 @@ class MainWindow(QMainWindow):
     def about(self) -> None:
         from .help import AboutDialog
 
-        AboutDialog(self).exec()
+        dialog = AboutDialog(self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.exec()
 
     def getting_started(self) -> None:
         from .help import GettingStartedDialog
 
-        self._help = GettingStartedDialog(self)  # not modal: read it while trying the steps
+        if getattr(self, "_help", None) is None:  # one, not modal: read it while trying the steps
+            self._help = GettingStartedDialog(self)
         self._help.show()
+        self._help.raise_()

@@ -31,6 +31,19 @@ def test_open_an_onnx_model_then_save_it_with_its_weights(qtbot, window, tmp_pat
     assert torch.equal(saved["conv1.weight"], panel.local_model.state_dict()["conv1.weight"])
 
 
+def test_importing_after_another_network_does_not_reuse_its_sample(qtbot, window, tmp_path):
+    from app.engine.examples import example_path
+
+    assert window.open_file(example_path("lenet5"), example=True, ask=False)
+    qtbot.waitUntil(lambda: window.training.sample is not None, timeout=30_000)  # a [1, 1, 28, 28] digit
+    onnx_file = tmp_path / "xor.onnx"
+    export_onnx(load_example("xor"), onnx_file)
+    assert window.open_file(str(onnx_file), ask=False)
+    assert window.training.local_model is not None and set(window.doc.graph.nodes) >= {"input", "fc1"}
+    qtbot.waitUntil(lambda: window.training.dataset is not None, timeout=30_000)  # moons fit its Input
+    assert window.training.dataset.name in ("moons", "xor")
+
+
 def test_an_onnx_file_that_cannot_be_imported_says_why(qtbot, window, tmp_path):
     bad = tmp_path / "broken.onnx"
     bad.write_bytes(np.arange(100, dtype=np.uint8).tobytes())

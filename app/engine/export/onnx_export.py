@@ -84,7 +84,10 @@ def export_onnx(project: Project, out: str | Path, weights: str | Path | None = 
     import onnx
 
     data = proto.SerializeToString()
-    atomic_write(out, data)
+    try:
+        atomic_write(out, data)
+    except OSError as e:
+        raise ExportError(f"cannot be written: {e.strerror or e}", str(out)) from None
     try:
         onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
     except Exception as e:

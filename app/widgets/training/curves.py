@@ -422,7 +422,8 @@ class CurvesView(QWidget):
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
-        if self._dirty:
+        if self._dirty or self._pending:  # a pass left half-way when the tab was hidden
+            self._dirty = True
             self._changed()
 
     def resizeEvent(self, event) -> None:

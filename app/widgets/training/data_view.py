@@ -47,6 +47,10 @@ class DatasetLoader(QObject):
 
         threading.Thread(target=work, daemon=True, name="dataset-loader").start()
 
+    def cancel(self) -> None:
+        """Drop the result of any load still running."""
+        self._generation += 1
+
     def _deliver(self, generation: int, data, error: str) -> None:
         if generation != self._generation:
             return

@@ -3,7 +3,6 @@ trains in its own process, and watch it: curves, filters, activations, results."
 
 from __future__ import annotations
 
-import shutil
 import time
 import uuid
 from pathlib import Path
@@ -31,6 +30,7 @@ from ...engine.compiler import compile_graph
 from ...engine.datasets import Dataset
 from ...engine.devices import list_devices
 from ...engine.errors import NetCanvasError
+from ...engine.files import atomic_write
 from ...engine.project import weights_path_for
 from ...engine.weights import load_weights
 from ..commands import SetSetting
@@ -203,6 +203,7 @@ class TrainingPanel(QWidget):
         """A project was opened: show its settings, its data, and its saved weights."""
         self._show_settings()
         self.dataset = None
+        self.sample = None  # a sample of the previous network does not fit this one
         self.local_model = None
         self.weights_file = None
         self.results.clear()
@@ -238,6 +239,7 @@ class TrainingPanel(QWidget):
     def load_data(self) -> None:
         a = self.doc.analysis
         if not a.inputs or a.shapes.get(a.inputs[0]) is None:
+            self.loader.cancel()  # a load still on its way is for another graph
             self.preview.show_error("the graph has no Input with a known shape yet")
             return
         base = self.doc.project.path.parent if self.doc.project.path else None
@@ -283,9 +285,10 @@ class TrainingPanel(QWidget):
 
     def _show_local_model(self) -> None:
         """The filters and activations of the weights held here (saved or just trained)."""
-        model = self.local_model
-        self.filters.show_filters(snapshots.conv_filters(model, self.doc.graph), self.doc.analysis.order)
-        if self.sample is not None:
+        model, a = self.local_model, self.doc.analysis
+        self.filters.show_filters(snapshots.conv_filters(model, self.doc.graph), a.order)
+        fits = self.sample is not None and a.inputs and tuple(self.sample.shape[1:]) == tuple(a.shapes[a.inputs[0]])
+        if fits:
             import torch
 
             self._show_activations(snapshots.activations(model, self.doc.analysis, torch.from_numpy(self.sample)))
@@ -321,7 +324,8 @@ class TrainingPanel(QWidget):
         self.tabs.setCurrentWidget(self.curves)
         self._started_at = time.perf_counter()
         self.status.setText("Starting the training process…")
-        nproc = self.gpus_box.value() if self.gpus_box.isEnabled() else 1
+        on_gpus = str(project.training.get("device", "auto")) in ("auto", "cuda")
+        nproc = self.gpus_box.value() if self.gpus_box.isEnabled() and on_gpus else 1
         self.session.start(project, weights_path=str(weights),
                            project_dir=str(project.path.parent) if project.path else None,
                            snapshot_samples=self.sample, nproc=nproc if nproc > 1 else None)
@@ -355,6 +359,9 @@ class TrainingPanel(QWidget):
     # -- events from the run -------------------------------------------------------------------
     def _pull_snapshot(self) -> None:
         distributed = bool((self.session.info or {}).get("nproc"))  # no live snapshots there
+        if self.session.state == "paused":  # the same weights: nothing new to show
+            self._snapshot_timer.start()
+            return
         if self.session.running and not self._snapshot_pending and not distributed:
             self._snapshot_pending = True
             self.session.request_snapshot(self.sample)
@@ -415,6 +422,8 @@ class TrainingPanel(QWidget):
         saved = ""
         if event.weights_path:
             self.weights_file = Path(event.weights_path)
+            if self.doc.project.path is not None:  # saved (or renamed) while it trained
+                self._project_saved(str(self.doc.project.path))
             saved = (f" Weights saved to {self.weights_file.name}." if self.doc.project.path else
                      " Save the project to keep the trained weights beside it.")
             self._inspect_saved_weights_from(self.weights_file)
@@ -442,7 +451,12 @@ class TrainingPanel(QWidget):
             return
         target = weights_path_for(path)
         if self.weights_file != target:
-            shutil.copyfile(self.weights_file, target)
+            try:
+                atomic_write(target, self.weights_file.read_bytes())
+            except OSError as e:
+                self.status.setText(f"<span style='color:#d03030'>The weights could not be saved beside the "
+                                    f"project: {_escape(str(e))}</span>")
+                return
             self.weights_file = target
 
     def shutdown(self) -> None:

@@ -26,10 +26,14 @@ def test_xor_trains_from_the_panel_with_live_curves_and_a_lock(qtbot, window):
         window.actions_by_name["train"].trigger()
         assert window.scene.read_only and not window.palette.isEnabled()
         assert not window.actions_by_name["delete"].isEnabled()
+        assert not window.history.isEnabled() and not window.examples_menu.isEnabled()
+        assert not window.open_file(example_path("mlp"), example=True, ask=False)  # refused, said why
+        window._error_box.close()
     event = finished.args[0]
     assert event.reason == "completed" and event.test_accuracy is not None
     qtbot.waitUntil(lambda: not window.scene.read_only, timeout=5000)
     assert window.palette.isEnabled() and window.actions_by_name["delete"].isEnabled()
+    assert window.history.isEnabled() and window.doc.project.name.lower().startswith("xor")
     panel.curves.flush()
     assert panel.curves.step_count() > 0 and panel.curves.epoch_count() == 12
     assert "Test accuracy" in panel.status.text()
@@ -122,3 +126,24 @@ def test_the_gpus_choice_follows_the_machine_and_reaches_the_run(qtbot, window, 
     panel.start()
     assert started["nproc"] == 2
     panel.training_active.emit(False)
+
+
+def test_closing_while_training_asks_then_stops_saves_and_closes(qtbot, window, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    panel = open_example(window, "xor")
+    window.doc.undo_stack.setClean()
+    epochs = panel.training_form.fields["epochs"].editor
+    epochs.lineEdit().selectAll()
+    qtbot.keyClicks(epochs, "5000")
+    window.doc.undo_stack.setClean()
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[1]) or QMessageBox.StandardButton.Yes)
+    with qtbot.waitSignal(panel.session.batch, timeout=TIMEOUT):
+        panel.start()
+    assert not window.close() and window.isVisible()  # not yet: the run stops first
+    assert asked == ["Training is running"]
+    with qtbot.waitSignal(panel.session.finished, timeout=TIMEOUT) as finished:
+        pass
+    assert finished.args[0].reason == "stopped" and finished.args[0].weights_path
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=10_000)

@@ -29,6 +29,7 @@ from .exporting import Exporter
 from .training.panel import TrainingPanel
 
 MAX_RECENT = 8
+LAYOUT_VERSION = 2  # bumped when the docks change: an older saved layout gives way to the default
 FILE_FILTER = f"NetCanvas projects (*{SUFFIX} *.json);;ONNX models (*.onnx);;All files (*)"
 
 
@@ -59,10 +60,6 @@ class MainWindow(QMainWindow):
         self._dock("history", "History", self.history, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("issues", "Issues", self.issues, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("training", "Training", self.training, Qt.DockWidgetArea.BottomDockWidgetArea)
-        self.tabifyDockWidget(self._docks["issues"], self._docks["training"])
-        self._docks["issues"].raise_()
-        self.tabifyDockWidget(self._docks["inspector"], self._docks["history"])
-        self._docks["inspector"].raise_()
         self.params_label, self.errors_label = QLabel(), QLabel()
         self.statusBar().addPermanentWidget(self.errors_label)
         self.statusBar().addPermanentWidget(self.params_label)
@@ -405,13 +402,18 @@ class MainWindow(QMainWindow):
 
     # -- window ------------------------------------------------------------------------------
     def _restore_layout(self) -> None:
+        """The layout of the last session, or the first-run one. Docks are tabified only for
+        the latter: tabifying before restoreState leaves stray tab bars on the window."""
         geometry, state = self.settings.value("window/geometry"), self.settings.value("window/state")
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
-        if isinstance(state, QByteArray):
-            self.restoreState(state)
-        else:
-            self._first_show = True
+        if isinstance(state, QByteArray) and self.restoreState(state, LAYOUT_VERSION):
+            return
+        self.tabifyDockWidget(self._docks["issues"], self._docks["training"])
+        self._docks["issues"].raise_()
+        self.tabifyDockWidget(self._docks["inspector"], self._docks["history"])
+        self._docks["inspector"].raise_()
+        self._first_show = True
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -443,7 +445,7 @@ class MainWindow(QMainWindow):
             return
         self.training.shutdown()
         self.settings.setValue("window/geometry", self.saveGeometry())
-        self.settings.setValue("window/state", self.saveState())
+        self.settings.setValue("window/state", self.saveState(LAYOUT_VERSION))
         self.autosaver.discard()
         event.accept()
 

@@ -14,3 +14,12 @@ def chain(*layers: tuple) -> Graph:
     for a, b in zip(ids, ids[1:]):
         g.add_edge(Edge(a, b))
     return g
+
+
+def shown(qtbot, widget, width: int, height: int):
+    """``widget`` at ``width`` x ``height`` on screen (offscreen), closed after the test."""
+    qtbot.addWidget(widget)
+    widget.resize(width, height)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget

@@ -20,7 +20,7 @@ from app.engine.layers import get_spec
 from app.engine.params import Param
 from app.widgets.inspector import HINT, Inspector
 from app.widgets.param_fields import parse_text
-from tests.helpers import chain
+from tests.helpers import chain, shown
 
 SHOTS = Path("/tmp/widgets-shots")
 
@@ -48,11 +48,7 @@ class Window:
 
 @pytest.fixture
 def inspector(qtbot):
-    widget = Inspector()
-    qtbot.addWidget(widget)
-    widget.resize(360, 560)
-    widget.show()
-    qtbot.waitExposed(widget)
+    widget = shown(qtbot, Inspector(), 360, 560)
     widget.activateWindow()
     return widget
 

@@ -12,17 +12,14 @@ from PySide6.QtWidgets import QApplication
 from app.engine.layers import CATALOGUE, CATEGORIES
 from app.widgets.mime import LAYER_MIME
 from app.widgets.palette import LayerTree, Palette, mime_data_for
+from tests.helpers import shown
 
 SHOTS = Path("/tmp/widgets-shots")
 
 
 @pytest.fixture
 def palette(qtbot):
-    p = Palette()
-    qtbot.addWidget(p)
-    p.resize(260, 640)
-    p.show()
-    qtbot.waitExposed(p)
+    p = shown(qtbot, Palette(), 260, 640)
     p.activateWindow()
     return p
 

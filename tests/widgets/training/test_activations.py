@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QBoxLayout
 
 from app.widgets.training.activations import ActivationsView, class_probabilities
 from app.widgets.training.filters import to_diverging
+from tests.helpers import shown
 
 from .test_filters import dark_palette
 
@@ -60,11 +61,7 @@ def softmax(v):
 
 @pytest.fixture
 def view(qtbot):
-    v = ActivationsView()
-    qtbot.addWidget(v)
-    v.resize(900, 450)
-    v.show()
-    qtbot.waitExposed(v)
+    v = shown(qtbot, ActivationsView(), 900, 450)
     return v
 
 

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QFileDialog
 from app.engine.training.events import BatchEvent, EpochEvent
 from app.widgets.training.curves import CurvesView
 from app.widgets.training.metrics import Decimator, ema
+from tests.helpers import shown as shown_widget
 
 SHOTS = Path("/tmp/training-shots")
 
@@ -41,11 +42,7 @@ def feed(view, epochs=3, batches=100, seed=0, scale=1.0, accuracy=True, lr=0.01)
 
 @pytest.fixture
 def view(qtbot):
-    v = CurvesView()
-    qtbot.addWidget(v)
-    v.resize(900, 600)
-    v.show()
-    qtbot.waitExposed(v)
+    v = shown_widget(qtbot, CurvesView(), 900, 600)
     return v
 
 

@@ -13,6 +13,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
 
 from app.widgets.training.filters import FiltersView, grid_layout, symmetric_grey, to_diverging
+from tests.helpers import shown
 
 ORDER = ["input", "conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "flatten", "fc1"]
 SHOTS = Path(os.environ.get("NETCANVAS_SHOTS", "/tmp/training-shots"))
@@ -33,11 +34,7 @@ def lenet_filters(seed: int = 0) -> dict[str, np.ndarray]:
 
 @pytest.fixture
 def view(qtbot):
-    v = FiltersView()
-    qtbot.addWidget(v)
-    v.resize(900, 450)
-    v.show()
-    qtbot.waitExposed(v)
+    v = shown(qtbot, FiltersView(), 900, 450)
     return v
 
 

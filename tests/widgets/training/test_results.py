@@ -11,6 +11,7 @@ from PySide6.QtGui import QColor
 
 from app.engine.training.events import FinishedEvent
 from app.widgets.training.results import ResultsView
+from tests.helpers import shown
 
 SHOTS = Path("/tmp/training-shots")
 FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
@@ -39,11 +40,7 @@ def digits_result(seed: int = 0):
 
 @pytest.fixture
 def view(qtbot):
-    v = ResultsView()
-    qtbot.addWidget(v)
-    v.resize(900, 600)
-    v.show()
-    qtbot.waitExposed(v)
+    v = shown(qtbot, ResultsView(), 900, 600)
     return v
 
 

@@ -12,6 +12,7 @@ import datetime
 import sys
 import threading
 import traceback
+from html import escape
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QStandardPaths, Qt, Signal
@@ -47,8 +48,8 @@ class ErrorDialog(QDialog):
         self.setWindowTitle("NetCanvas: an error occurred")
         self.details = details
         where = f"Written to the log: {log}" if log else "The log file could not be written."
-        text = QLabel(f"<b>{_escape(summary)}</b><br>Your work is untouched and the editor goes on; "
-                      f"saving now is a good idea.<br><small>{_escape(where)}</small>")
+        text = QLabel(f"<b>{escape(summary, quote=False)}</b><br>Your work is untouched and the editor goes on; "
+                      f"saving now is a good idea.<br><small>{escape(where, quote=False)}</small>")
         text.setWordWrap(True)
         text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         box = QPlainTextEdit(details)
@@ -113,7 +114,3 @@ class ErrorHandler(QObject):
         if dialog in self.dialogs:
             self.dialogs.remove(dialog)
         dialog.deleteLater()
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -96,7 +96,7 @@ class Exporter(QObject):
         from ..engine.export.python_export import export_python
 
         project, weights = self._snapshot()
-        self._run(lambda: _summary(export_python(project, out_dir, weights=weights)))
+        self._run(lambda: export_python(project, out_dir, weights=weights).summary())
 
     def _snapshot(self) -> tuple[Project, Path | None]:
         current = self._project()
@@ -134,7 +134,3 @@ class Exporter(QObject):
                           self.window)
         box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         box.open()
-
-
-def _summary(report) -> str:
-    return report.summary() if hasattr(report, "summary") else str(report)

@@ -9,8 +9,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QPointF, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox,
-                               QUndoView)
+from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QUndoView
 
 from ..engine.errors import NetCanvasError
 from ..engine.examples import list_examples
@@ -21,11 +20,11 @@ from .canvas.scene import CanvasScene
 from .canvas.view import CanvasView
 from .document import Document
 from .editing import Editor
+from .exporting import Exporter
 from .inspector import Inspector
 from .issues import IssuesList
 from .palette import Palette
 from .recovery import Autosaver, forget, pending_recoveries
-from .exporting import Exporter
 from .training.panel import TrainingPanel
 
 MAX_RECENT = 8

@@ -5,6 +5,8 @@ Items draw what the model and the latest analysis say; they never hold the truth
 
 from __future__ import annotations
 
+from html import escape
+
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPainterPathStroker, QPen
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QGraphicsSimpleTextItem, QStyle
@@ -139,9 +141,9 @@ class NodeItem(QGraphicsItem):
         self.update()
 
     def tooltip(self) -> str:
-        tip = f"<b>{self.node.type}</b> {self.node_id}<br>{_escape(self.shape_text)}"
+        tip = f"<b>{self.node.type}</b> {self.node_id}<br>{escape(self.shape_text, quote=False)}"
         if self.problem:
-            tip += f"<br><span style='color:{self.theme.error.name()}'>{_escape(self.problem)}</span>"
+            tip += f"<br><span style='color:{self.theme.error.name()}'>{escape(self.problem, quote=False)}</span>"
         return tip
 
     def hoverEnterEvent(self, event) -> None:
@@ -272,10 +274,6 @@ def edge_path(start: QPointF, end: QPointF) -> QPainterPath:
         bend = max(80.0, abs(dy) * 0.5)
     path.cubicTo(QPointF(start.x(), start.y() + bend), QPointF(end.x(), end.y() - bend), end)
     return path
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def temp_pen(theme: Theme) -> QPen:

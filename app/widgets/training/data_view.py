@@ -4,6 +4,7 @@ shapes, class counts and split sizes, or the reason the data does not fit."""
 from __future__ import annotations
 
 import threading
+from html import escape
 
 import numpy as np
 import pyqtgraph as pg
@@ -170,10 +171,6 @@ class DataPreview(QWidget):
     def show_error(self, message: str) -> None:
         self.dataset = None
         self.info.setText(f"<span style='color:#d03030'><b>The data cannot be used:</b> "
-                          f"{_escape(message)}</span>")
+                          f"{escape(message, quote=False)}</span>")
         self.grid.set_samples(np.zeros((0, 1, 1, 1)), [])
         self.stack.setCurrentWidget(self.grid)
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

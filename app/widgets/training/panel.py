@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from html import escape
 from pathlib import Path
 
 import numpy as np
@@ -258,7 +259,7 @@ class TrainingPanel(QWidget):
     def _data_failed(self, message: str) -> None:
         self.dataset = None
         self.preview.show_error(message)
-        self.status.setText(f"<span style='color:#d03030'>{_escape(message)}</span>")
+        self.status.setText(f"<span style='color:#d03030'>{escape(message, quote=False)}</span>")
 
     # -- saved weights, inspected without training ------------------------------------------
     def _inspect_saved_weights(self) -> None:
@@ -275,11 +276,11 @@ class TrainingPanel(QWidget):
             model = compile_graph(self.doc.graph, self.doc.analysis)
             load_weights(model, path)
         except NetCanvasError as e:
-            self.status.setText(f"<span style='color:#d03030'>Weights not loaded: {_escape(str(e))}</span>")
+            self.status.setText(f"<span style='color:#d03030'>Weights not loaded: {escape(str(e), quote=False)}</span>")
             return False
         self.local_model = model
         self.weights_file = Path(path)
-        self.status.setText(_escape(message))
+        self.status.setText(escape(message, quote=False))
         self._show_local_model()
         return True
 
@@ -371,7 +372,7 @@ class TrainingPanel(QWidget):
         if info.get("nproc"):
             self.pause_button.setEnabled(False)
         self._pull_snapshot()  # the filters and activations before the first step
-        notes = "".join(f"<br><i>{_escape(n)}</i>" for n in info.get("notes", []))
+        notes = "".join(f"<br><i>{escape(n, quote=False)}</i>" for n in info.get("notes", []))
         self.status.setText(f"Training on {info.get('device')}.{notes}")
 
     def _batch(self, event) -> None:
@@ -416,7 +417,7 @@ class TrainingPanel(QWidget):
         self.results.show_result(event, test_x, names)
         self.curves.flush()
         if not event.ok:
-            self.status.setText(f"<span style='color:#d03030'><b>Training stopped:</b> {_escape(event.message)}</span>")
+            self.status.setText(f"<span style='color:#d03030'><b>Training stopped:</b> {escape(event.message, quote=False)}</span>")
             return
         acc = "" if event.test_accuracy is None else f" Test accuracy {event.test_accuracy:.2%}."
         saved = ""
@@ -443,7 +444,7 @@ class TrainingPanel(QWidget):
     def _failed(self, message: str) -> None:
         self.training_active.emit(False)
         self.progress.setFormat("failed")
-        self.status.setText(f"<span style='color:#d03030'><b>Training failed:</b> {_escape(message)}</span>")
+        self.status.setText(f"<span style='color:#d03030'><b>Training failed:</b> {escape(message, quote=False)}</span>")
 
     def _project_saved(self, path: str) -> None:
         """Weights trained before the first save move beside the project file."""
@@ -455,7 +456,7 @@ class TrainingPanel(QWidget):
                 atomic_write(target, self.weights_file.read_bytes())
             except OSError as e:
                 self.status.setText(f"<span style='color:#d03030'>The weights could not be saved beside the "
-                                    f"project: {_escape(str(e))}</span>")
+                                    f"project: {escape(str(e), quote=False)}</span>")
                 return
             self.weights_file = target
 
@@ -476,7 +477,3 @@ def _duration(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds}s"
     return f"{seconds // 60}m {seconds % 60:02d}s"
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -63,3 +63,10 @@ class Issue:
         if self.param:
             where += f".{self.param}"
         return f"{where}: {self.message}"
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message (libraries' messages run on for pages), or
+    its type's name when it has none."""
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..compiler import compile_graph
-from ..errors import GraphError, NetCanvasError
+from ..errors import GraphError, NetCanvasError, first_line
 from ..files import atomic_write
 from ..inference import analyze
 from ..project import Project
@@ -78,7 +78,7 @@ def export_onnx(project: Project, out: str | Path, weights: str | Path | None = 
                                         dynamic_shapes=dynamic, dynamo=True, opset_version=opset,
                                         verbose=False)
     except Exception as e:  # the exporter raises many types; the user needs the gist
-        raise ExportError(f"torch could not export the model to ONNX: {_first_line(e)}") from e
+        raise ExportError(f"torch could not export the model to ONNX: {first_line(e)}") from e
     proto = program.model_proto
     _name_nodes(proto)
     import onnx
@@ -91,7 +91,7 @@ def export_onnx(project: Project, out: str | Path, weights: str | Path | None = 
     try:
         onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
     except Exception as e:
-        raise ExportError(f"the exported file fails the ONNX checker: {_first_line(e)}", str(out)) from e
+        raise ExportError(f"the exported file fails the ONNX checker: {first_line(e)}", str(out)) from e
     check = tuple(_sample(3, s, generator, project, a, i) for s, i in zip(shapes, names))
     difference = _compare(model, check, data, names)
     if not difference <= TOLERANCE:
@@ -159,8 +159,3 @@ def _quiet():
             yield
     finally:
         logger.setLevel(level)
-
-
-def _first_line(e: Exception) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__

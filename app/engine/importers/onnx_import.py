@@ -16,7 +16,6 @@ same ids. Weights come back as a state dict named as ``compile_graph``'s module 
 from __future__ import annotations
 
 import contextlib
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ import numpy as np
 import torch
 
 from ..compiler import compile_graph
-from ..errors import NetCanvasError
+from ..errors import NetCanvasError, first_line
 from ..files import read_bytes
 from ..graph import Edge, Graph, Node, id_problem
 from ..inference import analyze, resolve_params
@@ -36,6 +35,7 @@ from ..layout import layered_layout
 from ..project import Project, save_project, weights_path_for
 from ..weights import apply_weights
 from . import onnx_ops
+from .onnx_names import base_id, outer_names, sanitize, torch_scope
 from .onnx_values import Const, Filled, N, NotExact, Pending, Poison, Poisoned, Tensor, Unsupported, plain, show_shape
 
 TOLERANCE = 1e-4
@@ -110,7 +110,7 @@ def compare_with_onnxruntime(result: ImportResult, model: str | Path | bytes | N
                                        providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime's own exception types derive from Exception only
         raise OnnxImportError(f"onnxruntime cannot load the model to check the import: "
-                              f"{_first_line(e)}") from e
+                              f"{first_line(e)}") from e
     graph = result.project.graph
     a = analyze(graph)
     net = compile_graph(graph, a).eval()
@@ -134,7 +134,7 @@ def compare_with_onnxruntime(result: ImportResult, model: str | Path | bytes | N
         outputs = session.run([result.output] if result.output else None, feeds)
     except Exception as e:
         raise OnnxImportError(f"onnxruntime cannot run the model to check the import: "
-                              f"{_first_line(e)}") from e
+                              f"{first_line(e)}") from e
     got = np.asarray(outputs[0], dtype=np.float64)
     with torch.no_grad():
         expected = net(*(ours[i] for i in a.inputs)).double().numpy()
@@ -321,9 +321,9 @@ class _Importer:
     def new_id(self, label: str, suffix: str = "", kind: str = "node") -> str:
         scope = self.scopes.get(label)
         if scope is not None and len([p for p in label.split("/") if p]) < 2:
-            base = (_sanitize(scope) or kind.lower()) + suffix
+            base = (sanitize(scope) or kind.lower()) + suffix
         else:
-            base = _base_id(label, kind) + suffix
+            base = base_id(label, kind) + suffix
         candidate, k = base, 0
         while candidate in self.graph.nodes or id_problem(candidate):
             k += 1
@@ -356,7 +356,7 @@ class _Importer:
         for index, node in enumerate(g.node):
             label = self.label(node, index)
             self.label_op[label] = node.op_type
-            scope = _torch_scope(node)
+            scope = torch_scope(node)
             if scope is not None:
                 self.scopes[label] = scope
             if not (set(node.output) & needed):
@@ -384,7 +384,7 @@ class _Importer:
                 stack.extend(i for i in node.input if i)
                 for a in node.attribute:  # names a subgraph reads from the outer scope
                     for sub in ([a.g] if a.HasField("g") else []) + list(a.graphs):
-                        stack.extend(_outer_names(sub))
+                        stack.extend(outer_names(sub))
         skipped = sum(1 for n in self.model.graph.node if not (set(n.output) & needed))
         if skipped:
             self.notes.append(f"{skipped} node{'s' if skipped > 1 else ''} that do not feed the "
@@ -425,7 +425,7 @@ class _Importer:
             if elem in _INT_TYPES:
                 self.notes.append(f"input {info.name!r} holds {_INT_TYPES[elem]} values; NetCanvas "
                                   "feeds them as floats (an Embedding casts them back)")
-            base = _sanitize(info.name) or "input"
+            base = sanitize(info.name) or "input"
             node_id, k = base, 0
             while node_id in self.graph.nodes or id_problem(node_id):
                 k += 1
@@ -500,7 +500,7 @@ class _Importer:
             evaluator = ReferenceEvaluator(node, opsets={"": self.opset})
             return [np.asarray(a) for a in evaluator.run(None, feeds)]
         except Exception as e:  # the reference implementation raises many types
-            raise Unsupported(f"could not be evaluated as a constant: {_first_line(e)}") from e
+            raise Unsupported(f"could not be evaluated as a constant: {first_line(e)}") from e
 
     def _failure_error(self) -> OnnxImportError:
         n = len(self.failures)
@@ -590,65 +590,3 @@ def _bundled_data_for(project: Project, graph: Graph) -> None:
         name = _BUNDLED.get(tuple(inputs[0].params.get("shape") or ()))
         if name:
             project.dataset = {**project.dataset, "name": name}
-
-
-def _outer_names(graph) -> list[str]:
-    inner = {i.name for i in graph.input} | {i.name for i in graph.initializer}
-    names = []
-    for node in graph.node:
-        inner.update(node.output)
-        names.extend(i for i in node.input if i and i not in inner)
-    return names
-
-
-def _torch_scope(node) -> str | None:
-    """The torch module a node came from, as torch's dynamo exporter records it in the
-    node's metadata ("" for a function called in ``forward``); None when not recorded."""
-    import ast
-
-    props = {p.key: p.value for p in node.metadata_props}
-    if "pkg.torch.onnx.name_scopes" not in props:
-        return None
-    try:
-        scopes = ast.literal_eval(props["pkg.torch.onnx.name_scopes"])
-        classes = ast.literal_eval(props.get("pkg.torch.onnx.class_hierarchy", "[]"))
-    except (ValueError, SyntaxError):
-        return None
-    if not isinstance(scopes, list) or not isinstance(classes, list):
-        return None
-    modules = [str(s) for s in scopes[1:max(len(classes) - 1, 1)] if s]
-    qualified = ""
-    for part in modules:
-        qualified = part if not qualified or part.startswith(qualified + ".") else f"{qualified}.{part}"
-    return qualified
-
-
-def _first_line(e: Exception) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
-
-
-def _sanitize(text: str) -> str:
-    s = re.sub(r"[^A-Za-z0-9_]", "_", text).strip("_")
-    s = re.sub(r"__+", "_", s)
-    if s and s[0].isdigit():
-        s = "n" + s
-    return s
-
-
-def _base_id(label: str, kind: str) -> str:
-    """``conv1/Conv`` -> ``conv1``; ``/layer1/layer1.0/conv1/Conv`` -> ``layer1_0_conv1``;
-    a name without a scope that only names an operator (``/Div``, ``Relu_3``, unnamed) ->
-    the layer type (``gelu``, ``relu``)."""
-    parts = [p for p in label.split("/") if p]
-    if label.startswith("<unnamed ") or not parts:
-        return kind.lower()
-    if len(parts) >= 2:
-        qualified = parts[0]
-        for p in parts[1:-1]:
-            qualified = p if p.startswith(qualified + ".") else f"{qualified}.{p}"
-        return _sanitize(qualified) or kind.lower()
-    base = _sanitize(parts[0])
-    if not base or re.fullmatch(r"[A-Z][A-Za-z]*(_\d+)?", base):
-        return kind.lower()
-    return base

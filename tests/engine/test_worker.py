@@ -180,11 +180,14 @@ def test_worker_main_in_a_spawned_process():
                           daemon=True)
     process.start()
     child.close()
-    messages = []
+    messages, bunches = [], 0
     try:
         while not messages or messages[-1][0] not in ("done", "error", "crash"):
             assert parent.poll(60), f"no message from the child; so far {messages}"
-            messages.append(parent.recv())
+            message = parent.recv()
+            bunched = message[0] == "bunch"
+            messages.extend(message[1] if bunched else [message])  # several messages in one
+            bunches += bunched
         process.join(10)
     finally:
         if process.is_alive():
@@ -193,7 +196,8 @@ def test_worker_main_in_a_spawned_process():
     assert process.exitcode == 0
     assert messages[0][0] == "ready" and messages[0][1]["pid"] == process.pid
     assert [e.epoch for e in events(messages, EpochEvent)] == [1, 2]
-    assert len(events(messages, BatchEvent)) == 18
+    assert [e.step for e in events(messages, BatchEvent)] == list(range(1, 19))  # all, in order
+    assert bunches >= 1  # an epoch's 9 minibatches take less than the 50 ms between bunches
     finished = messages[-2][1]
     assert isinstance(finished, FinishedEvent) and finished.reason == "completed"
     with pytest.raises(EOFError):
@@ -221,3 +225,33 @@ def test_a_run_across_two_processes_reports_rank_zero_and_stops_on_command(tmp_p
     assert finished.weights_path == str(weights) and weights.exists()
     steps = [e.step for e in events(messages, BatchEvent)]
     assert steps == sorted(steps) and steps[0] == 1  # process 0's minibatches, in order
+
+
+def test_minibatch_events_go_in_bunches_and_other_messages_at_once():
+    from app.engine.training.worker import _Outbox
+
+    sent = []
+    outbox = _Outbox(lambda m: sent.append((time.perf_counter(), m)), limit=100, batch_seconds=0.3)
+
+    def batch(step):
+        return BatchEvent(1, step, 10, step, 0.5, None, 100.0, 0.1)
+
+    start = time.perf_counter()
+    outbox.event(batch(1))  # nothing sent lately: goes at once
+    deadline = time.perf_counter() + 5
+    while not sent and time.perf_counter() < deadline:
+        time.sleep(0.005)
+    for step in (2, 3, 4):
+        outbox.event(batch(step))
+    time.sleep(0.1)
+    assert [m[1].step for _, m in sent] == [1]  # the next bunch waits its turn
+    deadline = time.perf_counter() + 5
+    while len(sent) < 4 and time.perf_counter() < deadline:
+        time.sleep(0.005)
+    assert [m[1].step for _, m in sent] == [1, 2, 3, 4]
+    assert sent[1][0] - start >= 0.25 and sent[1][0] == min(t for t, _ in sent[1:])
+    outbox.event(batch(5))
+    outbox.put(("paused", 5))  # not a minibatch: goes now, after the one waiting before it
+    time.sleep(0.1)
+    assert [m[0] if m[0] != "event" else m[1].step for _, m in sent[4:]] == [5, "paused"]
+    assert outbox.close(5) and outbox.dropped_total == 0

@@ -14,6 +14,10 @@ child -> parent
                              dataset (``datasets.describe``), notes, input_shape,
                              num_classes, settings, pid
     ("event", event)         a BatchEvent, EpochEvent, SnapshotEvent or FinishedEvent
+    ("bunch", [message, ...]) several of these messages, in order, in one: BatchEvents
+                             are sent together every BATCH_SECONDS (other messages at
+                             once, with the BatchEvents before them), so that a small model's
+                             hundreds of minibatches a second wake neither side each time
     ("dropped", n)           n BatchEvents were left out here because the parent read too
                              slowly (only BatchEvents are ever dropped)
     ("paused", step)         training now waits (acknowledges "pause"; no BatchEvent
@@ -57,6 +61,7 @@ from .events import BatchEvent, FinishedEvent
 from .trainer import Trainer, prepare_run
 
 QUEUE_SIZE = 256  # BatchEvents waiting for the sender; more are dropped and counted
+BATCH_SECONDS = 0.05  # BatchEvents go in bunches, at most this often (other messages at once)
 FLUSH_SECONDS = 30.0  # how long the last messages may take to reach a parent that reads slowly
 PARENT_GONE_GRACE = 30.0  # a stopped run may finish and save its weights; then the orphan exits
 _POLL = 0.05  # how often the listener looks at whether the run has ended
@@ -79,7 +84,10 @@ def worker_main(conn, project_data: dict, options: dict) -> None:
         timer.daemon = True
         timer.start()
 
-    code = _serve(project_data, options, conn.send, recv, parent_gone)
+    def send_many(messages: list) -> None:
+        conn.send(messages[0] if len(messages) == 1 else ("bunch", messages))
+
+    code = _serve(project_data, options, conn.send, recv, parent_gone, send_many)
     try:
         conn.close()
     except OSError:
@@ -109,8 +117,8 @@ def run_inline(project: Project | dict, options: dict, send: Callable[[tuple], N
 
 
 # -- the run ---------------------------------------------------------------------------------
-def _serve(project: Project | dict, options: dict, send, recv, parent_gone) -> int:
-    outbox = _Outbox(send, int(options.get("queue_size") or QUEUE_SIZE))
+def _serve(project: Project | dict, options: dict, send, recv, parent_gone, send_many=None) -> int:
+    outbox = _Outbox(send, int(options.get("queue_size") or QUEUE_SIZE), send_many=send_many)
     control = _Control()
     ended = threading.Event()
 
@@ -292,15 +300,24 @@ def _listen(recv, control: _Control, ended: threading.Event, lost: Callable[[], 
 # -- sending ---------------------------------------------------------------------------------
 class _Outbox:
     """Messages for the parent, sent in order by one thread so that a parent that reads
-    slowly never blocks training. Only BatchEvents are dropped, when more than ``limit``
-    wait; a ("dropped", n) message then takes their place in the stream."""
+    slowly never blocks training. BatchEvents are sent in bunches, at most every
+    ``BATCH_SECONDS`` (any other message goes at once, with the BatchEvents before it): a
+    small model trains hundreds of minibatches a second, and a wake-up of the sender (and of
+    the parent) for each of them takes the CPU from the training threads. Only BatchEvents
+    are dropped, when more than ``limit`` wait; a ("dropped", n) message then takes their
+    place in the stream."""
 
-    def __init__(self, send: Callable[[tuple], None], limit: int):
+    def __init__(self, send: Callable[[tuple], None], limit: int, batch_seconds: float | None = None,
+                 send_many: Callable[[list], None] | None = None):
         self._send = send
+        self._send_many = send_many  # sends several messages at once (one pipe message, one wake-up)
         self._limit = max(1, limit)
+        self._interval = BATCH_SECONDS if batch_seconds is None else batch_seconds
         self._items: collections.deque = collections.deque()
         self._batches = 0  # BatchEvents in _items
         self._dropped = 0  # dropped since the last message that was queued
+        self._urgent = False  # a message that is not a BatchEvent waits: send now
+        self._due = 0.0  # when waiting BatchEvents go (monotonic clock)
         self._cond = threading.Condition()
         self._closed = False
         self.failure: BaseException | None = None
@@ -323,16 +340,19 @@ class _Outbox:
                     return
                 self._batches += 1
             if self._dropped:
-                self._items.append((("dropped", self._dropped), False))
+                self._items.append(("dropped", self._dropped))
                 self._dropped = 0
-            self._items.append((message, droppable))
-            self._cond.notify()
+            self._items.append(message)
+            if not droppable:
+                self._urgent = True
+            if self._urgent:  # else the sender finds it when it next looks (every BATCH_SECONDS)
+                self._cond.notify()
 
     def close(self, timeout: float) -> bool:
         """Send what waits (up to ``timeout`` seconds); True when all of it went."""
         with self._cond:
             if self._dropped:
-                self._items.append((("dropped", self._dropped), False))
+                self._items.append(("dropped", self._dropped))
                 self._dropped = 0
             self._closed = True
             self._cond.notify()
@@ -342,15 +362,24 @@ class _Outbox:
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while not self._items and not self._closed:
-                    self._cond.wait()
-                if not self._items:
-                    return
-                message, is_batch = self._items.popleft()
-                if is_batch:
-                    self._batches -= 1
+                while True:
+                    if self._closed and not self._items:
+                        return
+                    wait = self._due - time.monotonic()
+                    if self._items and (self._urgent or self._closed or wait <= 0):
+                        break
+                    # BatchEvents do not wake this thread: it looks every BATCH_SECONDS
+                    self._cond.wait(wait if self._items else self._interval)
+                messages = list(self._items)
+                self._items.clear()
+                self._batches = 0
+                self._urgent = False
             try:
-                self._send(message)
+                if self._send_many is not None:
+                    self._send_many(messages)
+                else:
+                    for message in messages:
+                        self._send(message)
             except BaseException as e:  # the parent is gone (or ``send`` failed): stop sending
                 with self._cond:
                     self.failure = e
@@ -358,3 +387,4 @@ class _Outbox:
                     self._batches = 0
                 self.on_broken()
                 return
+            self._due = time.monotonic() + self._interval

@@ -43,8 +43,9 @@ from PySide6.QtWidgets import (
 )
 
 from ..colors import mix
+from .budget import drawing_duty
 from .metrics import EPOCH_CSV, F8, STEP_CSV, Decimator, RunMetrics
-from .plot_parts import _CountAxis, _Curve, _ElidedLabel, _fmt, _TimedPlot
+from .plot_parts import _CountAxis, _Curve, _ElidedLabel, _fmt, _GridAxis, _TimedPlot
 
 
 class CurvesView(QWidget):
@@ -55,13 +56,14 @@ class CurvesView(QWidget):
 
     The timer paces itself: a redraw waits at least ``INTERVAL_MS`` after the last one, and
     longer when drawing is costly, so that drawing takes at most ``DUTY`` of the GUI
-    thread's time. On a slow screen (or a small machine, where the editor shares the CPU
-    with the training process) the curves refresh less often instead of freezing the editor
-    or slowing the training down."""
+    thread's time (less where training takes every CPU: see ``budget.py``). On a slow
+    screen (or a small machine, where the editor shares the CPU with the training process)
+    the curves refresh less often instead of freezing the editor or slowing the training
+    down."""
 
     INTERVAL_MS = 60
     MAX_INTERVAL_MS = 1500
-    DUTY = 0.08
+    DUTY = drawing_duty()  # 0.08, or 0.02 where training takes every CPU (budget.py)
 
     def __init__(self, parent=None, smoothing: float = 0.9):
         super().__init__(parent)
@@ -90,13 +92,14 @@ class CurvesView(QWidget):
 
     # -- building ------------------------------------------------------------------------------
     def _plot(self, title: str, x_label: str) -> pg.PlotWidget:
-        w = _TimedPlot(self._painted, axisItems={"bottom": _CountAxis("bottom")})
+        w = _TimedPlot(self._painted, axisItems={"bottom": _CountAxis("bottom"), "left": _GridAxis("left")})
         w.setMinimumSize(160, 120)
         p = w.getPlotItem()
         p.setMenuEnabled(False)
         p.showGrid(x=True, y=True, alpha=0.13)
         for name in ("left", "bottom"):  # grid lines at major ticks only: each level costs ms per paint
             p.getAxis(name).setStyle(maxTickLevel=0)
+            p.getAxis(name).setZValue(p.getViewBox().zValue() - 1)  # opaque grid lines under the curves
         p.setLabel("bottom", x_label)
         self._titles[w] = title
         p.getViewBox().setDefaultPadding(0.03)
@@ -231,6 +234,7 @@ class CurvesView(QWidget):
             p.setTitle(self._titles[plot], color=fg, size="9pt")
             for name in ("left", "bottom"):
                 axis = p.getAxis(name)
+                axis.background = bg
                 axis.setPen(axis_pen)
                 axis.setTextPen(fg)
                 axis.label.setDefaultTextColor(fg)
@@ -413,6 +417,9 @@ class CurvesView(QWidget):
                 self._drawn[id(curve)] = key
         self._update_lr_scale()
         self._update_epoch_ticks()
+        self._settle_y()
+        for plot in self.plots:  # settle the autoranges now: one paint follows, not a chain of
+            plot.scene().prepareForPaint()  # them (each moving the range and asking for the next)
         self.png_button.setEnabled(bool(self.current) or self.previous is not None)
         self.csv_button.setEnabled(bool(self.current))
         if not self._hovering:
@@ -453,6 +460,31 @@ class CurvesView(QWidget):
         self._x_max = edge
         for plot in self.step_plots:
             plot.getViewBox().setXRange(0, edge, padding=0.02)
+
+    def _settle_y(self) -> None:
+        """While following the run, the loss and accuracy plots' y ranges move in round steps
+        too, and only when the curves leave the range or shrink to less than half of it: a
+        range that follows every minibatch regenerates both axes (their ticks, labels and
+        grid) on every redraw, which costs more than drawing the curves."""
+        if not self._follow:
+            return
+        for plot in (self.loss_plot, self.accuracy_plot):
+            lo, hi = math.inf, -math.inf
+            for curve in self.curves:
+                y = curve.item.yData if curve.plot is plot and curve.item.isVisible() else None
+                if y is not None and len(y):
+                    finite = y[np.isfinite(y)]
+                    if finite.size:
+                        lo, hi = min(lo, float(finite.min())), max(hi, float(finite.max()))
+            if lo > hi:
+                continue
+            vb = plot.getViewBox()
+            a, b = vb.viewRange()[1]
+            inside = a <= lo and hi <= b
+            if not vb.autoRangeEnabled()[1] and inside and hi - lo >= 0.5 * (b - a):
+                continue
+            step = _round_step(max(hi - lo, abs(hi) * 1e-3, 1e-9) / 6)
+            vb.setYRange(math.floor(lo / step) * step, math.ceil(hi / step) * step, padding=0.04)
 
     def _update_lr_scale(self) -> None:
         lo = min(r.lr_min for r in (self.current, self.previous) if r is not None)
@@ -625,3 +657,9 @@ class CurvesView(QWidget):
                 self._set_readout(f"Could not write {path}: {e.strerror or e}")
                 return
             self._set_readout(f"Saved {steps.name} (per step) and {epochs.name} (per epoch).")
+
+
+def _round_step(x: float) -> float:
+    """The smallest of 1, 2, 5 x 10^k that is >= ``x`` (> 0)."""
+    k = 10.0 ** math.floor(math.log10(x))
+    return next(m * k for m in (1, 2, 5, 10) if m * k >= x)

@@ -38,6 +38,7 @@ from ..commands import SetSetting
 from ..document import Document
 from ..settings_form import SettingsForm
 from .activations import ActivationsView
+from .budget import drawing_duty
 from .curves import CurvesView
 from .data_view import DataPreview, DatasetLoader
 from .filters import FiltersView
@@ -49,9 +50,11 @@ _DATASET_ROWS = {"path": ("mnist", "fashion_mnist", "csv", "image_folder"), "ima
                  "labels": ("idx",), "label_column": ("csv",), "samples": config.SYNTHETIC,
                  "noise": config.SYNTHETIC, "test_fraction": None}
 # snapshots (filters, activations) are pulled by the panel, paced by wall time and by what
-# drawing them costs, never by minibatch count: a small model runs hundreds of steps a second
+# drawing them costs, never by minibatch count: a small model runs hundreds of steps a second;
+# and only while the Filters or Activations tab is on screen (each costs the child a forward
+# pass and the editor a redraw, so nobody's CPU goes on views nobody looks at)
 SNAPSHOT_MIN_SECONDS = 0.5
-SNAPSHOT_DUTY = 0.05
+SNAPSHOT_DUTY = drawing_duty()  # the share of the GUI thread the snapshot views may draw for
 
 
 class TrainingPanel(QWidget):
@@ -71,6 +74,8 @@ class TrainingPanel(QWidget):
         self._started_at = 0.0
         self._last_progress = 0.0
         self._last_batch = None
+        self._last_snapshot = None  # the run's last SnapshotEvent
+        self._drawn_snapshot: dict[int, object] = {}  # which views have drawn it (by id)
         self._build()
         self._wire()
         self._snapshot_timer = QTimer(self, singleShot=True, interval=int(SNAPSHOT_MIN_SECONDS * 1000))
@@ -160,6 +165,7 @@ class TrainingPanel(QWidget):
         self.tabs.addTab(self.activations, "Activations")
         self.tabs.addTab(self.results, "Results")
         self.tabs.addTab(self.preview, "Data")
+        self.tabs.currentChanged.connect(self._tab_changed)
         # the views' own minimum sizes would squeeze the canvas: the dock may be made small
         self.tabs.setMinimumSize(240, 140)
         split = QSplitter(Qt.Orientation.Horizontal)
@@ -321,6 +327,7 @@ class TrainingPanel(QWidget):
         self._pending_weights = weights
         self.curves.start_run()
         self._last_batch = None
+        self._last_snapshot, self._drawn_snapshot = None, {}
         self.results.clear()
         self.tabs.setCurrentWidget(self.curves)
         self._started_at = time.perf_counter()
@@ -358,12 +365,16 @@ class TrainingPanel(QWidget):
                 self._show_progress(self._last_batch, time.perf_counter())
 
     # -- events from the run -------------------------------------------------------------------
+    def watching(self) -> bool:
+        """Whether a view that shows snapshots (filters, activations) is on screen."""
+        return self.tabs.currentWidget() in (self.filters, self.activations) and self.tabs.isVisible()
+
     def _pull_snapshot(self) -> None:
-        distributed = bool((self.session.info or {}).get("nproc"))  # no live snapshots there
-        if self.session.state == "paused":  # the same weights: nothing new to show
-            self._snapshot_timer.start()
+        if not self.session.running or (self.session.info or {}).get("nproc"):  # no live snapshots there
             return
-        if self.session.running and not self._snapshot_pending and not distributed:
+        if self.session.state == "paused" or not self.watching():  # nothing new to show, or to nobody:
+            self._snapshot_timer.start()  # look again in a moment (a tab switch pulls at once)
+        elif not self._snapshot_pending:
             self._snapshot_pending = True
             self.session.request_snapshot(self.sample)
 
@@ -371,7 +382,7 @@ class TrainingPanel(QWidget):
         self._snapshot_pending = False
         if info.get("nproc"):
             self.pause_button.setEnabled(False)
-        self._pull_snapshot()  # the filters and activations before the first step
+        self._pull_snapshot()  # the filters and activations before the first step, when shown
         notes = "".join(f"<br><i>{escape(n, quote=False)}</i>" for n in info.get("notes", []))
         self.status.setText(f"Training on {info.get('device')}.{notes}")
 
@@ -379,7 +390,7 @@ class TrainingPanel(QWidget):
         self.curves.add_batch(event)
         self._last_batch = event
         now = time.perf_counter()
-        if now - self._last_progress < 0.25 and event.batch != event.batches:  # a bar repaints at once
+        if now - self._last_progress < 0.5 and event.batch != event.batches:
             return
         self._last_progress = now
         self._show_progress(event, now)
@@ -388,21 +399,41 @@ class TrainingPanel(QWidget):
         epochs = self.doc.project.training["epochs"]
         done = (event.epoch - 1) * event.batches + event.batch
         total = epochs * event.batches
-        self.progress.setMaximum(total)
-        self.progress.setValue(done)
         elapsed = now - self._started_at
         eta = elapsed / max(done, 1) * (total - done)
-        self.progress.setFormat(f"epoch {event.epoch}/{epochs} · batch {event.batch}/{event.batches} · "
-                                f"ETA {_duration(eta)}")
+        bar = self.progress
+        bar.setUpdatesEnabled(False)  # setValue would repaint at once; one repaint, later, instead
+        bar.setMaximum(total)
+        bar.setValue(done)
+        bar.setFormat(f"epoch {event.epoch}/{epochs} · batch {event.batch}/{event.batches} · ETA {_duration(eta)}")
+        bar.setUpdatesEnabled(True)
 
     def _snapshot(self, event) -> None:
         start = time.perf_counter()
-        self.filters.show_filters(event.filters, self.doc.analysis.order)
-        self._show_activations(event.activations)
+        self._last_snapshot, self._drawn_snapshot = event, {}
+        self._show_snapshot()
         self._snapshot_pending = False
         if self.session.running:
             cost = time.perf_counter() - start
             self._snapshot_timer.start(int(1000 * max(SNAPSHOT_MIN_SECONDS, cost / SNAPSHOT_DUTY)))
+
+    def _show_snapshot(self) -> None:
+        """Draw the last snapshot into the view on screen; the other one draws it when shown."""
+        event, view = self._last_snapshot, self.tabs.currentWidget()
+        if event is None or self._drawn_snapshot.get(id(view)) is event:
+            return
+        if view is self.filters:
+            self.filters.show_filters(event.filters, self.doc.analysis.order)
+        elif view is self.activations:
+            self._show_activations(event.activations)
+        else:
+            return
+        self._drawn_snapshot[id(view)] = event
+
+    def _tab_changed(self) -> None:
+        self._show_snapshot()
+        if self.watching():
+            self._pull_snapshot()
 
     def _show_activations(self, acts: dict) -> None:
         a = self.doc.analysis

@@ -26,7 +26,7 @@ from ...engine.project import Project, project_to_dict
 from ...engine.training.events import BatchEvent, EpochEvent, FinishedEvent, SnapshotEvent
 from ...engine.training.worker import worker_main
 
-TICK_MS = 30
+TICK_MS = 50  # the child sends minibatches in bunches at most every 50 ms (worker.BATCH_SECONDS)
 TICK_BUDGET = 0.006  # seconds of GUI time one tick may spend on messages (the last may overrun)
 TICK_MESSAGES = 1000  # and at most this many messages
 EXIT_WAIT = 10.0  # seconds a child that said its last word may take to exit before it is ended
@@ -242,7 +242,13 @@ class TrainingSession(QObject):
 
     def _handle(self, message: tuple) -> None:
         kind = message[0]
-        if kind == "event":
+        if kind == "bunch":
+            child = self._child
+            for inner in message[1]:
+                self._handle(inner)
+                if self._child is not child:  # the run ended (or a slot killed it)
+                    return
+        elif kind == "event":
             event = message[1]
             if isinstance(event, BatchEvent):
                 self.batch.emit(event)
@@ -320,6 +326,8 @@ class TrainingSession(QObject):
 
 
 def _is_snapshot(message: tuple) -> bool:
+    if message[0] == "bunch":
+        return any(_is_snapshot(inner) for inner in message[1])
     return message[0] == "event" and isinstance(message[1], SnapshotEvent)
 
 

@@ -319,3 +319,65 @@ def test_screenshots_at_the_panel_sizes(qtbot, view):
         assert view.loss_plot.getPlotItem().legend.isVisible()
     view.resize(420, 300)  # squeezed: the plots keep their area, the legends go
     qtbot.waitUntil(lambda: not view.loss_plot.getPlotItem().legend.isVisible(), timeout=2000)
+
+
+def test_the_loss_range_moves_in_steps_not_with_every_minibatch(qtbot, view):
+    def add(step, loss):
+        view.add_batch(BatchEvent(1, step, 10_000, step, loss, 0.5, 1e4, 0.1))
+
+    for step in range(1, 101):
+        add(step, 2.0 + 0.1 * math.sin(step))
+    view.flush()
+    vb = view.loss_plot.getViewBox()
+    first = vb.viewRange()[1]
+    assert first[0] <= 1.9 and first[1] >= 2.1
+    for step in range(101, 201):  # more of the same: the axes stay as they are
+        add(step, 2.0 + 0.09 * math.cos(step))
+    view.flush()
+    assert vb.viewRange()[1] == first
+    add(201, 5.0)  # a value outside: the range takes it in
+    view.flush()
+    assert vb.viewRange()[1][1] >= 5.0
+    for step in range(202, 3000):  # the loss falls far below: the range follows it down
+        add(step, 0.1)
+    view.flush()
+    low, high = vb.viewRange()[1]
+    assert low <= 0.1 and high >= 5.0  # the raw curve still holds the 5.0 (decimated peaks kept)
+    view.set_step_range(1, 100)  # the user's own range is left alone
+    before = vb.viewRange()[1]
+    add(3000, 50.0)
+    view.flush()
+    assert vb.viewRange()[1] == before
+
+
+def test_a_redraw_paints_its_plot_once(qtbot, view):
+    feed(view, epochs=1)
+    view.flush()
+    qtbot.wait(50)
+    painted = []
+    view.loss_plot._report = lambda seconds: painted.append(seconds)
+    for step in range(101, 104):
+        view.add_batch(BatchEvent(2, step - 100, 100, step, 0.5, 0.5, 1e4, 0.01))
+    view._timer.stop()
+    view._redraw([view.loss_plot])
+    qtbot.wait(100)
+    # the autorange settled before the paint: no second paint for a range that moved after it
+    assert len(painted) == 1
+
+
+def test_grid_lines_are_opaque_and_as_light_as_before(view):
+    from PySide6.QtGui import QPainter
+
+    axis = view.loss_plot.getPlotItem().getAxis("left")
+    image = QImage(200, 200, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    _axis_spec, ticks, _texts = axis.generateDrawSpecs(painter)
+    painter.end()
+    assert ticks
+    bg, pen = axis.background, axis.pen().color()
+    for tick_pen, _p1, _p2 in ticks:
+        colour = tick_pen.color()
+        assert colour.alpha() == 255
+        # between the background and the axis colour, nearer the background (a light grid)
+        assert abs(colour.red() - bg.red()) < abs(pen.red() - bg.red()) / 2
+    assert axis.zValue() < view.loss_plot.getViewBox().zValue()  # under the curves

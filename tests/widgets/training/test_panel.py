@@ -48,12 +48,16 @@ def test_digits_run_updates_filters_and_activations_then_stops_mid_epoch(qtbot, 
     qtbot.keyClicks(epochs, "500")  # long enough for several snapshots (it is stopped below)
     assert window.doc.project.training["epochs"] == 500
     qtbot.waitUntil(lambda: panel.dataset is not None, timeout=30_000)
+    panel.start()
+    assert panel.tabs.currentWidget() is panel.curves  # a run shows its curves first
     with qtbot.waitSignal(panel.session.snapshot, timeout=TIMEOUT):
-        panel.start()
+        panel.tabs.setCurrentWidget(panel.filters)  # snapshots come while a view shows them
     first = panel.filters.current_image().copy()
     with qtbot.waitSignal(panel.session.snapshot, timeout=TIMEOUT):
         pass
     assert not np.array_equal(first, panel.filters.current_image(), equal_nan=True)  # the templates change
+    assert panel.activations.current_node() is None  # not on screen: not drawn
+    panel.tabs.setCurrentWidget(panel.activations)  # drawn at once from the last snapshot
     assert panel.activations.current_node() is not None
     with qtbot.waitSignal(panel.session.state_changed, timeout=10_000,
                           check_params_cb=lambda s: s == "paused"):
@@ -147,3 +151,27 @@ def test_closing_while_training_asks_then_stops_saves_and_closes(qtbot, window, 
         pass
     assert finished.args[0].reason == "stopped" and finished.args[0].weights_path
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=10_000)
+
+
+def test_snapshots_are_pulled_only_while_filters_or_activations_are_on_screen(qtbot, window, monkeypatch):
+    from app.widgets.training.session import TrainingSession
+
+    panel = open_example(window, "lenet5")
+    window._docks["training"].show()
+    window._docks["training"].raise_()
+    asked = []
+    monkeypatch.setattr(TrainingSession, "running", property(lambda session: True))
+    monkeypatch.setattr(panel.session, "request_snapshot", lambda samples=None: asked.append(samples))
+    panel.tabs.setCurrentWidget(panel.curves)
+    assert not panel.watching()
+    panel._pull_snapshot()
+    assert asked == [] and panel._snapshot_timer.isActive()  # nobody looks: it looks again later
+    panel.tabs.setCurrentWidget(panel.filters)  # a switch pulls at once
+    assert panel.watching() and len(asked) == 1
+    panel._snapshot_pending = False  # (the snapshot came)
+    panel.tabs.setCurrentWidget(panel.activations)
+    assert len(asked) == 2
+    window._docks["training"].hide()
+    assert not panel.watching()
+    panel._snapshot_timer.stop()
+    monkeypatch.undo()  # not running after all: closing the window must not ask to stop it

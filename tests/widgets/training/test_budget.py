@@ -1,0 +1,19 @@
+"""The live views' drawing budget follows whether training leaves the editor a CPU."""
+
+from app.widgets.training.budget import BUSY_DUTY, SPARE_DUTY, drawing_duty, training_threads, usable_cpus
+
+
+def test_views_draw_less_where_training_takes_every_cpu():
+    assert drawing_duty(cpus=2, threads=2) == BUSY_DUTY
+    assert drawing_duty(cpus=16, threads=16) == BUSY_DUTY
+    assert drawing_duty(cpus=16, threads=8) == SPARE_DUTY  # hyperthreads: torch takes the cores
+    assert drawing_duty(cpus=4, threads=3) == SPARE_DUTY
+    assert BUSY_DUTY < SPARE_DUTY
+
+
+def test_the_machine_is_read_as_it_is():
+    import torch
+
+    assert usable_cpus() >= 1 and training_threads() == torch.get_num_threads()
+    expected = SPARE_DUTY if usable_cpus() > torch.get_num_threads() else BUSY_DUTY
+    assert drawing_duty() == expected

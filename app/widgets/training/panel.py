@@ -390,7 +390,7 @@ class TrainingPanel(QWidget):
         self.curves.add_batch(event)
         self._last_batch = event
         now = time.perf_counter()
-        if now - self._last_progress < 0.5 and event.batch != event.batches:
+        if now - self._last_progress < 0.5:  # twice a second (the run's end shows its last batch)
             return
         self._last_progress = now
         self._show_progress(event, now)
@@ -442,6 +442,8 @@ class TrainingPanel(QWidget):
 
     def _finished(self, event) -> None:
         self.training_active.emit(False)
+        if self._last_batch is not None:  # where the run really ended
+            self._show_progress(self._last_batch, time.perf_counter())
         self.progress.setFormat("done" if event.ok else "stopped")
         test_x = self.dataset.test.x.numpy() if self.dataset is not None and len(self.dataset.test) else None
         names = self.dataset.class_names if self.dataset else []

@@ -5,9 +5,10 @@ Training uses one thread per core (torch's default). Where that leaves a CPU to 
 editor draws on it and costs the run nothing: the views may draw often. Where it does not
 (a 2-core laptop, a small VM), every millisecond the editor draws is taken from a training
 thread, and since the others wait for it at the end of each parallel operation, the run
-loses more than the editor uses. There the views draw four times less often: measured with
-``python bench/training.py`` on 2 cores, the panel kept 0.83-0.87 of the headless
-throughput at 8 % and 4 % of the GUI thread and 0.94-0.97 at 2 %.
+loses more than the editor uses. There the views draw four times less often. Measured with
+``python bench/training.py`` on a 2-core VM, the curves alone on screen, 3 rounds each: the
+panel kept 0.82-0.92 of the headless throughput drawing within 4 % of the GUI thread, and
+0.94-0.97 within 2 %.
 """
 
 from __future__ import annotations

@@ -408,16 +408,18 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         if isinstance(state, QByteArray) and self.restoreState(state, LAYOUT_VERSION):
             return
-        self.tabifyDockWidget(self._docks["issues"], self._docks["training"])
-        self._docks["issues"].raise_()
-        self.tabifyDockWidget(self._docks["inspector"], self._docks["history"])
-        self._docks["inspector"].raise_()
         self._first_show = True
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
         if getattr(self, "_first_show", False):  # first run: the canvas gets the room
             self._first_show = False
+            # tabified once the window has its size: done before, the dock layout keeps a
+            # stale second tab bar over the inspector
+            self.tabifyDockWidget(self._docks["issues"], self._docks["training"])
+            self._docks["issues"].raise_()
+            self.tabifyDockWidget(self._docks["inspector"], self._docks["history"])
+            self._docks["inspector"].raise_()
             self.resizeDocks([self._docks["issues"]], [120], Qt.Orientation.Vertical)
             self.resizeDocks([self._docks["palette"], self._docks["inspector"]], [200, 300],
                              Qt.Orientation.Horizontal)

@@ -293,6 +293,7 @@ class TrainingPanel(QWidget):
     def _show_local_model(self) -> None:
         """The filters and activations of the weights held here (saved or just trained)."""
         model, a = self.local_model, self.doc.analysis
+        self._last_snapshot = None  # older than these weights: a tab switch must not bring it back
         self.filters.show_filters(snapshots.conv_filters(model, self.doc.graph), a.order)
         fits = self.sample is not None and a.inputs and tuple(self.sample.shape[1:]) == tuple(a.shapes[a.inputs[0]])
         if fits:

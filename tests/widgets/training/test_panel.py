@@ -175,3 +175,25 @@ def test_snapshots_are_pulled_only_while_filters_or_activations_are_on_screen(qt
     assert not panel.watching()
     panel._snapshot_timer.stop()
     monkeypatch.undo()  # not running after all: closing the window must not ask to stop it
+
+
+def test_a_tab_switch_after_the_run_keeps_the_final_weights_shown(qtbot, window):
+    from app.engine.training.events import SnapshotEvent
+
+    panel = open_example(window, "lenet5")
+    window._docks["training"].show()
+    window._docks["training"].raise_()
+    panel.tabs.setCurrentWidget(panel.curves)
+    stale = {"conv1": np.zeros((6, 1, 5, 5), np.float32), "conv2": np.zeros((16, 6, 5, 5), np.float32)}
+    panel._snapshot(SnapshotEvent(3, stale, {}))  # the run's last snapshot, drawn nowhere yet
+    import torch
+
+    from app.engine.compiler import compile_graph
+
+    torch.manual_seed(0)
+    panel.local_model = compile_graph(window.doc.graph, window.doc.analysis)  # the weights it ended with
+    panel._show_local_model()
+    final = panel.filters.current_tiles().copy()
+    assert np.abs(final).max() > 0
+    panel.tabs.setCurrentWidget(panel.filters)
+    assert np.array_equal(panel.filters.current_tiles(), final)  # not the zeros of the old snapshot

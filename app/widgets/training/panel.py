@@ -445,7 +445,8 @@ class TrainingPanel(QWidget):
         self.training_active.emit(False)
         if self._last_batch is not None:  # where the run really ended
             self._show_progress(self._last_batch, time.perf_counter())
-        self.progress.setFormat("done" if event.ok else "stopped")
+        self.progress.setFormat({"completed": "done", "early_stopping": "stopped early",
+                                 "diverged": "diverged"}.get(event.reason, "stopped"))
         test_x = self.dataset.test.x.numpy() if self.dataset is not None and len(self.dataset.test) else None
         names = self.dataset.class_names if self.dataset else []
         self.results.show_result(event, test_x, names)

@@ -37,7 +37,7 @@ def test_xor_trains_from_the_panel_with_live_curves_and_a_lock(qtbot, window):
     panel.curves.flush()
     assert panel.curves.step_count() > 0 and panel.curves.epoch_count() == 12
     assert "Test accuracy" in panel.status.text()
-    assert panel.progress.value() == panel.progress.maximum()
+    assert panel.progress.value() == panel.progress.maximum() and panel.progress.format() == "done"
     assert panel.tabs.currentWidget() is panel.results
 
 
@@ -73,6 +73,7 @@ def test_digits_run_updates_filters_and_activations_then_stops_mid_epoch(qtbot, 
         panel.stop_button.click()
     assert finished.args[0].reason == "stopped"
     assert finished.args[0].test_accuracy is not None
+    assert panel.progress.format() == "stopped"  # not "done": the run did not complete
 
 
 def test_nan_loss_is_reported_and_the_editor_stays_alive(qtbot, window):

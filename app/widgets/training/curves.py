@@ -22,7 +22,6 @@ Smoothing is an exponential moving average with weight ``w`` (0.9 unless changed
 
 from __future__ import annotations
 
-import csv
 import math
 import time
 from pathlib import Path
@@ -44,8 +43,18 @@ from PySide6.QtWidgets import (
 
 from ..colors import mix
 from .budget import drawing_duty
-from .metrics import EPOCH_CSV, F8, STEP_CSV, Decimator, RunMetrics
-from .plot_parts import _CountAxis, _Curve, _ElidedLabel, _fmt, _GridAxis, _TimedPlot
+from .metrics import F8, Decimator, RunMetrics, write_csv
+from .plot_parts import (
+    _CountAxis,
+    _Curve,
+    _ElidedLabel,
+    _fmt,
+    _GridAxis,
+    _round_step,
+    _TimedPlot,
+    epoch_text,
+    step_text,
+)
 
 
 class CurvesView(QWidget):
@@ -531,26 +540,7 @@ class CurvesView(QWidget):
         if not len(b):
             return "Waiting for the first minibatch…" if self.previous is None else \
                 "Dimmed: the previous run. Waiting for the first minibatch…"
-        return "latest: " + self._step_text(self.current, len(b) - 1)
-
-    def _step_text(self, run: RunMetrics, i: int) -> str:
-        b = run.batches
-        parts = [f"step {int(b['step'][i]):,}",
-                 f"epoch {b['epoch'][i]} (batch {b['batch'][i]}/{b['batches'][i]})",
-                 f"loss {_fmt(b['loss'][i])}", f"smoothed {_fmt(b['smoothed_loss'][i])}"]
-        if run.has_accuracy:
-            parts.append(f"accuracy {_fmt(b['accuracy'][i], True)} (smoothed {_fmt(b['smoothed_accuracy'][i], True)})")
-        parts.append(f"lr {b['lr'][i]:.3g}")
-        return " · ".join(parts)
-
-    def _epoch_text(self, run: RunMetrics, i: int) -> str:
-        e = run.epochs
-        parts = [f"epoch {e['epoch'][i]} (step {int(e['step'][i]):,})", f"train loss {_fmt(e['train_loss'][i])}",
-                 f"validation loss {_fmt(e['val_loss'][i])}"]
-        if run.has_accuracy:
-            parts += [f"train accuracy {_fmt(e['train_accuracy'][i], True)}",
-                      f"validation accuracy {_fmt(e['val_accuracy'][i], True)}"]
-        return " · ".join(parts)
+        return "latest: " + step_text(self.current, len(b) - 1)
 
     def _mouse_moved(self, plot: pg.PlotWidget, pos: QPointF) -> None:
         """Values at the cursor: the nearest step (or epoch) of the current run (of the
@@ -571,7 +561,7 @@ class CurvesView(QWidget):
         i = int(np.clip(np.searchsorted(xs, x), 1, len(xs) - 1)) if len(xs) > 1 else 0
         if len(xs) > 1 and abs(xs[i - 1] - x) <= abs(xs[i] - x):
             i -= 1
-        text = label + (self._epoch_text(run, i) if epoch_plot else self._step_text(run, i))
+        text = label + (epoch_text(run, i) if epoch_plot else step_text(run, i))
         if not epoch_plot and run is self.current and self.previous is not None and len(self.previous.batches):
             j = int(np.searchsorted(self.previous.batches["step"], xs[i]))
             if j < len(self.previous.batches) and self.previous.batches["step"][j] == xs[i]:
@@ -620,23 +610,7 @@ class CurvesView(QWidget):
     def export_csv(self, path) -> tuple[Path, Path]:
         """Write the current run: per step to ``path``, per epoch to ``<stem>-epochs<suffix>``
         beside it (see the module's docstring). Returns both paths."""
-        path = Path(path)
-        epochs_path = path.with_name(f"{path.stem}-epochs{path.suffix or '.csv'}")
-        cell = lambda v: "" if not math.isfinite(v) else repr(v)  # noqa: E731
-        b, e = self.current.batches, self.current.epochs
-        with open(path, "w", newline="", encoding="utf-8") as f:
-            out = csv.writer(f)
-            out.writerow(STEP_CSV)
-            cols = [b[name].tolist() for name in STEP_CSV]
-            for step, epoch, loss, smoothed, acc, lr in zip(*cols):
-                out.writerow((int(step), epoch, cell(loss), cell(smoothed), cell(acc), cell(lr)))
-        with open(epochs_path, "w", newline="", encoding="utf-8") as f:
-            out = csv.writer(f)
-            out.writerow(EPOCH_CSV)
-            cols = [e[name].tolist() for name in EPOCH_CSV]
-            for epoch, step, *rest in zip(*cols):
-                out.writerow((epoch, int(step), *(cell(v) for v in rest)))
-        return path, epochs_path
+        return write_csv(self.current, path)
 
     def _ask_png(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export the curves as an image", "training-curves.png",
@@ -658,8 +632,3 @@ class CurvesView(QWidget):
                 return
             self._set_readout(f"Saved {steps.name} (per step) and {epochs.name} (per epoch).")
 
-
-def _round_step(x: float) -> float:
-    """The smallest of 1, 2, 5 x 10^k that is >= ``x`` (> 0)."""
-    k = 10.0 ** math.floor(math.log10(x))
-    return next(m * k for m in (1, 2, 5, 10) if m * k >= x)

@@ -4,8 +4,10 @@ plot about two points per pixel however long the run. No Qt here."""
 
 from __future__ import annotations
 
+import csv
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -192,3 +194,26 @@ class Decimator:
             ys.append(y[i1 - 1:i1])
         start = i0 - i0 % self.size(k)
         return np.concatenate([x[start:start + 1]] + xs), np.concatenate([y[start:start + 1]] + ys)
+
+
+def write_csv(run: RunMetrics, path) -> tuple[Path, Path]:
+    """Write ``run`` per step to ``path`` (columns ``STEP_CSV``) and per epoch to
+    ``<stem>-epochs<suffix>`` beside it (``EPOCH_CSV``); non-finite values as empty cells.
+    Returns both paths."""
+    path = Path(path)
+    epochs_path = path.with_name(f"{path.stem}-epochs{path.suffix or '.csv'}")
+    cell = lambda v: "" if not math.isfinite(v) else repr(v)  # noqa: E731
+    b, e = run.batches, run.epochs
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(STEP_CSV)
+        cols = [b[name].tolist() for name in STEP_CSV]
+        for step, epoch, loss, smoothed, acc, lr in zip(*cols):
+            out.writerow((int(step), epoch, cell(loss), cell(smoothed), cell(acc), cell(lr)))
+    with open(epochs_path, "w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(EPOCH_CSV)
+        cols = [e[name].tolist() for name in EPOCH_CSV]
+        for epoch, step, *rest in zip(*cols):
+            out.writerow((epoch, int(step), *(cell(v) for v in rest)))
+    return path, epochs_path

@@ -1,6 +1,7 @@
-"""The small pieces of the curves view: value formatting, an elided one-line label, axes
-with opaque grid lines and a step axis that abbreviates long counts, a plot that times its
-own paints, and a curve's description."""
+"""The small pieces of the curves view: value formatting and the readout's row texts, round
+steps for the axes' ranges, an elided one-line label, axes with opaque grid lines and a step
+axis that abbreviates long counts, a plot that times its own paints, and a curve's
+description."""
 
 from __future__ import annotations
 
@@ -88,3 +89,32 @@ class _Curve:
 
     def __init__(self, item: pg.PlotDataItem, run: str, table: str, x: str, y: str, peak=False):
         self.item, self.run, self.table, self.x, self.y, self.peak = item, run, table, x, y, peak
+
+
+def step_text(run, i: int) -> str:
+    """Row ``i`` of a run's minibatch table, as the readout line says it."""
+    b = run.batches
+    parts = [f"step {int(b['step'][i]):,}",
+             f"epoch {b['epoch'][i]} (batch {b['batch'][i]}/{b['batches'][i]})",
+             f"loss {_fmt(b['loss'][i])}", f"smoothed {_fmt(b['smoothed_loss'][i])}"]
+    if run.has_accuracy:
+        parts.append(f"accuracy {_fmt(b['accuracy'][i], True)} (smoothed {_fmt(b['smoothed_accuracy'][i], True)})")
+    parts.append(f"lr {b['lr'][i]:.3g}")
+    return " · ".join(parts)
+
+
+def epoch_text(run, i: int) -> str:
+    """Row ``i`` of a run's epoch table, as the readout line says it."""
+    e = run.epochs
+    parts = [f"epoch {e['epoch'][i]} (step {int(e['step'][i]):,})", f"train loss {_fmt(e['train_loss'][i])}",
+             f"validation loss {_fmt(e['val_loss'][i])}"]
+    if run.has_accuracy:
+        parts += [f"train accuracy {_fmt(e['train_accuracy'][i], True)}",
+                  f"validation accuracy {_fmt(e['val_accuracy'][i], True)}"]
+    return " · ".join(parts)
+
+
+def _round_step(x: float) -> float:
+    """The smallest of 1, 2, 5 x 10^k that is >= ``x`` (> 0)."""
+    k = 10.0 ** math.floor(math.log10(x))
+    return next(m * k for m in (1, 2, 5, 10) if m * k >= x)

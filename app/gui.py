@@ -15,6 +15,18 @@ def _has_display() -> bool:
     return True
 
 
+def prepare_qt() -> None:
+    """Environment for Qt, before the QApplication exists (the app and its benchmarks).
+
+    Qt's raster engine splits large fills over a thread pool of its own. While a run trains,
+    its threads take every core; a paint helper that wakes takes one from them, and the
+    other training threads wait for it at the end of each parallel operation. The editor's
+    fills take a few milliseconds at most, so they stay on the GUI thread (Qt reads
+    QT_NO_GUI_THREADPOOL, any value; NETCANVAS_PAINT_THREADS=1 keeps the pool)."""
+    if not os.environ.get("NETCANVAS_PAINT_THREADS"):
+        os.environ.setdefault("QT_NO_GUI_THREADPOOL", "1")
+
+
 def run_gui(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="netcanvas", description="NetCanvas: design, train and export "
                                      "neural networks. Headless commands: netcanvas check | train | examples.")
@@ -30,6 +42,7 @@ def run_gui(argv: list[str]) -> int:
             return 2
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
 
+    prepare_qt()
     from PySide6.QtWidgets import QApplication
 
     from .engine.examples import example_path

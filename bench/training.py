@@ -9,8 +9,12 @@
    Activations (only the view on screen draws). Throughput = training samples per second of
    the epochs (the trainer's own epoch timings, so process start-up and imports are left
    out of both). Goal: panel / headless >= 0.95.
-2. The editor's event-loop latency while the panel trains: a 10 ms timer in the GUI thread
-   records how late each tick fires; p50, p99 and max over the whole run. Goal: p99 <= 50 ms.
+2. The editor's event-loop latency while the panel trains: a probe timer in the GUI thread,
+   re-armed after a random 50-150 ms each time (random, so it samples every phase of the
+   editor's own timers), records how late it fires; p50, p99 and max over the whole run.
+   Goal: p99 <= 50 ms. (A probe is load too: each wake-up of the editor costs ~0.4 ms of CPU
+   on a small VM; a 10 ms probe took 1.5 % of a core, more than the panel's own message
+   handling.)
 
 The editor runs offscreen (QT_QPA_PLATFORM=offscreen), so it draws everything a user would
 see, minus the final blit to a screen. Compare ratios, not absolute times: these machines
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -53,7 +58,7 @@ class PanelRun:
     """One training run from the panel of a real main window, with a latency probe."""
 
     def __init__(self, app, example: str, epochs: int, switch: float = 2.0):
-        from PySide6.QtCore import QSettings, QTimer
+        from PySide6.QtCore import QSettings, Qt, QTimer
 
         from app.engine.examples import example_path
         from app.widgets.main_window import MainWindow
@@ -74,11 +79,12 @@ class PanelRun:
         self.panel.session.epoch.connect(lambda e: self.epoch_seconds.append(e.seconds))
         self.panel.session.finished.connect(lambda e: setattr(self, "finished", e))
         self.panel.session.failed.connect(lambda m: setattr(self, "finished", m))
-        self.timer = QTimer(interval=10)
+        self.timer = QTimer(singleShot=True, timerType=Qt.TimerType.PreciseTimer)
         self.timer.timeout.connect(self._tick)
-        self._last = None
+        self._due = None
+        self._random = random.Random(0)
         self.batches = 0
-        self.panel.session.batch.connect(self._batch)
+        self.panel.session.batches.connect(self._batches)
         self.views = [self.panel.curves, self.panel.filters, self.panel.activations]
         self.shown: list[str] = []
         self.switcher = QTimer(interval=int(switch * 1000))
@@ -91,10 +97,10 @@ class PanelRun:
         tabs.setCurrentWidget(view)
         self.shown.append(type(view).__name__)
 
-    def _batch(self, _event) -> None:
-        self.batches += 1
-        if self.batches == 1:  # the run shows its curves first
+    def _batches(self, events: list) -> None:
+        if not self.batches:  # the run shows its curves first
             self._switch_to_first()
+        self.batches += len(events)
 
     def _switch_to_first(self) -> None:
         self.panel.tabs.setCurrentWidget(self.views[0])
@@ -103,14 +109,19 @@ class PanelRun:
 
     def _tick(self) -> None:
         now = time.perf_counter()
-        if self._last is not None and self.batches and self.finished is None:  # while minibatches stream in
-            self.lateness.append(max(0.0, now - self._last - 0.010))
-        self._last = now
+        if self._due is not None and self.batches and self.finished is None:  # while minibatches stream in
+            self.lateness.append(max(0.0, now - self._due))
+        self._arm()
+
+    def _arm(self) -> None:
+        ms = self._random.randint(50, 150)
+        self._due = time.perf_counter() + ms / 1000
+        self.timer.start(ms)
 
     def run(self) -> None:
         wait_until(lambda: self.panel.dataset is not None, 60)  # the preview, as a user sees it first
         self.window.train()
-        self.timer.start()
+        self._arm()
         wait_until(lambda: self.finished is not None, 600)
         self.timer.stop()
         self.switcher.stop()
@@ -126,10 +137,11 @@ class PanelRun:
 
 
 def wait_until(condition, timeout: float) -> None:
-    """Run a real event loop (as the app does) until ``condition()``; a 50 ms check."""
+    """Run a real event loop (as the app does) until ``condition()``, checked every 200 ms
+    (with the editor's own tick, not a wake-up of its own)."""
     from PySide6.QtCore import QEventLoop, QTimer
 
-    loop, check = QEventLoop(), QTimer(interval=50)
+    loop, check = QEventLoop(), QTimer(interval=200)
     deadline = time.perf_counter() + timeout
     check.timeout.connect(lambda: loop.quit() if condition() or time.perf_counter() > deadline else None)
     check.start()
@@ -162,6 +174,9 @@ def main() -> None:
     parser.add_argument("--switch", type=float, default=2.0, help="seconds each live view stays on screen")
     args = parser.parse_args()
 
+    from app.gui import prepare_qt
+
+    prepare_qt()  # as the editor starts
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication([])
@@ -183,7 +198,7 @@ def main() -> None:
     ms = [v * 1000 for v in lateness]
     print(f"\n{args.example}, {args.epochs} epochs, {args.rounds} rounds, CPU, {os.cpu_count()} cores")
     print(f"throughput panel / headless (median of per-round ratios): {ratio:.3f}   (goal >= 0.95)")
-    print(f"event-loop lateness while training, {len(ms)} ticks of a 10 ms timer: "
+    print(f"event-loop lateness while training, {len(ms)} probes 50-150 ms apart: "
           f"p50 {percentile(ms, 0.5):.1f} ms, p99 {percentile(ms, 0.99):.1f} ms, max {max(ms):.1f} ms   "
           f"(goal p99 <= 50 ms)")
 

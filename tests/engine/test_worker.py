@@ -255,3 +255,12 @@ def test_minibatch_events_go_in_bunches_and_other_messages_at_once():
     time.sleep(0.1)
     assert [m[0] if m[0] != "event" else m[1].step for _, m in sent[4:]] == [5, "paused"]
     assert outbox.close(5) and outbox.dropped_total == 0
+
+
+def test_a_longer_bunch_interval_lets_more_minibatches_wait():
+    from app.engine.training.worker import BATCH_SECONDS, QUEUE_SIZE, outbox_settings
+
+    assert outbox_settings({}) == (BATCH_SECONDS, QUEUE_SIZE)
+    assert outbox_settings({"batch_seconds": 0.2}) == (0.2, round(QUEUE_SIZE * 0.2 / BATCH_SECONDS))
+    assert outbox_settings({"batch_seconds": 0.01}) == (0.01, QUEUE_SIZE)  # never fewer
+    assert outbox_settings({"batch_seconds": 0.2, "queue_size": 7}) == (0.2, 7)  # as asked

@@ -35,8 +35,10 @@ parent -> child
 ``options`` (all optional): project_dir (relative dataset paths resolve against it),
 overrides (training settings such as epochs or device), weights_path, checkpoint_dir,
 initial_weights, snapshot_every, snapshot_samples (np.ndarray), threads
-(``torch.set_num_threads``), queue_size (BatchEvents waiting to be sent beyond which new
-ones are dropped), and _test_crash (raise after "ready": tests the crash path).
+(``torch.set_num_threads``), batch_seconds (how often BatchEvents go; default
+BATCH_SECONDS), queue_size (BatchEvents waiting to be sent beyond which new ones are
+dropped; default QUEUE_SIZE for every BATCH_SECONDS of batch_seconds), and _test_crash
+(raise after "ready": tests the crash path).
 """
 
 from __future__ import annotations
@@ -117,8 +119,17 @@ def run_inline(project: Project | dict, options: dict, send: Callable[[tuple], N
 
 
 # -- the run ---------------------------------------------------------------------------------
+def outbox_settings(options: dict) -> tuple[float, int]:
+    """How often BatchEvents go, and how many may wait: QUEUE_SIZE for every BATCH_SECONDS
+    between bunches, so that a longer interval drops no more of a fast run's minibatches."""
+    batch_seconds = float(options.get("batch_seconds") or BATCH_SECONDS)
+    queue_size = int(options.get("queue_size") or round(QUEUE_SIZE * max(1.0, batch_seconds / BATCH_SECONDS)))
+    return batch_seconds, queue_size
+
+
 def _serve(project: Project | dict, options: dict, send, recv, parent_gone, send_many=None) -> int:
-    outbox = _Outbox(send, int(options.get("queue_size") or QUEUE_SIZE), send_many=send_many)
+    batch_seconds, queue_size = outbox_settings(options)
+    outbox = _Outbox(send, queue_size, batch_seconds=batch_seconds, send_many=send_many)
     control = _Control()
     ended = threading.Event()
 

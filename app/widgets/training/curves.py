@@ -303,7 +303,10 @@ class CurvesView(QWidget):
         self._changed()
 
     def add_batch(self, event) -> None:
-        self.current.add_batch(event)
+        self.add_batches([event])
+
+    def add_batches(self, events: list) -> None:
+        self.current.add_batches(events)
         self._changed()
 
     def add_epoch(self, event) -> None:
@@ -332,7 +335,7 @@ class CurvesView(QWidget):
     # -- drawing ---------------------------------------------------------------------------------
     def _changed(self) -> None:
         self._dirty = True
-        if not self._timer.isActive():
+        if not self._timer.isActive() and self.isVisible():  # hidden: showEvent draws
             self._timer.start()
 
     def _zoomed(self, *_args) -> None:

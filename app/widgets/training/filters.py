@@ -80,6 +80,13 @@ def compose(tiles: np.ndarray, cols: int, sx: int, sy: int, gap: int, gap_rgb) -
     return out[: rows * (th + gap) - gap, : cols * (tw + gap) - gap]
 
 
+def to_argb32(rgba: np.ndarray) -> np.ndarray:
+    """``[H, W, 4]`` uint8 RGBA, each pixel opaque or fully transparent, as ``[H, W]``
+    uint32 0xAARRGGBB (QImage's ARGB32_Premultiplied on any byte order)."""
+    c = rgba.astype(np.uint32)
+    return np.ascontiguousarray((c[..., 3] << 24) | (c[..., 0] << 16) | (c[..., 1] << 8) | c[..., 2])
+
+
 def gap_colour(palette: QPalette) -> QColor:
     """A line colour that separates tiles, white ones included, in light and dark themes."""
     window = palette.color(QPalette.ColorRole.Window)
@@ -142,6 +149,8 @@ class ImageCanvas(QWidget):
         room_w = self.width() - 4 - self._reserved()
         k = min(1.0, room_w / w, (self.height() - 4) / h)
         tw, th = w * k, h * k
+        if k == 1:  # on whole pixels: a plain copy
+            return QRectF((room_w + 4 - w) // 2, (self.height() - h) // 2, w, h)
         return QRectF((room_w + 4 - tw) / 2, (self.height() - th) / 2, tw, th)
 
     def _place_legend(self) -> None:
@@ -197,9 +206,11 @@ class ImageCanvas(QWidget):
         if self._image is None or self._for_size != (self.size(), self._reserved()):
             cols, sx, sy, _ = self._layout()
             gap = gap_colour(self.palette()).getRgb()[:3]
-            self._buffer = np.ascontiguousarray(compose(self.tiles, cols, sx, sy, self.gap, gap))
-            hh, ww, _ = self._buffer.shape
-            self._image = QImage(self._buffer.data, ww, hh, 4 * ww, QImage.Format.Format_RGBA8888)
+            self._buffer = to_argb32(compose(self.tiles, cols, sx, sy, self.gap, gap))
+            hh, ww = self._buffer.shape
+            # the window's own pixel format: painting is a copy, with no per-paint conversion
+            # (which Qt spreads over its thread pool, waking threads that training needs)
+            self._image = QImage(self._buffer.data, ww, hh, 4 * ww, QImage.Format.Format_ARGB32_Premultiplied)
             self._for_size = (self.size(), self._reserved())
         return self._image
 

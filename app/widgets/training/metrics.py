@@ -105,15 +105,27 @@ class RunMetrics:
         return state, state
 
     def add_batch(self, e) -> None:
-        loss = float(e.loss)
-        acc = math.nan if e.accuracy is None else float(e.accuracy)
-        self.has_accuracy |= e.accuracy is not None
-        self._loss_state, smoothed_loss = self._smooth(self._loss_state, loss)
-        self._acc_state, smoothed_acc = self._smooth(self._acc_state, acc)
-        lr = float(e.lr)
-        self.lr_min, self.lr_max = min(self.lr_min, lr), max(self.lr_max, lr)
-        self.batches.append(step=e.step, epoch=e.epoch, batch=e.batch, batches=e.batches, loss=loss,
-                            smoothed_loss=smoothed_loss, accuracy=acc, smoothed_accuracy=smoothed_acc, lr=lr)
+        self.add_batches([e])
+
+    def add_batches(self, events) -> None:
+        """BatchEvents, in order: one append of every column for all of them."""
+        rows = {name: [] for name, _ in BATCH_COLUMNS}
+        loss_state, acc_state = self._loss_state, self._acc_state
+        for e in events:
+            loss = float(e.loss)
+            acc = math.nan if e.accuracy is None else float(e.accuracy)
+            self.has_accuracy |= e.accuracy is not None
+            loss_state, smoothed_loss = self._smooth(loss_state, loss)
+            acc_state, smoothed_acc = self._smooth(acc_state, acc)
+            for name, value in (("step", e.step), ("epoch", e.epoch), ("batch", e.batch), ("batches", e.batches),
+                                ("loss", loss), ("smoothed_loss", smoothed_loss), ("accuracy", acc),
+                                ("smoothed_accuracy", smoothed_acc), ("lr", float(e.lr))):
+                rows[name].append(value)
+        if not rows["step"]:
+            return
+        self._loss_state, self._acc_state = loss_state, acc_state
+        self.lr_min, self.lr_max = min(self.lr_min, *rows["lr"]), max(self.lr_max, *rows["lr"])
+        self.batches.extend(**rows)
 
     def add_epoch(self, e) -> None:
         steps = self.batches["step"]

@@ -194,7 +194,7 @@ class TrainingPanel(QWidget):
         self.activations.sample_changed.connect(self._sample_changed)
         s = self.session
         s.ready.connect(self._ready)
-        s.batch.connect(self._batch)
+        s.batches.connect(self._batches)
         s.epoch.connect(self.curves.add_epoch)
         s.snapshot.connect(self._snapshot)
         s.finished.connect(self._finished)
@@ -387,9 +387,9 @@ class TrainingPanel(QWidget):
         notes = "".join(f"<br><i>{escape(n, quote=False)}</i>" for n in info.get("notes", []))
         self.status.setText(f"Training on {info.get('device')}.{notes}")
 
-    def _batch(self, event) -> None:
-        self.curves.add_batch(event)
-        self._last_batch = event
+    def _batches(self, events: list) -> None:
+        self.curves.add_batches(events)
+        event = self._last_batch = events[-1]
         now = time.perf_counter()
         if now - self._last_progress < 0.5:  # twice a second (the run's end shows its last batch)
             return

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import multiprocessing
+import select
 import time
 import weakref
 from pathlib import Path
@@ -25,11 +26,15 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from ...engine.project import Project, project_to_dict
 from ...engine.training.events import BatchEvent, EpochEvent, FinishedEvent, SnapshotEvent
 from ...engine.training.worker import worker_main
+from .budget import tick_seconds
 
-TICK_MS = 50  # the child sends minibatches in bunches at most every 50 ms (worker.BATCH_SECONDS)
+# how often the pipe is read: 50 ms, or 200 ms where training takes every CPU (budget.py);
+# the child sends its minibatches in bunches as often (its batch_seconds option)
+TICK_MS = round(1000 * tick_seconds())
 TICK_BUDGET = 0.006  # seconds of GUI time one tick may spend on messages (the last may overrun)
 TICK_MESSAGES = 1000  # and at most this many messages
 EXIT_WAIT = 10.0  # seconds a child that said its last word may take to exit before it is ended
+ALIVE_SECONDS = 0.5  # how often a tick asks whether the child still runs (a dead one's pipe also reads EOF)
 
 
 class _Child:
@@ -41,8 +46,21 @@ class _Child:
         self.pid = process.pid
         self.eof = False  # the pipe is closed: nothing more will come
         self.over_since: float | None = None  # when the run said its last word
+        self.checked = 0.0  # when alive() last asked
+        # a poll object made once: Connection.poll(0) builds a selector on every call (~0.1 ms)
+        self._poller = None
+        if hasattr(select, "poll"):
+            self._poller = select.poll()
+            self._poller.register(conn.fileno(), select.POLLIN)
+
+    def readable(self) -> bool:
+        """A message (or the end of the pipe) waits; never blocks."""
+        if self._poller is None:
+            return self.conn.poll(0)
+        return bool(self._poller.poll(0))
 
     def alive(self) -> bool:
+        self.checked = time.perf_counter()
         try:
             return self.process.is_alive()  # also reaps an exited child (no zombie)
         except ValueError:  # already closed
@@ -90,9 +108,11 @@ class TrainingSession(QObject):
     (the engine's events), ``failed(message)`` (an error before training, a crash, or a
     child that died), ``state_changed(state)``: starting, running, paused, stopping, idle.
     ``finished`` and ``failed`` come after ``state_changed("idle")``, so their slots may
-    start the next run."""
+    start the next run. ``batches(list)`` carries the minibatches that arrived together (one
+    emission a tick instead of one per minibatch); ``batch`` comes for each of them after."""
 
     ready = Signal(dict)
+    batches = Signal(list)
     batch = Signal(object)
     epoch = Signal(object)
     snapshot = Signal(object)
@@ -145,11 +165,13 @@ class TrainingSession(QObject):
     def start(self, project: Project, **options: Any) -> None:
         """Train ``project`` in a new child process. ``options``: see
         ``app.engine.training.worker`` (weights_path, project_dir, overrides,
-        snapshot_every, snapshot_samples, initial_weights, checkpoint_dir, threads); None
+        snapshot_every, snapshot_samples, initial_weights, checkpoint_dir, threads,
+        batch_seconds); None
         values mean the default. Raises RuntimeError while a run is in progress."""
         if self.running:
             raise RuntimeError("a training run is in progress; stop or kill it first")
         options = {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items() if v is not None}
+        options.setdefault("batch_seconds", self._timer.interval() / 1000)  # no faster than they are read
         if "project_dir" not in options and project.path is not None:
             options["project_dir"] = str(project.path.parent)
         if isinstance(options.get("snapshot_samples"), np.ndarray):
@@ -218,11 +240,14 @@ class TrainingSession(QObject):
         if child is None:
             self._stop_timer_if_done()
             return
-        alive = child.alive()  # before reading: all it sent before dying is in the pipe
+        # before reading: all it sent before dying is in the pipe (asked every ALIVE_SECONDS;
+        # a child that dies closes the pipe, which reads as EOF, and that asks at once)
+        now = time.perf_counter()
+        alive = child.alive() if now - child.checked >= ALIVE_SECONDS else True
         count = 0
         while not child.eof:
             try:
-                if not child.conn.poll(0):
+                if not child.readable():
                     break
                 message = child.conn.recv()
             except (EOFError, OSError):
@@ -243,15 +268,23 @@ class TrainingSession(QObject):
     def _handle(self, message: tuple) -> None:
         kind = message[0]
         if kind == "bunch":
-            child = self._child
+            child, run = self._child, []
             for inner in message[1]:
+                if inner[0] == "event" and isinstance(inner[1], BatchEvent):
+                    run.append(inner[1])
+                    continue
+                if run and not self._emit_batches(run, child):
+                    return
+                run = []
                 self._handle(inner)
                 if self._child is not child:  # the run ended (or a slot killed it)
                     return
+            if run:
+                self._emit_batches(run, child)
         elif kind == "event":
             event = message[1]
             if isinstance(event, BatchEvent):
-                self.batch.emit(event)
+                self._emit_batches([event], self._child)
             elif isinstance(event, EpochEvent):
                 self.epoch.emit(event)
             elif isinstance(event, SnapshotEvent):
@@ -282,6 +315,15 @@ class TrainingSession(QObject):
             self._over()
             self.failed.emit(_last_line(self.last_traceback))
 
+    def _emit_batches(self, events: list, child: _Child | None) -> bool:
+        """``batches`` once, then ``batch`` for each; False when a slot ended the run."""
+        self.batches.emit(events)
+        for event in events:
+            if self._child is not child:
+                return False
+            self.batch.emit(event)
+        return self._child is child
+
     def _over(self) -> None:
         """The run said its last word: the child exits by itself and is reaped later."""
         child, self._child = self._child, None
@@ -306,7 +348,7 @@ class TrainingSession(QObject):
     def _reap(self, child: _Child) -> None:
         """Read what a finished child still sends (its "done"), and end it once it exits."""
         try:
-            while not child.eof and child.conn.poll(0):
+            while not child.eof and child.readable():
                 child.conn.recv()
         except (EOFError, OSError):
             child.eof = True

@@ -17,3 +17,12 @@ def test_the_machine_is_read_as_it_is():
     assert usable_cpus() >= 1 and training_threads() == torch.get_num_threads()
     expected = SPARE_DUTY if usable_cpus() > torch.get_num_threads() else BUSY_DUTY
     assert drawing_duty() == expected
+
+
+def test_the_editor_reads_a_run_less_often_where_training_takes_every_cpu():
+    from app.widgets.training.budget import BUSY_TICK, SPARE_TICK, cpu_to_spare, tick_seconds
+    from app.widgets.training.session import TICK_MS
+
+    assert tick_seconds(cpus=2, threads=2) == BUSY_TICK and tick_seconds(cpus=4, threads=3) == SPARE_TICK
+    assert SPARE_TICK < BUSY_TICK <= 0.5  # the progress bar moves twice a second
+    assert TICK_MS == round(1000 * (SPARE_TICK if cpu_to_spare() else BUSY_TICK))

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QFileDialog
 
 from app.engine.training.events import BatchEvent, EpochEvent
 from app.widgets.training.curves import CurvesView
-from app.widgets.training.metrics import Decimator, ema
+from app.widgets.training.metrics import Decimator, RunMetrics, ema
 from tests.helpers import shown as shown_widget
 
 SHOTS = Path("/tmp/training-shots")
@@ -149,8 +149,10 @@ def test_many_batches_between_frames_make_one_draw(qtbot, view):
 
 def test_a_hidden_view_draws_when_shown(qtbot, view):
     view.hide()
+    qtbot.waitUntil(lambda: not view._timer.isActive(), timeout=5_000)  # what was due before
     count = view.draw_count
     feed(view, epochs=1)
+    assert not view._timer.isActive()  # no wake-ups for a view nobody sees
     qtbot.wait(3 * CurvesView.INTERVAL_MS)
     assert view.draw_count == count
     view.show()
@@ -381,3 +383,18 @@ def test_grid_lines_are_opaque_and_as_light_as_before(view):
         # between the background and the axis colour, nearer the background (a light grid)
         assert abs(colour.red() - bg.red()) < abs(pen.red() - bg.red()) / 2
     assert axis.zValue() < view.loss_plot.getViewBox().zValue()  # under the curves
+
+
+def test_minibatches_added_together_equal_one_by_one():
+    events = [BatchEvent(1 + i // 7, i % 7 + 1, 7, i + 1, 1.0 / (i + 1) if i != 5 else math.nan,
+                         None if i < 3 else i / 20, 100.0, 0.1 * 0.9 ** i) for i in range(20)]
+    one, together = RunMetrics(0.8), RunMetrics(0.8)
+    for e in events:
+        one.add_batch(e)
+    together.add_batches(events[:4])
+    together.add_batches([])
+    together.add_batches(events[4:])
+    for name in ("step", "epoch", "batch", "batches", "loss", "smoothed_loss", "accuracy", "smoothed_accuracy", "lr"):
+        np.testing.assert_array_equal(together.batches[name], one.batches[name], err_msg=name)
+    assert (together.lr_min, together.lr_max, together.has_accuracy) == (one.lr_min, one.lr_max, True)
+    assert together.lr_min == pytest.approx(0.1 * 0.9 ** 19) and together.lr_max == pytest.approx(0.1)

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QColor, QImage, QPalette
 
-from app.widgets.training.filters import FiltersView, grid_layout, symmetric_grey, to_diverging
+from app.widgets.training.filters import FiltersView, ImageCanvas, grid_layout, symmetric_grey, to_argb32, to_diverging
 from tests.helpers import shown
 
 ORDER = ["input", "conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "flatten", "fc1"]
@@ -195,3 +195,27 @@ def test_renders_lenet_kernels_for_a_person_to_look_at(view, qtbot, theme):
         assert path.stat().st_size > 1000
     gap = view.canvas.image().pixelColor(view.canvas._layout()[1] * 5, 0)  # a gap column
     assert (gap.lightness() < 60) == (theme == "dark")
+
+
+def test_the_mosaic_is_kept_in_the_windows_pixel_format(qtbot):
+    rgba = np.array([[[10, 20, 30, 255], [0, 0, 0, 0]]], np.uint8)
+    assert to_argb32(rgba).tolist() == [[0xFF0A141E, 0]]
+    canvas = ImageCanvas()
+    qtbot.addWidget(canvas)
+    canvas.resize(200, 120)
+    tiles = np.zeros((3, 4, 4, 3), np.uint8)
+    tiles[0] = (250, 10, 10)
+    tiles[1] = (10, 250, 10)
+    tiles[2] = (10, 10, 250)
+    canvas.set_tiles(tiles)
+    image = canvas.image()
+    # painting it is a copy: no conversion, which Qt would spread over its thread pool
+    assert image.format() == QImage.Format.Format_ARGB32_Premultiplied
+    assert image.pixelColor(0, 0) == QColor(250, 10, 10)
+    assert QColor(image.pixel(image.width() - 1, image.height() - 1)).rgb() in (QColor(10, 10, 250).rgb(), 0)
+    rect = canvas.image_rect()
+    if rect.width() == image.width():  # drawn 1:1: on whole pixels
+        assert rect.x() == int(rect.x()) and rect.y() == int(rect.y())
+    shot = canvas.grab().toImage()
+    centre = rect.center().toPoint()
+    assert shot.pixelColor(centre).alpha() == 255

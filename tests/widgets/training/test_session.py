@@ -25,8 +25,9 @@ def session(qtbot):
 
 
 def record(session):
-    seen = {"batch": [], "epoch": [], "states": []}
+    seen = {"batch": [], "batches": [], "epoch": [], "states": []}
     session.batch.connect(seen["batch"].append)
+    session.batches.connect(seen["batches"].append)
     session.epoch.connect(seen["epoch"].append)
     session.state_changed.connect(seen["states"].append)
     return seen
@@ -79,6 +80,9 @@ def test_xor_trains_with_pause_resume_and_a_stop(qtbot, session, tmp_path):
     assert not session.running and session.state == "idle"
     steps = [e.step for e in seen["batch"]]
     assert steps == sorted(steps) and len(steps) + session.dropped_batches == event.steps
+    # the same minibatches came in lists, several at a time
+    assert [e for events in seen["batches"] for e in events] == seen["batch"]
+    assert max(len(events) for events in seen["batches"]) > 1
     qtbot.waitUntil(lambda: gone(info["pid"]), timeout=10_000)  # exited and reaped
 
 
@@ -145,3 +149,20 @@ def test_deleting_the_session_ends_its_process(qtbot):
     del s
     gc.collect()
     assert gone(pid)
+
+
+def test_a_bunch_comes_as_lists_of_minibatches_around_other_messages(qtbot, session):
+    """One ``batches`` emission for each run of minibatches in a bunch, then ``batch`` for
+    each of them; other messages in their place in between."""
+    seen = []
+    session.batches.connect(lambda events: seen.append(("batches", [e.step for e in events])))
+    session.batch.connect(lambda e: seen.append(("batch", e.step)))
+    session.epoch.connect(lambda e: seen.append(("epoch", e.epoch)))
+
+    def batch(step):
+        return ("event", BatchEvent(1, step, 3, step, 0.5, None, 100.0, 0.1))
+
+    epoch = ("event", EpochEvent(1, 2, 0.5, None, None, None, 1.0, 0.1))
+    session._handle(("bunch", [batch(1), batch(2), epoch, ("dropped", 4), batch(3)]))
+    assert seen == [("batches", [1, 2]), ("batch", 1), ("batch", 2), ("epoch", 1), ("batches", [3]), ("batch", 3)]
+    assert session.dropped_batches == 4

@@ -35,7 +35,9 @@ parent -> child
 ``options`` (all optional): project_dir (relative dataset paths resolve against it),
 overrides (training settings such as epochs or device), weights_path, checkpoint_dir,
 initial_weights, snapshot_every, snapshot_samples (np.ndarray), threads
-(``torch.set_num_threads``), batch_seconds (how often BatchEvents go; default
+(``torch.set_num_threads``), nice (run that many steps below normal priority, so that
+the editor that started the run takes a core at once when it needs one, and gives it back
+as soon), batch_seconds (how often BatchEvents go; default
 BATCH_SECONDS), queue_size (BatchEvents waiting to be sent beyond which new ones are
 dropped; default QUEUE_SIZE for every BATCH_SECONDS of batch_seconds), and _test_crash
 (raise after "ready": tests the crash path).
@@ -74,6 +76,8 @@ def worker_main(conn, project_data: dict, options: dict) -> None:
     described by ``project_data`` (``project_to_dict``), reporting to and taking commands
     from the pipe end ``conn``. Ends the process: exit code 0 after "done" or "error", 1
     after "crash"."""
+    _lower_priority(options.get("nice"))
+
     def recv(timeout: float):
         if conn.poll(timeout):
             return conn.recv()
@@ -116,6 +120,21 @@ def run_inline(project: Project | dict, options: dict, send: Callable[[tuple], N
         return commands.get(timeout=timeout)
 
     return _serve(project, options, send, recv, lambda: None)
+
+
+def _lower_priority(nice) -> None:
+    """Run this process ``nice`` steps below normal priority (Linux and macOS). On Linux a
+    priority is a thread's: new threads take this one's, and those already started by the
+    imports (numpy's BLAS pool) are set one by one."""
+    if not nice or not hasattr(os, "nice"):
+        return
+    try:
+        value = os.nice(int(nice))
+        if sys.platform.startswith("linux"):
+            for task in os.listdir("/proc/self/task"):
+                os.setpriority(os.PRIO_PROCESS, int(task), value)
+    except OSError:
+        pass  # not allowed here: train at the priority we have
 
 
 # -- the run ---------------------------------------------------------------------------------

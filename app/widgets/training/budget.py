@@ -24,6 +24,10 @@ BUSY_DUTY = 0.02  # training takes every CPU
 # bar twice, so reading 5 times a second loses nothing that shows.
 SPARE_TICK = 0.05
 BUSY_TICK = 0.2
+# The shortest time between two snapshots (filters, activations) of a run: each costs the
+# run a forward pass and the editor a redraw of the view on screen.
+SPARE_SNAPSHOT = 0.5
+BUSY_SNAPSHOT = 1.0
 
 
 def usable_cpus() -> int:
@@ -57,3 +61,8 @@ def drawing_duty(cpus: int | None = None, threads: int | None = None) -> float:
 def tick_seconds(cpus: int | None = None, threads: int | None = None) -> float:
     """How often the editor reads a training run's messages."""
     return SPARE_TICK if cpu_to_spare(cpus, threads) else BUSY_TICK
+
+
+def snapshot_seconds(cpus: int | None = None, threads: int | None = None) -> float:
+    """The shortest time between two snapshots the panel asks of a run."""
+    return SPARE_SNAPSHOT if cpu_to_spare(cpus, threads) else BUSY_SNAPSHOT

@@ -38,7 +38,7 @@ from ..commands import SetSetting
 from ..document import Document
 from ..settings_form import SettingsForm
 from .activations import ActivationsView
-from .budget import drawing_duty
+from .budget import drawing_duty, snapshot_seconds
 from .curves import CurvesView
 from .data_view import DataPreview, DatasetLoader
 from .filters import FiltersView
@@ -53,7 +53,7 @@ _DATASET_ROWS = {"path": ("mnist", "fashion_mnist", "csv", "image_folder"), "ima
 # drawing them costs, never by minibatch count: a small model runs hundreds of steps a second;
 # and only while the Filters or Activations tab is on screen (each costs the child a forward
 # pass and the editor a redraw, so nobody's CPU goes on views nobody looks at)
-SNAPSHOT_MIN_SECONDS = 0.5
+SNAPSHOT_MIN_SECONDS = snapshot_seconds()  # 0.5 s, or 1 s where training takes every CPU
 SNAPSHOT_DUTY = drawing_duty()  # the share of the GUI thread the snapshot views may draw for
 
 

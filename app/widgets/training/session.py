@@ -34,6 +34,11 @@ TICK_MS = round(1000 * tick_seconds())
 TICK_BUDGET = 0.006  # seconds of GUI time one tick may spend on messages (the last may overrun)
 TICK_MESSAGES = 1000  # and at most this many messages
 EXIT_WAIT = 10.0  # seconds a child that said its last word may take to exit before it is ended
+# The run's priority below the editor's. Where training takes every core, each of the
+# editor's paints shares a core with a training thread: at the same priority it gets half of
+# it, and a 15 ms redraw keeps the editor from the user for 30 ms. Lower, the training
+# thread yields the core while the editor works; the editor takes the same CPU as before.
+TRAINING_NICE = 10
 ALIVE_SECONDS = 0.5  # how often a tick asks whether the child still runs (a dead one's pipe also reads EOF)
 
 
@@ -166,12 +171,13 @@ class TrainingSession(QObject):
         """Train ``project`` in a new child process. ``options``: see
         ``app.engine.training.worker`` (weights_path, project_dir, overrides,
         snapshot_every, snapshot_samples, initial_weights, checkpoint_dir, threads,
-        batch_seconds); None
+        batch_seconds, nice: default TRAINING_NICE); None
         values mean the default. Raises RuntimeError while a run is in progress."""
         if self.running:
             raise RuntimeError("a training run is in progress; stop or kill it first")
         options = {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items() if v is not None}
         options.setdefault("batch_seconds", self._timer.interval() / 1000)  # no faster than they are read
+        options.setdefault("nice", TRAINING_NICE)
         if "project_dir" not in options and project.path is not None:
             options["project_dir"] = str(project.path.parent)
         if isinstance(options.get("snapshot_samples"), np.ndarray):

@@ -26,3 +26,11 @@ def test_the_editor_reads_a_run_less_often_where_training_takes_every_cpu():
     assert tick_seconds(cpus=2, threads=2) == BUSY_TICK and tick_seconds(cpus=4, threads=3) == SPARE_TICK
     assert SPARE_TICK < BUSY_TICK <= 0.5  # the progress bar moves twice a second
     assert TICK_MS == round(1000 * (SPARE_TICK if cpu_to_spare() else BUSY_TICK))
+
+
+def test_snapshots_come_less_often_where_training_takes_every_cpu():
+    from app.widgets.training import panel
+    from app.widgets.training.budget import BUSY_SNAPSHOT, SPARE_SNAPSHOT, cpu_to_spare, snapshot_seconds
+
+    assert snapshot_seconds(cpus=2, threads=2) == BUSY_SNAPSHOT > SPARE_SNAPSHOT == snapshot_seconds(cpus=8, threads=4)
+    assert panel.SNAPSHOT_MIN_SECONDS == (SPARE_SNAPSHOT if cpu_to_spare() else BUSY_SNAPSHOT)

@@ -11,7 +11,7 @@ import pytest
 
 from app.engine.examples import load_example
 from app.engine.training import BatchEvent, EpochEvent, FinishedEvent
-from app.widgets.training.session import TrainingSession
+from app.widgets.training.session import TRAINING_NICE, TrainingSession
 
 START = 60_000  # a fresh process imports torch before it says "ready"
 RUN = 60_000
@@ -31,6 +31,15 @@ def record(session):
     session.epoch.connect(seen["epoch"].append)
     session.state_changed.connect(seen["states"].append)
     return seen
+
+
+def thread_nices(pid: int) -> set[int]:
+    """The nice value of each thread of a process (Linux /proc)."""
+    nices = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/stat") as f:
+            nices.add(int(f.read().rsplit(")", 1)[1].split()[16]))
+    return nices
 
 
 def gone(pid: int) -> bool:
@@ -55,6 +64,9 @@ def test_xor_trains_with_pause_resume_and_a_stop(qtbot, session, tmp_path):
     with qtbot.waitSignal(session.epoch, timeout=RUN) as first:
         pass
     assert isinstance(first.args[0], EpochEvent)
+    if sys.platform.startswith("linux"):  # every thread of the run yields to the editor
+        expected = min(19, os.getpriority(os.PRIO_PROCESS, 0) + TRAINING_NICE)
+        assert thread_nices(info["pid"]) == {expected}
 
     with qtbot.waitSignal(session.state_changed, timeout=RUN, check_params_cb=lambda s: s == "paused"):
         session.pause()

@@ -125,7 +125,7 @@ def run_inline(project: Project | dict, options: dict, send: Callable[[tuple], N
 def _lower_priority(nice) -> None:
     """Run this process ``nice`` steps below normal priority (Linux and macOS). On Linux a
     priority is a thread's: new threads take this one's, and those already started by the
-    imports (numpy's BLAS pool) are set one by one."""
+    imports are set one by one."""
     if not nice or not hasattr(os, "nice"):
         return
     try:

@@ -48,11 +48,10 @@ from .plot_parts import (
     _CountAxis,
     _Curve,
     _ElidedLabel,
-    _fmt,
     _GridAxis,
     _round_step,
     _TimedPlot,
-    epoch_text,
+    hover_readout,
     step_text,
 )
 
@@ -554,27 +553,17 @@ class CurvesView(QWidget):
             return
         x = vb.mapSceneToView(pos).x()
         epoch_plot = plot is self.epoch_plot
-        runs = [(r, label) for r, label in ((self.current, ""), (self.previous, "previous run: ")) if r]
-        table = "epochs" if epoch_plot else "batches"
-        run, label = next(((r, lab) for r, lab in runs if len(getattr(r, table))), (None, ""))
-        if run is None:
+        found = hover_readout(self.current, self.previous, x, epoch_plot)
+        if found is None:
             self._leave()
             return
-        xs = getattr(run, table)["epoch" if epoch_plot else "step"].astype(F8)
-        i = int(np.clip(np.searchsorted(xs, x), 1, len(xs) - 1)) if len(xs) > 1 else 0
-        if len(xs) > 1 and abs(xs[i - 1] - x) <= abs(xs[i] - x):
-            i -= 1
-        text = label + (epoch_text(run, i) if epoch_plot else step_text(run, i))
-        if not epoch_plot and run is self.current and self.previous is not None and len(self.previous.batches):
-            j = int(np.searchsorted(self.previous.batches["step"], xs[i]))
-            if j < len(self.previous.batches) and self.previous.batches["step"][j] == xs[i]:
-                text += f" · previous run: smoothed loss {_fmt(self.previous.batches['smoothed_loss'][j])}"
+        at, text = found
         self._hovering = True
         for p, line in self.crosshairs.items():
             same = (p is self.epoch_plot) == epoch_plot
             line.setVisible(same)
             if same:
-                line.setValue(float(xs[i]))
+                line.setValue(at)
         self._set_readout(text)
 
     def _leave(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import time
 
+import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPainter, QPalette, QPen
@@ -118,3 +119,24 @@ def _round_step(x: float) -> float:
     """The smallest of 1, 2, 5 x 10^k that is >= ``x`` (> 0)."""
     k = 10.0 ** math.floor(math.log10(x))
     return next(m * k for m in (1, 2, 5, 10) if m * k >= x)
+
+
+def hover_readout(current, previous, x: float, epochs: bool) -> tuple[float, str] | None:
+    """The nearest step (``epochs``: epoch) to ``x`` of the ``current`` run, of the
+    ``previous`` one where the current has none: its x and the readout's text (with the
+    previous run's smoothed loss at the same step). None when neither run has any."""
+    runs = [(r, label) for r, label in ((current, ""), (previous, "previous run: ")) if r]
+    table = "epochs" if epochs else "batches"
+    run, label = next(((r, lab) for r, lab in runs if len(getattr(r, table))), (None, ""))
+    if run is None:
+        return None
+    xs = getattr(run, table)["epoch" if epochs else "step"].astype(np.float64)
+    i = int(np.clip(np.searchsorted(xs, x), 1, len(xs) - 1)) if len(xs) > 1 else 0
+    if len(xs) > 1 and abs(xs[i - 1] - x) <= abs(xs[i] - x):
+        i -= 1
+    text = label + (epoch_text(run, i) if epochs else step_text(run, i))
+    if not epochs and run is current and previous is not None and len(previous.batches):
+        j = int(np.searchsorted(previous.batches["step"], xs[i]))
+        if j < len(previous.batches) and previous.batches["step"][j] == xs[i]:
+            text += f" · previous run: smoothed loss {_fmt(previous.batches['smoothed_loss'][j])}"
+    return float(xs[i]), text

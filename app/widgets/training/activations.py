@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from .data_view import to_display, to_qimage
 from .filters import DIVERGING, ImageCanvas, to_diverging
+from .live_label import LiveLabel
 from .sample_widgets import DrawPad, ProbabilityBars, SampleImage, class_probabilities
 
 NARROW = 640  # below this width the sample chooser moves above the views
@@ -113,8 +114,7 @@ class ActivationsView(QWidget):
         self.node_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.shared_scale = QCheckBox("one scale for all")
         self.shared_scale.setToolTip("Draw every map on the node's own ±max instead of each on its own")
-        self.title = QLabel()
-        self.title.setWordWrap(True)
+        self.title = LiveLabel()  # its text changes with every snapshot
         self.canvas = ImageCanvas(message="Activations appear here while a model trains, or once trained "
                                           "weights are loaded.")
         self.plot = pg.PlotWidget()

@@ -426,9 +426,14 @@ class CurvesView(QWidget):
             if key != self._drawn.get(id(curve)):  # unchanged items are not repainted
                 curve.item.setData(*data() if callable(data) else data)
                 self._drawn[id(curve)] = key
-        self._update_lr_scale()
-        self._update_epoch_ticks()
-        self._settle_y()
+        # the axes of a plot change only in its own redraw: a change to another plot's
+        # repaints that plot too, between its own redraws
+        targets = self.plots if plots is None else plots
+        if self.lr_plot in targets:
+            self._update_lr_scale()
+        if self.epoch_plot in targets:
+            self._update_epoch_ticks()
+        self._settle_y(targets)
         for plot in self.plots:  # settle the autoranges now: one paint follows, not a chain of
             plot.scene().prepareForPaint()  # them (each moving the range and asking for the next)
         self.png_button.setEnabled(bool(self.current) or self.previous is not None)
@@ -472,14 +477,14 @@ class CurvesView(QWidget):
         for plot in self.step_plots:
             plot.getViewBox().setXRange(0, edge, padding=0.02)
 
-    def _settle_y(self) -> None:
+    def _settle_y(self, plots) -> None:
         """While following the run, the loss and accuracy plots' y ranges move in round steps
         too, and only when the curves leave the range or shrink to less than half of it: a
         range that follows every minibatch regenerates both axes (their ticks, labels and
         grid) on every redraw, which costs more than drawing the curves."""
         if not self._follow:
             return
-        for plot in (self.loss_plot, self.accuracy_plot):
+        for plot in (p for p in (self.loss_plot, self.accuracy_plot) if p in plots):
             lo, hi = math.inf, -math.inf
             for curve in self.curves:
                 y = curve.item.yData if curve.plot is plot and curve.item.isVisible() else None
@@ -515,9 +520,10 @@ class CurvesView(QWidget):
     def _update_epoch_ticks(self) -> None:
         """Whole epochs on the epoch axis; markers on epoch points while they stay apart."""
         n = max(len(self.current.epochs), len(self.previous.epochs) if self.previous else 0)
-        if n != self._epoch_ticks:  # setting ticks repaints the axis: only when they change
-            self._epoch_ticks = n
-            ticks = [[(i, str(i)) for i in range(1, n + 1)]] if 0 < n <= 15 else None
+        shown = n if 0 < n <= 15 else 0  # past 15 epochs (and before the first) the axis picks
+        if shown != self._epoch_ticks:  # setting ticks repaints the axis: only when they change
+            self._epoch_ticks = shown
+            ticks = [[(i, str(i)) for i in range(1, n + 1)]] if shown else None
             self.epoch_plot.getAxis("bottom").setTicks(ticks)
         markers = len(self.current.epochs) <= 60
         if markers != self._markers:
@@ -535,7 +541,6 @@ class CurvesView(QWidget):
         self._hover_text = text
         self.readout.setText(text)
         self.readout.setToolTip(text)
-        self.readout.update()
 
     def _summary(self) -> str:
         b = self.current.batches

@@ -15,6 +15,8 @@ from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPalette
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
+from .live_label import LiveLabel
+
 # ColorBrewer RdBu reversed, with pure white in the middle so that 0 reads as "nothing"
 _STOPS = ["#053061", "#2166ac", "#4393c3", "#92c5de", "#d1e5f0", "#ffffff",
           "#fddbc7", "#f4a582", "#d6604d", "#b2182b", "#67001f"]
@@ -63,28 +65,29 @@ def grid_layout(n: int, h: int, w: int, width: int, height: int, gap: int = 1) -
     return best
 
 
+def to_argb32(rgb: np.ndarray, alpha: int = 255) -> np.ndarray:
+    """RGB ``[..., 3]`` uint8 (or RGBA ``[..., 4]``, each pixel opaque or fully transparent)
+    as uint32 0xAARRGGBB ``[...]``: QImage's ARGB32_Premultiplied on any byte order."""
+    c = rgb.astype(np.uint32)
+    a = c[..., 3] if rgb.shape[-1] == 4 else np.uint32(alpha)
+    return np.ascontiguousarray((a << 24) | (c[..., 0] << 16) | (c[..., 1] << 8) | c[..., 2])
+
+
 def compose(tiles: np.ndarray, cols: int, sx: int, sy: int, gap: int, gap_rgb) -> np.ndarray:
-    """Tiles ``[n, h, w, 3]`` uint8, each upscaled ``sx x sy`` (nearest neighbour), in a
-    grid of ``cols`` columns ``gap`` pixels apart: ``[H, W, 4]`` uint8 RGBA, transparent
-    where the last row has no tile."""
+    """Tiles ``[n, h, w, 3]`` uint8 RGB, each upscaled ``sx x sy`` (nearest neighbour), in a
+    grid of ``cols`` columns ``gap`` pixels apart: ``[H, W]`` uint32 ARGB32 (``to_argb32``),
+    transparent where the last row has no tile. The tiles are packed before they are
+    upscaled, so the big array is touched once, as whole pixels."""
     n, h, w, _ = tiles.shape
     rows = math.ceil(n / cols)
-    big = np.repeat(np.repeat(tiles, sy, axis=1), sx, axis=2) if (sx, sy) != (1, 1) else tiles
+    packed = to_argb32(tiles)
     th, tw = h * sy, w * sx
-    cells = np.zeros((rows * cols, th + gap, tw + gap, 4), np.uint8)
-    cells[:n, :, :, :3] = gap_rgb
-    cells[:n, :, :, 3] = 255
-    cells[:n, :th, :tw, :3] = big
-    out = cells.reshape(rows, cols, th + gap, tw + gap, 4).transpose(0, 2, 1, 3, 4)
-    out = out.reshape(rows * (th + gap), cols * (tw + gap), 4)
-    return out[: rows * (th + gap) - gap, : cols * (tw + gap) - gap]
-
-
-def to_argb32(rgba: np.ndarray) -> np.ndarray:
-    """``[H, W, 4]`` uint8 RGBA, each pixel opaque or fully transparent, as ``[H, W]``
-    uint32 0xAARRGGBB (QImage's ARGB32_Premultiplied on any byte order)."""
-    c = rgba.astype(np.uint32)
-    return np.ascontiguousarray((c[..., 3] << 24) | (c[..., 0] << 16) | (c[..., 1] << 8) | c[..., 2])
+    cells = np.zeros((rows * cols, th + gap, tw + gap), np.uint32)
+    cells[:n] = to_argb32(np.asarray(gap_rgb, np.uint8))
+    cells[:n, :th, :tw] = np.broadcast_to(packed[:, :, None, :, None], (n, h, sy, w, sx)).reshape(n, th, tw)
+    out = cells.reshape(rows, cols, th + gap, tw + gap).transpose(0, 2, 1, 3)
+    out = out.reshape(rows * (th + gap), cols * (tw + gap))
+    return np.ascontiguousarray(out[: rows * (th + gap) - gap, : cols * (tw + gap) - gap])
 
 
 def gap_colour(palette: QPalette) -> QColor:
@@ -206,7 +209,7 @@ class ImageCanvas(QWidget):
         if self._image is None or self._for_size != (self.size(), self._reserved()):
             cols, sx, sy, _ = self._layout()
             gap = gap_colour(self.palette()).getRgb()[:3]
-            self._buffer = to_argb32(compose(self.tiles, cols, sx, sy, self.gap, gap))
+            self._buffer = compose(self.tiles, cols, sx, sy, self.gap, gap)
             hh, ww = self._buffer.shape
             # the window's own pixel format: painting is a copy, with no per-paint conversion
             # (which Qt spreads over its thread pool, waking threads that training needs)
@@ -291,8 +294,7 @@ class FiltersView(QWidget):
         self.channel_combo = QComboBox()
         self.channel_combo.setObjectName("filter_channel")
         self.channel_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.title = QLabel()
-        self.title.setWordWrap(True)
+        self.title = LiveLabel()  # its text changes with every snapshot
         self.canvas = ImageCanvas(message="No filters yet. Train (or load trained weights of) a model with "
                                           "convolution layers, or a Linear layer right after an image "
                                           "input, to see what it has learned.")

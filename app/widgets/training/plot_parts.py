@@ -12,7 +12,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPainter, QPalette, QPen
-from PySide6.QtWidgets import QLabel, QSizePolicy
+from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from ..colors import mix
 
@@ -23,13 +23,25 @@ def _fmt(v: float, percent: bool = False) -> str:
     return f"{v:.1%}" if percent else f"{v:.4g}"
 
 
-class _ElidedLabel(QLabel):
-    """One line of text, elided to the width it gets (the whole text is the tooltip)."""
+class _ElidedLabel(QWidget):
+    """One line of text, elided to the width it gets (the whole text is the tooltip). Not a
+    QLabel: a QLabel's new text asks every layout up to the main window to be redone (and
+    the main window's dock animator makes a dozen objects for it), several times a second
+    while a run streams; this repaints itself and nothing else."""
 
     def __init__(self):
         super().__init__()
+        self._text = ""
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.setFixedHeight(self.fontMetrics().height() + 4)
+
+    def text(self) -> str:
+        return self._text
+
+    def setText(self, text: str) -> None:
+        if text != self._text:
+            self._text = text
+            self.update()
 
     def paintEvent(self, event) -> None:
         painter = QPainter(self)

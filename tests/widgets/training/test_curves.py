@@ -367,6 +367,32 @@ def test_a_redraw_paints_its_plot_once(qtbot, view):
     assert len(painted) == 1
 
 
+def test_a_redraw_of_one_plot_paints_no_other(qtbot, view):
+    """Epochs keep arriving past the 15 the epoch axis numbers one by one: a pass over the
+    step plots must not touch the epoch plot's axis (each touch repaints it)."""
+    feed(view, epochs=20, batches=10)
+    view.flush()
+    qtbot.wait(50)
+    painted = {plot: [] for plot in view.plots}
+    for plot in view.plots:
+        plot._report = lambda seconds, plot=plot: painted[plot].append(seconds)
+    for epoch in (21, 22):
+        for batch in range(1, 11):
+            step = (epoch - 1) * 10 + batch
+            view.add_batch(BatchEvent(epoch, batch, 10, step, 0.3, 0.9, 1e4, 0.01))
+        view.add_epoch(EpochEvent(epoch, 40, 0.3, 0.9, 0.33, 0.85, 0.1, 0.01))
+        view._timer.stop()
+        for plot in (view.loss_plot, view.accuracy_plot, view.lr_plot):
+            view._redraw([plot])
+            qtbot.wait(20)
+    assert painted[view.epoch_plot] == []
+    assert all(painted[p] for p in (view.loss_plot, view.accuracy_plot))
+    view._redraw([view.epoch_plot])  # its own pass draws the new epochs
+    qtbot.wait(20)
+    assert len(painted[view.epoch_plot]) == 1
+    assert list(view.train_loss.getData()[0])[-1] == 22
+
+
 def test_grid_lines_are_opaque_and_as_light_as_before(view):
     from PySide6.QtGui import QPainter
 

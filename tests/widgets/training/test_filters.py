@@ -219,3 +219,21 @@ def test_the_mosaic_is_kept_in_the_windows_pixel_format(qtbot):
     shot = canvas.grab().toImage()
     centre = rect.center().toPoint()
     assert shot.pixelColor(centre).alpha() == 255
+
+
+def test_the_mosaic_upscales_each_tile_and_spaces_them_by_the_gap():
+    from app.widgets.training.filters import compose
+
+    rng = np.random.default_rng(0)
+    tiles = rng.integers(0, 256, size=(3, 2, 4, 3), dtype=np.uint8)
+    out = compose(tiles, cols=2, sx=3, sy=2, gap=1, gap_rgb=(7, 8, 9))
+    th, tw = 2 * 2, 4 * 3
+    assert out.shape == (2 * th + 1, 2 * tw + 1) and out.dtype == np.uint32
+    argb = lambda r, g, b, a=255: (a << 24) | (int(r) << 16) | (int(g) << 8) | int(b)  # noqa: E731
+    for k in range(3):
+        top, left = (k // 2) * (th + 1), (k % 2) * (tw + 1)
+        for y in range(th):
+            for x in range(tw):
+                assert out[top + y, left + x] == argb(*tiles[k, y // 2, x // 3])
+    assert out[th, 0] == argb(7, 8, 9) and out[0, tw] == argb(7, 8, 9)  # the gaps
+    assert (out[th + 1:, tw + 1:] == 0).all()  # no fourth tile: transparent

@@ -264,3 +264,34 @@ def test_a_longer_bunch_interval_lets_more_minibatches_wait():
     assert outbox_settings({"batch_seconds": 0.2}) == (0.2, round(QUEUE_SIZE * 0.2 / BATCH_SECONDS))
     assert outbox_settings({"batch_seconds": 0.01}) == (0.01, QUEUE_SIZE)  # never fewer
     assert outbox_settings({"batch_seconds": 0.2, "queue_size": 7}) == (0.2, 7)  # as asked
+
+
+def test_the_command_listener_sleeps_until_a_command_or_the_end():
+    """It asks for a command once per command (and once more, to learn the run has ended):
+    a listener that looked every few milliseconds would wake the child that often."""
+    from app.engine.training.worker import _serve
+
+    commands: queue.Queue = queue.Queue()
+    calls = []
+
+    def recv():
+        calls.append(time.perf_counter())
+        command = commands.get()
+        if command is None:
+            raise queue.Empty
+        return command
+
+    messages = []
+    project = load_example("xor")
+
+    def send(message):
+        messages.append(message)
+        if message[0] == "event" and isinstance(message[1], BatchEvent) and message[1].step == 200:
+            commands.put(("pause",))
+            threading.Timer(0.5, commands.put, (("resume",),)).start()
+
+    code = _serve(project, {"overrides": {"device": "cpu", "epochs": 60}}, send, recv, lambda: None,
+                  wake=lambda: commands.put(None))
+    assert code == 0 and messages[-1] == ("done",)
+    assert any(m[0] == "paused" for m in messages) and any(m[0] == "resumed" for m in messages)
+    assert len(calls) == 3  # pause, resume, and the end

@@ -68,7 +68,6 @@ QUEUE_SIZE = 256  # BatchEvents waiting for the sender; more are dropped and cou
 BATCH_SECONDS = 0.05  # BatchEvents go in bunches, at most this often (other messages at once)
 FLUSH_SECONDS = 30.0  # how long the last messages may take to reach a parent that reads slowly
 PARENT_GONE_GRACE = 30.0  # a stopped run may finish and save its weights; then the orphan exits
-_POLL = 0.05  # how often the listener looks at whether the run has ended
 
 
 def worker_main(conn, project_data: dict, options: dict) -> None:
@@ -77,11 +76,17 @@ def worker_main(conn, project_data: dict, options: dict) -> None:
     from the pipe end ``conn``. Ends the process: exit code 0 after "done" or "error", 1
     after "crash"."""
     _lower_priority(options.get("nice"))
+    from multiprocessing import Pipe
+    from multiprocessing.connection import wait
 
-    def recv(timeout: float):
-        if conn.poll(timeout):
+    # the listener sleeps until a command comes or the run ends (``wake``): a listener that
+    # looked every few milliseconds would take the CPU from training that often
+    woken, waker = Pipe(duplex=False)
+
+    def recv():
+        if conn in wait([conn, woken]):
             return conn.recv()
-        raise queue.Empty
+        raise queue.Empty  # woken: the run has ended
 
     def parent_gone() -> None:
         # nobody listens any more: stop (a stopped run still saves its weights), and make
@@ -93,7 +98,7 @@ def worker_main(conn, project_data: dict, options: dict) -> None:
     def send_many(messages: list) -> None:
         conn.send(messages[0] if len(messages) == 1 else ("bunch", messages))
 
-    code = _serve(project_data, options, conn.send, recv, parent_gone, send_many)
+    code = _serve(project_data, options, conn.send, recv, parent_gone, send_many, wake=lambda: waker.send(None))
     try:
         conn.close()
     except OSError:
@@ -113,13 +118,30 @@ def run_inline(project: Project | dict, options: dict, send: Callable[[tuple], N
     """Do what the child does, in this process: messages go to ``send`` (called from a
     sender thread), commands are read from ``commands`` (a queue of command tuples).
     Returns the exit code the child would have: 0, or 1 after a crash."""
-    def recv(timeout: float):
-        if commands is None:
-            time.sleep(timeout)
-            raise queue.Empty
-        return commands.get(timeout=timeout)
+    inbox: queue.Queue = queue.Queue()  # the caller's commands, and None at the run's end
+    ended = threading.Event()
 
-    return _serve(project, options, send, recv, lambda: None)
+    def forward() -> None:  # in-process only (tests): looking every 50 ms costs nobody much
+        while not ended.is_set():
+            try:
+                inbox.put(commands.get(timeout=0.05))
+            except queue.Empty:
+                pass
+
+    def recv():
+        command = inbox.get()
+        if command is None:
+            raise queue.Empty
+        return command
+
+    if commands is not None:
+        threading.Thread(target=forward, name="netcanvas-inline-commands", daemon=True).start()
+
+    def wake() -> None:
+        ended.set()
+        inbox.put(None)
+
+    return _serve(project, options, send, recv, lambda: None, wake=wake)
 
 
 def _lower_priority(nice) -> None:
@@ -146,7 +168,11 @@ def outbox_settings(options: dict) -> tuple[float, int]:
     return batch_seconds, queue_size
 
 
-def _serve(project: Project | dict, options: dict, send, recv, parent_gone, send_many=None) -> int:
+def _serve(project: Project | dict, options: dict, send, recv, parent_gone, send_many=None, *,
+           wake: Callable[[], None]) -> int:
+    """Train, sending through ``send`` (or ``send_many``) and obeying the commands
+    ``recv()`` returns; ``recv`` blocks until there is one, and raises queue.Empty once
+    ``wake()`` was called (the run has ended)."""
     batch_seconds, queue_size = outbox_settings(options)
     outbox = _Outbox(send, queue_size, batch_seconds=batch_seconds, send_many=send_many)
     control = _Control()
@@ -164,8 +190,9 @@ def _serve(project: Project | dict, options: dict, send, recv, parent_gone, send
         code = _train(project, options, outbox, control)
     finally:
         ended.set()
+        wake()
         outbox.close(FLUSH_SECONDS)
-        listener.join(2 * _POLL + 1)
+        listener.join(1.0)
     if outbox.failure is not None and not isinstance(outbox.failure, (OSError, EOFError)):
         raise outbox.failure  # a bug in ``send`` itself (run_inline), not a parent that left
     return code
@@ -318,7 +345,7 @@ class _Control:
 def _listen(recv, control: _Control, ended: threading.Event, lost: Callable[[], None]) -> None:
     while not ended.is_set():
         try:
-            command = recv(_POLL)
+            command = recv()
         except queue.Empty:
             continue
         except (EOFError, OSError):  # the parent closed its end or died

@@ -90,6 +90,7 @@ class CurvesView(QWidget):
         self._hovering = False
         self._timer = QTimer(self, singleShot=True, interval=self.INTERVAL_MS)
         self._timer.timeout.connect(self._tick)
+        self._drawn_at = 0.0  # when the last redraw ended (perf_counter)
         self._update_seconds = 0.0  # the last redraw's item updates
         self._paint_seconds = 0.0  # and the painting of the plots that followed
         self._build(smoothing)
@@ -375,8 +376,12 @@ class CurvesView(QWidget):
         if not self.isVisible():  # drawn when shown again
             return
         # the previous redraw has been painted by now: pace the next one by what it cost
-        pace = self.last_draw_seconds * 1000 / self.DUTY
-        self._timer.setInterval(int(min(self.MAX_INTERVAL_MS, max(self.INTERVAL_MS, pace))))
+        pace = int(min(self.MAX_INTERVAL_MS, max(self.INTERVAL_MS, self.last_draw_seconds * 1000 / self.DUTY)))
+        self._timer.setInterval(pace)
+        early = self._drawn_at + pace / 1000 - time.perf_counter()  # the timer was started before
+        if early > 0.005:  # that redraw was known (a full one when the view was shown): wait on
+            self._timer.start(int(early * 1000) + 1)  # (the next tick sets the interval again)
+            return
         if not self._pending:  # a new pass over the plots, one plot per tick: each paint is
             self._dirty = False  # a short pause of the event loop, not four in a row
             self._pending = [p for p in self.plots if p.isVisible()] or list(self.plots)
@@ -386,9 +391,12 @@ class CurvesView(QWidget):
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
-        if self._dirty or self._pending:  # a pass left half-way when the tab was hidden
-            self._dirty = True
-            self._changed()
+        if self._dirty or self._pending:  # what came while hidden (or a pass left half-way):
+            # every plot brought up to date before the paint that showing the view brings, so
+            # the view is painted once, not once stale and then again plot by plot
+            self._timer.stop()
+            self._dirty, self._pending = False, []
+            self._redraw()
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
@@ -440,7 +448,8 @@ class CurvesView(QWidget):
         self.csv_button.setEnabled(bool(self.current))
         if not self._hovering:
             self._set_readout(self._summary())
-        self._update_seconds = self.last_draw_seconds = time.perf_counter() - start
+        self._drawn_at = time.perf_counter()
+        self._update_seconds = self.last_draw_seconds = self._drawn_at - start
         self._paint_seconds = 0.0
 
     def _points(self, run: RunMetrics, curve: _Curve, x: np.ndarray, y: np.ndarray):

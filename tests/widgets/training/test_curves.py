@@ -148,16 +148,30 @@ def test_many_batches_between_frames_make_one_draw(qtbot, view):
 
 
 def test_a_hidden_view_draws_when_shown(qtbot, view):
+    feed(view, epochs=2)
+    view.flush()
+    settle(qtbot, view)
     view.hide()
     qtbot.waitUntil(lambda: not view._timer.isActive(), timeout=5_000)  # what was due before
     count = view.draw_count
-    feed(view, epochs=1)
+    for step in range(201, 401):  # two more epochs of the same run
+        view.add_batch(BatchEvent(3 + (step > 300), (step - 1) % 100 + 1, 100, step, 0.3 + 0.1 * math.sin(step),
+                                  0.8, 4000.0, 0.0025))
+        if step % 100 == 0:
+            view.add_epoch(EpochEvent(step // 100, 4, 0.3, 0.8, 0.33, 0.78, 2.5, 0.0025))
     assert not view._timer.isActive()  # no wake-ups for a view nobody sees
     qtbot.wait(3 * CurvesView.INTERVAL_MS)
     assert view.draw_count == count
+    painted = {plot: [] for plot in view.plots}
+    for plot in view.plots:
+        plot._report = lambda seconds, plot=plot: painted[plot].append(seconds)
     view.show()
-    qtbot.waitUntil(lambda: view.draw_count == count + 1, timeout=10_000)  # paced by drawing cost
-    assert len(view.raw_loss.getData()[0]) == 100
+    # up to date before the paint that showing it brings: painted once, not stale first and
+    # then again plot by plot as a pass catches up
+    assert view.draw_count == count + 1 and len(view.raw_loss.getData()[0]) == 400
+    qtbot.wait(3 * CurvesView.INTERVAL_MS)
+    assert {view._titles[k]: len(v) for k, v in painted.items()} == {t: 1 for t in view._titles.values()}
+    assert not view._timer.isActive()
 
 
 def shown(item) -> int:

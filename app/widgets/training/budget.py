@@ -5,10 +5,13 @@ Training uses one thread per core (torch's default). Where that leaves a CPU to 
 editor draws on it and costs the run nothing: the views may draw often. Where it does not
 (a 2-core laptop, a small VM), every millisecond the editor draws is taken from a training
 thread, and since the others wait for it at the end of each parallel operation, the run
-loses more than the editor uses. There the views draw four times less often. Measured with
-``python bench/training.py`` on a 2-core VM, the curves alone on screen, 3 rounds each: the
-panel kept 0.82-0.92 of the headless throughput drawing within 4 % of the GUI thread, and
-0.94-0.97 within 2 %.
+loses more than the editor uses. There the views draw eight times less often, and the curves
+give the minibatch loss every other turn (on a 2-core VM: the loss every ~2 s, the other
+plots every ~6 s; the GUI thread at 1.9 % of a core instead of 2.9 % at 2 %).
+Measured with ``python bench/training.py`` on a 2-core VM, the curves alone on screen, 3
+rounds each: the panel kept 0.82-0.92 of the headless throughput drawing within 4 % of the
+GUI thread, and 0.94-0.97 within 2 %; with the views rotating, 0.92-0.95 within 2 %, where
+the GUI thread used 2.9 % of a core with the curves on screen (1 % of it reading the run).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import os
 
 SPARE_DUTY = 0.08  # a CPU to spare: the views draw every ~60 ms
-BUSY_DUTY = 0.02  # training takes every CPU
+BUSY_DUTY = 0.01  # training takes every CPU
 # How often the editor reads what a run sends (and the run sends its minibatches). Each
 # wake-up of the editor costs about 0.4 ms of CPU on a small VM (measured: a window that
 # does nothing but wake 20 times a second takes 0.85 % of a core), taken from training

@@ -384,10 +384,19 @@ class CurvesView(QWidget):
             return
         if not self._pending:  # a new pass over the plots, one plot per tick: each paint is
             self._dirty = False  # a short pause of the event loop, not four in a row
-            self._pending = [p for p in self.plots if p.isVisible()] or list(self.plots)
+            self._pending = self._pass_order()
         self._redraw([self._pending.pop(0)])
         if self._pending:
             self._timer.start()
+
+    def _pass_order(self) -> list[pg.PlotWidget]:
+        """The plots a pass redraws, in turn: the minibatch loss (the curve users watch)
+        before each of the others, so it refreshes as often as if it were drawn alone while
+        the others follow at a third of that rate. An unchanged plot costs nothing."""
+        plots = [p for p in self.plots if p.isVisible()] or list(self.plots)
+        if self.loss_plot not in plots or len(plots) < 3:
+            return plots
+        return [q for other in plots if other is not self.loss_plot for q in (self.loss_plot, other)]
 
     def showEvent(self, event) -> None:
         super().showEvent(event)

@@ -438,3 +438,11 @@ def test_minibatches_added_together_equal_one_by_one():
         np.testing.assert_array_equal(together.batches[name], one.batches[name], err_msg=name)
     assert (together.lr_min, together.lr_max, together.has_accuracy) == (one.lr_min, one.lr_max, True)
     assert together.lr_min == pytest.approx(0.1 * 0.9 ** 19) and together.lr_max == pytest.approx(0.1)
+
+
+def test_a_pass_gives_the_minibatch_loss_every_other_turn(view):
+    order = view._pass_order()
+    assert order == [view.loss_plot, view.accuracy_plot, view.loss_plot, view.epoch_plot,
+                     view.loss_plot, view.lr_plot]
+    view.accuracy_plot.hide()  # a model without accuracy
+    assert view._pass_order() == [view.loss_plot, view.epoch_plot, view.loss_plot, view.lr_plot]

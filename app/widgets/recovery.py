@@ -101,6 +101,32 @@ def forget(recovery: Recovery) -> None:
             pass
 
 
+UNSAVED_WEIGHTS_DAYS = 7  # how long the weights of a run of a never-saved project are kept
+
+
+def unsaved_weights_path() -> Path:
+    """Where a run of a project that was never saved writes its weights: a new file in the
+    recovery folder (weights of such runs older than UNSAVED_WEIGHTS_DAYS are removed first,
+    so that they do not pile up there)."""
+    prune_unsaved_weights()
+    return recovery_dir() / f"unsaved-{uuid.uuid4().hex[:8]}.safetensors"
+
+
+def prune_unsaved_weights(max_age_days: float = UNSAVED_WEIGHTS_DAYS) -> list[Path]:
+    """Remove the weights of unsaved projects' runs last written more than
+    ``max_age_days`` ago; returns what was removed."""
+    cutoff = time.time() - max_age_days * 86400
+    removed = []
+    for path in recovery_dir().glob("unsaved-*.safetensors"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            continue
+    return removed
+
+
 def _alive(pid) -> bool:
     if not isinstance(pid, int) or pid == os.getpid():
         return False

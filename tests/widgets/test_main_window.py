@@ -181,3 +181,22 @@ def test_opening_an_unreadable_path_from_the_command_line_fails_cleanly(tmp_path
 def test_settings_fixture_is_isolated(window, tmp_path):
     assert isinstance(window.settings, QSettings)
     assert str(tmp_path) in window.settings.fileName()
+
+
+def test_weights_of_unsaved_runs_do_not_pile_up():
+    import os
+    import time
+
+    from app.widgets.recovery import UNSAVED_WEIGHTS_DAYS, recovery_dir, unsaved_weights_path
+
+    folder = recovery_dir()
+    old, recent, other = (folder / "unsaved-0001.safetensors", folder / "unsaved-0002.safetensors",
+                          folder / "keep.netcanvas.json")
+    for path in (old, recent, other):
+        path.write_bytes(b"x")
+    long_ago = time.time() - (UNSAVED_WEIGHTS_DAYS + 1) * 86400
+    for path in (old, other):
+        os.utime(path, (long_ago, long_ago))
+    new = unsaved_weights_path()
+    assert new.parent == folder and new.name.startswith("unsaved-") and not new.exists()
+    assert not old.exists() and recent.exists() and other.exists()  # only old run weights go

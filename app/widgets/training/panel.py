@@ -4,7 +4,6 @@ trains in its own process, and watch it: curves, filters, activations, results."
 from __future__ import annotations
 
 import time
-import uuid
 from html import escape
 from pathlib import Path
 
@@ -322,9 +321,9 @@ class TrainingPanel(QWidget):
         if project.path is not None:
             weights = weights_path_for(project.path)
         else:
-            from ..recovery import recovery_dir
+            from ..recovery import unsaved_weights_path
 
-            weights = recovery_dir() / f"unsaved-{uuid.uuid4().hex[:8]}.safetensors"
+            weights = unsaved_weights_path()
         self._pending_weights = weights
         self.curves.start_run()
         self._last_batch = None

@@ -24,15 +24,13 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QObject, QPointF, QSignalBlocker, Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, QSignalBlocker, Qt, QTimer
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
-    QFileDialog,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -43,7 +41,8 @@ from PySide6.QtWidgets import (
 
 from ..colors import mix
 from .budget import drawing_duty
-from .metrics import F8, Decimator, RunMetrics, write_csv
+from .curves_readout import ReadoutAndExport
+from .metrics import F8, Decimator, RunMetrics
 from .plot_parts import (
     _CountAxis,
     _Curve,
@@ -51,12 +50,10 @@ from .plot_parts import (
     _GridAxis,
     _round_step,
     _TimedPlot,
-    hover_readout,
-    step_text,
 )
 
 
-class CurvesView(QWidget):
+class CurvesView(ReadoutAndExport, QWidget):
     """Four live plots of a training run. ``start_run()`` keeps the run so far as the
     (dimmed) previous run; ``add_batch(BatchEvent)`` / ``add_epoch(EpochEvent)`` append;
     drawing happens on a timer (``flush()`` draws now). ``draw_count`` counts redraws and
@@ -550,52 +547,6 @@ class CurvesView(QWidget):
                                  (self.train_loss, "o"), (self.val_loss, "s")):
                 item.setSymbol(symbol if markers else None)
 
-    # -- reading values --------------------------------------------------------------------------
-    def hover_text(self) -> str:
-        """What the line under the plots says: the values under the cursor, or the latest."""
-        return self._hover_text
-
-    def _set_readout(self, text: str) -> None:
-        self._hover_text = text
-        self.readout.setText(text)
-        self.readout.setToolTip(text)
-
-    def _summary(self) -> str:
-        b = self.current.batches
-        if not len(b):
-            return "Waiting for the first minibatch…" if self.previous is None else \
-                "Dimmed: the previous run. Waiting for the first minibatch…"
-        return "latest: " + step_text(self.current, len(b) - 1)
-
-    def _mouse_moved(self, plot: pg.PlotWidget, pos: QPointF) -> None:
-        """Values at the cursor: the nearest step (or epoch) of the current run (of the
-        previous one where the current has none), with a vertical line across the plots."""
-        vb = plot.getViewBox()
-        if not vb.sceneBoundingRect().contains(pos):
-            self._leave()
-            return
-        x = vb.mapSceneToView(pos).x()
-        epoch_plot = plot is self.epoch_plot
-        found = hover_readout(self.current, self.previous, x, epoch_plot)
-        if found is None:
-            self._leave()
-            return
-        at, text = found
-        self._hovering = True
-        for p, line in self.crosshairs.items():
-            same = (p is self.epoch_plot) == epoch_plot
-            line.setVisible(same)
-            if same:
-                line.setValue(at)
-        self._set_readout(text)
-
-    def _leave(self) -> None:
-        if self._hovering:
-            self._hovering = False
-            for line in self.crosshairs.values():
-                line.setVisible(False)
-            self._set_readout(self._summary())
-
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
         if event.type() == QEvent.Type.Leave:
             self._leave()
@@ -606,44 +557,3 @@ class CurvesView(QWidget):
                 legend.setVisible(roomy)
             obj.getPlotItem().getAxis("bottom").showLabel(roomy)
         return False
-
-    # -- export ------------------------------------------------------------------------------------
-    def export_png(self, path) -> bool:
-        """Render the plots as they are shown (without the hover line) to a PNG file."""
-        self.flush()
-        hidden = [line for line in self.crosshairs.values() if line.isVisible()]
-        for line in hidden:
-            line.setVisible(False)
-        self.plot_area.grab()  # a first paint sizes the axes to their tick labels...
-        for plot in self.plots:
-            plot.getPlotItem().layout.activate()  # ...and the plots make room for them now
-        ok = self.plot_area.grab().save(str(path), "PNG")
-        for line in hidden:
-            line.setVisible(True)
-        return ok
-
-    def export_csv(self, path) -> tuple[Path, Path]:
-        """Write the current run: per step to ``path``, per epoch to ``<stem>-epochs<suffix>``
-        beside it (see the module's docstring). Returns both paths."""
-        return write_csv(self.current, path)
-
-    def _ask_png(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export the curves as an image", "training-curves.png",
-                                              "PNG images (*.png)")
-        if path:
-            if not path.lower().endswith(".png"):
-                path += ".png"
-            ok = self.export_png(path)
-            self._set_readout(f"Saved {Path(path).name}." if ok else f"Could not write {path}.")
-
-    def _ask_csv(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export the curves as CSV", "training-curves.csv",
-                                              "CSV files (*.csv)")
-        if path:
-            try:
-                steps, epochs = self.export_csv(path)
-            except OSError as e:
-                self._set_readout(f"Could not write {path}: {e.strerror or e}")
-                return
-            self._set_readout(f"Saved {steps.name} (per step) and {epochs.name} (per epoch).")
-

@@ -14,6 +14,25 @@ from ..engine.errors import NetCanvasError
 from ..engine.project import Project, parse_project, project_to_dict
 from .threads import emit_if_alive
 
+# what a PyTorch export writes into its folder (app.engine.export.python_export)
+PYTHON_FILES = ("model.py", "modules.py", "weights.safetensors", "data.npz", "train.py", "README.md")
+
+
+def confirm_replace(parent: QWidget | None, paths: list[Path]) -> bool:
+    """True when none of ``paths`` exists, or the user agrees to replace those that do
+    (for files the save dialog did not ask about: a suffix added after it, a second file
+    written beside the first, files inside a folder)."""
+    existing = [Path(p) for p in paths if Path(p).exists()]
+    if not existing:
+        return True
+    names = ", ".join(p.name for p in existing)
+    text = (f"{names} already exist{'s' if len(existing) == 1 else ''} in {existing[0].parent}.\n"
+            f"Replace {'it' if len(existing) == 1 else 'them'}?")
+    answer = QMessageBox.question(parent, "Replace?", text,
+                                  QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+                                  QMessageBox.StandardButton.Cancel)
+    return answer == QMessageBox.StandardButton.Yes
+
 
 class BackgroundTask(QObject):
     """Runs ``work()`` in a thread; ``done(str)`` or ``failed(str)`` arrive in the GUI
@@ -77,14 +96,23 @@ class Exporter(QObject):
     def ask_onnx(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self.window, "Export ONNX", str(self._start_dir() / f"{self._stem()}.onnx"),
                                               "ONNX models (*.onnx)")
-        if path:
-            self.export_onnx(path if path.endswith(".onnx") else path + ".onnx")
+        if not path:
+            return
+        if not path.endswith(".onnx"):  # the dialog asked about the name without it
+            path += ".onnx"
+            if not confirm_replace(self.window, [Path(path)]):
+                return
+        self.export_onnx(path)
 
     def ask_python(self) -> None:
         path = QFileDialog.getExistingDirectory(self.window, "Export PyTorch code into a folder",
                                                 str(self._start_dir()))
-        if path:
-            self.export_python(str(Path(path) / self._stem()) if any(Path(path).iterdir()) else path)
+        if not path:
+            return
+        folder = Path(path) / self._stem() if any(Path(path).iterdir()) else Path(path)
+        if folder.is_dir() and not confirm_replace(self.window, [folder / name for name in PYTHON_FILES]):
+            return
+        self.export_python(str(folder))
 
     def export_onnx(self, out: str) -> None:
         from ..engine.export.onnx_export import export_onnx

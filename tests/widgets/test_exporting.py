@@ -46,3 +46,39 @@ def _size(tensor) -> int:
     for d in tensor.dims:
         n *= d
     return n
+
+
+def test_files_the_dialog_did_not_ask_about_are_not_replaced_without_asking(qtbot, window, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    assert window.open_file(example_path("xor"), example=True, ask=False)
+    exported = []
+    monkeypatch.setattr(window.exporter, "export_onnx", exported.append)
+    monkeypatch.setattr(window.exporter, "export_python", exported.append)
+    asked = []
+    answer = QMessageBox.StandardButton.Cancel
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or answer)
+    (tmp_path / "model.onnx").write_bytes(b"old")
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / "model"), ""))
+    window.exporter.ask_onnx()  # ".onnx" added after the dialog: asked, refused
+    assert exported == [] and "model.onnx" in asked[-1]
+    answer = QMessageBox.StandardButton.Yes
+    window.exporter.ask_onnx()
+    assert exported == [str(tmp_path / "model.onnx")]
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / "new"), ""))
+    window.exporter.ask_onnx()  # nothing there: not asked
+    assert exported[-1] == str(tmp_path / "new.onnx") and len(asked) == 2
+
+    target = tmp_path / "code"
+    target.mkdir()
+    (target / "train.py").write_text("mine")  # a folder with files: the export goes into code/<name>
+    stem = window.exporter._stem()
+    (target / stem).mkdir()
+    (target / stem / "model.py").write_text("an earlier export")
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(target))
+    answer = QMessageBox.StandardButton.Cancel
+    window.exporter.ask_python()
+    assert exported[-1] == str(tmp_path / "new.onnx") and "model.py" in asked[-1]
+    answer = QMessageBox.StandardButton.Yes
+    window.exporter.ask_python()
+    assert exported[-1] == str(target / stem)

@@ -10,7 +10,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF
 from PySide6.QtWidgets import QFileDialog
 
-from .metrics import write_csv
+from ..exporting import confirm_replace
+from .metrics import epochs_csv_path, write_csv
 from .plot_parts import hover_readout, step_text
 
 
@@ -90,8 +91,10 @@ class ReadoutAndExport:
         path, _ = QFileDialog.getSaveFileName(self, "Export the curves as an image", "training-curves.png",
                                               "PNG images (*.png)")
         if path:
-            if not path.lower().endswith(".png"):
+            if not path.lower().endswith(".png"):  # the dialog asked about the name without it
                 path += ".png"
+                if not confirm_replace(self, [Path(path)]):
+                    return
             ok = self.export_png(path)
             self._set_readout(f"Saved {Path(path).name}." if ok else f"Could not write {path}.")
 
@@ -99,6 +102,8 @@ class ReadoutAndExport:
         path, _ = QFileDialog.getSaveFileName(self, "Export the curves as CSV", "training-curves.csv",
                                               "CSV files (*.csv)")
         if path:
+            if not confirm_replace(self, [epochs_csv_path(path)]):  # the dialog asked about the first file only
+                return
             try:
                 steps, epochs = self.export_csv(path)
             except OSError as e:

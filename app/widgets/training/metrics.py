@@ -208,12 +208,18 @@ class Decimator:
         return np.concatenate([x[start:start + 1]] + xs), np.concatenate([y[start:start + 1]] + ys)
 
 
+def epochs_csv_path(path) -> Path:
+    """Where ``write_csv`` puts the per-epoch table for ``path``: ``<stem>-epochs<suffix>``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}-epochs{path.suffix or '.csv'}")
+
+
 def write_csv(run: RunMetrics, path) -> tuple[Path, Path]:
     """Write ``run`` per step to ``path`` (columns ``STEP_CSV``) and per epoch to
     ``<stem>-epochs<suffix>`` beside it (``EPOCH_CSV``); non-finite values as empty cells.
     Returns both paths."""
     path = Path(path)
-    epochs_path = path.with_name(f"{path.stem}-epochs{path.suffix or '.csv'}")
+    epochs_path = epochs_csv_path(path)
     cell = lambda v: "" if not math.isfinite(v) else repr(v)  # noqa: E731
     b, e = run.batches, run.epochs
     with open(path, "w", newline="", encoding="utf-8") as f:

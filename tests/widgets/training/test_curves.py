@@ -256,6 +256,24 @@ def test_export_buttons_ask_for_a_file(qtbot, tmp_path, view, monkeypatch):
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / "shot"), ""))
     view.png_button.click()
     assert (tmp_path / "shot.png").exists()
+    # files the dialog did not ask about (the added suffix, the epochs file beside) are not
+    # replaced without asking
+    from PySide6.QtWidgets import QMessageBox
+
+    asked = []
+    answer = QMessageBox.StandardButton.Cancel
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or answer)
+    before = (tmp_path / "shot.png").stat().st_mtime_ns, (tmp_path / "out-epochs.csv").read_text()
+    feed(view, epochs=1, batches=10)
+    view.flush()
+    view.png_button.click()
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), "CSV files (*.csv)"))
+    view.csv_button.click()
+    assert ((tmp_path / "shot.png").stat().st_mtime_ns, (tmp_path / "out-epochs.csv").read_text()) == before
+    assert len(asked) == 2 and "shot.png" in asked[0] and "out-epochs.csv" in asked[1]
+    answer = QMessageBox.StandardButton.Yes
+    view.csv_button.click()
+    assert (tmp_path / "out-epochs.csv").read_text() != before[1]
 
 
 def test_a_model_without_accuracy_hides_the_accuracy_plot(view):

@@ -65,11 +65,12 @@ def grid_layout(n: int, h: int, w: int, width: int, height: int, gap: int = 1) -
     return best
 
 
-def to_argb32(rgb: np.ndarray, alpha: int = 255) -> np.ndarray:
-    """RGB ``[..., 3]`` uint8 (or RGBA ``[..., 4]``, each pixel opaque or fully transparent)
-    as uint32 0xAARRGGBB ``[...]``: QImage's ARGB32_Premultiplied on any byte order."""
+def to_argb32(rgb: np.ndarray) -> np.ndarray:
+    """RGB ``[..., 3]`` uint8 (opaque) or RGBA ``[..., 4]`` (each pixel opaque or fully
+    transparent) as uint32 0xAARRGGBB ``[...]``: QImage's ARGB32_Premultiplied on any byte
+    order."""
     c = rgb.astype(np.uint32)
-    a = c[..., 3] if rgb.shape[-1] == 4 else np.uint32(alpha)
+    a = c[..., 3] if rgb.shape[-1] == 4 else np.uint32(255)
     return np.ascontiguousarray((a << 24) | (c[..., 0] << 16) | (c[..., 1] << 8) | c[..., 2])
 
 

@@ -47,7 +47,8 @@ def two_layers(window) -> None:
 
 def test_drop_a_palette_layer_adds_it_at_the_drop_point(window):
     two_layers(window)
-    at = window.view.viewport().rect().center() + QPoint(150, 60)
+    window.view.zoom_by(0.5)  # room beside the two layers: a drop onto one is moved to a free place
+    at = window.view.viewport().rect().center() + QPoint(320, 0)
     drop_layer(window, "Conv2d", at)
     added = [n for n in window.doc.graph.nodes.values() if n.type == "Conv2d"]
     assert len(added) == 1
@@ -206,6 +207,13 @@ def test_zoom_keys_wheel_and_fit(qtbot, lenet):
     assert abs(view.zoom - z) < 1e-6
     view.zoom_by(3)
     qtbot.keyClick(view, Qt.Key.Key_F)
+    # Fit: as large as fits but never below the readable zoom; LeNet does not fit whole
+    # at a readable size in this window, so it shows from its input on and scrolls
+    assert abs(view.zoom - view.readable_zoom()) < 1e-6
+    visible = view.mapToScene(view.viewport().rect()).boundingRect()
+    assert visible.contains(window.scene.nodes["input"].sceneBoundingRect())
+    assert view.verticalScrollBar().maximum() > 0
+    view.fit_all()  # the overview: everything, however small
     visible = view.mapToScene(view.viewport().rect()).boundingRect()
     assert visible.contains(window.scene.nodes_rect())
 

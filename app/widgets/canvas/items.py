@@ -5,6 +5,7 @@ Items draw what the model and the latest analysis say; they never hold the truth
 
 from __future__ import annotations
 
+from functools import lru_cache
 from html import escape
 
 from PySide6.QtCore import QPointF, QRectF, Qt
@@ -17,6 +18,20 @@ from ...engine.layers.helpers import fmt
 from .theme import Theme
 
 NODE_W, NODE_H, PORT_R = 196.0, 66.0, 6.0
+# text sizes in scene units (pixels at zoom 1): what a node says must stay readable when the
+# view is zoomed out to fit a graph, so levels of detail follow the text's size on screen
+TITLE_PX, TEXT_PX, LABEL_PX = 13, 12, 12
+READABLE_PX = 9.0  # the smallest text on screen that reads without effort
+DETAIL_PX = 5.0  # below this on screen a line of text is a smear: draw the type name alone
+TYPE_MIN_PX = 6.0  # ... and below this even a large type name is not worth drawing
+SMALLEST_TEXT_PX = min(TEXT_PX, LABEL_PX)
+
+
+def node_font(pixels: float, bold: bool = False) -> QFont:
+    font = QFont()
+    font.setPixelSize(max(1, round(pixels)))
+    font.setBold(bold)
+    return font
 
 
 def key_summary(node: Node, params: dict) -> str:
@@ -41,8 +56,14 @@ def key_summary(node: Node, params: dict) -> str:
     return " · ".join(parts)
 
 
+@lru_cache(maxsize=4096)
+def _title_width(text: str, pixels: int) -> float:
+    return QFontMetricsF(node_font(pixels, bold=True)).horizontalAdvance(text)
+
+
 class PortItem(QGraphicsItem):
-    """An input slot (top edge) or the output (bottom edge) of a node."""
+    """An input slot (top edge, or left edge left to right) or the output (bottom edge, or
+    right edge) of a node."""
 
     def __init__(self, node_item: "NodeItem", output: bool, index: int = 0):
         super().__init__(node_item)
@@ -90,6 +111,7 @@ class NodeItem(QGraphicsItem):
         self.category = spec.category if spec else "?"
         self.summary, self.shape_text, self.problem, self.severity = "", "", "", ""
         self.inputs: list[PortItem] = []
+        self.direction = "TB"  # "LR": inputs on the left side, the output on the right
         self.output_port = PortItem(self, True)
         self.output_port.setPos(NODE_W / 2, NODE_H)
         self.setFlags(QGraphicsItem.GraphicsItemFlag.ItemIsMovable
@@ -116,8 +138,21 @@ class NodeItem(QGraphicsItem):
             port.setParentItem(None)
             if port.scene():
                 port.scene().removeItem(port)
+        self._place_ports()
+
+    def set_direction(self, direction: str) -> None:
+        """Ports on the top and bottom sides ("TB") or on the left and right ("LR")."""
+        if direction != self.direction:
+            self.direction = direction
+            self._place_ports()
+            self.update()
+
+    def _place_ports(self) -> None:
+        n = len(self.inputs)
+        lr = self.direction == "LR"
         for i, port in enumerate(self.inputs):
-            port.setPos(NODE_W * (i + 1) / (n + 1), 0)
+            port.setPos(0, NODE_H * (i + 1) / (n + 1)) if lr else port.setPos(NODE_W * (i + 1) / (n + 1), 0)
+        self.output_port.setPos(NODE_W, NODE_H / 2) if lr else self.output_port.setPos(NODE_W / 2, NODE_H)
 
     def update_slots(self, highest_connected: int) -> None:
         wanted = self._slots_wanted(highest_connected + 1)
@@ -127,7 +162,7 @@ class NodeItem(QGraphicsItem):
     def input_pos(self, port: int) -> QPointF:
         if port < len(self.inputs):
             return self.inputs[port].scenePos()
-        return self.mapToScene(QPointF(NODE_W / 2, 0))
+        return self.mapToScene(QPointF(0, NODE_H / 2) if self.direction == "LR" else QPointF(NODE_W / 2, 0))
 
     def output_pos(self) -> QPointF:
         return self.output_port.scenePos()
@@ -173,38 +208,65 @@ class NodeItem(QGraphicsItem):
             painter.setPen(QPen(t.node, 2))
             painter.setBrush(t.selection if port.hovered else t.port)
             painter.drawEllipse(port.pos(), r, r)
-        lod = option.levelOfDetailFromTransform(painter.worldTransform())
-        if lod < 0.35:  # far out: a box is all one can read
-            return
-        title = QFont(painter.font())
-        title.setBold(True)
-        title.setPointSizeF(9.5)
+        scale = option.levelOfDetailFromTransform(painter.worldTransform())
+        detail = self.detail(scale)
+        if detail == "text":
+            self._paint_text(painter)
+        elif detail == "type":  # far out: the type name alone, as large as the box allows
+            font = node_font(self._type_only_pixels(scale), bold=True)
+            painter.setFont(font)
+            painter.setPen(self.theme.error if self.severity == "error" else self.theme.text)
+            text = QFontMetricsF(font).elidedText(self.node.type, Qt.TextElideMode.ElideRight, NODE_W - 22)
+            painter.drawText(QRectF(12, 0, NODE_W - 16, NODE_H), Qt.AlignmentFlag.AlignCenter, text)
+
+    def detail(self, scale: float) -> str:
+        """What the node shows at ``scale`` screen pixels per scene unit, decided by the size
+        its text would have on screen: "text" (every line), "type" (the type name alone,
+        drawn larger) or "box"."""
+        if TEXT_PX * scale >= DETAIL_PX:
+            return "text"
+        return "type" if self._type_only_pixels(scale) * scale >= TYPE_MIN_PX else "box"
+
+    def _type_only_pixels(self, scale: float) -> float:
+        """The type name's size (scene units) when drawn alone: readable on screen if the
+        box allows, and never wider than the box."""
+        scale = max(scale, 1e-6)
+        pixels = min(READABLE_PX / scale, NODE_H * 0.55)
+        width = _title_width(self.node.type, round(pixels))
+        if width > NODE_W - 22:  # a long name: smaller, down to the least that reads (then elided)
+            pixels = max(pixels * (NODE_W - 22) / width, min(pixels, TYPE_MIN_PX / scale))
+        return pixels
+
+    def _paint_text(self, painter: QPainter) -> None:
+        t = self.theme
+        title = node_font(TITLE_PX, bold=True)
         painter.setFont(title)
         painter.setPen(t.text)
         metrics = QFontMetricsF(title)
-        painter.drawText(QPointF(15, 18), self.node.type)
-        id_font = QFont(title)
-        id_font.setBold(False)
+        type_text = metrics.elidedText(self.node.type, Qt.TextElideMode.ElideRight, NODE_W - 22)
+        painter.drawText(QPointF(15, 19), type_text)
+        id_font = node_font(TITLE_PX)
         painter.setFont(id_font)
         painter.setPen(t.dim_text)
-        x = 15 + metrics.horizontalAdvance(self.node.type) + 8
-        painter.drawText(QRectF(x, 5, NODE_W - x - 6, 18), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                         QFontMetricsF(id_font).elidedText(self.node_id, Qt.TextElideMode.ElideRight, NODE_W - x - 6))
-        small = QFont(title)
-        small.setBold(False)
-        small.setPointSizeF(8.5)
+        x = 15 + metrics.horizontalAdvance(type_text) + 8
+        if x < NODE_W - 20:
+            room = NODE_W - x - 6
+            painter.drawText(QRectF(x, 5, room, 18), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                             QFontMetricsF(id_font).elidedText(self.node_id, Qt.TextElideMode.ElideRight, room))
+        small = node_font(TEXT_PX)
         painter.setFont(small)
         sm = QFontMetricsF(small)
         painter.setPen(t.text)
-        painter.drawText(QPointF(15, 37), sm.elidedText(self.summary, Qt.TextElideMode.ElideRight, NODE_W - 22))
+        painter.drawText(QPointF(15, 38), sm.elidedText(self.summary, Qt.TextElideMode.ElideRight, NODE_W - 22))
         painter.setPen(t.error if self.severity == "error" else t.dim_text)
         bottom = self.problem if self.severity == "error" else self.shape_text
-        painter.drawText(QPointF(15, 56), sm.elidedText(bottom, Qt.TextElideMode.ElideRight, NODE_W - 22))
+        painter.drawText(QPointF(15, 57), sm.elidedText(bottom, Qt.TextElideMode.ElideRight, NODE_W - 22))
 
 
 class EdgeItem(QGraphicsPathItem):
-    """A connection, drawn as a curve from the source's output down to the target's input,
-    with the tensor shape it carries written at its middle."""
+    """A connection, drawn as a curve from the source's output to the target's input (down,
+    or to the right in a left-to-right layout), with the tensor shape it carries written at
+    its middle."""
 
     def __init__(self, edge: Edge, theme: Theme):
         super().__init__()
@@ -212,10 +274,9 @@ class EdgeItem(QGraphicsPathItem):
         self.setZValue(0)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
         self.setPen(QPen(theme.edge, 1.8))
+        self.direction = "TB"
         self.label = QGraphicsSimpleTextItem(self)
-        font = QFont()
-        font.setPointSizeF(8)
-        self.label.setFont(font)
+        self.label.setFont(node_font(LABEL_PX))
         self.label.setBrush(QBrush(theme.dim_text))
         self.label.setZValue(3)
         self._label_text = ""
@@ -231,8 +292,9 @@ class EdgeItem(QGraphicsPathItem):
             self.label.setText(text)
             self._place_label()
 
-    def route(self, start: QPointF, end: QPointF) -> None:
-        self.setPath(edge_path(start, end))
+    def route(self, start: QPointF, end: QPointF, direction: str = "TB") -> None:
+        self.direction = direction
+        self.setPath(edge_path(start, end, direction))
         self._place_label()
 
     def _place_label(self) -> None:
@@ -241,7 +303,10 @@ class EdgeItem(QGraphicsPathItem):
             return
         mid = path.pointAtPercent(0.5)
         r = self.label.boundingRect()
-        self.label.setPos(mid.x() + 6, mid.y() - r.height() / 2)
+        if self.direction == "LR":  # above the middle of a horizontal edge
+            self.label.setPos(mid.x() - r.width() / 2, mid.y() - r.height() - 2)
+        else:  # beside the middle of a vertical one
+            self.label.setPos(mid.x() + 6, mid.y() - r.height() / 2)
 
     def paint(self, painter: QPainter, option, widget=None) -> None:
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
@@ -256,9 +321,13 @@ class EdgeItem(QGraphicsPathItem):
         return stroker.createStroke(self.path())
 
 
-def edge_path(start: QPointF, end: QPointF) -> QPainterPath:
-    """A vertical S-curve; an edge that skips past nodes straight below bows to the side so
-    it does not run under them (the skip connections of a residual net)."""
+def edge_path(start: QPointF, end: QPointF, direction: str = "TB") -> QPainterPath:
+    """A vertical S-curve ("TB") or a horizontal one ("LR"); an edge that skips past nodes
+    straight ahead bows to the side so it does not run under them (the skip connections of
+    a residual net). Left to right, an edge back to the start of the next band of a wrapped
+    layout runs between the bands."""
+    if direction == "LR":
+        return _edge_path_lr(start, end)
     path = QPainterPath(start)
     dy = end.y() - start.y()
     dx = end.x() - start.x()
@@ -274,6 +343,47 @@ def edge_path(start: QPointF, end: QPointF) -> QPainterPath:
         bend = max(80.0, abs(dy) * 0.5)
     path.cubicTo(QPointF(start.x(), start.y() + bend), QPointF(end.x(), end.y() - bend), end)
     return path
+
+
+def _edge_path_lr(start: QPointF, end: QPointF) -> QPainterPath:
+    path = QPainterPath(start)
+    dx = end.x() - start.x()
+    dy = end.y() - start.y()
+    if dx < 30:  # back to the left: out, between the rows, and in from the left
+        if abs(dy) > NODE_H:  # a later band: in the gap just above the target's row
+            lane = end.y() - (NODE_H * 0.75 + 8) * (1 if dy > 0 else -1)
+        else:  # the same row: below both
+            lane = max(start.y(), end.y()) + NODE_H * 0.9
+        out, into = start.x() + 28, end.x() - 28
+        r = min(14.0, abs(lane - start.y()) / 2, abs(end.y() - lane) / 2 or 14.0)
+        for a, b, c in ((start, QPointF(out, start.y()), QPointF(out, lane)),
+                        (QPointF(out, start.y()), QPointF(out, lane), QPointF(into, lane)),
+                        (QPointF(out, lane), QPointF(into, lane), QPointF(into, end.y())),
+                        (QPointF(into, lane), QPointF(into, end.y()), end)):
+            _rounded_corner(path, a, b, c, r)
+        path.lineTo(end)
+        return path
+    bend = max(40.0, abs(dx) * 0.4)
+    if dx > NODE_W * 2.2 and abs(dy) < NODE_H * 0.6:
+        side = -1 if dy <= 0 else 1
+        reach = min(50 + dx * 0.06, 160) * side
+        path.cubicTo(QPointF(start.x() + bend * 0.5, start.y() + reach * 1.6),
+                     QPointF(end.x() - bend * 0.5, end.y() + reach * 1.6), end)
+        return path
+    path.cubicTo(QPointF(start.x() + bend, start.y()), QPointF(end.x() - bend, end.y()), end)
+    return path
+
+
+def _rounded_corner(path: QPainterPath, a: QPointF, b: QPointF, c: QPointF, r: float) -> None:
+    """A line from the path's end towards corner ``b`` (coming from ``a``, leaving to ``c``),
+    the corner rounded with radius ``r``."""
+    def toward(p: QPointF, q: QPointF, d: float) -> QPointF:
+        length = max(((q.x() - p.x()) ** 2 + (q.y() - p.y()) ** 2) ** 0.5, 1e-9)
+        d = min(d, length / 2)
+        return QPointF(p.x() + (q.x() - p.x()) * d / length, p.y() + (q.y() - p.y()) * d / length)
+
+    path.lineTo(toward(b, a, r))
+    path.quadTo(b, toward(b, c, r))
 
 
 def temp_pen(theme: Theme) -> QPen:

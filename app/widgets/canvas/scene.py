@@ -13,14 +13,16 @@ from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsScene
 
 from ...engine.graph import Edge, Node
 from ...engine.inference import Analysis, describe_shape
+from ...engine.layout import LR, TB, infer_direction, layered_layout
 from ..commands import Connect, MoveNodes
 from ..document import Document
-from .items import NODE_H, NODE_W, EdgeItem, NodeItem, PortItem, edge_path, key_summary, temp_pen
+from .arrange import Arrange
+from .items import (DETAIL_PX, LABEL_PX, NODE_H, NODE_W, EdgeItem, NodeItem, PortItem, edge_path, key_summary,
+                    temp_pen)
 from .theme import current_theme
 
 GRID = 24
-OVERVIEW_BELOW = 0.12  # zoom under which the graph is drawn as two paths, not items
-LABELS_BELOW = 0.35  # zoom under which edge labels are too small to read
+OVERVIEW_BELOW = 0.12  # zoom under which the graph is drawn as two paths, not items (text is ~1 px)
 
 
 class CanvasScene(QGraphicsScene):
@@ -48,6 +50,14 @@ class CanvasScene(QGraphicsScene):
         self._overview_timer.setSingleShot(True)
         self._overview_timer.setInterval(0)
         self._overview_timer.timeout.connect(self._refresh_overview)
+        self.direction = TB  # where ports sit and edges run: "TB" top to bottom, "LR" left to right
+        self.auto_arrange = True  # the view may lay a chain out left to right to fit the canvas
+        self.arranging = False  # the view is laying the graph out by itself
+        self._moved: set[str] = set()
+        self._direction_timer = QTimer(self)
+        self._direction_timer.setSingleShot(True)
+        self._direction_timer.setInterval(0)
+        self._direction_timer.timeout.connect(self._follow_moves)
         doc.reset.connect(self.rebuild)
         doc.analyzed.connect(self.show_analysis)
         self._graph = None
@@ -67,6 +77,9 @@ class CanvasScene(QGraphicsScene):
         self._shown.clear()
         self._overview = []
         self._graph = self.doc.graph
+        self.direction = infer_direction(self._graph)
+        self.auto_arrange = True
+        self._moved.clear()
         for signal, slot in self._connections():
             signal.connect(slot)
         for node in self._graph.nodes.values():
@@ -95,6 +108,7 @@ class CanvasScene(QGraphicsScene):
 
     def _add_node(self, node: Node) -> None:
         item = NodeItem(node, self.theme)
+        item.set_direction(self.direction)
         if self.read_only:
             item.setFlag(NodeItem.GraphicsItemFlag.ItemIsMovable, False)
         self._syncing = True
@@ -110,6 +124,9 @@ class CanvasScene(QGraphicsScene):
     def _free_spot(self) -> tuple[float, float]:
         if not self.nodes:
             return (0.0, 0.0)
+        if self.direction == LR:
+            right = max(i.pos().x() for i in self.nodes.values())
+            return (right + NODE_W + 70, 0.0)
         bottom = max(i.pos().y() for i in self.nodes.values())
         return (0.0, bottom + NODE_H + 50)
 
@@ -163,6 +180,8 @@ class CanvasScene(QGraphicsScene):
             self._syncing = False
             self.node_item_moved(item)
             self._overview_stale()
+            self._moved.add(node.id)
+            self._direction_timer.start()
 
     def node_item_moved(self, item: NodeItem) -> None:
         """Keep the edges of a node glued to it while it moves (model or mouse)."""
@@ -171,7 +190,65 @@ class CanvasScene(QGraphicsScene):
 
     def _route(self, item: EdgeItem) -> None:
         e = item.edge
-        item.route(self.nodes[e.source].output_pos(), self.nodes[e.target].input_pos(e.target_port))
+        item.route(self.nodes[e.source].output_pos(), self.nodes[e.target].input_pos(e.target_port), self.direction)
+
+    # -- direction and layout ------------------------------------------------------------------
+    def set_direction(self, direction: str) -> None:
+        """Ports on the top and bottom of the nodes and edges running down ("TB"), or on the
+        left and right with edges running to the right ("LR")."""
+        if direction == self.direction:
+            return
+        self.direction = direction
+        for item in self.nodes.values():
+            item.set_direction(direction)
+        for item in self.edges.values():
+            self._route(item)
+        self._overview_stale()
+
+    def _follow_moves(self) -> None:
+        """After a burst of moves that rearranged most of the graph (a layout, an undo of
+        one), the ports follow the direction the graph now reads in; a drag of a few nodes
+        never flips them."""
+        moved, self._moved = self._moved, set()
+        if len(moved) * 2 > len(self.nodes):
+            self.set_direction(infer_direction(self._graph))
+
+    def centre_after(self, node_id: str) -> QPointF:
+        """Where a layer fed by ``node_id`` goes: below it, or to its right left to right."""
+        centre = self.nodes[node_id].sceneBoundingRect().center()
+        return centre + (QPointF(NODE_W + 70, 0) if self.direction == LR else QPointF(0, NODE_H + 50))
+
+    def moves_settled(self) -> None:
+        """The moves so far set the direction themselves (a layout command): nothing to infer."""
+        self._moved.clear()
+
+    def layout_positions(self, direction: str, wrap: int | None = None) -> dict[str, tuple[float, float]]:
+        """Where a layered layout in ``direction`` puts every node, its first layer where the
+        graph's top-left corner is now."""
+        positions = layered_layout(self._graph, direction=direction, wrap=wrap)
+        if not positions:
+            return positions
+        left = min(x for x, _ in positions.values())
+        top = min(y for _, y in positions.values())
+        current = [n.position for n in self._graph.nodes.values() if n.position is not None]
+        x0 = min((p[0] for p in current), default=0.0)
+        y0 = min((p[1] for p in current), default=0.0)
+        return {n: (round(x - left + x0, 1), round(y - top + y0, 1)) for n, (x, y) in positions.items()}
+
+    def apply_layout(self, direction: str | None = None, wrap: int | None = None) -> bool:
+        """Lay the graph out in ``direction`` (default: the current one), undoably (View >
+        Auto Layout, Left-to-right Layout). The user's choice: the view no longer changes
+        the direction by itself for this document. False when nothing moved."""
+        direction = direction or self.direction
+        self.auto_arrange = False
+        positions = self.layout_positions(direction, wrap)
+        moves = {i: (self._graph.nodes[i].position, p) for i, p in positions.items()
+                 if self._graph.nodes[i].position != p}
+        if not moves:
+            self.set_direction(direction)
+            return False
+        self.doc.undo_stack.push(Arrange(self, moves, self.direction, direction))
+        return True
 
     def show_analysis(self, a: Analysis) -> None:
         """Write shapes, parameter counts and errors onto every node and edge; nodes whose
@@ -357,7 +434,7 @@ class CanvasScene(QGraphicsScene):
             for item in self._overview:
                 self.removeItem(item)
             self._overview = self._build_overview() if overview else []
-        labels = self._zoom >= LABELS_BELOW
+        labels = LABEL_PX * self._zoom >= DETAIL_PX  # big enough on screen to read at all
         if labels != self._labels_visible or force:
             self._labels_visible = labels
             for item in self.edges.values():

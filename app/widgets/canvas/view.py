@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QPointF, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QPainter
 from PySide6.QtWidgets import QCompleter, QGraphicsView, QLineEdit
 
 from ...engine.layers import CATALOGUE
+from ...engine.layout import LR
 from ..mime import LAYER_MIME
+from .arrange import MARGIN, auto_arrange, wrap_for
+from .items import READABLE_PX, SMALLEST_TEXT_PX
 from .scene import CanvasScene
 
 MIN_ZOOM, MAX_ZOOM = 0.05, 4.0
+FIT_MOST = 1.5  # fitting a small graph never blows it up further than this
+MIN_CANVAS_W, MIN_CANVAS_H = 400, 260  # with scroll bars: two rows of nodes at the readable zoom
 
 
 class CanvasView(QGraphicsView):
@@ -34,6 +39,17 @@ class CanvasView(QGraphicsView):
         self._space = False
         self._quick_add: QLineEdit | None = None
         self._fitted = False  # keep the whole graph in view on resizes until the user zooms or pans
+        # a layout to suit the canvas waits until its size settles (a window being shown or
+        # dragged larger passes through sizes that would each ask for another)
+        self._arrange_timer = QTimer(self)
+        self._arrange_timer.setSingleShot(True)
+        self._arrange_timer.setInterval(150)
+        self._arrange_timer.timeout.connect(self._size_settled)
+
+    def minimumSizeHint(self) -> QSize:
+        """Docks (and a restored dock layout) never squeeze the canvas below two rows of
+        readable nodes: QMainWindow keeps its central widget at least this large."""
+        return QSize(MIN_CANVAS_W, MIN_CANVAS_H)
 
     # -- zoom and pan ------------------------------------------------------------------------
     @property
@@ -61,19 +77,108 @@ class CanvasView(QGraphicsView):
         self.scene().set_zoom(self.zoom)
         self.zoom_changed.emit(self.zoom)
 
-    def fit(self) -> None:
-        """Show every node (F)."""
-        rect = self.scene().nodes_rect().adjusted(-40, -40, 40, 40)
-        self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
-        if self.zoom > 1.5:
-            self.zoom_by(1.5 / self.zoom)
+    @staticmethod
+    def readable_zoom() -> float:
+        """The lowest zoom at which the nodes' smallest text is READABLE_PX high on screen."""
+        return READABLE_PX / SMALLEST_TEXT_PX
+
+    def text_pixel_size(self) -> float:
+        """The height on screen, in pixels, of the smallest text a node shows."""
+        return SMALLEST_TEXT_PX * self.zoom
+
+    def fit(self, arrange: bool = True) -> None:
+        """Show the graph as large as fits, but never smaller than reads (F): a graph that does
+        not fit at the readable zoom is shown from its input, and the canvas scrolls. A short,
+        wide canvas may first lay a chain out left to right (``auto_arrange``; not with
+        ``arrange`` False)."""
+        if arrange:
+            self._arrange()
+        view = self.viewport().rect()
+        readable = self.readable_zoom()
+        scene = self.scene()
+        rect = scene.nodes_rect().adjusted(-MARGIN, -MARGIN, MARGIN, MARGIN)
+        if view.width() <= 0 or view.height() <= 0 or rect.isEmpty():
+            return
+        zoom = min(max(min(view.width() / rect.width(), view.height() / rect.height()), readable), FIT_MOST)
+        self.resetTransform()
+        self.scale(zoom, zoom)
+        self.centerOn(self._fit_centre(rect, view.width() / zoom, view.height() / zoom))
         self._fitted = True
+        self._zoomed()
+
+    def _arrange(self) -> bool:
+        """Lay the graph out to suit the canvas if that shows much more of it (arrange.py).
+        True when it did."""
+        scene = self.scene()
+        if scene.arranging or not self.isVisible():
+            return False
+        layout = self.window().layout()  # docks just shown or resized: the canvas they leave
+        if layout is not None:
+            layout.activate()
+        view = self.viewport().rect()
+        if view.width() < 200 or view.height() < 100:
+            return False
+        return auto_arrange(scene, view.width(), view.height(), self.readable_zoom(), FIT_MOST)
+
+    def _size_settled(self) -> None:
+        if self._fitted and self._arrange():
+            self.fit(arrange=False)
+
+    def _fit_centre(self, rect, seen_w: float, seen_h: float) -> QPointF:
+        """The centre of the graph on each axis it fits along; where it does not, its start:
+        the top (left, left to right) edge along the flow, the input node across it."""
+        start = self._input_centre()
+        lr = self.scene().direction == LR
+        if rect.width() <= seen_w:
+            x = rect.center().x()
+        elif lr:
+            x = rect.left() + seen_w / 2
+        else:
+            x = min(max(start.x(), rect.left() + seen_w / 2), rect.right() - seen_w / 2)
+        if rect.height() <= seen_h:
+            y = rect.center().y()
+        elif lr:
+            y = min(max(start.y(), rect.top() + seen_h / 2), rect.bottom() - seen_h / 2)
+        else:
+            y = rect.top() + seen_h / 2
+        return QPointF(x, y)
+
+    def _input_centre(self) -> QPointF:
+        """The centre of the first input node (no incoming edges; the topmost, or leftmost
+        left to right), or of the graph."""
+        scene = self.scene()
+        fed = {e.target for e in scene.edges}
+        sources = [item for node_id, item in scene.nodes.items() if node_id not in fed] or list(scene.nodes.values())
+        if not sources:
+            return scene.nodes_rect().center()
+        lr = scene.direction == LR
+        first = min(sources, key=lambda i: (i.pos().x(), i.pos().y()) if lr else (i.pos().y(), i.pos().x()))
+        return first.sceneBoundingRect().center()
+
+    def arrange(self, direction: str) -> bool:
+        """View > Auto Layout ("TB") / Left-to-right Layout ("LR"): lay the graph out, undoably,
+        a left-to-right one wrapped into bands as wide as the canvas at the readable zoom;
+        then fit. The choice is the user's: the view stops choosing for this document.
+        False when nothing moved."""
+        wrap = wrap_for(self.viewport().width(), self.readable_zoom()) if direction == LR else None
+        changed = self.scene().apply_layout(direction, wrap)
+        self.fit(arrange=False)
+        return changed
+
+    def fit_all(self) -> None:
+        """Every node in view, however small that makes them (an overview)."""
+        rect = self.scene().nodes_rect().adjusted(-MARGIN, -MARGIN, MARGIN, MARGIN)
+        self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
+        if self.zoom > FIT_MOST:
+            self.zoom_by(FIT_MOST / self.zoom)
+        self._fitted = False
         self._zoomed()
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         if self._fitted:  # docks opening or the window growing keep the graph in view
-            self.fit()
+            self.fit(arrange=False)
+            self._arrange_timer.start()
 
     def wheelEvent(self, event) -> None:
         delta = event.angleDelta().y()

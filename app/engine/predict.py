@@ -7,7 +7,6 @@ they reach the model, unless ``normalize=False`` (the inputs are already normali
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,24 +17,9 @@ from .compiler import compile_graph
 from .errors import DatasetError, GraphError, WeightsError
 from .inference import analyze
 from .project import Project
-from .weights import apply_weights, read_weights
+from .weights import apply_weights, bounded_json, read_metadata, read_weights
 
-
-def read_metadata(path: str | Path) -> dict[str, str]:
-    """The string metadata of a ``.safetensors`` file ({} for other files or none)."""
-    p = Path(path)
-    if p.suffix in (".pt", ".pth", ".bin"):
-        return {}
-    try:
-        with p.open("rb") as f:
-            size = int.from_bytes(f.read(8), "little")
-            if not 0 < size <= 100_000_000:
-                return {}
-            header = json.loads(f.read(size))
-    except (OSError, ValueError):
-        return {}
-    meta = header.get("__metadata__") if isinstance(header, dict) else None
-    return {str(k): str(v) for k, v in meta.items()} if isinstance(meta, dict) else {}
+__all__ = ["normalization", "predict", "read_metadata"]
 
 
 def normalization(metadata: dict[str, str], input_shape: tuple[int, ...],
@@ -45,9 +29,9 @@ def normalization(metadata: dict[str, str], input_shape: tuple[int, ...],
     if "input_mean" not in metadata or "input_std" not in metadata:
         return None
     try:
-        mean = np.asarray(json.loads(metadata["input_mean"]), dtype=np.float32).reshape(-1)
-        std = np.asarray(json.loads(metadata["input_std"]), dtype=np.float32).reshape(-1)
-    except (ValueError, TypeError):
+        mean = np.asarray(bounded_json(metadata["input_mean"]), dtype=np.float32).reshape(-1)
+        std = np.asarray(bounded_json(metadata["input_std"]), dtype=np.float32).reshape(-1)
+    except (ValueError, TypeError, OverflowError):
         raise WeightsError("its input_mean / input_std metadata is not a list of numbers", source) from None
     size = int(np.prod(input_shape))
     if mean.size != size or std.size != size:

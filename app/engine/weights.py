@@ -1,20 +1,31 @@
 """Weights files: safetensors (and PyTorch state_dicts, read only with weights_only=True).
 
 Tensor names are ``<node id>.<torch name>``, as the compiled module's state_dict names them.
+A run whose weights must not replace the ones in place (stopped, diverged, worse) writes
+them to ``NAME.runs/<run id>.safetensors`` beside the weights file (``run_weights_path``);
+``adopt_run_weights`` puts such a file in place when the user chooses it.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import secrets
+import tempfile
+import time
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
-from .errors import WeightsError
+from .errors import WeightsError, first_line
 from .files import atomic_write
+
+MAX_JSON_DEPTH = 32  # metadata values are flat lists; deeper nesting is refused, not recursed into
 
 
 def save_weights(module: nn.Module, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
@@ -49,7 +60,10 @@ def _read_torch(p: Path) -> dict[str, torch.Tensor]:
     try:
         data = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a bad or unsafe file
-        raise WeightsError(f"cannot be read as a PyTorch state_dict: {e}", str(p)) from None
+        if "weights_only" in str(e) or "Weights only load failed" in str(e):
+            raise WeightsError("not a weights-only file (it needs pickle, which NetCanvas never runs); "
+                               "save it with safetensors", str(p)) from None
+        raise WeightsError(f"cannot be read as a PyTorch state_dict: {first_line(e)}", str(p)) from None
     if isinstance(data, dict) and "state_dict" in data and isinstance(data["state_dict"], dict):
         data = data["state_dict"]
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
@@ -79,3 +93,105 @@ def apply_weights(module: nn.Module, tensors: dict[str, torch.Tensor], source: s
 
 def load_weights(module: nn.Module, path: str | Path) -> None:
     apply_weights(module, read_weights(path), str(path))
+
+
+# -- metadata ---------------------------------------------------------------------------
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The string metadata of a ``.safetensors`` file ({} for other files, none, or a file
+    that cannot be read: the header is parsed by safetensors, which bounds its nesting)."""
+    p = Path(path)
+    if p.suffix in (".pt", ".pth", ".bin"):
+        return {}
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            meta = f.metadata()
+    except (OSError, SafetensorError, ValueError, RuntimeError):
+        return {}
+    return {str(k): str(v) for k, v in meta.items()} if isinstance(meta, dict) else {}
+
+
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def bounded_json(text: str, max_depth: int = MAX_JSON_DEPTH):
+    """``json.loads(text)``, refusing (ValueError) text nested deeper than ``max_depth``
+    before parsing it, so that crafted metadata cannot exhaust the recursion limit."""
+    depth = 0
+    for match in _JSON_TOKEN.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > max_depth:
+                raise ValueError(f"nested more than {max_depth} levels deep")
+        elif token in "]}":
+            depth -= 1
+    return json.loads(text)
+
+
+# -- where a run's weights go ------------------------------------------------------------
+def new_run_id() -> str:
+    """A run's id: its start time (UTC) and four random hex digits, 20261202-143455-1a2b."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
+
+
+def runs_dir(target: str | Path) -> Path:
+    """The folder of the runs beside a weights file: ``lenet.safetensors`` -> ``lenet.runs``."""
+    t = Path(target)
+    stem = t.name[: -len(".safetensors")] if t.name.endswith(".safetensors") else t.stem
+    return t.with_name(stem + ".runs")
+
+
+def run_weights_path(target: str | Path, run_id: str) -> Path:
+    """Where run ``run_id`` keeps weights that were not put in place at ``target``."""
+    return runs_dir(target) / f"{run_id}.safetensors"
+
+
+def adopt_run_weights(run_file: str | Path, target: str | Path) -> Path:
+    """Put a run's weights in place: an atomic copy of ``run_file`` over ``target`` (the
+    run's file stays). Returns ``target``; raises ``WeightsError`` when either side fails."""
+    source = Path(run_file)
+    try:
+        data = source.read_bytes()
+    except OSError as e:
+        raise WeightsError(f"cannot be read: {e.strerror or e}", str(source)) from None
+    try:
+        atomic_write(target, data)
+    except OSError as e:
+        raise WeightsError(f"cannot be written: {e.strerror or e}", str(target)) from None
+    return Path(target)
+
+
+def check_writable(target: str | Path) -> None:
+    """Raise ``WeightsError`` unless a weights file can be written at ``target``: its
+    folder exists (or can be made) and takes a new file, and nothing is in the way."""
+    t = Path(target)
+    if t.is_dir():
+        raise WeightsError("is a folder; the weights file cannot be written there", str(t))
+    folder = t.parent
+    for above in (folder, *folder.parents):
+        if above.exists():
+            if not above.is_dir():
+                raise WeightsError(f"cannot be written: {above} is a file, not a folder", str(t))
+            break
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise WeightsError(f"cannot be written: the folder {folder} cannot be made "
+                           f"({e.strerror or e})", str(t)) from None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{t.name}.", suffix=".probe", dir=folder)
+    except OSError as e:
+        raise WeightsError(f"cannot be written: the folder {folder} takes no new file "
+                           f"({e.strerror or e})", str(t)) from None
+    os.close(fd)
+    try:
+        os.unlink(probe)
+    except OSError:
+        pass
+
+
+def safe_places(name: str) -> list[Path]:
+    """Where to try to keep weights that could not be written where they belong, in order:
+    the system's temporary folder, then ``~/.netcanvas/recovery`` (files named ``name``)."""
+    return [Path(tempfile.gettempdir()) / "netcanvas-weights" / name,
+            Path.home() / ".netcanvas" / "recovery" / name]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 
 import pytest
@@ -79,3 +80,28 @@ def test_unreadable_and_corrupt_files(tmp_path):
     torch.save([1, 2, 3], tmp_path / "list.pt")
     with pytest.raises(WeightsError, match="does not hold a state_dict"):
         read_weights(tmp_path / "list.pt")
+
+
+def test_a_pickle_refusal_is_one_line_naming_the_file(tmp_path):
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as f:
+        pickle.dump({"conv1.weight": Payload()}, f, protocol=2)
+    with pytest.raises(WeightsError) as info:
+        read_weights(path)
+    assert str(info.value) == (f"{path}: not a weights-only file (it needs pickle, which NetCanvas never "
+                               "runs); save it with safetensors")
+
+
+def test_metadata_is_parsed_with_bounded_nesting(tmp_path):
+    from app.engine.weights import bounded_json, read_metadata
+
+    assert bounded_json('{"a": [1, [2, "]]]]"]]}') == {"a": [1, [2, "]]]]"]]}
+    assert bounded_json(json.dumps(["[" * 40, "{" * 40])) == ["[" * 40, "{" * 40]  # in strings: not nesting
+    with pytest.raises(ValueError, match="nested more than 32"):
+        bounded_json("[" * 100_000 + "]" * 100_000)
+    path = save_weights(lenet(), tmp_path / "w.safetensors", {"deep": "[" * 50_000, "epoch": "3"})
+    assert read_metadata(path) == {"deep": "[" * 50_000, "epoch": "3"}
+    header = b'{"__metadata__": {"k": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}"
+    (tmp_path / "bad.safetensors").write_bytes(len(header).to_bytes(8, "little") + header)
+    assert read_metadata(tmp_path / "bad.safetensors") == {}
+    assert read_metadata(tmp_path / "missing.safetensors") == {}

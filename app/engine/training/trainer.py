@@ -23,14 +23,15 @@ import numpy as np
 import torch
 from torch import fx
 
-from .. import snapshots
+from .. import footprint, snapshots
 from ..compiler import compile_graph
 from ..datasets import Dataset, batch_count, batches, load_dataset
 from ..devices import resolve_device
 from ..errors import GraphError, TrainingError
 from ..inference import Analysis, analyze
 from ..project import Project
-from ..weights import load_weights, save_weights
+from ..weights import (check_writable, load_weights, new_run_id, read_metadata, run_weights_path, safe_places,
+                       save_weights)
 from .events import BatchEvent, EpochEvent, FinishedEvent, SnapshotEvent
 from .objective import Objective, make_objective
 
@@ -74,9 +75,17 @@ def prepare_run(project: Project, dataset: Dataset | None = None, **overrides) -
                        dataset.notes + objective.notes)
 
 
+MAX_WEIGHT = 1e6  # a weight above this in magnitude means the run diverged
+LOSS_GROWTH = 10  # ... and so does an epoch's mean loss above 10 times the first epoch's
+
+
 class Trainer:
-    """Trains ``run`` on its device. ``weights_path``: where the final weights go
-    (safetensors); ``checkpoint_dir``: a checkpoint per epoch; ``initial_weights``: start
+    """Trains ``run`` on its device. ``weights_path``: where the project's weights live
+    (safetensors; checked writable here, before anything is allocated): a run's final
+    weights go there, unless the run was stopped, diverged or ended worse (by validation
+    accuracy, else validation loss) than the weights already there: then they go to
+    ``NAME.runs/<run id>.safetensors`` beside it (see ``FinishedEvent.weights_held_back``);
+    ``checkpoint_dir``: a checkpoint per epoch; ``initial_weights``: start
     from these instead of a fresh initialization; ``snapshot_every``: a SnapshotEvent
     every N minibatches for ``snapshot_samples`` (default: the first 8 test samples);
     ``on_pause(paused, step)``: called from the training thread when the loop really stops
@@ -96,6 +105,10 @@ class Trainer:
         self.snapshot_samples = snapshot_samples
         s = run.settings
         self.device = resolve_device(s["device"])
+        self.run_id = new_run_id()
+        if self.weights_path is not None:
+            check_writable(self.weights_path)
+        self._check_memory(run)
         torch.manual_seed(s["seed"])
         graph = run.project.graph
         self.model: fx.GraphModule = compile_graph(graph, run.analysis, device=self.device)
@@ -122,6 +135,23 @@ class Trainer:
         self._snapshot_wanted: torch.Tensor | None = None
         self._lock = threading.Lock()
         self.step = 0
+        self._first_loss: float | None = None
+        self._val_at: tuple[int, float | None, float | None] | None = None  # (step, loss, accuracy)
+
+    def _check_memory(self, run: TrainingRun) -> None:
+        """Refuse a model that cannot fit the device, before its parameters are allocated."""
+        batch = min(int(run.settings["batch_size"]), max(1, len(run.dataset.train)))
+        need = footprint.estimate(run.analysis, run.settings, batch)
+        if self.device.type == "cuda":
+            try:
+                available, where = torch.cuda.mem_get_info(self.device)[0], f"free memory of {self.device}"
+            except RuntimeError:
+                available, where = footprint.available_memory(str(self.device))
+        else:
+            available, where = footprint.system_available_memory(), "available memory (RAM)"
+        problem = footprint.too_big(need, available, where)
+        if problem:
+            raise TrainingError(problem)
 
     # -- control, from any thread ------------------------------------------------------
     def pause(self) -> None:
@@ -164,8 +194,13 @@ class Trainer:
             train_loss, train_acc = self._last_epoch_stats
             val_loss, val_acc = self.evaluate(data.val)
             lr = self.optimizer.param_groups[0]["lr"]
+            self._val_at = (self.step, val_loss, val_acc)
             self.callback(EpochEvent(epoch, s["epochs"], train_loss, train_acc, val_loss, val_acc,
                                      time.perf_counter() - epoch_start, lr))
+            diverged = self._diverged(epoch, train_loss)
+            if diverged:
+                reason, message = "diverged", diverged
+                break
             if self.checkpoint_dir:
                 self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
                 save_weights(self.model, self.checkpoint_dir / f"epoch-{epoch:03d}.safetensors",
@@ -185,6 +220,7 @@ class Trainer:
                     if stale >= patience:
                         if best_state is not None:
                             self.model.load_state_dict(best_state)
+                            self._val_at = None
                         reason = "early_stopping"
                         message = (f"stopped early after epoch {epoch}: validation loss did not improve "
                                    f"for {patience} epochs; kept the best weights (val loss {best:.4f})")
@@ -315,24 +351,135 @@ class Trainer:
             return total_loss / n, accuracy, torch.cat(predictions) if predictions else None
         return total_loss / n, accuracy
 
-    def _metadata(self, reason: str) -> dict[str, str]:
-        data = self.run_spec.dataset
-        return {"steps": str(self.step), "reason": reason, "dataset": data.name,
-                "class_names": json.dumps(data.class_names), **_normalization_metadata(data)}
-
     def _finish(self, reason: str, message: str, epochs_run: int, started: float) -> FinishedEvent:
+        if reason != "diverged" and self.step > 0:
+            grown = self._weights_diverged()
+            if grown:
+                reason, message = "diverged", f"{grown} by the end of the run{self._lr_hint()}"
         event = FinishedEvent(reason, message, epochs_run, self.step, 0.0)
         if reason != "diverged":
             data = self.run_spec.dataset
             event.test_loss, event.test_accuracy, predicted = self.evaluate(data.test, details=True)
             if predicted is not None:
                 _confusion(event, data.test.y, predicted, data.num_classes)
-            if self.weights_path and self.step > 0:  # no step taken: keep the weights already there
-                save_weights(self.model, self.weights_path, self._metadata(reason))
-                event.weights_path = str(self.weights_path)
+            if self._val_at is not None and self._val_at[0] == self.step:
+                event.val_loss, event.val_accuracy = self._val_at[1:]
+            else:
+                event.val_loss, event.val_accuracy = self.evaluate(data.val)
+        if self.weights_path and self.step > 0:  # no step taken: keep the weights already there
+            self._save(event)
         event.seconds = time.perf_counter() - started
         self.callback(event)
         return event
+
+    # -- divergence --------------------------------------------------------------------
+    def _diverged(self, epoch: int, train_loss: float) -> str | None:
+        """Why the run diverged by the end of ``epoch`` (a sentence), or None: the epoch's
+        mean loss above LOSS_GROWTH times the first epoch's, or weights out of bounds."""
+        if self._first_loss is None:
+            self._first_loss = train_loss
+        first = self._first_loss
+        if not math.isfinite(train_loss) or (first > 0 and train_loss > LOSS_GROWTH * first):
+            return (f"the mean loss of epoch {epoch} ({train_loss:.4g}) is more than {LOSS_GROWTH} "
+                    f"times the first epoch's ({first:.4g}){self._lr_hint()}")
+        grown = self._weights_diverged()
+        return f"{grown} in epoch {epoch}{self._lr_hint()}" if grown else None
+
+    def _weights_diverged(self) -> str | None:
+        """A phrase when a weight is NaN, infinite or above MAX_WEIGHT in magnitude."""
+        def largest(tensors) -> float:
+            values = [t.detach().abs().max().float() for t in tensors if t.numel() and t.is_floating_point()]
+            return float(torch.stack(values).max()) if values else 0.0
+
+        weight, buffer = largest(self.model.parameters()), largest(self.model.buffers())
+        if not (math.isfinite(weight) and math.isfinite(buffer)):
+            return "the weights became NaN or infinite"
+        if weight > MAX_WEIGHT:
+            return f"a weight grew to {weight:.3g} (more than {MAX_WEIGHT:g} in magnitude)"
+        return None
+
+    def _lr_hint(self) -> str:
+        lr = self.run_spec.settings["lr"]
+        return f"; the learning rate {lr:g} is probably too high: try {_lower_lr(lr)} or lower"
+
+    # -- where the weights go ------------------------------------------------------------
+    def _save(self, event: FinishedEvent) -> None:
+        """Write the weights: to the target, or to the runs folder beside it when the run
+        must not replace what is there; anywhere safe when writing fails (said in the event)."""
+        target = self.weights_path
+        event.weights_target = str(target)
+        event.weights_held_back = self._held_back(event, target)
+        dest = target if event.weights_held_back is None else run_weights_path(target, self.run_id)
+        metadata = self._metadata(event)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            save_weights(self.model, dest, metadata)
+            event.weights_path = str(dest)
+            return
+        except OSError as e:
+            problem = f"the weights could not be written to {dest} ({e.strerror or e})"
+        for safe in safe_places(f"{target.name[:-len(target.suffix) or None]}-{self.run_id}.safetensors"):
+            try:
+                safe.parent.mkdir(parents=True, exist_ok=True)
+                save_weights(self.model, safe, metadata)
+            except OSError as e:
+                problem += f", nor to {safe} ({e.strerror or e})"
+                continue
+            event.weights_path = str(safe)
+            event.weights_error = f"{problem}; they were kept in {safe} instead"
+            break
+        else:
+            event.weights_error = f"{problem}: this run's weights are lost"
+        event.weights_held_back = event.weights_held_back or event.weights_error
+
+    def _held_back(self, event: FinishedEvent, target: Path) -> str | None:
+        """Why this run's weights must not replace the ones at ``target``, or None."""
+        if event.reason == "diverged":
+            return "the run diverged"
+        if not target.exists():
+            return None
+        if event.reason == "stopped":
+            return "the run was stopped by the user"
+        old = read_metadata(target)
+        if old.get("dataset", self.run_spec.dataset.name) != self.run_spec.dataset.name:
+            return None  # trained on other data: the numbers do not compare
+        acc, old_acc = event.val_accuracy, _number(old.get("val_accuracy"))
+        if acc is not None and old_acc is not None:
+            if acc < old_acc:
+                new, was = _percentages(acc, old_acc)
+                return f"validation accuracy {new} is below the {was} of the weights in place"
+            return None
+        loss, old_loss = event.val_loss, _number(old.get("val_loss"))
+        if acc is None and old_acc is None and loss is not None and old_loss is not None and loss > old_loss:
+            return f"validation loss {loss:.4g} is above the {old_loss:.4g} of the weights in place"
+        return None
+
+    def _metadata(self, event: FinishedEvent) -> dict[str, str]:
+        data = self.run_spec.dataset
+        meta = {"steps": str(self.step), "reason": event.reason, "dataset": data.name, "run_id": self.run_id,
+                "class_names": json.dumps(data.class_names), **_normalization_metadata(data)}
+        if event.val_accuracy is not None:
+            meta["val_accuracy"] = repr(float(event.val_accuracy))
+        if event.val_loss is not None:
+            meta["val_loss"] = repr(float(event.val_loss))
+        return meta
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        value = float(text) if text is not None else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _percentages(a: float, b: float) -> tuple[str, str]:
+    """``a`` and ``b`` as percentages, with as many decimals as it takes to tell them apart."""
+    for digits in range(1, 7):
+        x, y = f"{a * 100:.{digits}f} %", f"{b * 100:.{digits}f} %"
+        if x != y:
+            break
+    return x, y
 
 
 def _normalization_metadata(data) -> dict[str, str]:

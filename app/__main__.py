@@ -4,24 +4,47 @@ from __future__ import annotations
 
 import sys
 
+INTERRUPTED = 130  # the shell's code for a program ended by Ctrl+C (128 + SIGINT)
+
 
 def main(argv: list[str] | None = None) -> int:
     import multiprocessing
 
     multiprocessing.freeze_support()  # a frozen build's training process starts here too
+    _printable_streams()
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in ("--version", "-V"):
-        from . import __version__
+    try:
+        if args and args[0] in ("--version", "-V"):
+            from . import __version__
 
-        print(f"netcanvas {__version__}")
-        return 0
-    from .engine import cli
+            print(f"netcanvas {__version__}")
+            return 0
+        from .engine import cli
 
-    if args and (args[0] in cli.COMMANDS or args[0] in ("-h", "--help")):
-        return cli.main(args)
-    from .gui import run_gui
+        if args and (args[0] in cli.COMMANDS or args[0] in ("-h", "--help")):
+            return cli.main(args)
+        from .gui import run_gui
 
-    return run_gui(args)
+        return run_gui(args)
+    except KeyboardInterrupt:  # Ctrl+C before a command took it over (while torch loads, say)
+        try:
+            sys.stderr.write("netcanvas: interrupted (Ctrl+C)\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        return INTERRUPTED
+
+
+def _printable_streams() -> None:
+    """Text that the terminal's encoding cannot hold (a lone surrogate in a project's name,
+    say) is written as a backslash escape instead of ending the command with an error."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):
+                pass
 
 
 if __name__ == "__main__":

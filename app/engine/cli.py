@@ -1,25 +1,74 @@
 """The headless commands behind ``netcanvas check | train | export | examples``.
 
 Exit codes: 0 success; 1 the graph, data or training has a problem; 2 the file cannot be
-read or parsed.
+read or parsed, or an option is out of its range.
+
+A project's weights live beside its file (``NAME.safetensors``); an example's in the
+current folder (``./NAME.safetensors``: the installed package may be read-only). ``train``
+writes them there (or into ``--out``), ``export`` and ``predict`` read them from there, and
+each says which file it used.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import signal
 import sys
 from pathlib import Path
 from typing import TextIO
 
-from . import cli_io
+from . import cli_io, config
 from .errors import NetCanvasError, ProjectError
 from .examples import example_path, list_examples
 from .inference import Analysis, analyze, describe_shape
 from .project import SUFFIX, Project, load_project, weights_path_for
 
 COMMANDS = ("check", "train", "examples", "export", *cli_io.COMMANDS)
+FLOAT32_MAX = 3.4028234663852886e38  # the largest learning rate torch's float32 can hold
+MAX_NPROC = max(64, os.cpu_count() or 1)
+MIN_OPSET = 7  # the oldest ONNX Runtime runs; the newest is the installed onnx package's
+
+
+def _setting(name: str):
+    """An argparse type for the training setting ``name``: its schema's type and range
+    (a float also finite and within float32), refused with the valid range."""
+    param = next(p for p in config.TRAINING_FIELDS if p.name == name)
+
+    def parse(text: str):
+        try:
+            value = int(text) if param.kind == "int" else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {param.expected()}; received {text!r}") from None
+        if isinstance(value, float):
+            low = param.minimum if param.minimum is not None else -FLOAT32_MAX
+            high = min(param.maximum, FLOAT32_MAX) if param.maximum is not None else FLOAT32_MAX
+            if not (math.isfinite(value) and low <= value <= high):
+                raise argparse.ArgumentTypeError(f"expected a number from {low:g} to {high:.4g}; "
+                                                 f"received {text}")
+        try:
+            return param.check(value)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    parse.__name__ = name
+    return parse
+
+
+def _count(low: int, high: int):
+    """An argparse type for an integer from ``low`` to ``high``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected an integer from {low} to {high}; received {text!r}")
+        return value
+
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,16 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a project without the editor")
     train.add_argument("file", help="a project file, or the name of a bundled example")
-    train.add_argument("--epochs", type=int, help="override the number of epochs")
+    train.add_argument("--epochs", type=_setting("epochs"), help="override the number of epochs (1 or more)")
     train.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     train.add_argument("--dataset", help="train on another dataset (by name)")
-    train.add_argument("--lr", type=float, help="override the learning rate")
-    train.add_argument("--batch-size", type=int, help="override the batch size")
-    train.add_argument("--out", help="folder for the weights (default: beside the project file)")
+    train.add_argument("--lr", type=_setting("lr"), help="override the learning rate (a positive number)")
+    train.add_argument("--batch-size", type=_setting("batch_size"), help="override the batch size (1 or more)")
+    train.add_argument("--out", help="folder for the weights (default: beside the project file; an "
+                                     "example's: the current folder)")
     train.add_argument("--json", action="store_true", help="one JSON line per epoch, then the result")
-    train.add_argument("--nproc", type=int, default=1, metavar="N",
+    train.add_argument("--nproc", type=_count(1, MAX_NPROC), default=1, metavar="N",
                        help="train in N local processes with DistributedDataParallel "
-                            "(gloo on the CPU, nccl with one GPU each)")
+                            f"(gloo on the CPU, nccl with one GPU each; 1 to {MAX_NPROC})")
     train.add_argument("--kernels", choices=("auto", "on", "off"),
                        help="fused Triton kernels on a CUDA GPU (auto: only where measured faster); "
                             "default: the project's setting")
@@ -52,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--python", metavar="DIR", help="a folder for model.py, weights.safetensors, "
                                                          "data.npz, train.py and README.md")
     export.add_argument("--weights", help="weights to export (default: the project's own, if saved)")
-    export.add_argument("--opset", type=int, default=18, help="ONNX opset version (default 18)")
+    export.add_argument("--opset", type=_count(MIN_OPSET, 10_000), default=18,
+                        help=f"ONNX opset version, from {MIN_OPSET} to the installed onnx's newest (default 18)")
 
     ex = sub.add_parser("examples", help="list the bundled examples, or print one")
     ex.add_argument("name", nargs="?", help="an example to print")
@@ -65,8 +116,13 @@ def main(argv: list[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) ->
     args = parser.parse_args(argv)
     if args.command == "export" and not (args.onnx or args.python):
         parser.error("export needs --onnx OUT, --python DIR, or both")
-    if args.command == "train" and args.nproc < 1:
-        parser.error(f"--nproc must be 1 or more; received {args.nproc}")
+    if args.command == "export" and args.onnx:
+        import onnx
+
+        newest = onnx.defs.onnx_opset_version()
+        if args.opset > newest:
+            parser.error(f"argument --opset: expected an integer from {MIN_OPSET} to {newest}; "
+                         f"received {args.opset}")
     if args.command in cli_io.COMMANDS:
         return cli_io.run(args, out, err)
     commands = {"check": _check, "train": _train, "examples": _examples, "export": _export}
@@ -83,11 +139,30 @@ def open_or_report(spec: str, err: TextIO) -> tuple[Project, bool] | None:
 
 
 def _open(spec: str) -> tuple[Project, bool]:
-    """A project from a path, or from an example's name; True when it is an example."""
+    """A project from a path, or from an example's name; True when it is an example (it
+    then has no path, like an untitled copy: its weights are not in the package, see
+    ``weights_file``)."""
     path = Path(spec)
     if not path.exists() and not spec.endswith(".json") and "/" not in spec:
-        return load_project(example_path(spec)), True
+        project = load_project(example_path(spec))
+        project.path = None
+        return project, True
     return load_project(path), False
+
+
+def weights_file(spec: str, project: Project, is_example: bool, out_dir: str | None = None) -> Path:
+    """The one place ``train``, ``export`` and ``predict`` use for a project's weights:
+    ``out_dir/NAME.safetensors`` when given; an example's in the current folder (the
+    package may be read-only); else beside the project file."""
+    if is_example:
+        name = spec + SUFFIX
+    else:
+        name = project.path.name if project.path else "model" + SUFFIX
+    if out_dir:
+        return weights_path_for(Path(out_dir) / name)
+    if is_example or project.path is None:
+        return weights_path_for(Path.cwd() / name)
+    return weights_path_for(project.path)
 
 
 def _check(args, out: TextIO, err: TextIO) -> int:
@@ -102,16 +177,20 @@ def _check(args, out: TextIO, err: TextIO) -> int:
             err.write(f"error: {e}\n")
         return 2
     a = analyze(project.graph)
+    from .footprint import check_warning
+
+    memory = check_warning(a, project.training)
+    extra = [memory] if memory else []
     if args.json:
-        json.dump(check_report(project, a), out)
+        json.dump(check_report(project, a, extra), out)
         out.write("\n")
     else:
-        out.write(summary_table(project, a))
+        out.write(summary_table(project, a, extra))
     return 0 if a.ok else 1
 
 
-def check_report(project: Project, a: Analysis) -> dict:
-    """The ``check --json`` object."""
+def check_report(project: Project, a: Analysis, extra_warnings: list[str] = ()) -> dict:
+    """The ``check --json`` object; ``extra_warnings``: about the whole model (memory)."""
     nodes = {}
     for node in project.graph.nodes.values():
         shape = a.shapes.get(node.id)
@@ -120,11 +199,13 @@ def check_report(project: Project, a: Analysis) -> dict:
     return {"ok": a.ok, "total_params": a.total_params, "nodes": nodes,
             "errors": [{"node": i.node, "message": str(i.message) if not i.param else f"{i.param}: {i.message}"}
                        for i in a.errors],
-            "warnings": [{"node": i.node, "message": i.message} for i in a.issues if i.severity != "error"]}
+            "warnings": [{"node": i.node, "message": i.message} for i in a.issues if i.severity != "error"]
+            + [{"node": None, "message": m} for m in extra_warnings]}
 
 
-def summary_table(project: Project, a: Analysis) -> str:
-    """A torchinfo-like table: node (type), output shape, parameters; then totals and issues."""
+def summary_table(project: Project, a: Analysis, extra_warnings: list[str] = ()) -> str:
+    """A torchinfo-like table: node (type), output shape, parameters; then totals and issues
+    (``extra_warnings``: about the whole model)."""
     rows = [(f"{n.id} ({n.type})", describe_shape(a.shapes.get(n.id)), f"{a.param_counts.get(n.id, 0):,}")
             for n in (project.graph.nodes[i] for i in a.order)]
     rows += [(f"{n.id} ({n.type})", "?", "0") for n in project.graph.nodes.values() if n.id not in a.order]
@@ -143,12 +224,14 @@ def summary_table(project: Project, a: Analysis) -> str:
     lines += [f"  {i}" for i in errors]
     warnings = [i for i in a.issues if i.severity != "error"]
     lines += [f"Warning: {i}" for i in warnings]
+    lines += [f"Warning: {m}" for m in extra_warnings]
     return "\n".join(lines) + "\n"
 
 
 def _train(args, out: TextIO, err: TextIO) -> int:
     # imported here so `check` and `examples` stay quick to start
     from .training import BatchEvent, EpochEvent, FinishedEvent, Trainer, prepare_run
+    from .weights import check_writable
 
     opened = open_or_report(args.file, err)
     if opened is None:
@@ -159,8 +242,9 @@ def _train(args, out: TextIO, err: TextIO) -> int:
     overrides = {"epochs": args.epochs, "device": args.device, "lr": args.lr, "batch_size": args.batch_size,
                  "kernels": args.kernels}
     try:
+        weights = weights_file(args.file, project, is_example, args.out)
+        check_writable(weights)  # before any data is loaded or any step taken
         run = prepare_run(project, **overrides)
-        weights = _weights_target(project, is_example, args.out)
         progress = _Progress(err, enabled=err.isatty() and not args.json)
 
         def report(event):
@@ -180,7 +264,7 @@ def _train(args, out: TextIO, err: TextIO) -> int:
             result = _train_distributed(args, project, run, overrides, weights, report, progress, out, err)
         else:
             trainer = Trainer(run, report, weights_path=weights)
-            _header(args, project, run, str(trainer.device), out, err)
+            _header(args, project, run, str(trainer.device), weights, out, err)
             previous = signal.signal(signal.SIGINT, lambda *a: trainer.stop()) if _main_thread() else None
             try:
                 result: FinishedEvent = trainer.run()
@@ -191,25 +275,41 @@ def _train(args, out: TextIO, err: TextIO) -> int:
         err.write(f"error: {e}\n")
         return 1
     progress.clear()
-    if args.json:
-        out.write(json.dumps({"test_accuracy": result.test_accuracy, "test_loss": result.test_loss,
-                              "weights": result.weights_path, "reason": result.reason,
-                              "message": result.message, "seconds": round(result.seconds, 3)}) + "\n")
-    else:
-        acc = "n/a" if result.test_accuracy is None else f"{result.test_accuracy:.2%}"
-        out.write(f"{result.message}. test accuracy {acc}; weights: {result.weights_path}\n")
+    _result(args, result, out, err)
     if not result.ok:
         err.write(f"error: {result.message}\n")
-        return 1
-    return 0
+    if result.weights_error:
+        err.write(f"error: {result.weights_error}\n")
+    return 0 if result.ok and not result.weights_error else 1
 
 
-def _header(args, project: Project, run, device: str, out: TextIO, err: TextIO) -> None:
+def _result(args, result, out: TextIO, err: TextIO) -> None:
+    """The last line of ``train``: the outcome, and where the weights went (and why not in
+    place, when they were held back)."""
+    if args.json:
+        out.write(json.dumps({"test_accuracy": result.test_accuracy, "test_loss": result.test_loss,
+                              "weights": result.weights_path, "weights_target": result.weights_target,
+                              "weights_held_back": result.weights_held_back,
+                              "weights_error": result.weights_error, "reason": result.reason,
+                              "message": result.message, "seconds": round(result.seconds, 3)}) + "\n")
+        return
+    acc = "n/a" if result.test_accuracy is None else f"{result.test_accuracy:.2%}"
+    out.write(f"{result.message}. test accuracy {acc}; weights: {result.weights_path or 'not saved'}\n")
+    if result.weights_held_back and result.weights_path and not result.weights_error:
+        kept = "; the weights already there were kept" if Path(result.weights_target).exists() else ""
+        out.write(f"note: this run's weights are in {result.weights_path}, not in {result.weights_target}: "
+                  f"{result.weights_held_back}{kept}\n")
+
+
+def _header(args, project: Project, run, device: str, weights: Path, out: TextIO, err: TextIO) -> None:
     err.writelines(f"note: {note}\n" for note in run.notes)
     if not args.json:
         out.write(f"Training {project.name!r} on {run.dataset.name} "
                   f"({len(run.dataset.train)} train / {len(run.dataset.val)} val / "
                   f"{len(run.dataset.test)} test) on {device}\n")
+        replaces = (" (replacing the weights there unless this run is stopped, diverges or ends worse)"
+                    if weights.exists() else "")
+        out.write(f"weights: training starts from fresh initial weights; the result goes to {weights}{replaces}\n")
 
 
 def _train_distributed(args, project: Project, run, overrides: dict, weights: Path, report, progress,
@@ -220,20 +320,10 @@ def _train_distributed(args, project: Project, run, overrides: dict, weights: Pa
     device, backend = check_launch(run, args.nproc)
     where = f"{device.type}, {args.nproc} processes ({backend}, DistributedDataParallel, " \
             f"{per_process_batch(run.settings['batch_size'], args.nproc)} samples each per step)"
-    _header(args, project, run, where, out, err)
+    _header(args, project, run, where, weights, out, err)
     out.flush()
     return train_distributed(project, args.nproc, overrides=overrides, callback=report,
                              weights_path=weights, batch_events=progress.enabled, run=run)
-
-
-def _weights_target(project: Project, is_example: bool, out_dir: str | None) -> Path:
-    name = project.path.name if project.path else "model" + SUFFIX
-    if out_dir:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        return weights_path_for(Path(out_dir) / name)
-    if is_example:  # the bundled file may sit in a read-only install
-        return weights_path_for(Path.cwd() / name)
-    return weights_path_for(project.path)
 
 
 def _epoch_line(e) -> str:
@@ -276,18 +366,23 @@ def _export(args, out: TextIO, err: TextIO) -> int:
     opened = open_or_report(args.file, err)
     if opened is None:
         return 2
-    project, _ = opened
+    project, is_example = opened
+    weights = Path(args.weights) if args.weights else weights_file(args.file, project, is_example)
+    chosen = weights if weights.exists() or args.weights else None
+    if chosen is None:  # the summary names the weights file when there is one
+        err.write(f"note: no trained weights at {weights} (train the project first): "
+                  "exporting fresh initial weights\n")
     try:
         if args.python:  # first: it makes the folder, where the .onnx file may go too
             from .export.python_export import export_python
 
-            report = export_python(project, args.python, args.weights)
+            report = export_python(project, args.python, chosen)
             err.writelines(f"note: {note}\n" for note in report.notes)
             out.write(report.summary() + "\n")
         if args.onnx:
             from .export.onnx_export import export_onnx
 
-            out.write(export_onnx(project, args.onnx, args.weights, args.opset).summary() + "\n")
+            out.write(export_onnx(project, args.onnx, chosen, args.opset).summary() + "\n")
     except NetCanvasError as e:
         err.write(f"error: {e}\n")
         return 1

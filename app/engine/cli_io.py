@@ -109,21 +109,26 @@ def _input_shapes(items: list[str]) -> dict[str, list[int]]:
 
 
 def _predict(args, out: TextIO, err: TextIO) -> int:
-    from .cli import open_or_report
+    from .cli import open_or_report, weights_file
     from .files import atomic_write
     from .predict import normalization, predict, read_metadata
 
     opened = open_or_report(args.file, err)
     if opened is None:
         return 2
-    project, _ = opened
+    project, is_example = opened
+    weights = Path(args.weights) if args.weights else weights_file(args.file, project, is_example)
+    if not args.weights and not weights.exists():
+        err.write(f"error: no trained weights at {weights}; train the project first "
+                  f"(netcanvas train {args.file}) or give --weights FILE\n")
+        return 1
     try:
         x = _load_array(args.input)
     except ProjectError as e:
         err.write(f"error: {e}\n")
         return 2
     try:
-        y = predict(project, args.weights, x, normalize=not args.no_normalize, device=args.device)
+        y = predict(project, weights, x, normalize=not args.no_normalize, device=args.device)
     except NetCanvasError as e:
         err.write(f"error: {e}\n")
         return 1
@@ -134,7 +139,6 @@ def _predict(args, out: TextIO, err: TextIO) -> int:
     except OSError as e:
         err.write(f"error: cannot write {args.output}: {e.strerror or e}\n")
         return 2
-    weights = Path(args.weights) if args.weights else project.weights_path
     how = "as given (--no-normalize)" if args.no_normalize else "as given"
     if not args.no_normalize and weights is not None:
         from .inference import analyze

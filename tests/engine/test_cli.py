@@ -112,3 +112,145 @@ def test_version_and_help(capsys):
     with pytest.raises(SystemExit) as exit_info:
         app_main(["--help"])
     assert exit_info.value.code == 0
+
+
+# -- one place for a project's weights (issue 14, item 4) -----------------------------------
+def test_train_export_and_predict_of_an_example_agree_on_the_weights_in_the_current_folder(tmp_path, monkeypatch):
+    import numpy as np
+
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli("predict", "xor", "--input", "x.npy", "--output", "y.npy")
+    assert code == 1 and str(tmp_path / "xor.safetensors") in err and "train" in err
+    code, out, err = run_cli("export", "xor", "--python", "before")
+    assert code == 0 and "freshly initialized" in out and f"no trained weights at {tmp_path / 'xor.safetensors'}" in err
+    code, out, err = run_cli("train", "xor", "--epochs", "2", "--device", "cpu")
+    weights = tmp_path / "xor.safetensors"
+    assert code == 0 and weights.exists(), err
+    assert f"the result goes to {weights}" in out and f"weights: {weights}" in out
+    code, out, err = run_cli("export", "xor", "--python", "after")
+    assert code == 0 and f"weights: {weights}" in out and "no trained weights" not in err
+    np.save(tmp_path / "x.npy", np.array([[0, 0], [1, 0]], dtype=np.float32))
+    code, out, err = run_cli("predict", "xor", "--input", "x.npy", "--output", "y.npy")
+    assert code == 0 and f"weights {weights}" in out, err
+
+
+def test_train_export_and_predict_of_a_file_agree_on_the_weights_beside_it(tmp_path, monkeypatch):
+    import numpy as np
+
+    project = tmp_path / "proj" / "gate.netcanvas.json"
+    project.parent.mkdir()
+    project.write_text(example_path("xor").read_text())
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli("train", str(project), "--epochs", "2", "--device", "cpu")
+    weights = tmp_path / "proj" / "gate.safetensors"
+    assert code == 0 and weights.exists() and f"weights: {weights}" in out, err
+    np.save(tmp_path / "x.npy", np.array([[0, 1]], dtype=np.float32))
+    code, out, err = run_cli("predict", str(project), "--input", "x.npy", "--output", "y.npy")
+    assert code == 0 and f"weights {weights}" in out, err
+    code, out, err = run_cli("export", str(project), "--python", "py")
+    assert code == 0 and f"weights: {weights}" in out, err
+
+
+# -- overrides in range (item 15) -------------------------------------------------------------
+@pytest.mark.parametrize("option, value, expected", [
+    ("--batch-size", "0", "from 1 to"), ("--batch-size", "-5", "from 1 to"),
+    ("--epochs", "0", "from 1 to"), ("--epochs", "-3", "from 1 to"), ("--epochs", "2.5", "integer"),
+    ("--lr", "0", "from 1e-12 to 3.403e+38"), ("--lr", "-1", "from 1e-12"), ("--lr", "nan", "from 1e-12"),
+    ("--lr", "inf", "from 1e-12"), ("--lr", "1e39", "to 3.403e+38"), ("--lr", "fast", "number"),
+    ("--nproc", "0", "from 1 to"), ("--nproc", "100000", "from 1 to"),
+])
+def test_train_overrides_out_of_range_exit_2_naming_the_range(capsys, option, value, expected):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["train", "xor", option, value])
+    assert info.value.code == 2
+    message = capsys.readouterr().err
+    assert f"argument {option}" in message and expected in message, message
+
+
+def test_export_opset_out_of_range_exits_2(capsys, tmp_path):
+    for opset in ("0", "6", "1000"):
+        with pytest.raises(SystemExit) as info:
+            cli.main(["export", "xor", "--onnx", str(tmp_path / "x.onnx"), "--opset", opset])
+        assert info.value.code == 2 and "--opset: expected an integer from 7 to" in capsys.readouterr().err
+
+
+# -- smaller (item 16) ---------------------------------------------------------------------------
+def test_a_lone_surrogate_in_the_name_does_not_break_check_on_a_utf8_terminal(tmp_path):
+    doc = json.loads(example_path("xor").read_text())
+    doc["name"] = "gate\udc80x"
+    path = tmp_path / "s.netcanvas.json"
+    path.write_text(json.dumps(doc))
+    env = {**__import__("os").environ, "PYTHONIOENCODING": "utf-8"}
+    proc = subprocess.run([sys.executable, "-m", "app", "check", str(path)], capture_output=True, timeout=120,
+                          env=env)
+    assert proc.returncode == 0, proc.stderr.decode("utf-8", "replace")
+    assert proc.stdout.decode("utf-8").startswith("gate\\udc80x\n")
+
+
+def test_deeply_nested_weights_metadata_is_a_clean_error_in_predict(tmp_path):
+    import numpy as np
+
+    from app.engine.compiler import compile_graph
+    from app.engine.examples import load_example
+    from app.engine.weights import save_weights
+
+    weights = tmp_path / "w.safetensors"
+    deep = "[" * 100_000 + "]" * 100_000
+    save_weights(compile_graph(load_example("xor").graph), weights, {"input_mean": deep, "input_std": deep})
+    np.save(tmp_path / "x.npy", np.zeros((2, 2), dtype=np.float32))
+    code, _, err = run_cli("predict", "xor", "--weights", str(weights), "--input", str(tmp_path / "x.npy"),
+                           "--output", str(tmp_path / "y.npy"))
+    assert code == 1 and "w.safetensors" in err and "not a list of numbers" in err and "Recursion" not in err
+
+
+def test_a_pickle_weights_file_is_refused_in_one_line(tmp_path):
+    import pickle
+
+    import numpy as np
+
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps({"fc1.weight": print}))
+    np.save(tmp_path / "x.npy", np.zeros((2, 2), dtype=np.float32))
+    code, _, err = run_cli("predict", "xor", "--weights", str(evil), "--input", str(tmp_path / "x.npy"),
+                           "--output", str(tmp_path / "y.npy"))
+    assert code == 1 and err == (f"error: {evil}: not a weights-only file (it needs pickle, which NetCanvas "
+                                 "never runs); save it with safetensors\n")
+
+
+def test_ctrl_c_before_a_command_takes_it_over_exits_130_without_a_traceback(monkeypatch, capsys):
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "main", interrupted)
+    try:
+        code = app_main(["train", "xor"])
+    except KeyboardInterrupt:
+        pytest.fail("the KeyboardInterrupt escaped")
+    assert code == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "Traceback" not in err
+
+
+def test_ctrl_c_while_train_starts_up_exits_130(tmp_path):
+    import os
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "app", "train", "xor", "--out", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    maps = f"/proc/{proc.pid}/maps"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # torch is being loaded: long before training starts
+        try:
+            with open(maps) as f:
+                if "torch" in f.read():
+                    break
+        except OSError:
+            if not os.path.exists("/proc/self/maps"):  # no /proc here: the start-up takes > 0.5 s
+                time.sleep(0.5)
+                break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (out, err)
+    assert "Traceback" not in err and "interrupted" in err

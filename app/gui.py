@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 
 def _has_display() -> bool:
@@ -62,7 +63,10 @@ def run_gui(argv: list[str]) -> int:
     errors = ErrorHandler(window)  # every error that escapes: logged, shown, and the editor goes on
     errors.install()
     if args.file:
-        opened = window.open_file(args.file, ask=False)
+        target, example, problem = _file_or_example(args.file)
+        if problem:
+            window.show_error("Cannot open", problem)
+        opened = not problem and window.open_file(target, example=example, ask=False)
         if not opened and args.screenshot:
             print(f"netcanvas: {window.last_error}", file=sys.stderr)
             return 2
@@ -76,6 +80,22 @@ def run_gui(argv: list[str]) -> int:
         return app.exec()
     finally:
         errors.uninstall()  # the window and its handler go away with the event loop
+
+
+def _file_or_example(spec: str):
+    """(path, is an example, problem) for ``netcanvas SPEC``: a file, or an example's name as
+    the headless commands take it (``netcanvas resnet``; the rule of ``app.engine.cli._open``:
+    a name that is no file, has no folder and does not end in .json). ``problem``: what to
+    say when it is neither."""
+    from .engine.errors import ProjectError
+    from .engine.examples import example_path
+
+    if Path(spec).exists() or spec.lower().endswith((".json", ".onnx")) or "/" in spec or "\\" in spec:
+        return spec, False, ""
+    try:
+        return example_path(spec), True, ""
+    except ProjectError as e:
+        return spec, False, f"{spec}: no such file, and {e}"
 
 
 def _screenshot(app, window, out: str, size: str) -> int:

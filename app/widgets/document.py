@@ -26,12 +26,17 @@ class Document(QObject):
     def __init__(self, project: Project | None = None, parent: QObject | None = None):
         super().__init__(parent)
         self.undo_stack = QUndoStack(self)
-        self.undo_stack.cleanChanged.connect(lambda clean: self.dirty_changed.emit(not clean))
+        # a method, not a lambda: the stack says "clean" again as it is destroyed with this
+        # document (after Discard), and a lambda would then emit from a deleted object
+        self.undo_stack.cleanChanged.connect(self._clean_changed)
         self._batch = 0
         self._pending = False
         self.project = project or Project()
         self.analysis: Analysis = analyze(self.project.graph)
         self._listen()
+
+    def _clean_changed(self, clean: bool) -> None:
+        self.dirty_changed.emit(not clean)
 
     @property
     def graph(self):

@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QPointF, QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent
 from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QUndoView
 
 from ..engine.errors import NetCanvasError
@@ -25,6 +25,7 @@ from .inspector import Inspector
 from .issues import IssuesList
 from .palette import Palette
 from .recovery import Autosaver, forget, pending_recoveries
+from .shortcuts import resolve as resolve_shortcuts
 from .training.panel import TrainingPanel
 
 MAX_RECENT = 8
@@ -35,6 +36,7 @@ FILE_FILTER = f"NetCanvas projects (*{SUFFIX} *.json);;ONNX models (*.onnx);;All
 class MainWindow(QMainWindow):
     def __init__(self, project: Project | None = None, settings: QSettings | None = None):
         super().__init__()
+        self._state_text: str | None = None  # the status message of a state (training, an export)
         self.settings = settings or QSettings()
         self.doc = Document(project, self)
         self.scene = CanvasScene(self.doc, self)
@@ -51,8 +53,7 @@ class MainWindow(QMainWindow):
         # exports take the weights the panel holds (trained or loaded), else the project's
         self.exporter = Exporter(self, lambda: self.doc.project,
                                  lambda: self.training.weights_file or self.doc.project.weights_path)
-        self.exporter.busy_changed.connect(
-            lambda busy: self.statusBar().showMessage("Exporting…" if busy else "", 0 if busy else 1))
+        self.exporter.busy_changed.connect(lambda busy: self._state_message("Exporting…" if busy else ""))
         self._docks = {}
         self._dock("palette", "Layers", self.palette, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._dock("inspector", "Inspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea)
@@ -79,49 +80,48 @@ class MainWindow(QMainWindow):
         self._docks[name] = dock
         return dock
 
-    def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+    def _action(self, text: str, slot, tip: str = "") -> QAction:
         action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcuts(shortcut if isinstance(shortcut, list) else [QKeySequence(shortcut)])
         if tip:
             action.setStatusTip(tip)
         action.triggered.connect(slot)
         return action
 
     def _build_actions(self) -> None:
-        K = QKeySequence.StandardKey
         a = self.actions_by_name = {
-            "new": self._action("&New", self.new_file, K.New),
-            "open": self._action("&Open…", self.open_dialog, K.Open),
-            "save": self._action("&Save", self.save, K.Save),
-            "save_as": self._action("Save &As…", self.save_as, K.SaveAs),
-            "quit": self._action("&Quit", self.close, K.Quit),
+            "new": self._action("&New", self.new_file),
+            "open": self._action("&Open…", self.open_dialog),
+            "save": self._action("&Save", self.save),
+            "save_as": self._action("Save &As…", self.save_as),
+            "quit": self._action("&Quit", self.close),
             "undo": self.doc.undo_stack.createUndoAction(self, "&Undo"),
             "redo": self.doc.undo_stack.createRedoAction(self, "&Redo"),
-            "cut": self._action("Cu&t", self.editor.cut, K.Cut),
-            "copy": self._action("&Copy", self.editor.copy, K.Copy),
-            "paste": self._action("&Paste", self.editor.paste, K.Paste),
-            "duplicate": self._action("&Duplicate", self.editor.duplicate, "Ctrl+D"),
-            "delete": self._action("De&lete", self.editor.delete_selection,
-                                   [QKeySequence(K.Delete), QKeySequence("Backspace")]),
-            "select_all": self._action("Select &All", self.editor.select_all, K.SelectAll),
-            "zoom_in": self._action("Zoom &In", lambda: self.view.zoom_by(1.25), [QKeySequence(K.ZoomIn), QKeySequence("Ctrl+=")]),
-            "zoom_out": self._action("Zoom &Out", lambda: self.view.zoom_by(0.8), K.ZoomOut),
-            "fit": self._action("&Fit to Window", self.view.fit, "F"),
-            "layout": self._action("Auto &Layout", self.editor.auto_layout, "Ctrl+L",
-                                   "Arrange the layers top to bottom"),
+            "cut": self._action("Cu&t", self.editor.cut),
+            "copy": self._action("&Copy", self.editor.copy),
+            "paste": self._action("&Paste", self.editor.paste),
+            "duplicate": self._action("&Duplicate", self.editor.duplicate),
+            "delete": self._action("De&lete", self.editor.delete_selection),
+            "select_all": self._action("Select &All", self.editor.select_all),
+            "zoom_in": self._action("Zoom &In", lambda: self.view.zoom_by(1.25)),
+            "zoom_out": self._action("Zoom &Out", lambda: self.view.zoom_by(0.8)),
+            "fit": self._action("&Fit to Window", self.view.fit),
+            "layout": self._action("Auto &Layout", self.editor.auto_layout, "Arrange the layers top to bottom"),
             "about": self._action("&About NetCanvas", self.about),
-            "getting_started": self._action("&Getting Started", self.getting_started, "F1",
+            "getting_started": self._action("&Getting Started", self.getting_started,
                                             "A short illustrated walk-through"),
-            "export_onnx": self._action("&ONNX Model…", self.exporter.ask_onnx, "Ctrl+E",
+            "export_onnx": self._action("&ONNX Model…", self.exporter.ask_onnx,
                                         "Export to ONNX, checked in onnxruntime"),
-            "export_python": self._action("&PyTorch Code…", self.exporter.ask_python, "Ctrl+Shift+E",
-                                          "A folder with model.py, the weights, the data and a torchrun-ready train.py"),
-            "train": self._action("&Train", self.train, "F5", "Train the network on its dataset"),
-            "stop": self._action("&Stop Training", self.training.stop, "Shift+F5"),
+            "export_python": self._action(
+                "&PyTorch Code…", self.exporter.ask_python,
+                "A folder with model.py, the weights, the data and a torchrun-ready train.py"),
+            "train": self._action("&Train", self.train, "Train the network on its dataset"),
+            "stop": self._action("&Stop Training", self.training.stop),
         }
-        a["undo"].setShortcuts([QKeySequence(K.Undo)])
-        a["redo"].setShortcuts([QKeySequence(K.Redo), QKeySequence("Ctrl+Shift+Z")])
+        for name, sequences in resolve_shortcuts().items():  # each key bound once (shortcuts.py)
+            a[name].setShortcuts(sequences)
+        # the toolbar's buttons keep their width as the menu's "Undo Edit conv1" changes
+        a["undo"].setIconText("Undo")
+        a["redo"].setIconText("Redo")
         for action in a.values():
             action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
         # keys that also mean something while typing in a field act only on the canvas
@@ -173,6 +173,12 @@ class MainWindow(QMainWindow):
         self.doc.path_changed.connect(lambda _: self._update_title())
         self.scene.selectionChanged.connect(self._selection_changed)
         self.scene.message.connect(lambda text: self.statusBar().showMessage(text, 6000))
+        # a message about the document ("Saved", "Cannot connect") is stale once it changes;
+        # the message of a state comes back when a passing one (or a menu's tip) ends
+        self.statusBar().messageChanged.connect(
+            lambda text: None if text or not self._state_text else self.statusBar().showMessage(self._state_text))
+        self.doc.analyzed.connect(self._drop_stale_message)
+        self.doc.settings_changed.connect(self._drop_stale_message)
         self.view.layer_dropped.connect(lambda t, pos: self.editor.add_layer(t, pos))
         self.palette.layer_activated.connect(self._add_from_palette)
         self.inspector.params_edited.connect(self.editor.set_params)
@@ -180,9 +186,34 @@ class MainWindow(QMainWindow):
         self.training.training_active.connect(self._lock_editing)
 
     # -- reacting ----------------------------------------------------------------------------
+    def _state_message(self, text: str) -> None:
+        """A status message that lasts as long as the state it describes (training, an
+        export): ``""`` when that state ends."""
+        if text:
+            self._state_text = text
+            self.statusBar().showMessage(text)
+        else:
+            ended, self._state_text = self._state_text, None
+            if self.statusBar().currentMessage() == ended:
+                self.statusBar().clearMessage()
+
+    def _drop_stale_message(self, *_args) -> None:
+        bar = self.statusBar()
+        if bar.currentMessage() and bar.currentMessage() != self._state_text:
+            bar.clearMessage()
+
     def _show_analysis(self, a) -> None:
         errors = len(a.errors)
-        self.params_label.setText(f"{a.total_params:,} parameters")
+        # with errors, layers after them have no shape and no count: the count is of the rest
+        uncounted = sum(1 for node_id in self.doc.graph.nodes if a.shapes.get(node_id) is None)
+        if not uncounted:
+            self.params_label.setText(f"{a.total_params:,} parameters")
+            self.params_label.setToolTip("Trainable parameters of the whole network")
+        else:
+            self.params_label.setText(f"≥ {a.total_params:,} parameters" if a.total_params else "– parameters")
+            self.params_label.setToolTip(
+                f"Trainable parameters of the layers whose shapes are known; {uncounted} layer"
+                f"{'s' if uncounted > 1 else ''} cannot be counted until the errors are fixed")
         self.errors_label.setText("no errors" if not errors else f"{errors} error" + ("s" if errors > 1 else ""))
         self.errors_label.setStyleSheet("" if not errors else f"color: {self.scene.theme.error.name()}")
         self.issues.show_analysis(a)
@@ -220,7 +251,7 @@ class MainWindow(QMainWindow):
             self.actions_by_name["undo"].setEnabled(self.doc.undo_stack.canUndo())
             self.actions_by_name["redo"].setEnabled(self.doc.undo_stack.canRedo())
         self.actions_by_name["train"].setEnabled(not training)
-        self.statusBar().showMessage("Training… editing is locked until it stops." if training else "", 0 if training else 1)
+        self._state_message("Training… editing is locked until it stops." if training else "")
 
     def _add_from_palette(self, type_name: str) -> None:
         """Double-click / Enter in the palette: below the selected layer, fed by it."""

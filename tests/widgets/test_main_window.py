@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
@@ -152,13 +152,16 @@ def test_palette_double_click_adds_below_the_selection_and_connects(qtbot, lenet
 
 
 def test_screenshot_command_renders_the_window(tmp_path):
+    """An example by name, as the headless commands take it (`netcanvas resnet`)."""
     out = tmp_path / "shot.png"
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
     env["XDG_CONFIG_HOME"] = str(tmp_path)
     env["XDG_DATA_HOME"] = str(tmp_path)
-    proc = subprocess.run([sys.executable, "-m", "app", str(example_path("resnet")), "--screenshot", str(out),
-                           "--size", "1000x700"], capture_output=True, text=True, timeout=120, env=env)
+    proc = subprocess.run([sys.executable, "-m", "app", "resnet", "--screenshot", str(out),
+                           "--size", "1000x700"], capture_output=True, text=True, timeout=120, env=env,
+                          cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
+    assert "no such file" not in proc.stderr
     image = QImage(str(out))
     assert (image.width(), image.height()) == (1000, 700)
 
@@ -176,6 +179,10 @@ def test_opening_an_unreadable_path_from_the_command_line_fails_cleanly(tmp_path
     proc = subprocess.run([sys.executable, "-m", "app", str(tmp_path / "missing.netcanvas.json"), "--screenshot",
                            str(tmp_path / "x.png")], capture_output=True, text=True, timeout=60, env=env)
     assert proc.returncode == 2 and "no such file" in proc.stderr and not Path(tmp_path / "x.png").exists()
+    proc = subprocess.run([sys.executable, "-m", "app", "resnt", "--screenshot", str(tmp_path / "x.png")],
+                          capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    assert proc.returncode == 2 and not Path(tmp_path / "x.png").exists()
+    assert "resnt: no such file, and there is no example 'resnt'" in proc.stderr and "resnet" in proc.stderr
 
 
 def test_settings_fixture_is_isolated(window, tmp_path):
@@ -200,3 +207,79 @@ def test_weights_of_unsaved_runs_do_not_pile_up():
     new = unsaved_weights_path()
     assert new.parent == folder and new.name.startswith("unsaved-") and not new.exists()
     assert not old.exists() and recent.exists() and other.exists()  # only old run weights go
+
+
+def test_discarding_changes_on_quit_ends_without_an_error(qtbot, tmp_path, monkeypatch):
+    """Discard closes a window whose undo stack is not clean; the stack says "clean" again
+    as it is destroyed with the document, and a handler of the deleted document printed
+    "RuntimeError: Signal source has been deleted" to the terminal."""
+    import gc
+
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    escaped = []
+    monkeypatch.setattr(sys, "excepthook", lambda *info: escaped.append(info[1]))
+    monkeypatch.setattr(sys, "unraisablehook", lambda info: escaped.append(info.exc_value))
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Discard)
+    window = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    window.show()
+    assert window.open_file(example_path("lenet5"), example=True, ask=False)
+    window.editor.set_params("conv1", {"out_channels": 7, "kernel_size": 5})
+    assert window.doc.dirty
+    window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)  # as the application's end deletes it
+    assert window.close()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    del window
+    gc.collect()
+    assert escaped == []
+
+
+def test_the_parameter_count_with_errors_is_of_the_valid_part(lenet):
+    window = lenet
+    assert window.params_label.text() == "44,426 parameters"
+    window.editor.set_params("fc3", {"out_features": 10, "bias": "no"})  # an error at the end
+    assert not window.doc.analysis.ok
+    counted = sum(window.doc.analysis.param_counts.values())
+    assert counted > 40_000 and window.params_label.text() == f"≥ {counted:,} parameters"
+    assert "cannot be counted" in window.params_label.toolTip()
+    window.editor.set_params("conv1", {"out_channels": 6, "kernel_size": 50})  # at the start: nothing counts
+    assert window.params_label.text() == "– parameters"
+    window.doc.undo_stack.undo()
+    window.doc.undo_stack.undo()
+    assert window.params_label.text() == "44,426 parameters"
+
+
+def test_status_messages_go_when_what_they_say_changes(lenet, tmp_path):
+    window = lenet
+    bar = window.statusBar()
+    window._save_to(tmp_path / "a.netcanvas.json")
+    assert bar.currentMessage().startswith("Saved")
+    window.editor.set_params("conv1", {"out_channels": 7, "kernel_size": 5})  # no longer as saved
+    assert bar.currentMessage() == ""
+    window.scene.message.emit("Cannot connect: that would make a cycle")
+    window.doc.undo_stack.undo()
+    assert bar.currentMessage() == ""
+    window._lock_editing(True)  # a state's message stays while the state lasts
+    window.scene.message.emit("Training is running: stop it to edit the network")
+    bar.clearMessage()  # the passing message ends (timeout, a menu's tip)
+    assert bar.currentMessage().startswith("Training…")
+    window._lock_editing(False)
+    assert bar.currentMessage() == ""
+
+
+def test_the_toolbar_stays_put_as_undo_and_redo_change_their_text(qtbot, lenet):
+    from PySide6.QtWidgets import QToolBar
+
+    window = lenet
+    bar = window.findChild(QToolBar, "toolbar_main")
+    buttons = [bar.widgetForAction(a) for a in bar.actions() if bar.widgetForAction(a) is not None]
+    qtbot.wait(1)
+    before = [b.geometry() for b in buttons]
+    window.editor.set_params("conv1", {"out_channels": 7, "kernel_size": 5})
+    window.editor.auto_layout()
+    window.doc.undo_stack.undo()
+    qtbot.wait(1)
+    undo, redo = window.actions_by_name["undo"], window.actions_by_name["redo"]
+    assert undo.text() == "&Undo Edit conv1" and "Edit conv1" in undo.toolTip()  # the menu says what
+    assert bar.widgetForAction(undo).text() == "Undo" and bar.widgetForAction(redo).text() == "Redo"
+    assert [b.geometry() for b in buttons] == before

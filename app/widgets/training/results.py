@@ -33,12 +33,34 @@ from ..param_fields import error_colours
 from .data_view import to_display, to_qimage
 
 NARROW = 640  # below this width the parts stack vertically and the view scrolls
+READABLE = 4.5  # WCAG's minimum contrast for text (AA)
 
 
+def relative_luminance(c: QColor) -> float:
+    """WCAG 2's relative luminance of an sRGB colour: 0 (black) to 1 (white)."""
+    def linear(v: int) -> float:
+        v /= 255
+        return v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
+    return 0.2126 * linear(c.red()) + 0.7152 * linear(c.green()) + 0.0722 * linear(c.blue())
 
-def _readable_on(c: QColor) -> QColor:
-    luminance = 0.299 * c.red() + 0.587 * c.green() + 0.114 * c.blue()
-    return QColor(20, 20, 20) if luminance > 140 else QColor(250, 250, 250)
+
+def contrast(a: QColor, b: QColor) -> float:
+    """WCAG 2's contrast ratio of two colours, 1 to 21."""
+    la, lb = sorted((relative_luminance(a), relative_luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def readable_on(c: QColor, dim: bool = False) -> QColor:
+    """Black or white, whichever contrasts more with ``c`` (at least 4.58:1 whatever ``c``);
+    ``dim``: the greyest shade of it that still reads (contrast >= READABLE)."""
+    black, white = QColor(0, 0, 0), QColor(255, 255, 255)
+    ink = black if contrast(black, c) >= contrast(white, c) else white
+    if dim:
+        for t in (0.5, 0.45, 0.4, 0.35, 0.3, 0.25, 0.2, 0.15, 0.1, 0.05):
+            grey = mix(ink, c, t)
+            if contrast(grey, c) >= READABLE:
+                return grey
+    return ink
 
 
 def _section(title: str, body: QWidget) -> tuple[QWidget, QLabel]:
@@ -97,6 +119,7 @@ class ResultsView(QWidget):
 
     MAX_SAMPLES = 32
     TILE = 48
+    BARS_MARGIN = 40  # the bar plot's height besides its rows: the percent axis and the margins
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -254,7 +277,7 @@ class ResultsView(QWidget):
             t.horizontalHeaderItem(i).setToolTip(f"predicted {name}")
             t.verticalHeaderItem(i).setToolTip(f"true {name}")
         pal = self.palette()
-        base, text = pal.color(QPalette.ColorRole.Base), pal.color(QPalette.ColorRole.Text)
+        base = pal.color(QPalette.ColorRole.Base)
         right, wrong = QColor(40, 110, 200), QColor(215, 65, 45)
         rows = matrix.sum(axis=1)
         for i in range(k):
@@ -263,9 +286,11 @@ class ResultsView(QWidget):
                 share = n / rows[i] if rows[i] else 0.0
                 item = QTableWidgetItem(str(n))
                 item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
-                colour = mix(base, right if i == j else wrong, math.sqrt(share) * (0.95 if i == j else 1.6))
+                # errors saturate early (a 40 % confusion is full red); never past the colour itself
+                tint = min(1.0, math.sqrt(share) * (0.95 if i == j else 1.6))
+                colour = mix(base, right if i == j else wrong, tint)
                 item.setBackground(QBrush(colour))
-                item.setForeground(QBrush(_readable_on(colour) if n else mix(text, base, 0.6)))
+                item.setForeground(QBrush(readable_on(colour, dim=not n)))
                 item.setToolTip(f"true {names[i]}, predicted {names[j]}: {n} sample{'s' if n != 1 else ''}"
                                 f" ({share:.1%} of the true {names[i]})")
                 t.setItem(i, j, item)
@@ -300,6 +325,10 @@ class ResultsView(QWidget):
         self.bars.getAxis("bottom").setTicks([[(v, f"{v:.0%}") for v in (0, 0.25, 0.5, 0.75, 1.0)]])
         self.bars.setXRange(0, 1.18, padding=0)
         self.bars.setYRange(-0.6, max(k, 1) - 0.4, padding=0)
+        # a line of text per class, so that neither the names nor the figures overlap (26
+        # classes make the view scroll rather than print them over one another)
+        row = self.fontMetrics().height() + 1
+        self.bars.setMinimumHeight(max(140, k * row + self.BARS_MARGIN))
 
     def _show_samples(self, wrong: list, total: int, images: np.ndarray | None, names: list[str]) -> None:
         self.misclassified.clear()

@@ -151,3 +151,72 @@ def test_screenshots_at_the_panel_sizes(qtbot, view):
         t = view.confusion
         assert t.columnWidth(0) >= t.fontMetrics().horizontalAdvance("000")  # counts are not elided
     assert view.split.orientation().name == "Vertical"  # narrow: the parts stack, the view scrolls
+
+
+def _big_mistakes(k: int) -> FinishedEvent:
+    """A confusion matrix whose largest counts are off the diagonal (a class mostly taken for
+    another), with counts of every size from 1 to 90,000."""
+    rng = np.random.default_rng(k)
+    matrix = np.diag(rng.integers(50, 1000, k))
+    matrix[3, 5], matrix[1, 0], matrix[0, 1], matrix[2, 7], matrix[4, 6] = 90_000, 400, 700, 12, 1
+    per_class = [float(matrix[i, i] / matrix[i].sum()) for i in range(k)]
+    return FinishedEvent("completed", "trained", 5, 1000, 12.0, 0.3, float(np.trace(matrix) / matrix.sum()),
+                         matrix.tolist(), per_class, [])
+
+
+@pytest.mark.parametrize("dark", [False, True])
+def test_every_count_reads_on_its_cell_colour(qtbot, view, dark):
+    """Text is black or white by the cell's luminance: WCAG contrast >= 4.5 in every cell,
+    the largest mistakes included (they were drawn white on white), and the cell is drawn in
+    the colour it is given."""
+    from PySide6.QtGui import QPalette
+
+    from app.widgets.training.results import contrast
+
+    if dark:
+        pal = view.palette()
+        pal.setColor(QPalette.ColorRole.Base, QColor(30, 30, 30))
+        pal.setColor(QPalette.ColorRole.Text, QColor(230, 230, 230))
+        view.setPalette(pal)
+    event = _big_mistakes(10)
+    view.show_result(event, None, [str(i) for i in range(10)])
+    t = view.confusion
+    qtbot.wait(1)
+    drawn = t.viewport().grab().toImage()
+    ratios = {}
+    for i in range(10):
+        for j in range(10):
+            item = t.item(i, j)
+            cell, ink = item.background().color(), item.foreground().color()
+            assert cell.isValid() and ink.isValid()
+            ratios[i, j] = contrast(ink, cell)
+            corner = t.visualItemRect(item).topLeft()
+            pixel = drawn.pixelColor(corner.x() + 3, corner.y() + 3)
+            assert max(abs(pixel.red() - cell.red()), abs(pixel.green() - cell.green()),
+                       abs(pixel.blue() - cell.blue())) <= 2, (i, j, pixel.name(), cell.name())
+    assert min(ratios.values()) >= 4.5, min(ratios.items(), key=lambda kv: kv[1])
+    big = t.item(3, 5).background().color()
+    assert big.red() > big.green() + 100  # the largest mistake is the reddest cell, readable
+    shoot(qtbot, view, f"results-big-mistakes-{'dark' if dark else 'light'}.png")
+
+
+@pytest.mark.parametrize("k", [10, 26])
+def test_accuracy_per_class_labels_do_not_overlap(qtbot, view, k):
+    view.resize(900, 420)
+    names = [chr(65 + i) for i in range(k)]
+    view.show_result(_big_mistakes(k), None, names)
+    qtbot.wait(1)
+    shoot(qtbot, view, f"results-{k}-classes-900x420.png")
+    rects = sorted((label.sceneBoundingRect() for label in view._bar_labels), key=lambda r: r.top())
+    text = view.fontMetrics().height()
+    assert len(rects) == k and all(r.height() >= text for r in rects)
+    assert all(below.top() >= above.top() + text for above, below in zip(rects, rects[1:]))
+    vb = view.bars.getViewBox()  # the class names on the axis get as much room as the figures
+    row = vb.mapViewToScene(pg_point(0, 1)).y() - vb.mapViewToScene(pg_point(0, 0)).y()
+    assert abs(row) >= text
+
+
+def pg_point(x, y):
+    from PySide6.QtCore import QPointF
+
+    return QPointF(x, y)

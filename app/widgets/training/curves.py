@@ -28,7 +28,7 @@ import time
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QSignalBlocker, Qt, QTimer
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPalette
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QGridLayout,
@@ -78,6 +78,7 @@ class CurvesView(ReadoutAndExport, QWidget):
         self.last_draw_seconds = 0.0
         self._dirty = False
         self._pending: list[pg.PlotWidget] = []  # plots still to redraw in this pass
+        self._pass_rows: tuple[int, int, int] | None = None  # the rows that pass draws
         self._x_max = 0.0  # the step plots' right edge while following the run
         self._pyramids: dict[tuple[int, str], Decimator] = {}
         self._drawn: dict[int, tuple] = {}  # what each curve item shows, to skip unchanged ones
@@ -113,13 +114,11 @@ class CurvesView(ReadoutAndExport, QWidget):
         w.installEventFilter(self)
         return w
 
-    def _item(self, plot: pg.PlotWidget, name: str | None = None, **kw) -> pg.PlotDataItem:
+    def _item(self, plot: pg.PlotWidget, **kw) -> pg.PlotDataItem:
         item = pg.PlotDataItem(antialias=True, connect="finite", **kw)
         plot.addItem(item)
         item.setDownsampling(auto=False)  # the Decimator does it, bounded per redraw
         item.setClipToView(False)
-        if name:
-            plot.getPlotItem().legend.addItem(item, name)
         return item
 
     def _build(self, smoothing: float) -> None:
@@ -133,8 +132,6 @@ class CurvesView(ReadoutAndExport, QWidget):
         self.lr_plot = self._plot("Learning rate", "step")
         self.plots = [self.loss_plot, self.accuracy_plot, self.epoch_plot, self.lr_plot]
         self.step_plots = [self.loss_plot, self.accuracy_plot, self.lr_plot]
-        for plot, offset in ((self.loss_plot, (-6, 6)), (self.accuracy_plot, (-6, -6)), (self.epoch_plot, (-6, 6))):
-            plot.getPlotItem().addLegend(offset=offset, labelTextSize="8pt", verSpacing=-7, horSpacing=6)
         for plot in (self.accuracy_plot, self.lr_plot):
             plot.setXLink(self.loss_plot)
         for plot in self.step_plots:
@@ -143,8 +140,8 @@ class CurvesView(ReadoutAndExport, QWidget):
             vb.sigRangeChangedManually.connect(self._zoomed)
             plot.getPlotItem().autoBtn.clicked.connect(self._follow_all)  # "A": every step again
 
-        # (attribute, plot, legend, run, table, x column, y column); previous-run items come
-        # first so the current run draws over them
+        # (attribute, plot, key in the title, run, table, x column, y column); previous-run
+        # items come first so the current run draws over them
         o, sq = dict(symbol="o", symbolSize=7), dict(symbol="s", symbolSize=7)
         spec = [("prev_loss", self.loss_plot, None, "previous", "batches", "step", "smoothed_loss", {}),
                 ("raw_loss", self.loss_plot, "minibatch", "current", "batches", "step", "loss", {}),
@@ -165,14 +162,18 @@ class CurvesView(ReadoutAndExport, QWidget):
                 ("prev_lr", self.lr_plot, None, "previous", "batches", "step", "lr", {}),
                 ("lr", self.lr_plot, None, "current", "batches", "step", "lr", {})]
         self.curves = []
+        self._symbols: dict[int, str | None] = {}
+        self._keys: dict[pg.PlotWidget, list[tuple[str, pg.PlotDataItem]]] = {p: [] for p in self.plots}
         for attribute, plot, legend, run, table, x, y, options in spec:
-            item = self._item(plot, legend, **options)
+            item = self._item(plot, **options)
+            self._symbols[id(item)] = options.get("symbol")  # the key's glyph (markers come and go)
             setattr(self, attribute, item)
             self.curves.append(_Curve(item, run, table, x, y, peak=attribute == "raw_loss"))
             self.curves[-1].plot = plot
-        self._previous_legend = ((self.loss_plot, self.prev_loss), (self.accuracy_plot, self.prev_accuracy),
-                                 (self.epoch_plot, self.prev_train_loss))
+            if legend:
+                self._keys[plot].append((legend, item))
         self._previous_in_legend = False
+        self._title_widths: dict[pg.PlotWidget, int] = {}
 
         self.crosshairs = {}
         for plot in self.plots:
@@ -237,19 +238,12 @@ class CurvesView(ReadoutAndExport, QWidget):
         for plot in self.plots:
             plot.setBackground(bg)
             p = plot.getPlotItem()
-            p.setTitle(self._titles[plot], color=fg, size="9pt")
             for name in ("left", "bottom"):
                 axis = p.getAxis(name)
                 axis.background = bg
                 axis.setPen(axis_pen)
                 axis.setTextPen(fg)
                 axis.label.setDefaultTextColor(fg)
-            if p.legend is not None:
-                p.legend.setBrush(pg.mkBrush(mix(bg, bg, 0, 190)))
-                p.legend.setPen(pg.mkPen(mix(fg, bg, 0.75)))
-                p.legend.setLabelTextColor(fg)
-                for _sample, label in p.legend.items:  # setLabelTextColor only affects new labels
-                    label.setText(label.text, color=fg)
             self.crosshairs[plot].setPen(pg.mkPen(mix(fg, bg, 0.35), width=1, style=Qt.PenStyle.DashLine))
         raw = QColor(train)
         raw.setAlpha(110 if dark else 80)
@@ -266,6 +260,44 @@ class CurvesView(ReadoutAndExport, QWidget):
                              (self.prev_train_acc, train), (self.prev_val_acc, val),
                              (self.prev_train_loss, train), (self.prev_val_loss, val)):
             item.setPen(pg.mkPen(dim(colour), width=1.6, style=Qt.PenStyle.DashLine))
+        self._key_colours = {"background": bg}
+        self._title_widths.clear()
+        for plot in self.plots:
+            self._set_title(plot)
+
+    def _set_title(self, plot: pg.PlotWidget) -> None:
+        """The plot's title followed by its key: which line is train, which validation, which
+        the previous run, in their colours. In the title line, not in a legend box: a box
+        covers a small plot's curves, so small plots had none. The longest text that fits."""
+        width = plot.width()
+        if self._title_widths.get(plot) == width:
+            return
+        self._title_widths[plot] = width
+        bg = self._key_colours["background"]
+        entries = []
+        for label, item in self._keys[plot]:
+            colour = pg.mkPen(item.opts["pen"]).color()
+            colour = mix(bg, colour, colour.alphaF())  # the faint raw loss as it shows on the plot
+            glyph = {"o": "●", "s": "■"}.get(self._symbols.get(id(item)), "━")
+            entries.append((glyph, colour.name(), label))
+        previous = next((c.item for c in self.curves if c.plot is plot and c.run == "previous"), None)
+        if self.previous is not None and previous is not None:
+            entries.append(("┅", previous.opts["pen"].color().name(), "previous run"))
+        font = QFont(self.font())
+        font.setPointSizeF(9)
+        fm = QFontMetrics(font)
+        title = self._titles[plot]
+        short = {"minibatch, smoothed": "smoothed", "train (epoch)": "train", "validation (epoch)": "val.",
+                 "validation": "val.", "previous run": "previous", "minibatch": "raw"}
+        shown = []  # the title alone where even the short labels do not fit
+        for labels in (entries, [(g, c, short.get(lab, lab)) for g, c, lab in entries]):
+            plain = "  ".join([title] + [f"{g} {lab}" for g, _c, lab in labels])
+            if fm.horizontalAdvance(plain) + 24 <= width:
+                shown = labels
+                break
+        key = "&nbsp;&nbsp;".join(f"<span style='color:{c}'>{g}</span>&nbsp;{lab}" for g, c, lab in shown)
+        fg = self.palette().color(QPalette.ColorRole.Text)
+        plot.getPlotItem().setTitle(f"{title}&nbsp;&nbsp;{key}" if key else title, color=fg, size="9pt")
 
     def changeEvent(self, event) -> None:
         super().changeEvent(event)
@@ -287,10 +319,9 @@ class CurvesView(ReadoutAndExport, QWidget):
     def _legend_previous(self, shown: bool) -> None:
         if shown != self._previous_in_legend:
             self._previous_in_legend = shown
-            for plot, item in self._previous_legend:
-                legend = plot.getPlotItem().legend
-                legend.addItem(item, "previous run") if shown else legend.removeItem(item)
-            self._apply_theme()
+            self._title_widths.clear()
+            for plot in self.plots:
+                self._set_title(plot)
 
     def clear(self) -> None:
         """Forget both runs."""
@@ -382,18 +413,23 @@ class CurvesView(ReadoutAndExport, QWidget):
         if not self._pending:  # a new pass over the plots, one plot per tick: each paint is
             self._dirty = False  # a short pause of the event loop, not four in a row
             self._pending = self._pass_order()
-        self._redraw([self._pending.pop(0)])
+            self._pass_rows = self._rows_now()  # and every plot of the pass draws the same steps
+        self._redraw([self._pending.pop(0)], self._pass_rows)
         if self._pending:
             self._timer.start()
 
     def _pass_order(self) -> list[pg.PlotWidget]:
-        """The plots a pass redraws, in turn: the minibatch loss (the curve users watch)
-        before each of the others, so it refreshes as often as if it were drawn alone while
-        the others follow at a third of that rate. An unchanged plot costs nothing."""
+        """The plots a pass redraws, in turn: the step plots (minibatch loss, accuracy,
+        learning rate) one after the other, then the epoch plot. A pass draws the run as it
+        was when the pass began, so that the step plots, which share their step axis, end
+        at the same step once it is over (drawing the loss more often than the others left
+        them tens of steps behind it). An unchanged plot costs nothing."""
         plots = [p for p in self.plots if p.isVisible()] or list(self.plots)
-        if self.loss_plot not in plots or len(plots) < 3:
-            return plots
-        return [q for other in plots if other is not self.loss_plot for q in (self.loss_plot, other)]
+        return [p for p in plots if p in self.step_plots] + [p for p in plots if p not in self.step_plots]
+
+    def _rows_now(self) -> tuple[int, int, int]:
+        """(run serial, minibatches, epochs) of the current run now."""
+        return self.current.serial, len(self.current.batches), len(self.current.epochs)
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -415,8 +451,9 @@ class CurvesView(ReadoutAndExport, QWidget):
         self._pending = []
         self._redraw()
 
-    def _redraw(self, plots: list[pg.PlotWidget] | None = None) -> None:
-        """Update the items of ``plots`` (default: all) to the data; a pass is complete
+    def _redraw(self, plots: list[pg.PlotWidget] | None = None, rows: tuple[int, int, int] | None = None) -> None:
+        """Update the items of ``plots`` (default: all) to the data: the current run's first
+        ``rows`` (``_rows_now()`` as a pass began; default: all of it). A pass is complete
         (``draw_count``) when no plot waits."""
         start = time.perf_counter()
         if not self._pending:
@@ -432,6 +469,9 @@ class CurvesView(ReadoutAndExport, QWidget):
             else:
                 table = getattr(run, curve.table)
                 x, y = table[curve.x], table[curve.y]
+                if rows is not None and run is self.current and rows[0] == run.serial:
+                    n = rows[1] if curve.table == "batches" else rows[2]
+                    x, y = x[:n], y[:n]
                 if curve.table == "epochs":
                     ok = np.isfinite(y)
                     key, data = (run.serial, len(y), self._generation), (x[ok].astype(F8), y[ok])
@@ -552,8 +592,7 @@ class CurvesView(ReadoutAndExport, QWidget):
             self._leave()
         elif event.type() == QEvent.Type.Resize and isinstance(obj, pg.PlotWidget):
             roomy = obj.width() >= 200 and obj.height() >= 180
-            legend = obj.getPlotItem().legend
-            if legend is not None:  # a legend would hide most of a small plot: read the line below
-                legend.setVisible(roomy)
             obj.getPlotItem().getAxis("bottom").showLabel(roomy)
+            if obj in self._title_widths:  # the key's labels as long as the new width allows
+                self._set_title(obj)
         return False

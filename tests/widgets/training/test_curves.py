@@ -113,8 +113,7 @@ def test_the_previous_run_stays_dimmed_and_only_the_last_one(view):
     bg = view.loss_plot.backgroundBrush().color()
     dist = lambda c: abs(c.red() - bg.red()) + abs(c.green() - bg.green()) + abs(c.blue() - bg.blue())  # noqa: E731
     assert dist(view.prev_loss.opts["pen"].color()) < dist(view.smoothed_loss.opts["pen"].color()) / 1.5
-    legend = [label.text for _, label in view.loss_plot.getPlotItem().legend.items]
-    assert legend == ["minibatch", "smoothed", "previous run"]
+    assert key_labels(view.loss_plot) == ["minibatch", "smoothed", "previous run"]
     SHOTS.mkdir(parents=True, exist_ok=True)
     assert view.export_png(SHOTS / "curves-two-runs-900x600.png")
 
@@ -130,7 +129,54 @@ def test_the_previous_run_stays_dimmed_and_only_the_last_one(view):
     view.clear()
     view.flush()
     assert shown(view.prev_loss) == 0 and view.previous is None
-    assert [label.text for _, label in view.loss_plot.getPlotItem().legend.items] == ["minibatch", "smoothed"]
+    assert key_labels(view.loss_plot) == ["minibatch", "smoothed"]
+
+
+def key_labels(plot) -> list[str]:
+    """The labels of the key in a plot's title, as the title shows them."""
+    import re
+
+    title = plot.getPlotItem().titleLabel.text
+    return re.findall(r"</span>&nbsp;([^&<]+)", title)
+
+
+def key_colours(plot) -> dict[str, QColor]:
+    import re
+
+    title = plot.getPlotItem().titleLabel.text
+    found = re.findall(r"color:(#[0-9a-f]{6})'>[^<]+</span>&nbsp;([^&<]+)", title)
+    return {label: QColor(colour) for colour, label in found}
+
+
+def test_every_plot_says_which_line_is_train_and_which_validation_at_the_docked_size(qtbot, view):
+    """A key in each title (the legend boxes were hidden below 180 px, so at the default
+    window size no plot said which line was which), in the colours of the lines."""
+    feed(view, seed=1)
+    view.start_run()
+    feed(view, seed=2)
+    view.resize(1030, 340)  # the Curves tab in the default window with the Training dock open
+    view.flush()
+    settle(qtbot, view)
+    assert all(p.height() < 180 for p in view.plots)
+    assert key_labels(view.epoch_plot) == ["train", "validation", "previous run"]
+    assert key_labels(view.accuracy_plot) in (["minibatch, smoothed", "train (epoch)", "validation (epoch)",
+                                               "previous run"], ["smoothed", "train", "val.", "previous"])
+    colours = key_colours(view.epoch_plot)
+    assert colours["train"] == view.train_loss.opts["pen"].color()
+    assert colours["validation"] == view.val_loss.opts["pen"].color()
+    for plot in view.plots:  # the key is drawn, and within the plot's width
+        label = plot.getPlotItem().titleLabel
+        assert label.isVisible() and label.item.boundingRect().width() <= plot.width()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    assert view.grab().save(str(SHOTS / "curves-keys-1030x340.png"))
+    view.resize(640, 340)  # narrower: shorter labels
+    view.flush()
+    settle(qtbot, view)
+    assert key_labels(view.epoch_plot) == ["train", "val.", "previous"]
+    view.resize(420, 300)  # too narrow for a key: the title alone (the read-out line names the values)
+    view.flush()
+    settle(qtbot, view)
+    assert key_labels(view.epoch_plot) == [] and "Loss per epoch" in view.epoch_plot.getPlotItem().titleLabel.text
 
 
 def test_many_batches_between_frames_make_one_draw(qtbot, view):
@@ -350,9 +396,8 @@ def test_screenshots_at_the_panel_sizes(qtbot, view):
         assert view.grab().save(str(SHOTS / f"curves-{w}x{h}.png"))
         for plot in view.plots:
             assert plot.width() >= 150 and plot.height() >= 150
-        assert view.loss_plot.getPlotItem().legend.isVisible()
-    view.resize(420, 300)  # squeezed: the plots keep their area, the legends go
-    qtbot.waitUntil(lambda: not view.loss_plot.getPlotItem().legend.isVisible(), timeout=2000)
+        if w == 900:
+            assert key_labels(view.loss_plot) == ["minibatch", "smoothed", "previous run"]
 
 
 def test_the_loss_range_moves_in_steps_not_with_every_minibatch(qtbot, view):
@@ -458,9 +503,44 @@ def test_minibatches_added_together_equal_one_by_one():
     assert together.lr_min == pytest.approx(0.1 * 0.9 ** 19) and together.lr_max == pytest.approx(0.1)
 
 
-def test_a_pass_gives_the_minibatch_loss_every_other_turn(view):
+def test_a_pass_draws_the_step_plots_then_the_epoch_plot(view):
     order = view._pass_order()
-    assert order == [view.loss_plot, view.accuracy_plot, view.loss_plot, view.epoch_plot,
-                     view.loss_plot, view.lr_plot]
+    assert order == [view.loss_plot, view.accuracy_plot, view.lr_plot, view.epoch_plot]
     view.accuracy_plot.hide()  # a model without accuracy
-    assert view._pass_order() == [view.loss_plot, view.epoch_plot, view.loss_plot, view.lr_plot]
+    assert view._pass_order() == [view.loss_plot, view.lr_plot, view.epoch_plot]
+
+
+def test_the_step_plots_end_at_the_same_step_after_each_pass(qtbot, view):
+    """Minibatches keep arriving between the ticks of a pass (one plot per tick): the
+    accuracy and learning-rate plots used to show tens of steps fewer than the loss plot.
+    Each pass draws the run as it was when it began, in every plot; a redraw costs as before
+    (one plot per tick)."""
+    step = 0
+
+    def arrive(n=7):
+        nonlocal step
+        for _ in range(n):
+            step += 1
+            view.add_batch(BatchEvent(1, step, 10_000, step, 1.0 / step, 0.5, 1e4, 0.01))
+
+    arrive(50)
+    view.flush()
+    view._timer.stop()
+    ends = lambda: {name: int(getattr(view, name).getData()[0][-1])  # noqa: E731
+                    for name in ("raw_loss", "smoothed_accuracy", "lr")}
+    for _ in range(6):  # six passes, minibatches arriving before every tick
+        pass_started = None
+        while True:
+            arrive()
+            view._drawn_at = 0.0  # the pace is not what this test is about
+            view._dirty = True
+            view._tick()
+            view._timer.stop()
+            if pass_started is None:
+                pass_started = view._pass_rows[1]
+            if not view._pending:
+                break
+        assert set(ends().values()) == {pass_started}, ends()
+        assert pass_started > 50
+    view.flush()  # the end of a run: everything
+    assert set(ends().values()) == {step}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from PySide6.QtCore import QPointF
+from PySide6.QtCore import QPointF, QRectF
 from PySide6.QtWidgets import QApplication
 
 from ..engine.graph import Edge, Node
@@ -42,11 +42,11 @@ class Editor:
         return self.doc.graph
 
     def add_layer(self, type_name: str, pos: QPointF | None = None, connect_from: str | None = None) -> str:
-        """Add a layer centred at ``pos``; with ``connect_from``, fed by that node. Returns its id."""
+        """Add a layer centred at ``pos`` or, where that would cover a layer, at the nearest
+        free place (below it first); with ``connect_from``, fed by that node. Returns its id."""
         prefix = {"Input": "input", "Linear": "fc"}.get(type_name, type_name.lower())
         node_id = self.graph.unique_id(prefix)
-        if pos is None:
-            pos = QPointF(0, 0)
+        pos = self.free_spot(pos if pos is not None else QPointF(0, 0))
         node = Node(node_id, type_name, new_node_params(type_name),
                     (round(pos.x() - NODE_W / 2, 1), round(pos.y() - NODE_H / 2, 1)))
         edges = []
@@ -55,6 +55,30 @@ class Editor:
         self.doc.undo_stack.push(AddItems(self.doc, [node], edges))
         self.scene.select_nodes([node_id])
         return node_id
+
+    GAP = 24.0  # the least room between a new layer and the others
+
+    def free_spot(self, centre: QPointF) -> QPointF:
+        """``centre``, or the nearest centre near it where a new layer covers no other (nor
+        comes closer than ``GAP`` to one): below it first, then beside it, else under all."""
+        taken = [item.sceneBoundingRect().adjusted(-self.GAP, -self.GAP, self.GAP, self.GAP)
+                 for item in self.scene.nodes.values()]
+
+        def free(c: QPointF) -> bool:
+            rect = QRectF(c.x() - NODE_W / 2, c.y() - NODE_H / 2, NODE_W, NODE_H)
+            return not any(rect.intersects(t) for t in taken)
+
+        if free(centre):
+            return centre
+        dx, dy = NODE_W + self.GAP, (NODE_H + self.GAP) / 2
+        steps = sorted(((i, j) for i in range(-3, 4) for j in range(-6, 25)),
+                       key=lambda ij: abs(ij[0]) * 2.5 + (ij[1] if ij[1] >= 0 else -2 * ij[1]))
+        for i, j in steps:
+            c = QPointF(centre.x() + i * dx, centre.y() + j * dy)
+            if free(c):
+                return c
+        bottom = max(t.bottom() for t in taken)
+        return QPointF(centre.x(), bottom + NODE_H / 2 + self.GAP)
 
     def delete_selection(self) -> None:
         nodes, edges = self.scene.selected_node_ids(), self.scene.selected_edges()

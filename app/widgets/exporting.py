@@ -105,11 +105,22 @@ class Exporter(QObject):
         self.export_onnx(path)
 
     def ask_python(self) -> None:
-        path = QFileDialog.getExistingDirectory(self.window, "Export PyTorch code into a folder",
-                                                str(self._start_dir()))
+        """Asks for a folder by name: a new one is created (a folder picker accepts only
+        folders that exist); an existing one with files in it gets a ``<project>`` folder of
+        its own inside."""
+        path, _ = QFileDialog.getSaveFileName(
+            self.window, "Export PyTorch code to a folder (a new one is created)",
+            str(self._start_dir() / self._stem()), "Folders (*)", "",
+            QFileDialog.Option.ShowDirsOnly | QFileDialog.Option.DontConfirmOverwrite)
         if not path:
             return
-        folder = Path(path) / self._stem() if any(Path(path).iterdir()) else Path(path)
+        folder = Path(path)
+        if folder.exists() and not folder.is_dir():
+            self._show(QMessageBox.Icon.Warning, "Export failed",
+                       f"{folder} is a file: choose a folder (a new name creates one)")
+            return
+        if folder.is_dir() and any(folder.iterdir()) and not (folder / "model.py").exists():
+            folder = folder / self._stem()  # a folder of other files: the export goes in a folder of its own
         if folder.is_dir() and not confirm_replace(self.window, [folder / name for name in PYTHON_FILES]):
             return
         self.export_python(str(folder))
@@ -150,15 +161,14 @@ class Exporter(QObject):
     def _done(self, message: str) -> None:
         self._finish()
         self.last_message = message
-        box = QMessageBox(QMessageBox.Icon.Information, "Export finished", message[0].upper() + message[1:],
-                          QMessageBox.StandardButton.Ok, self.window)
-        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        box.open()
+        self._show(QMessageBox.Icon.Information, "Export finished", message[0].upper() + message[1:])
 
     def _failed(self, message: str) -> None:
         self._finish()
+        self._show(QMessageBox.Icon.Warning, "Export failed", message)
+
+    def _show(self, icon, title: str, message: str) -> None:
         self.last_message = message
-        box = QMessageBox(QMessageBox.Icon.Warning, "Export failed", message, QMessageBox.StandardButton.Ok,
-                          self.window)
+        box = QMessageBox(icon, title, message, QMessageBox.StandardButton.Ok, self.window)
         box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         box.open()

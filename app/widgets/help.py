@@ -8,9 +8,18 @@ from importlib import metadata, resources
 from pathlib import Path
 
 from PySide6 import __version__ as pyside_version
-from PySide6.QtCore import Qt, QUrl, qVersion
-from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QPushButton, QTextBrowser, QVBoxLayout, QWidget
+from PySide6.QtCore import QSize, Qt, QUrl, qVersion
+from PySide6.QtGui import QDesktopServices, QGuiApplication, QImage, QPixmap, QTextCursor
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
 
 from .. import __version__
 
@@ -73,18 +82,110 @@ def help_dir() -> Path:
 
 class GettingStartedDialog(QDialog):
     """The walk-through, in a browser that follows its own links (external ones open in the
-    system's browser)."""
+    system's browser). Its pictures (screenshots of the whole window) take the browser's
+    width, up to their own size, as the dialog is resized; a click shows one at full size."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("Getting started with NetCanvas")
+        self._sizes: dict[str, QSize] = {}  # each picture's own size
         self.browser = QTextBrowser()
-        self.browser.setOpenExternalLinks(True)
+        self.browser.setOpenLinks(False)  # pictures open in a viewer; pages and web links below
+        self.browser.anchorClicked.connect(self._follow)
         self.browser.setSearchPaths([str(help_dir())])
         self.browser.setSource(QUrl.fromLocalFile(str(help_dir() / "getting_started.html")))
+        self.viewer: ImageViewer | None = None
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(self.browser)
         layout.addWidget(buttons)
-        self.resize(820, 720)
+        screen = QGuiApplication.primaryScreen().availableGeometry() if QGuiApplication.primaryScreen() else None
+        width, height = (1200, 900) if screen is None else (min(1200, int(screen.width() * 0.85)),
+                                                           min(900, int(screen.height() * 0.85)))
+        self.resize(max(width, 640), max(height, 480))
+
+    def image_widths(self) -> dict[str, int]:
+        """Each picture's name -> the width it is drawn at now."""
+        return {fmt.name(): int(fmt.width()) for _cursor, fmt in self._images()}
+
+    def _images(self):
+        doc = self.browser.document()
+        block = doc.begin()
+        while block.isValid():
+            it = block.begin()
+            while not it.atEnd():
+                fragment = it.fragment()
+                if fragment.isValid() and fragment.charFormat().isImageFormat():
+                    cursor = QTextCursor(doc)
+                    cursor.setPosition(fragment.position())
+                    cursor.setPosition(fragment.position() + fragment.length(), QTextCursor.MoveMode.KeepAnchor)
+                    yield cursor, fragment.charFormat().toImageFormat()
+                it += 1
+            block = block.next()
+
+    def _fit_images(self) -> None:
+        room = self.browser.viewport().width() - 2 * int(self.browser.document().documentMargin()) - 6
+        for cursor, fmt in list(self._images()):
+            if fmt.name() not in self._sizes:  # read once: a resize must not decode every picture
+                self._sizes[fmt.name()] = self._image(fmt.name()).size()
+            size = self._sizes[fmt.name()]
+            if size.isEmpty():
+                continue
+            width = max(120, min(size.width(), room))
+            if int(fmt.width()) != width:
+                fmt.setWidth(width)
+                fmt.setHeight(width * size.height() / size.width())
+                cursor.setCharFormat(fmt)
+
+    def _image(self, name: str) -> QImage:
+        return QImage(str(help_dir() / Path(name).name))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_images()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._fit_images()
+
+    def _follow(self, url: QUrl) -> None:
+        if url.scheme() in ("http", "https", "mailto"):
+            QDesktopServices.openUrl(url)
+        elif url.path().lower().endswith(".png"):
+            self.show_image(Path(url.path()).name)
+        else:
+            self.browser.setSource(url)
+
+    def show_image(self, name: str) -> "ImageViewer":
+        """The picture ``name`` at its own size, in a window of its own (scrolling if need be)."""
+        if self.viewer is None:
+            self.viewer = ImageViewer(self)
+        self.viewer.show_image(self._image(name), name)
+        return self.viewer
+
+
+class ImageViewer(QDialog):
+    """One picture at its own size, scrolling where the screen is smaller."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.label = QLabel()
+        self.label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        area = QScrollArea()
+        area.setWidget(self.label)
+        area.setWidgetResizable(True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(area)
+        layout.addWidget(buttons)
+
+    def show_image(self, image: QImage, name: str) -> None:
+        self.setWindowTitle(name)
+        self.label.setPixmap(QPixmap.fromImage(image))
+        screen = QGuiApplication.primaryScreen().availableGeometry() if QGuiApplication.primaryScreen() else None
+        limit = (1600, 1000) if screen is None else (screen.width() - 40, screen.height() - 60)
+        self.resize(min(image.width() + 40, limit[0]), min(image.height() + 70, limit[1]))
+        self.show()
+        self.raise_()

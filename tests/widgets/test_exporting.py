@@ -75,10 +75,31 @@ def test_files_the_dialog_did_not_ask_about_are_not_replaced_without_asking(qtbo
     stem = window.exporter._stem()
     (target / stem).mkdir()
     (target / stem / "model.py").write_text("an earlier export")
-    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(target))
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
     answer = QMessageBox.StandardButton.Cancel
     window.exporter.ask_python()
     assert exported[-1] == str(tmp_path / "new.onnx") and "model.py" in asked[-1]
     answer = QMessageBox.StandardButton.Yes
     window.exporter.ask_python()
     assert exported[-1] == str(target / stem)
+
+
+def test_pytorch_code_goes_to_a_folder_that_does_not_exist_yet(qtbot, window, tmp_path, monkeypatch):
+    """The folder picker accepted only existing folders ("Directory not found"): the export
+    asks for a folder by name and creates it, parents included."""
+    from PySide6.QtWidgets import QFileDialog
+
+    assert window.open_file(example_path("xor"), example=True, ask=False)
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a) or QMessageBox.StandardButton.Yes)
+    target = tmp_path / "exports" / "xor_code"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(target))  # the picker it had
+    window.actions_by_name["export_python"].trigger()
+    box = finish(qtbot, window)
+    assert box.windowTitle() == "Export finished", window.exporter.last_message
+    assert (target / "model.py").is_file() and (target / "README.md").is_file() and asked == []
+    (tmp_path / "a_file").write_text("x")  # a file is not a folder: said, nothing written
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / "a_file"), ""))
+    window.exporter.ask_python()
+    assert not window.exporter.busy and "is a file" in window.exporter.last_message

@@ -69,3 +69,37 @@ def test_an_error_in_a_slot_is_logged_shown_and_the_editor_goes_on(qtbot, window
         handler.uninstall()
     window.editor.add_layer("ReLU")  # still editing
     assert any(n.type == "ReLU" for n in window.doc.graph.nodes.values())
+
+
+def test_getting_started_pictures_grow_with_the_window_and_open_at_full_size(qtbot, window):
+    """The pictures are screenshots of the whole window: drawn at 760 px (about half their
+    size) their text could not be read. They take the dialog's width up to their own, and a
+    click on one shows it at its own size."""
+    from PySide6.QtCore import QPoint, Qt
+
+    dialog = GettingStartedDialog(window)
+    qtbot.addWidget(dialog)
+    dialog.resize(1300, 900)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    room = dialog.browser.viewport().width()
+    widths = dialog.image_widths()
+    assert set(widths) == {"lenet5.png", "training_curves.png", "training_filters.png", "training_activations.png"}
+    assert all(room - 40 <= w <= room for w in widths.values()), (room, widths)
+    dialog.resize(700, 600)
+    qtbot.waitUntil(lambda: max(dialog.image_widths().values()) <= dialog.browser.viewport().width())
+    browser = dialog.browser
+    cursor = next(c for c, fmt in dialog._images() if fmt.name() == "lenet5.png")
+    cursor.setPosition(cursor.selectionEnd())  # just after the picture: its line is the picture's
+    browser.setTextCursor(cursor)
+    browser.ensureCursorVisible()
+    line = browser.cursorRect(cursor)
+    spot = QPoint(line.x() - 30, line.center().y())
+    assert browser.anchorAt(spot) == "lenet5.png"
+    qtbot.mouseClick(browser.viewport(), Qt.MouseButton.LeftButton, pos=spot)
+    viewer = dialog.viewer
+    assert viewer is not None and viewer.isVisible() and viewer.windowTitle() == "lenet5.png"
+    assert viewer.label.pixmap().width() == 1400  # its own size
+    assert "Getting started" in browser.toPlainText()  # the walk-through stays where it was
+    viewer.close()
+

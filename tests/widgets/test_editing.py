@@ -1,0 +1,50 @@
+"""Where new layers land: never on top of another."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QCursor
+
+
+def _overlapping(window, node_id: str) -> list[str]:
+    rect = window.scene.nodes[node_id].sceneBoundingRect()
+    return [other for other, item in window.scene.nodes.items()
+            if other != node_id and item.sceneBoundingRect().intersects(rect)]
+
+
+def test_a_layer_added_with_tab_over_a_layer_lands_in_free_space_beside_it(qtbot, lenet):
+    window = lenet
+    target = window.scene.nodes["conv2"]
+    window.view.centerOn(target)
+    where = window.view.mapFromScene(target.sceneBoundingRect().center())
+    QCursor.setPos(window.view.viewport().mapToGlobal(where))  # the mouse over conv2
+    window.view.setFocus()
+    before = set(window.doc.graph.nodes)
+    qtbot.keyClick(window.view, Qt.Key.Key_Tab)
+    edit = window.view._quick_add
+    assert edit is not None and edit.isVisible()
+    qtbot.keyClicks(edit, "Dropout")
+    qtbot.keyClick(edit, Qt.Key.Key_Return)
+    (new,) = set(window.doc.graph.nodes) - before
+    assert window.doc.graph.nodes[new].type == "Dropout"
+    assert _overlapping(window, new) == []
+    centre, asked = window.scene.nodes[new].sceneBoundingRect().center(), target.sceneBoundingRect().center()
+    assert (centre - asked).manhattanLength() < 3 * target.sceneBoundingRect().width()  # near where asked
+
+
+def test_layers_added_at_one_place_again_and_again_never_cover_each_other(lenet):
+    window = lenet
+    spot = window.scene.nodes["fc1"].sceneBoundingRect().center()
+    added = [window.editor.add_layer("ReLU", spot) for _ in range(8)]
+    for node_id in added + ["fc1", "relu3"]:
+        assert _overlapping(window, node_id) == [], node_id
+    window.scene.select_nodes(["conv1"])  # the palette's double-click: below conv1, though relu1 is there
+    window.palette.layer_activated.emit("BatchNorm2d")
+    (new,) = window.scene.selected_node_ids()
+    assert _overlapping(window, new) == []
+    assert any(e.source == "conv1" and e.target == new for e in window.doc.graph.edges)
+
+
+def test_a_free_spot_is_kept(lenet):
+    far = lenet.scene.nodes_rect().bottomRight() + QPoint(500, 500)
+    assert lenet.editor.free_spot(far) == far

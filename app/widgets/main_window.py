@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QPointF, QSettings, Qt, QTimer
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent
 from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QUndoView
 
@@ -15,7 +15,6 @@ from ..engine.errors import NetCanvasError
 from ..engine.examples import list_examples
 from ..engine.layout import layered_layout
 from ..engine.project import SUFFIX, Project, load_project
-from .canvas.items import NODE_H
 from .canvas.scene import CanvasScene
 from .canvas.view import CanvasView
 from .document import Document
@@ -29,6 +28,7 @@ from .shortcuts import resolve as resolve_shortcuts
 from .training.panel import TrainingPanel
 
 MAX_RECENT = 8
+FIRST_RUN_SIZES = {"palette": 200, "inspector": 300, "history": 300, "issues": 120, "training": 120}
 LAYOUT_VERSION = 2  # bumped when the docks change: an older saved layout gives way to the default
 FILE_FILTER = f"NetCanvas projects (*{SUFFIX} *.json);;ONNX models (*.onnx);;All files (*)"
 
@@ -78,7 +78,21 @@ class MainWindow(QMainWindow):
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
         self._docks[name] = dock
+        dock.visibilityChanged.connect(
+            lambda visible, d=dock: None if visible else QTimer.singleShot(0, self, lambda: self._give_room_to_canvas(d)))
         return dock
+
+    def _give_room_to_canvas(self, closed: QDockWidget) -> None:
+        """A closed dock's room goes to the canvas, not to the dock that shared its tab or area."""
+        if not closed.isHidden():  # tabbed away, not closed
+            return
+        area = self.dockWidgetArea(closed)
+        rest = [(n, d) for n, d in self._docks.items()
+                if d is not closed and d.isVisible() and not d.isFloating() and self.dockWidgetArea(d) == area]
+        if rest:
+            across = area in (Qt.DockWidgetArea.TopDockWidgetArea, Qt.DockWidgetArea.BottomDockWidgetArea)
+            self.resizeDocks([d for _, d in rest], [FIRST_RUN_SIZES[n] for n, _ in rest],
+                             Qt.Orientation.Vertical if across else Qt.Orientation.Horizontal)
 
     def _action(self, text: str, slot, tip: str = "") -> QAction:
         action = QAction(text, self)
@@ -105,7 +119,9 @@ class MainWindow(QMainWindow):
             "zoom_in": self._action("Zoom &In", lambda: self.view.zoom_by(1.25)),
             "zoom_out": self._action("Zoom &Out", lambda: self.view.zoom_by(0.8)),
             "fit": self._action("&Fit to Window", self.view.fit),
-            "layout": self._action("Auto &Layout", self.editor.auto_layout, "Arrange the layers top to bottom"),
+            "layout": self._action("Auto &Layout", lambda: self.view.arrange("TB"), "Arrange the layers top to bottom"),
+            "layout_lr": self._action("Left-to-&Right Layout", lambda: self.view.arrange("LR"),
+                                      "Arrange the layers left to right, in rows as wide as the canvas"),
             "about": self._action("&About NetCanvas", self.about),
             "getting_started": self._action("&Getting Started", self.getting_started,
                                             "A short illustrated walk-through"),
@@ -148,7 +164,7 @@ class MainWindow(QMainWindow):
         edit.addSeparator()
         edit.addAction(a["select_all"])
         view = menu.addMenu("&View")
-        view.addActions([a["zoom_in"], a["zoom_out"], a["fit"], a["layout"]])
+        view.addActions([a["zoom_in"], a["zoom_out"], a["fit"], a["layout"], a["layout_lr"]])
         view.addSeparator()
         for dock in self._docks.values():
             view.addAction(dock.toggleViewAction())
@@ -236,7 +252,7 @@ class MainWindow(QMainWindow):
             self.resizeDocks([self._docks["training"]], [int(self.height() * 0.5)], Qt.Orientation.Vertical)
         self.training.start()
 
-    _EDIT_ACTIONS = ("new", "open", "undo", "redo", "cut", "paste", "duplicate", "delete", "layout")
+    _EDIT_ACTIONS = ("new", "open", "undo", "redo", "cut", "paste", "duplicate", "delete", "layout", "layout_lr")
 
     def _lock_editing(self, training: bool) -> None:
         """While a run trains this graph, the graph cannot change under it."""
@@ -257,9 +273,7 @@ class MainWindow(QMainWindow):
         """Double-click / Enter in the palette: below the selected layer, fed by it."""
         ids = self.scene.selected_node_ids()
         if len(ids) == 1:
-            item = self.scene.nodes[ids[0]]
-            pos = item.sceneBoundingRect().center() + QPointF(0, NODE_H + 50)
-            self.editor.add_layer(type_name, pos, connect_from=ids[0])
+            self.editor.add_layer(type_name, self.scene.centre_after(ids[0]), connect_from=ids[0])
         else:
             self.editor.add_layer(type_name, self.view.mapToScene(self.view.viewport().rect().center()))
 
@@ -451,8 +465,9 @@ class MainWindow(QMainWindow):
             self._docks["issues"].raise_()
             self.tabifyDockWidget(self._docks["inspector"], self._docks["history"])
             self._docks["inspector"].raise_()
-            self.resizeDocks([self._docks["issues"]], [120], Qt.Orientation.Vertical)
-            self.resizeDocks([self._docks["palette"], self._docks["inspector"]], [200, 300],
+            self.resizeDocks([self._docks["issues"]], [FIRST_RUN_SIZES["issues"]], Qt.Orientation.Vertical)
+            self.resizeDocks([self._docks["palette"], self._docks["inspector"]],
+                             [FIRST_RUN_SIZES["palette"], FIRST_RUN_SIZES["inspector"]],
                              Qt.Orientation.Horizontal)
 
     def closeEvent(self, event: QCloseEvent) -> None:

@@ -283,3 +283,28 @@ def test_the_toolbar_stays_put_as_undo_and_redo_change_their_text(qtbot, lenet):
     assert undo.text() == "&Undo Edit conv1" and "Edit conv1" in undo.toolTip()  # the menu says what
     assert bar.widgetForAction(undo).text() == "Undo" and bar.widgetForAction(redo).text() == "Redo"
     assert [b.geometry() for b in buttons] == before
+
+
+def test_closing_a_dock_gives_its_room_to_the_canvas(qtbot, lenet):
+    window = lenet
+    window.resize(1400, 880)
+    training = window._docks["training"]
+    training.show()
+    training.raise_()
+    window.resizeDocks([training], [440], Qt.Orientation.Vertical)
+    qtbot.waitUntil(lambda: training.height() >= 400)
+    squeezed = window.view.height()
+    training.close()
+    qtbot.waitUntil(lambda: window.view.height() > squeezed + 250, timeout=3000)
+
+
+def test_view_menu_lays_the_graph_out_left_to_right_undoably(qtbot, lenet):
+    window = lenet
+    before = {i: n.position for i, n in window.doc.graph.nodes.items()}
+    steps = window.doc.undo_stack.index()
+    window.actions_by_name["layout_lr"].trigger()
+    assert window.doc.undo_stack.index() == steps + 1
+    pos = {i: n.position for i, n in window.doc.graph.nodes.items()}
+    assert pos["conv1"][0] > pos["input"][0] and pos["conv1"][1] == pos["input"][1]
+    window.doc.undo_stack.undo()
+    assert {i: n.position for i, n in window.doc.graph.nodes.items()} == before

@@ -9,7 +9,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .params import Param, show
+from .params import INT_LIMIT, Param, show
+
+# Ranges: every setting has one that torch (and numpy, for the data) can represent, and
+# that makes sense for the app: sizes and seeds within a C int, rates within float32.
+MAX_SAMPLES = 1_000_000  # points of a synthetic set (2-d points: 8 MB of float32)
+MAX_BATCH = 1_000_000
+MAX_EPOCHS = 100_000
 
 DATASET_NAMES = ("digits", "digits28", "iris", "mnist", "fashion_mnist", "idx", "csv",
                  "image_folder", "xor", "moons", "spirals")
@@ -21,12 +27,14 @@ DATASET_FIELDS: tuple[Param, ...] = (
     Param("images", "string", None, "IDX images file (for idx).", nullable=True),
     Param("labels", "string", None, "IDX labels file (for idx).", nullable=True),
     Param("label_column", "column", None, "CSV column holding the label (default: the first).", nullable=True),
-    Param("samples", "int", None, "Number of points of a synthetic set.", minimum=4, nullable=True),
-    Param("noise", "float", None, "Noise of a synthetic set.", minimum=0.0, nullable=True),
+    Param("samples", "int", None, "Number of points of a synthetic set.", 4, MAX_SAMPLES, nullable=True),
+    Param("noise", "float", None, "Noise of a synthetic set (standard deviation).", 0.0, 100.0, nullable=True),
     Param("validation_fraction", "float", 0.1, "Share of the training data held out for validation.", 0.0, 0.9),
     Param("test_fraction", "float", 0.2, "Share held out for testing when the data has no test split.", 0.0, 0.9),
     Param("normalize", "bool", True, "Standardize with the training split's mean and std."),
-    Param("seed", "int", 0, "Seed of the deterministic split.", minimum=0),
+    Param("seed", "int", 0, "Data split seed: decides which samples go to training, validation and "
+          "test (and a synthetic set's points). Same seed, same split. The training settings' "
+          "initialization seed is a separate one.", 0, INT_LIMIT, label="data split seed"),
 )
 
 # which keys a dataset needs, and what each names
@@ -47,16 +55,18 @@ TRAINING_FIELDS: tuple[Param, ...] = (
     Param("lr", "float", 0.01, "Learning rate.", minimum=1e-12),
     Param("momentum", "float", 0.9, "Momentum (SGD, RMSprop).", 0.0, 1.0),
     Param("weight_decay", "float", 0.0, "L2 penalty.", minimum=0.0),
-    Param("batch_size", "int", 64, "Samples per minibatch.", minimum=1),
-    Param("epochs", "int", 10, "Passes over the training data.", minimum=1),
+    Param("batch_size", "int", 64, "Samples per minibatch.", 1, MAX_BATCH),
+    Param("epochs", "int", 10, "Passes over the training data.", 1, MAX_EPOCHS),
     Param("drop_last", "bool", False, "Drop the last, smaller minibatch of each epoch."),
     Param("loss", "choice", "CrossEntropyLoss", "What training minimizes.", choices=LOSSES),
     Param("schedule", "choice", None, "Learning-rate schedule.", choices=("step", "cosine"), nullable=True),
-    Param("step_size", "int", 10, "Epochs between learning-rate drops (step schedule).", minimum=1),
+    Param("step_size", "int", 10, "Epochs between learning-rate drops (step schedule).", 1, MAX_EPOCHS),
     Param("gamma", "float", 0.1, "Factor of each drop (step schedule).", minimum=1e-6, maximum=1.0),
     Param("early_stopping_patience", "int", None, "Stop after this many epochs without a better validation loss.",
-          minimum=1, nullable=True),
-    Param("seed", "int", 0, "Seed of initialization, shuffling and dropout.", minimum=0),
+          1, MAX_EPOCHS, nullable=True),
+    Param("seed", "int", 0, "Initialization seed: decides the initial weights, the order of the "
+          "minibatches and dropout. Same seed, same run. Which samples are used for training is "
+          "the dataset's data split seed.", 0, INT_LIMIT, label="initialization seed"),
     Param("device", "string", "auto", "auto, cpu, cuda, cuda:N or mps."),
     Param("kernels", "choice", "auto", "Fused GPU kernels.", choices=("auto", "on", "off")),
     Param("target", "choice", "labels", "What the output is compared with: the labels, or the "
@@ -86,7 +96,8 @@ def check_section(section: str, value: Any, fields: tuple[Param, ...]) -> tuple[
         except ValueError as e:
             problems.append((f"{section}.{key}", str(e)))
     if section == "training" and isinstance(settings["device"], str) and not DEVICE_PATTERN.match(settings["device"]):
-        problems.append(("training.device", f"expected auto, cpu, cuda, cuda:N or mps, received {settings['device']!r}"))
+        problems.append(("training.device",
+                         f"expected auto, cpu, cuda, cuda:N or mps, received {show(settings['device'])}"))
     if section == "dataset" and not problems:
         for key, what in DATASET_REQUIRES.get(settings["name"], {}).items():
             if settings[key] is None:

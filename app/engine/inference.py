@@ -11,10 +11,10 @@ import heapq
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import Issue
+from .errors import Issue, first_line
 from .graph import Edge, Graph, id_problem
 from .layers import get_spec
-from .layers.helpers import fmt
+from .layers.helpers import count_problem, fmt, limits_problem
 from .layers.spec import LayerSpec, ShapeError
 from .params import show
 
@@ -91,8 +91,11 @@ def _resolve_cached(node_id: str, spec: LayerSpec, given):
     if len(_RESOLVED) > 100_000:
         _RESOLVED.clear()
     if isinstance(given, dict):
-        # a deep copy: the cache must not change when someone edits the node's dict in place
-        _RESOLVED[node_id] = (spec.type, copy.deepcopy(given), resolved, problems)
+        try:
+            # a deep copy: the cache must not change when someone edits the node's dict in place
+            _RESOLVED[node_id] = (spec.type, copy.deepcopy(given), resolved, problems)
+        except RecursionError:  # values nested too deeply to copy: not cached
+            _RESOLVED.pop(node_id, None)
     return dict(resolved), problems
 
 
@@ -148,15 +151,28 @@ def analyze(graph: Graph) -> Analysis:
             continue
         p = a.params[node_id]
         try:
-            a.shapes[node_id] = spec.infer(in_shapes, p)
-            a.param_counts[node_id] = spec.count(in_shapes, p)
+            shape = spec.infer(in_shapes, p)
+            count = spec.count(in_shapes, p)
+            hints = spec.hints(in_shapes, p) if spec.hints else []
         except ShapeError as e:
             issues.append(Issue(node_id, e.param, str(e)))
             continue
-        if spec.hints:
-            for param, message in spec.hints(in_shapes, p):
-                issues.append(Issue(node_id, param, message, "warning"))
+        except (ArithmeticError, ValueError) as e:  # a shape rule that met sizes it cannot take
+            issues.append(Issue(node_id, None, f"{UNCOMPUTABLE} ({type(e).__name__}: {first_line(e)})"))
+            continue
+        problem = limits_problem(shape) or count_problem(count)
+        if problem:
+            issues.append(Issue(node_id, None, f"{spec.type} cannot be built: {problem}"))
+            continue
+        a.shapes[node_id], a.param_counts[node_id] = shape, count
+        for param, message in hints:
+            issues.append(Issue(node_id, param, message, "warning"))
     return a
+
+
+# what a node says when its shape rule fails in a way the rule did not foresee; tests check
+# that no input of the fuzzers reaches it
+UNCOMPUTABLE = "the output shape cannot be computed from these sizes"
 
 
 def _connect(graph: Graph, issues: list[Issue]):

@@ -118,7 +118,8 @@ def _guard_wheel(widget: QWidget) -> None:
 
 # -- fields ---------------------------------------------------------------------------
 class Field:
-    """An editor for one parameter plus a message line under it.
+    """An editor for one parameter plus a message line under it (a form names its row
+    ``param.title``: the parameter's label, e.g. "data split seed" for the dataset's seed).
 
     ``value()`` returns what the editor shows as a checked value or raises ``ValueError``;
     ``show_value(v)`` displays ``v`` without reporting an edit; ``on_edit()`` is called after
@@ -130,6 +131,7 @@ class Field:
         self._on_edit = on_edit
         self.editor = self.make_editor()
         self.editor.setObjectName(f"param_{param.name}")
+        self.editor.setAccessibleName(param.title)
         tip = (param.doc + " " if param.doc else "") + f"Expects {param.expected()}."
         self.editor.setToolTip(tip)
         self.message = QLabel()
@@ -228,8 +230,10 @@ class IntField(Field):
     def make_editor(self) -> QSpinBox:
         p = self.param
         spin = QSpinBox()
-        low = int(p.minimum) if p.minimum is not None else -INT_LIMIT + 1
-        high = int(p.maximum) if p.maximum is not None else INT_LIMIT
+        # the parameter's own range (the engine bounds every int within a C int); clamped
+        # all the same, as QSpinBox cannot hold more and one step below is kept for "none"
+        low = max(int(p.low), -INT_LIMIT)
+        high = min(int(p.high), INT_LIMIT)
         self.empty: int | None = None
         if p.nullable or p.required:
             self.empty = low - 1

@@ -30,7 +30,7 @@ class SettingsForm(QWidget):
         for row, p in enumerate(fields):
             field = make_field(p, lambda name=p.name: self._edited(name))
             self.fields[p.name] = field
-            label = QLabel((labels or {}).get(p.name, p.name.replace("_", " ")))
+            label = QLabel((labels or {}).get(p.name, p.title))
             label.setToolTip(field.editor.toolTip())
             label.setBuddy(field.editor)
             label.setMinimumHeight(field.row_height())

@@ -491,10 +491,18 @@ def test_softmax_dim_zero_is_the_batch(type_name, shape, dim):
     assert e.param == "dim" and "batch" in str(e)
 
 
-@pytest.mark.parametrize("dim", [3, -4, 100, -100])
+@pytest.mark.parametrize("dim", [3, -4, 8, -8])
 def test_softmax_dim_out_of_range(dim):
     e = infer_error("Softmax", [(10, 4)], {"dim": dim})
     assert e.param == "dim" and "out of range" in str(e) and str(dim) in str(e)
+
+
+@pytest.mark.parametrize("type_name", ["Softmax", "LogSoftmax", "Concat"])
+@pytest.mark.parametrize("dim", [9, -9, 100, -(2**63)])
+def test_dim_beyond_any_rank_is_refused_by_its_range(type_name, dim):
+    """A shape has at most 8 dimensions (plus the batch), so dim takes -8 to 8."""
+    with pytest.raises(ValueError, match="expected an integer from -8 to 8, received"):
+        CATALOGUE[type_name].param_index["dim"].check(dim)
 
 
 def test_softmax_dims_in_range():

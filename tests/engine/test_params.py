@@ -3,11 +3,11 @@ messages that say what was expected and what was received."""
 
 from __future__ import annotations
 
-import math
-
+import numpy as np
 import pytest
 
-from app.engine.params import KINDS, REQUIRED, Param, is_int, is_number, pair, show
+from app.engine.params import (FLOAT_LIMIT, INT_LIMIT, KINDS, REQUIRED, Param, is_int, is_number, pair,
+                               show)
 
 INT = Param("n", "int", 1, "an int", minimum=1, maximum=10)
 FLOAT = Param("x", "float", 0.5, "a float", 0.0, 1.0)
@@ -163,7 +163,19 @@ def test_show_quotes_values_as_json():
     assert show([1, "a"]) == '[1, "a"]'
     assert show(float("nan")) == "NaN"
     assert show({1, 2}) == repr({1, 2})  # not JSON: falls back to repr
-    assert "too large" in show(10**5000)  # more digits than Python prints
+    assert show(10**5000) == "an integer of about 5001 digits"  # more than Python prints
+    assert show(-(10**40)) == "an integer of about 41 digits"
+    assert show(2**63) == "9223372036854775808"  # still spelled out
+
+
+def test_show_cuts_long_values_short():
+    text = show([2] * 10**6)
+    assert len(text) < 200 and text.startswith("[2, 2") and "a list of 1000000 items" in text
+    assert len(show("x" * 10**5)) < 200
+    deep: list = []
+    for _ in range(10**5):
+        deep = [deep]
+    assert show(deep)  # nested deeper than json and repr go: no RecursionError
 
 
 def test_pair():
@@ -171,8 +183,54 @@ def test_pair():
     assert pair([2, 5]) == (2, 5)
 
 
-def test_infinite_range_bounds_still_check():
+def test_huge_numbers_are_refused_with_the_range_torch_can_hold():
+    """Whatever a parameter declares, numbers stay within float32 and integers within a C
+    int (issue 14, item 12: ELU alpha 1e39, a stride of 2^63 were accepted)."""
     p = Param("p", "float", 1.0, "d", minimum=0.0)
-    assert accepts(p, 10**400)  # a huge integer is a finite number
-    assert not accepts(p, -(10**400))
-    assert math.isfinite(p.check(1e308))
+    assert accepts(p, 3.4e38) and accepts(p, 10**38)
+    for value in (1e39, 1e300, 10**400, 2**128):
+        with pytest.raises(ValueError, match=r"expected a number from 0 to 3\.4e\+38, received"):
+            p.check(value)
+    assert not accepts(OPEN_FLOAT, -1e39)
+    assert "received an integer of about 401 digits" in message(p, 10**400)
+    for param in (INT, PAIR, PADDING, NULLABLE_PAIR, COLUMN):
+        for value in (2**31, 2**63, 10**2200, [1, 2**63], -(2**63)):
+            assert not accepts(param, value), (param.kind, value)
+    assert accepts(PAIR, 2**31 - 1) and accepts(COLUMN, 2**31 - 1)
+    assert message(PAIR, 2**63) == ("expected an integer from 1 to 2147483647 or a list of two such "
+                                    "integers, received 9223372036854775808")
+    assert message(COLUMN, 2**31) == ("expected a column name (string) or a column index (integer "
+                                      "from 0 to 2147483647) or null, received 2147483648")
+    # the plain phrase, without the kind's limits, for values that are merely out of range
+    assert message(PAIR, 0) == "expected an integer >= 1 or a list of two such integers, received 0"
+
+
+def test_shapes_have_at_most_8_dimensions_of_a_c_int_each():
+    assert accepts(SHAPE, [2**31 - 1] * 8) and accepts(SHAPE_M1, [-1] + [1] * 7)
+    for value in ([1] * 9, [2] * 10**6, [2**31], [1, 10**2200], [-1] + [1] * 8):
+        assert not accepts(SHAPE, value) and not accepts(SHAPE_M1, value)
+    text = message(SHAPE, [10**2200, 2])
+    assert text == ("expected a list of 1 to 8 positive integers up to 2147483647, "
+                    "received [" + "1" + "0" * 58 + "... (a list of 2 items, 2206 characters)")
+    assert "a list of 1000000 items" in message(SHAPE, [2] * 10**6)
+
+
+def message(param: Param, value) -> str:
+    with pytest.raises(ValueError) as info:
+        param.check(value)
+    return str(info.value)
+
+
+def test_limits_and_their_phrases():
+    assert (INT.low, INT.high) == (1, 10)
+    assert (PAIR.low, PAIR.high) == (1, INT_LIMIT)
+    assert (OPEN_FLOAT.low, OPEN_FLOAT.high) == (-FLOAT_LIMIT, FLOAT_LIMIT)
+    assert Param("a", "int", 0, "d", 0, 2**40).high == INT_LIMIT  # declared ranges only narrow
+    assert PAIR.expected(full=True) == "an integer from 1 to 2147483647 or a list of two such integers"
+    assert OPEN_FLOAT.expected(full=True) == "a number from -3.4e+38 to 3.4e+38"
+    assert np.isfinite(np.float32(FLOAT_LIMIT)) and np.float32(FLOAT_LIMIT) == np.float32(3.4e38)
+
+
+def test_title_is_the_label_or_the_name():
+    assert Param("seed", "int", 0, label="data split seed").title == "data split seed"
+    assert Param("start_dim", "int", 1).title == "start dim"

@@ -607,19 +607,19 @@ def test_good_device(device):
     ("training", "optimizer", "Adagrad", 'one of "SGD", "Adam", "AdamW", "RMSprop"'),
     ("training", "lr", 0, "a number >= 1e-12"),
     ("training", "lr", "0.01", 'received "0.01"'),
-    ("training", "batch_size", 0, "an integer >= 1"),
+    ("training", "batch_size", 0, "an integer from 1 to 1000000"),
     ("training", "epochs", 2.5, "received 2.5"),
     ("training", "drop_last", 0, "true or false"),
     ("training", "loss", "L1Loss", "CrossEntropyLoss"),
     ("training", "schedule", "linear", '"step", "cosine" or null'),
-    ("training", "early_stopping_patience", 0, "an integer >= 1 or null"),
+    ("training", "early_stopping_patience", 0, "an integer from 1 to 100000 or null"),
     ("training", "kernels", True, '"auto", "on", "off"'),
     ("training", "momentum", 1.5, "a number from 0 to 1"),
     ("dataset", "name", "cifar10", '"digits"'),
     ("dataset", "validation_fraction", 0.95, "from 0 to 0.9"),
     ("dataset", "normalize", "yes", "true or false"),
     ("dataset", "label_column", -1, "a column name"),
-    ("dataset", "samples", 2, "an integer >= 4"),
+    ("dataset", "samples", 2, "an integer from 4 to 1000000"),
 ])
 def test_bad_setting(section, key, value, fragment):
     data = example()

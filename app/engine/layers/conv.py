@@ -173,6 +173,7 @@ def _adaptive_infer(shapes, p):
     return (shapes[0][0], *pair(p["output_size"]))
 
 
+MAX_SCALE = 1000  # an Upsample's factor: 1 pixel to 1000 is already more than any model uses
 _UPSAMPLE_RANKS = {"nearest": (2, 3), "linear": (2,), "bilinear": (3,), "bicubic": (3,)}
 
 
@@ -231,7 +232,7 @@ SPECS = [
         "Upsample", "Pooling",
         "Enlarges by scale_factor: [C, H, W] -> [C, H*s, W*s] ([C, L] for nearest and linear).",
         (
-            Param("scale_factor", "scale", 2, "Size multiplier.", minimum=0.01, key=True),
+            Param("scale_factor", "scale", 2, "Size multiplier.", 0.01, MAX_SCALE, key=True),
             Param("mode", "choice", "nearest", "Interpolation.", choices=tuple(_UPSAMPLE_RANKS)),
         ),
         _upsample_infer, _upsample_build,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from .. import modules
-from ..params import Param
+from ..params import MAX_RANK, Param
 from .helpers import batch_dim, fmt, numel
 from .spec import LayerSpec, ShapeError
 
@@ -80,7 +80,8 @@ def _activation(name, torch_cls, doc, params=(), make=None):
     )
 
 
-_dim = Param("dim", "int", 1, "Dimension to normalize over, counted with the batch (1 = features).")
+_dim = Param("dim", "int", 1, "Dimension to normalize over, counted with the batch (1 = features).",
+             -MAX_RANK, MAX_RANK)
 
 SPECS = [
     LayerSpec(
@@ -109,7 +110,7 @@ SPECS = [
     LayerSpec(
         "Flatten", "Shape",
         "Flattens dimensions from start_dim on: [C, H, W] -> [C*H*W].",
-        (Param("start_dim", "int", 1, "First dimension to flatten, counted with the batch.", 1),),
+        (Param("start_dim", "int", 1, "First dimension to flatten, counted with the batch.", 1, MAX_RANK),),
         _flatten, lambda shapes, p: nn.Flatten(p["start_dim"]),
     ),
     LayerSpec(

@@ -4,11 +4,46 @@ from __future__ import annotations
 
 from math import prod
 
+from ..params import INT64_MAX, INT_LIMIT, MAX_RANK, digits
 from .spec import Shape, ShapeError
 
 
 def fmt(shape: Shape) -> str:
-    return "[" + ", ".join(str(d) for d in shape) + "]"
+    return "[" + ", ".join(big_number(d) for d in shape) + "]"
+
+
+def big_number(n: int) -> str:
+    """``n`` as digits, or as ``~1.2e+75`` / ``~10^5000`` when it is too long to read (and
+    before Python's limit on printing integers could be reached)."""
+    if abs(n) < 10**15:
+        return str(n)
+    if n.bit_length() < 1000:
+        return f"~{float(n):.3g}"
+    return f"~10^{digits(n) - 1}"
+
+
+def limits_problem(shape: Shape) -> str | None:
+    """Why torch could not hold a sample of ``shape`` (no batch), or None: at most
+    ``MAX_RANK`` dimensions, each at most ``INT_LIMIT``, at most 2^63 - 1 values."""
+    if len(shape) > MAX_RANK:
+        return (f"its output {fmt(shape)} has {len(shape)} dimensions; NetCanvas supports at most "
+                f"{MAX_RANK} (without the batch)")
+    if any(d > INT_LIMIT for d in shape):
+        return (f"its output {fmt(shape)} has a dimension larger than {INT_LIMIT}, the most "
+                "NetCanvas supports")
+    total = numel(shape)
+    if total > INT64_MAX:
+        return (f"its output {fmt(shape)} holds {big_number(total)} values per sample; a torch "
+                f"tensor holds at most 2^63 - 1 ({INT64_MAX})")
+    return None
+
+
+def count_problem(count: int) -> str | None:
+    """Why torch could not hold ``count`` trainable parameters of one layer, or None."""
+    if count > INT64_MAX:
+        return (f"it would have {big_number(count)} trainable parameters; a torch tensor holds "
+                f"at most 2^63 - 1 ({INT64_MAX}) values")
+    return None
 
 
 def need_rank(layer: str, shape: Shape, ranks: dict[int, str]) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from torch import nn
 
 from .. import modules
-from ..params import Param
+from ..params import MAX_RANK, Param
 from .helpers import batch_dim, fmt, need_rank, same_shapes
 from .spec import LayerSpec, ShapeError
 
 _identity = lambda shapes, p: shapes[0]  # noqa: E731
-_eps = Param("eps", "float", 1e-5, "Added to the variance for stability.", minimum=1e-12)
+_eps = Param("eps", "float", 1e-5, "Added to the variance for stability.", 1e-12, 1.0)
 _momentum = Param("momentum", "float", 0.1, "Weight of each batch in the running statistics.", 0.0, 1.0)
 
 
@@ -32,6 +32,19 @@ def _batchnorm(ndim, ranks):
 
 
 _GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
+MAX_LAYERS = 1000  # stacked recurrent layers (deep stacks of more than a few do not train)
+
+
+def recurrent_count(name: str, size_in: int, hidden: int, layers: int, bidirectional: bool) -> int:
+    """Trainable parameters of torch's stacked ``name`` (RNN, LSTM, GRU), in closed form:
+    per layer and direction, ``gates * (input * h + h * h + 2 * h)``; the first layer reads
+    ``size_in`` features, the others the ``h * directions`` of the layer below."""
+    dirs = 2 if bidirectional else 1
+    per_input = _GATES[name] * hidden  # weights per input feature, per direction
+    recurrent_and_bias = _GATES[name] * (hidden * hidden + 2 * hidden)
+    first = size_in * per_input + recurrent_and_bias
+    others = (layers - 1) * (hidden * dirs * per_input + recurrent_and_bias)
+    return dirs * (first + others)
 
 
 def _recurrent(name: str) -> LayerSpec:
@@ -40,12 +53,7 @@ def _recurrent(name: str) -> LayerSpec:
         return (shapes[0][0], p["hidden_size"] * (2 if p["bidirectional"] else 1))
 
     def count(shapes, p):
-        h, dirs = p["hidden_size"], 2 if p["bidirectional"] else 1
-        total, size_in = 0, shapes[0][1]
-        for _ in range(p["num_layers"]):
-            total += dirs * _GATES[name] * (size_in * h + h * h + 2 * h)
-            size_in = h * dirs
-        return total
+        return recurrent_count(name, shapes[0][1], p["hidden_size"], p["num_layers"], p["bidirectional"])
 
     def build(shapes, p):
         cls = getattr(modules, name)
@@ -66,7 +74,7 @@ def _recurrent(name: str) -> LayerSpec:
         "follow with LastStep to classify the sequence.",
         (
             Param("hidden_size", "int", doc="Units in the hidden state.", minimum=1, key=True),
-            Param("num_layers", "int", 1, "Stacked recurrent layers.", minimum=1),
+            Param("num_layers", "int", 1, "Stacked recurrent layers.", 1, MAX_LAYERS),
             Param("bidirectional", "bool", False, "Also read the sequence backwards."),
             Param("dropout", "float", 0.0, "Dropout between stacked layers.", 0.0, 0.99),
         ),
@@ -131,7 +139,8 @@ SPECS = [
     LayerSpec(
         "Concat", "Merge",
         "Joins two or more inputs along dim (counted with the batch; 1 = channels/features).",
-        (Param("dim", "int", 1, "Dimension to join along, counted with the batch.", key=True),),
+        (Param("dim", "int", 1, "Dimension to join along, counted with the batch.", -MAX_RANK, MAX_RANK,
+               key=True),),
         _concat, lambda shapes, p: modules.Concat(p["dim"]),
         min_inputs=2, max_inputs=None,
     ),

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import struct
+import tracemalloc
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +16,7 @@ import torch
 from app.engine.config import DATASET_FIELDS, defaults
 from app.engine.datasets import (DATASET_NAMES, Dataset, batch_count, batches, describe, fit_to_input,
                                  load_dataset)
-from app.engine.datasets.idx import read_idx
+from app.engine.datasets.idx import MNIST_FILES, read_idx
 from app.engine.datasets.sources import bilinear_matrix, load_digits, load_digits28
 from app.engine.errors import DatasetError
 
@@ -480,6 +483,8 @@ def test_missing_mnist_files_are_downloaded_where_the_network_allows(tmp_path, m
         return served[url.rsplit("/", 1)[1][:-3]]
 
     monkeypatch.setattr(download, "fetch", fetch)
+    # the t10k files stand in for all four: checked against their own digests here
+    monkeypatch.setitem(download.SHA256, "MNIST", {n: hashlib.sha256(d).hexdigest() for n, d in served.items()})
     folder = tmp_path / "mnist"  # not there yet: made for the download
     data = load_dataset({"name": "mnist", "path": str(folder)}, None, (1, 28, 28), "input")
     assert sorted(p.name for p in folder.iterdir()) == sorted(n + ".gz" for n in served)
@@ -505,3 +510,114 @@ def test_a_truncated_download_is_not_kept(tmp_path, monkeypatch):
     with pytest.raises(DatasetError, match="could not download"):
         load_dataset({"name": "mnist", "path": str(folder)}, None, (1, 28, 28), "input")
     assert list(folder.iterdir()) == []
+
+
+def test_a_download_whose_checksum_differs_from_the_published_one_is_refused(tmp_path, monkeypatch):
+    from app.engine.datasets import download
+
+    # a complete, valid gzipped IDX file, but not byte for byte the published one
+    real = (MNIST_T10K / "t10k-labels-idx1-ubyte.gz").read_bytes()
+    tampered = gzip.compress(gzip.decompress(real)[:-1] + b"\x07")
+    for served in (real, tampered):
+        monkeypatch.setattr(download, "fetch", lambda url, timeout, data=served: data)
+        folder = tmp_path / "mnist"
+        folder.mkdir(exist_ok=True)
+        with pytest.raises(DatasetError, match="SHA-256 is [0-9a-f]{64}, not the published "
+                                               + download.SHA256["MNIST"]["train-images-idx3-ubyte"]):
+            load_dataset({"name": "mnist", "path": str(folder)}, None, (1, 28, 28), "input")
+        assert list(folder.iterdir()) == []  # nothing kept, no temporary file left
+
+
+def test_downloads_use_https_mirrors_and_the_published_checksums_of_each_dataset(tmp_path, monkeypatch):
+    from app.engine.datasets import download
+
+    assert set(download.MIRRORS) == set(download.SHA256) == {"MNIST", "Fashion-MNIST"}
+    for title, digests in download.SHA256.items():
+        assert all(base.startswith("https://") for base in download.MIRRORS[title]), title
+        assert sorted(digests) == sorted(MNIST_FILES)
+        assert all(len(d) == 64 and int(d, 16) >= 0 for d in digests.values())
+    assert not set(download.SHA256["MNIST"].values()) & set(download.SHA256["Fashion-MNIST"].values())
+
+    asked = []
+    names = {n: f"{n} of Fashion-MNIST".encode() for n in MNIST_FILES}
+
+    def fetch(url, timeout):
+        asked.append(url)
+        return names[url.rsplit("/", 1)[1][:-3]]
+
+    monkeypatch.setattr(download, "fetch", fetch)
+    monkeypatch.setitem(download.SHA256, "Fashion-MNIST",
+                        {n: hashlib.sha256(d).hexdigest() for n, d in names.items()})
+    download.download_files(tmp_path, list(MNIST_FILES), "Fashion-MNIST")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(n + ".gz" for n in MNIST_FILES)
+    assert len(asked) == 4 and all(u.startswith("https://") and "fashion-mnist" in u for u in asked)
+    # a plain-http mirror is never asked, whatever the table says
+    monkeypatch.setitem(download.MIRRORS, "Fashion-MNIST", ("http://example.invalid/",))
+    asked.clear()
+    with pytest.raises(DatasetError, match="http://example.invalid/t10k-images-idx3-ubyte.gz: not fetched, "
+                                           "only https"):
+        download.download_files(tmp_path / "f2", ["t10k-images-idx3-ubyte"], "Fashion-MNIST")
+    assert asked == []
+
+
+# ---------------------------------------------------------------- IDX files read as streams
+
+def gz_bomb(header: bytes, zeros: int) -> bytes:
+    """``header`` followed by ``zeros`` zero bytes, gzipped (a thousandfold smaller)."""
+    c = zlib.compressobj(1, zlib.DEFLATED, 31)  # wbits 31: the gzip container
+    chunk = bytes(1 << 20)
+    parts = [c.compress(header)]
+    for _ in range(zeros // len(chunk)):
+        parts.append(c.compress(chunk))
+    parts.append(c.flush())
+    return b"".join(parts)
+
+
+def test_a_gzip_that_inflates_far_beyond_its_header_is_refused_without_inflating_it(tmp_path):
+    # 10 labels promised, 64 MB of zeros behind them: a few hundred KB on disk
+    bomb = tmp_path / "labels.gz"
+    bomb.write_bytes(gz_bomb(struct.pack(">BBBBI", 0, 0, 8, 1, 10), 64 << 20))
+    assert bomb.stat().st_size < 1 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(DatasetError, match=r"labels.gz: IDX file is longer than its header says: expected "
+                                               r"10 bytes of label data .* found more than 10"):
+            read_idx(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"{peak:,} bytes allocated to refuse it"  # inflating it whole takes 64 MB
+
+
+def test_an_idx_header_claiming_an_unreasonable_size_is_refused_before_reading_data(tmp_path):
+    from app.engine.datasets import idx
+
+    huge = tmp_path / "huge.gz"  # [4e9, 28, 28]: 3 TB promised, a few bytes present
+    huge.write_bytes(gzip.compress(struct.pack(">BBBBIII", 0, 0, 8, 3, 4_000_000_000, 28, 28) + bytes(100)))
+    with pytest.raises(DatasetError, match=r"huge.gz: corrupt or unsupported IDX header: shape "
+                                           r"\[4000000000, 28, 28\] claims 3,136,000,000,000 bytes of pixel data, "
+                                           r"more than the 1,073,741,824 bytes"):
+        read_idx(huge)
+    assert idx.MAX_IDX_BYTES == 2**30
+    small = write_idx(tmp_path / "small", np.zeros((3, 4, 4)), gz=True)
+    with pytest.raises(DatasetError, match="claims 48 bytes of pixel data, more than the 47 bytes"):
+        read_idx(small, limit=47)
+    assert read_idx(small, limit=48).shape == (3, 4, 4)
+
+
+def test_gzipped_idx_files_shorter_or_longer_than_their_header_say_so(tmp_path):
+    img, _ = images_and_labels(5)
+    whole = write_idx(tmp_path / "img", img).read_bytes()
+    short = tmp_path / "short.gz"
+    short.write_bytes(gzip.compress(whole[:-7]))
+    with pytest.raises(DatasetError, match=r"short.gz: IDX file is truncated: expected 80 bytes of pixel data "
+                                           r"after the 16-byte header \(shape \[5, 4, 4\]\), found 73"):
+        read_idx(short)
+    long = tmp_path / "long.gz"
+    long.write_bytes(gzip.compress(whole + b"\x01\x02"))
+    with pytest.raises(DatasetError, match="long.gz: IDX file is longer than its header says.*found more than 80"):
+        read_idx(long)
+    exact = tmp_path / "exact.gz"
+    exact.write_bytes(gzip.compress(whole))
+    assert np.array_equal(read_idx(exact), img.astype(np.uint8))
+    assert read_idx(exact).flags.writeable  # not a view of an immutable buffer

@@ -9,9 +9,12 @@ be gzipped; that is detected from its first bytes, not its name.
 from __future__ import annotations
 
 import gzip
+import math
+import os
 import struct
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -19,6 +22,10 @@ from ..errors import DatasetError
 from .base import RawData
 
 _GZIP_MAGIC = b"\x1f\x8b"
+# the most data an IDX file may claim: 1 GiB of bytes (EMNIST's largest file is 550 MB; the
+# float32 copy the loaders make is four times as large)
+MAX_IDX_BYTES = 2**30
+_CHUNK = 1 << 20
 _TYPE_NAMES = {0x08: "unsigned byte", 0x09: "signed byte", 0x0B: "int16", 0x0C: "int32",
                0x0D: "float32", 0x0E: "float64"}
 
@@ -28,20 +35,54 @@ FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sanda
                    "Sneaker", "Bag", "Ankle boot"]
 
 
-def read_idx(path: Path) -> np.ndarray:
+def read_idx(path: Path, limit: int | None = None) -> np.ndarray:
     """The uint8 array stored in the IDX file ``path`` (gzipped or not), shaped as its
-    header says. Raises ``DatasetError`` naming the file when it is missing, not an IDX
-    file, of an element type other than unsigned byte, or shorter / longer than its header
-    promises."""
+    header says. The file is streamed: the header is read first, and no more data than it
+    promises (plus one byte, to tell a longer file) is read or decompressed, so a small
+    gzip that inflates to gigabytes costs no more than its header claims. Raises
+    ``DatasetError`` naming the file when it is missing, not an IDX file, of an element
+    type other than unsigned byte, claims more than ``limit`` bytes (``MAX_IDX_BYTES`` by
+    default), or is shorter / longer than its header promises."""
     path = Path(path)
-    data = _read_bytes(path)
-    if len(data) < 4:
-        raise DatasetError(f"not an IDX file: it holds only {len(data)} bytes, fewer than the 4-byte magic number",
-                           where=str(path))
-    if data[0] != 0 or data[1] != 0:
+    limit = MAX_IDX_BYTES if limit is None else limit
+    if not path.exists():
+        raise DatasetError("file not found", where=str(path))
+    if path.is_dir():
+        raise DatasetError("is a folder, not an IDX file", where=str(path))
+    try:
+        raw = open(path, "rb")
+    except OSError as e:
+        raise DatasetError(f"cannot read the file: {e.strerror or e}", where=str(path)) from e
+    with raw:
+        try:
+            gz = raw.read(2) == _GZIP_MAGIC
+            raw.seek(0)
+        except OSError as e:
+            raise DatasetError(f"cannot read the file: {e.strerror or e}", where=str(path)) from e
+        if not gz:
+            try:
+                return _read_stream(raw, path, limit, os.fstat(raw.fileno()).st_size)
+            except OSError as e:
+                raise DatasetError(f"cannot read the file: {e.strerror or e}", where=str(path)) from e
+        try:
+            with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
+                return _read_stream(stream, path, limit, None)
+        except (OSError, EOFError, zlib.error) as e:
+            # EOFError: the compressed stream ends early, i.e. a partial download
+            raise DatasetError(f"the gzip data is truncated or corrupt ({e})", where=str(path)) from e
+
+
+def _read_stream(f: BinaryIO, path: Path, limit: int, file_size: int | None) -> np.ndarray:
+    """The array from the open (possibly decompressing) stream ``f``; ``file_size`` is the
+    size of an uncompressed file, known before reading its data."""
+    magic = _read_exactly(f, 4)
+    if len(magic) < 4:
+        raise DatasetError(f"not an IDX file: it holds only {len(magic)} bytes, fewer than the 4-byte magic "
+                           "number", where=str(path))
+    if magic[0] != 0 or magic[1] != 0:
         raise DatasetError(f"not an IDX file: it should start with the bytes 00 00, but starts with "
-                           f"{data[:4].hex(' ')}", where=str(path))
-    kind, ndim = data[2], data[3]
+                           f"{magic.hex(' ')}", where=str(path))
+    kind, ndim = magic[2], magic[3]
     if kind != 0x08:
         what = _TYPE_NAMES.get(kind, "an unknown type")
         raise DatasetError(f"IDX element type byte is 0x{kind:02X} ({what}); only 0x08 (unsigned byte, "
@@ -49,38 +90,55 @@ def read_idx(path: Path) -> np.ndarray:
     if ndim == 0:
         raise DatasetError("corrupt IDX header: it declares 0 dimensions", where=str(path))
     header = 4 + 4 * ndim
-    if len(data) < header:
+    dim_bytes = _read_exactly(f, 4 * ndim)
+    if len(dim_bytes) < 4 * ndim:
         raise DatasetError(f"corrupt IDX header: it declares {ndim} dimensions, which need a {header}-byte "
-                           f"header, but the file holds only {len(data)} bytes", where=str(path))
-    dims = struct.unpack(f">{ndim}I", data[4:header])
-    expected = 1
-    for d in dims:  # Python ints: a corrupt header cannot overflow the product
-        expected *= d
-    found = len(data) - header
-    if found != expected:
-        what = "pixel data" if ndim >= 3 else "label data" if ndim == 1 else "data"
-        problem = "truncated" if found < expected else "longer than its header says"
-        raise DatasetError(f"IDX file is {problem}: expected {expected} bytes of {what} after the "
-                           f"{header}-byte header (shape {list(dims)}), found {found}", where=str(path))
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+                           f"header, but the file holds only {4 + len(dim_bytes)} bytes", where=str(path))
+    dims = struct.unpack(f">{ndim}I", dim_bytes)
+    expected = math.prod(dims)  # Python ints: a corrupt header cannot overflow the product
+    what = "pixel data" if ndim >= 3 else "label data" if ndim == 1 else "data"
+    if expected > limit:
+        raise DatasetError(f"corrupt or unsupported IDX header: shape {list(dims)} claims {expected:,} bytes "
+                           f"of {what}, more than the {limit:,} bytes this loader accepts", where=str(path))
+
+    def wrong_size(found: int | str) -> DatasetError:
+        problem = "longer than its header says" if isinstance(found, str) or found > expected else "truncated"
+        return DatasetError(f"IDX file is {problem}: expected {expected} bytes of {what} after the "
+                            f"{header}-byte header (shape {list(dims)}), found {found}", where=str(path))
+
+    if file_size is not None and file_size - header != expected:  # a plain file says so before reading
+        raise wrong_size(file_size - header)
+    data = np.empty(expected, dtype=np.uint8)
+    found = _read_into(f, data)
+    if found < expected:
+        raise wrong_size(found)
+    if f.read(1):  # one byte more than promised is enough to refuse; the rest is never inflated
+        raise wrong_size(f"more than {expected}")
+    return data.reshape(dims)
 
 
-def _read_bytes(path: Path) -> bytes:
-    if not path.exists():
-        raise DatasetError("file not found", where=str(path))
-    if path.is_dir():
-        raise DatasetError("is a folder, not an IDX file", where=str(path))
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise DatasetError(f"cannot read the file: {e.strerror or e}", where=str(path)) from e
-    if data[:2] == _GZIP_MAGIC:
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as e:
-            # EOFError: the compressed stream ends early, i.e. a partial download
-            raise DatasetError(f"the gzip data is truncated or corrupt ({e})", where=str(path)) from e
-    return data
+def _read_exactly(f: BinaryIO, n: int) -> bytes:
+    """Up to ``n`` bytes: fewer only at the end of the stream."""
+    parts, got = [], 0
+    while got < n:
+        part = f.read(n - got)
+        if not part:
+            break
+        parts.append(part)
+        got += len(part)
+    return b"".join(parts)
+
+
+def _read_into(f: BinaryIO, out: np.ndarray) -> int:
+    """Fill ``out`` from ``f`` in chunks; the number of bytes read (short at the end of the stream)."""
+    view = memoryview(out)
+    got = 0
+    while got < len(out):
+        n = f.readinto(view[got : got + _CHUNK])
+        if not n:
+            break
+        got += n
+    return got
 
 
 def read_idx_pair(images: Path, labels: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from .stale_temps import remove_stale_temps
+
 
 def read_bytes(path: Path, error: type[Exception], kind: str) -> bytes:
     """The bytes of the file at ``path``; ``error(message, str(path))`` when it is missing,
@@ -25,6 +27,7 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
     fsynced, then renamed over the target (an atomic step on POSIX and Windows)."""
     target = Path(os.path.realpath(path))  # a link keeps pointing at the file it names
     folder = target.parent if str(target.parent) else Path(".")
+    remove_stale_temps(target)  # what earlier saves of this file, killed mid-write, left behind
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:

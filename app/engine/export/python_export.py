@@ -22,6 +22,7 @@ beside the compiled graph on sample inputs: a difference above ``TOLERANCE`` is 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib.util
 import inspect
 import keyword
@@ -87,6 +88,10 @@ def export_python(project: Project, out_dir: str | Path, weights: str | Path | N
     a = analyze(project.graph)
     if not a.ok:
         raise GraphError(a.errors)
+    # the name goes into docstrings and comments: escaped there, as text, so nothing that
+    # reads the files (Python importing model.py included) meets a lone surrogate
+    class_name = class_name_for(project.name)
+    project = dataclasses.replace(project, name=_utf8_safe(project.name))
     folder = _prepare_folder(Path(out_dir))
     seed = int(project.training.get("seed", 0))
     torch.manual_seed(seed)
@@ -97,12 +102,11 @@ def export_python(project: Project, out_dir: str | Path, weights: str | Path | N
         load_weights(compiled, chosen)
         source = str(chosen)
 
-    class_name = class_name_for(project.name)
     text = model_source(project, a, compiled, class_name)
     files = ["model.py", "weights.safetensors"]
-    _write(folder / "model.py", text.encode("utf-8"))
+    _write(folder / "model.py", text)
     try:
-        save_weights(compiled, folder / "weights.safetensors", {"class": class_name, "weights": source})
+        save_weights(compiled, folder / "weights.safetensors", {"class": class_name, "weights": _utf8_safe(source)})
     except OSError as e:
         raise ExportError(f"cannot write weights.safetensors: {e.strerror or e}", str(folder)) from None
 
@@ -121,11 +125,11 @@ def export_python(project: Project, out_dir: str | Path, weights: str | Path | N
                 save_data(folder / "data.npz", run.dataset)
             except OSError as e:
                 raise ExportError(f"cannot write data.npz: {e.strerror or e}", str(folder)) from None
-            _write(folder / "train.py", train_source(project, run, class_name).encode("utf-8"))
+            _write(folder / "train.py", train_source(project, run, class_name))
             files += ["data.npz", "train.py"]
             sizes = {s: len(getattr(run.dataset, s)) for s in ("train", "val", "test")}
             trainable = True
-    _write(folder / "README.md", readme_text(project, a, class_name, trainable).encode("utf-8"))
+    _write(folder / "README.md", readme_text(project, a, class_name, trainable))
     files.append("README.md")
 
     difference = _compare(folder, class_name, compiled, project, a)
@@ -437,9 +441,16 @@ def _prepare_folder(folder: Path) -> Path:
     return folder
 
 
-def _write(path: Path, data: bytes) -> None:
+def _utf8_safe(text: str) -> str:
+    """``text`` with what UTF-8 cannot encode (lone surrogates: a project name pasted from
+    broken text, a file name in another encoding) written as a ``\\udcff`` escape."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _write(path: Path, text: str) -> None:
+    """Write the generated ``text`` as valid UTF-8 (see ``_utf8_safe``), atomically."""
     try:
-        atomic_write(path, data)
+        atomic_write(path, _utf8_safe(text).encode("utf-8"))
     except OSError as e:
         raise ExportError(f"cannot be written: {e.strerror or e}", str(path)) from None
 

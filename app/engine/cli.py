@@ -112,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    out, err = _Escaping(out), _Escaping(err)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "export" and not (args.onnx or args.python):
@@ -127,6 +128,28 @@ def main(argv: list[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) ->
         return cli_io.run(args, out, err)
     commands = {"check": _check, "train": _train, "examples": _examples, "export": _export}
     return commands[args.command](args, out, err)
+
+
+class _Escaping:
+    """A text stream that writes what UTF-8 cannot hold (a lone surrogate from a file's name or
+    key) as a backslash escape, so a strange name never stops the output."""
+
+    def __init__(self, stream: TextIO):
+        self._stream = stream.__dict__.get("_stream", stream) if isinstance(stream, _Escaping) else stream
+
+    def write(self, text: str) -> int:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+        return self._stream.write(text)
+
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
 
 
 def open_or_report(spec: str, err: TextIO) -> tuple[Project, bool] | None:

@@ -55,6 +55,10 @@ def _import(args, out: TextIO, err: TextIO) -> int:
         err.write(f"error: --input-shape: {e}\n")
         return 2
     target = Path(args.out)
+    if not target.name or target.is_dir():
+        err.write(f"error: {args.out!r}: expected the path of the project file to write, "
+                  f"such as imported{SUFFIX}\n")
+        return 2
     if not target.name.endswith(".json"):
         target = target.with_name(target.name + SUFFIX)
     try:

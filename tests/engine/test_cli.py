@@ -187,6 +187,30 @@ def test_a_lone_surrogate_in_the_name_does_not_break_check_on_a_utf8_terminal(tm
     assert proc.stdout.decode("utf-8").startswith("gate\\udc80x\n")
 
 
+def test_check_writes_lone_surrogates_escaped_to_any_utf8_stream(tmp_path):
+    """Whatever stream the caller gives (a strict UTF-8 pipe), names and keys from the file that
+    UTF-8 cannot hold come out escaped."""
+    doc = json.loads(example_path("xor").read_text())
+    doc["name"] = "gate\udc80x"
+    doc["graph"]["nodes"][1]["params"]["\udcff"] = 1  # an unknown key, quoted in the error
+    path = tmp_path / "s.netcanvas.json"
+    path.write_text(json.dumps(doc))
+    for argv in (["check", str(path)], ["check", str(path), "--json"]):
+        raw_out, raw_err = io.BytesIO(), io.BytesIO()
+        out = io.TextIOWrapper(raw_out, encoding="utf-8", errors="strict", write_through=True)
+        err = io.TextIOWrapper(raw_err, encoding="utf-8", errors="strict", write_through=True)
+        assert cli.main(argv, out, err) in (1, 2)
+        assert "udc" in (raw_out.getvalue() + raw_err.getvalue()).decode("utf-8")
+
+
+def test_import_to_an_empty_or_folder_path_is_refused_with_exit_2(tmp_path):
+    err = io.StringIO()
+    assert cli.main(["import", str(tmp_path / "m.onnx"), ""], io.StringIO(), err) == 2
+    assert "project file" in err.getvalue()
+    err = io.StringIO()
+    assert cli.main(["import", str(tmp_path / "m.onnx"), str(tmp_path)], io.StringIO(), err) == 2
+
+
 def test_deeply_nested_weights_metadata_is_a_clean_error_in_predict(tmp_path):
     import numpy as np
 

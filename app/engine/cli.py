@@ -130,6 +130,15 @@ def main(argv: list[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) ->
     return commands[args.command](args, out, err)
 
 
+def utf8_safe(text: str) -> str:
+    """``text`` with what UTF-8 cannot hold (lone surrogates) written as backslash escapes."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 class _Escaping:
     """A text stream that writes what UTF-8 cannot hold (a lone surrogate from a file's name or
     key) as a backslash escape, so a strange name never stops the output."""
@@ -138,11 +147,7 @@ class _Escaping:
         self._stream = stream.__dict__.get("_stream", stream) if isinstance(stream, _Escaping) else stream
 
     def write(self, text: str) -> int:
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-        return self._stream.write(text)
+        return self._stream.write(utf8_safe(text))
 
     def writelines(self, lines) -> None:
         for line in lines:
@@ -248,7 +253,7 @@ def summary_table(project: Project, a: Analysis, extra_warnings: list[str] = ())
     warnings = [i for i in a.issues if i.severity != "error"]
     lines += [f"Warning: {i}" for i in warnings]
     lines += [f"Warning: {m}" for m in extra_warnings]
-    return "\n".join(lines) + "\n"
+    return utf8_safe("\n".join(lines) + "\n")
 
 
 def _train(args, out: TextIO, err: TextIO) -> int:

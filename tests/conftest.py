@@ -16,6 +16,11 @@ except ImportError:  # the engine-without-Qt test runs parts of the suite in oth
 import pytest  # noqa: E402
 
 
+def pytest_addoption(parser):
+    parser.addoption("--fuzz", action="store_true", default=False,
+                     help="run the full fuzz profile (tests/fuzz, about 21,000 cases)")
+
+
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch):
     """Tests never reach the network: a dataset download fails at once, as offline."""

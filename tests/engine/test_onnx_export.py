@@ -77,3 +77,24 @@ def test_cli_export(tmp_path):
     assert "checker passed" in out.getvalue() and "onnxruntime matches torch" in out.getvalue()
     code = cli.main(["export", "nope", "--onnx", str(tmp_path / "n.onnx")], out, err)
     assert code == 2
+
+
+def test_the_input_normalization_and_dataset_settings_are_recorded(tmp_path):
+    import json
+
+    project = load_example("xor")
+    project.dataset = {**project.dataset, "seed": 4, "normalize": False}
+    model = compile_graph(project.graph)
+    meta = {"input_mean": "[0.5, -1.0]", "input_std": "[2.0, 0.25]", "input_shape": "[2]",
+            "class_names": '["0", "1"]', "steps": "12"}
+    save_weights(model, tmp_path / "w.safetensors", meta)
+    export_onnx(project, tmp_path / "x.onnx", tmp_path / "w.safetensors")
+    props = {p.key: p.value for p in onnx.load(str(tmp_path / "x.onnx")).metadata_props}
+    assert {k: props[k] for k in ("input_mean", "input_std", "input_shape", "class_names")} == {
+        k: meta[k] for k in ("input_mean", "input_std", "input_shape", "class_names")}
+    assert "steps" not in props
+    assert json.loads(props["netcanvas.dataset"]) == {k: v for k, v in project.dataset.items() if v is not None}
+    # freshly initialized weights carry no normalization: only the dataset settings
+    export_onnx(load_example("xor"), tmp_path / "y.onnx")
+    props = {p.key: p.value for p in onnx.load(str(tmp_path / "y.onnx")).metadata_props}
+    assert "input_mean" not in props and json.loads(props["netcanvas.dataset"])["name"] == "xor"

@@ -406,3 +406,59 @@ def test_predict_normalizes_with_the_training_statistics(tmp_path):
     with pytest.raises(WeightsError, match="no trained weights"):
         predict(project, None, raw)
     assert read_weights(tmp_path / "w.safetensors").keys() == model.state_dict().keys()
+
+
+# -- what the exporter records comes back ----------------------------------------------------
+def _exported_with_normalization(tmp_path, name="mlp"):
+    project = load_example(name)
+    project.dataset = {**project.dataset, "normalize": True, "seed": 3, "validation_fraction": 0.25}
+    model = _randomized(project)
+    shape = compile_graph(project.graph).input_shapes[0]
+    rng = np.random.default_rng(7)
+    mean = rng.standard_normal(shape).astype(np.float32)
+    std = rng.uniform(0.5, 2.0, shape).astype(np.float32)
+    meta = {"input_mean": json.dumps(mean.ravel().tolist()), "input_std": json.dumps(std.ravel().tolist()),
+            "input_shape": json.dumps(list(shape)), "class_names": json.dumps([str(i) for i in range(10)])}
+    save_weights(model, tmp_path / "w.safetensors", meta)
+    export_onnx(project, tmp_path / "m.onnx", tmp_path / "w.safetensors")
+    return project, tmp_path / "m.onnx", mean, std
+
+
+def test_an_import_keeps_the_input_normalization_its_export_recorded(tmp_path):
+    from app.engine.predict import read_metadata
+
+    project, path, mean, std = _exported_with_normalization(tmp_path)
+    result = import_onnx(path)
+    # the dataset settings come back, so the training panel (and its activation pad)
+    # normalizes the data as the exported project did
+    assert result.project.dataset == project.dataset
+    _, weights = save_imported(result, tmp_path / "imported.netcanvas.json")
+    meta = read_metadata(weights)
+    assert np.array_equal(np.array(json.loads(meta["input_mean"]), np.float32), mean.ravel())
+    assert np.array_equal(np.array(json.loads(meta["input_std"]), np.float32), std.ravel())
+    assert json.loads(meta["class_names"]) == [str(i) for i in range(10)]
+    assert meta["source"] == "onnx import" and meta["onnx_file"] == "m.onnx"
+    assert result.weights_metadata() == meta
+
+    # predict prepares raw inputs the same way before and after the round trip
+    raw = np.random.default_rng(1).uniform(0, 1, (5, *mean.shape)).astype(np.float32)
+    expected = predict(project, tmp_path / "w.safetensors", raw)
+    got = predict(load_project(tmp_path / "imported.netcanvas.json"), None, raw)
+    assert np.allclose(got, expected, atol=1e-4)
+    assert not np.allclose(got, predict(project, tmp_path / "w.safetensors", raw, normalize=False), atol=1e-3)
+
+
+def test_a_recorded_normalization_that_does_not_fit_is_left_out_with_a_note(tmp_path):
+    _, path, _, _ = _exported_with_normalization(tmp_path, "xor")
+    model = onnx.load(str(path))
+    for prop in model.metadata_props:
+        if prop.key == "input_std":
+            prop.value = json.dumps([1.0, 0.0])  # a zero std
+        if prop.key == "netcanvas.dataset":
+            prop.value = '{"name": "no such data"}'
+    onnx.save(model, str(path))
+    result = import_onnx(path)
+    assert "input_mean" not in result.metadata and "input_std" not in result.metadata
+    assert any("normalization recorded in the file was left out" in n for n in result.notes), result.notes
+    assert any("dataset settings recorded in the file were left out" in n for n in result.notes), result.notes
+    assert result.project.dataset["name"] == "moons"  # the guess from the input shape, as without a record

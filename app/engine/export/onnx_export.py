@@ -4,13 +4,17 @@ The compiled module goes through torch's exporter (torch.export based, opset 18 
 default) with a dynamic batch axis; ONNX node names are rewritten to start with the node
 id they come from (``conv1/Conv``); initializers keep the state_dict names. The file must
 then pass ``onnx.checker.check_model(full_check=True)`` and give, in onnxruntime, the same
-outputs as torch on sample inputs of another batch size: the largest difference is
+outputs as torch on sample inputs of another batch size: the largest difference (relative
+to the outputs' magnitude where that is above 1: float32 rounding grows with it) is
 reported, and more than ``TOLERANCE`` is an error, never a silent success.
+
+The file's metadata records how inputs are prepared: the weights' input normalization
+(``input_mean``, ``input_std``, ``input_shape``) and class names, and the project's dataset
+settings (``netcanvas.dataset``), which an import restores (``importers.onnx_metadata``).
 """
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import io
 import logging
@@ -24,7 +28,10 @@ import torch
 from ..compiler import compile_graph
 from ..errors import GraphError, NetCanvasError, first_line
 from ..files import atomic_write
+from ..importers.onnx_checks import string_list
+from ..importers.onnx_metadata import exported_metadata
 from ..inference import analyze
+from ..predict import read_metadata
 from ..project import Project
 from ..weights import load_weights
 
@@ -63,9 +70,11 @@ def export_onnx(project: Project, out: str | Path, weights: str | Path | None = 
     model = compile_graph(project.graph, a).eval()
     source = "freshly initialized (seed %d)" % seed
     chosen = Path(weights) if weights else project.weights_path
+    recorded: dict[str, str] = {}
     if chosen is not None and (weights or chosen.exists()):
         load_weights(model, chosen)
         source = str(chosen)
+        recorded = read_metadata(chosen)
     names = list(a.inputs)
     shapes = [a.shapes[i] for i in names]
     generator = torch.Generator().manual_seed(seed)
@@ -81,6 +90,7 @@ def export_onnx(project: Project, out: str | Path, weights: str | Path | None = 
         raise ExportError(f"torch could not export the model to ONNX: {first_line(e)}") from e
     proto = program.model_proto
     _name_nodes(proto)
+    _record(proto, exported_metadata(project.dataset, recorded))
     import onnx
 
     data = proto.SerializeToString()
@@ -127,7 +137,18 @@ def _compare(model, inputs, data: bytes, names: list[str]) -> float:
         expected = model(*inputs).numpy()
     if got.shape != expected.shape:
         raise ExportError(f"onnxruntime gives shape {list(got.shape)}, torch {list(expected.shape)}")
-    return float(np.max(np.abs(got - expected))) if got.size else 0.0
+    if not got.size:
+        return 0.0
+    scale = max(1.0, float(np.max(np.abs(expected))))
+    return float(np.max(np.abs(got - expected))) / scale
+
+
+def _record(proto, values: dict[str, str]) -> None:
+    """Set the model's ``metadata_props`` entries ``values`` (replacing same-named ones)."""
+    kept = [(p.key, p.value) for p in proto.metadata_props if p.key not in values]
+    del proto.metadata_props[:]
+    for key, value in [*kept, *values.items()]:
+        proto.metadata_props.add(key=key, value=value)
 
 
 def _name_nodes(proto) -> None:
@@ -137,10 +158,7 @@ def _name_nodes(proto) -> None:
         scope = None
         for prop in node.metadata_props:
             if prop.key == "pkg.torch.onnx.name_scopes":
-                try:
-                    parts = ast.literal_eval(prop.value)
-                except (ValueError, SyntaxError):
-                    parts = []
+                parts = string_list(prop.value) or []
                 scope = next((p for p in parts[1:2] if p), None)
         base = f"{scope}/{node.op_type}" if scope else node.op_type
         used[base] = used.get(base, 0) + 1

@@ -35,7 +35,10 @@ from ..layout import layered_layout
 from ..project import Project, save_project, weights_path_for
 from ..weights import apply_weights
 from . import onnx_ops
+from .onnx_checks import DEFAULT_MAX_BYTES, check_opset, folded_size, malformed_nodes, too_big, undecodable_name
+from .onnx_metadata import imported_metadata
 from .onnx_names import base_id, outer_names, sanitize, torch_scope
+from .onnx_tensors import gigabytes, prepare_tensors, type_name
 from .onnx_values import Const, Filled, N, NotExact, Pending, Poison, Poisoned, Tensor, Unsupported, plain, show_shape
 
 TOLERANCE = 1e-4
@@ -66,18 +69,30 @@ class ImportResult:
     inputs: dict[str, str] = field(default_factory=dict)
     output: str = ""
     source: Path | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def weights_metadata(self) -> dict[str, str]:
+        """The metadata to save with the imported weights: where they came from, and the
+        input normalization (``input_mean``, ``input_std``) and class names the exporter
+        recorded, which ``predict`` reads back as it does a trained model's."""
+        meta = {"source": "onnx import", **self.metadata}
+        if self.source is not None:
+            meta["onnx_file"] = self.source.name
+        return meta
 
 
 # -- public API ---------------------------------------------------------------------------
 def import_onnx(path: str | Path, input_shapes: dict[str, list[int]] | None = None,
-                output: str | None = None) -> ImportResult:
+                output: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> ImportResult:
     """Import the ONNX model at ``path``. ``input_shapes`` gives the shape (without batch)
     of inputs whose non-batch dimensions are not fixed in the file; ``output`` picks the
-    output of a model that has several (what only the others need is left out). Raises
+    output of a model that has several (what only the others need is left out).
+    ``max_bytes`` bounds what the import may allocate beyond the file: external data read,
+    constants folded, the imported model's parameters (2 GB by default). Raises
     ``OnnxFileError`` for a file that cannot be read, ``OnnxImportError`` for a model that
-    cannot be imported."""
-    model = _load(Path(path))
-    result = _Importer(model, Path(path), input_shapes or {}, output).run()
+    cannot be imported (a malformed one: naming the node or tensor and what is wrong)."""
+    model = _load(Path(path), max_bytes)
+    result = _Importer(model, Path(path), input_shapes or {}, output, max_bytes).run()
     result.source = Path(path)
     return result
 
@@ -89,10 +104,7 @@ def save_imported(result: ImportResult, out_path: str | Path) -> tuple[Path, Pat
 
     out = Path(out_path)
     weights = weights_path_for(out)
-    meta = {"source": "onnx import"}
-    if result.source is not None:
-        meta["onnx_file"] = result.source.name
-    save_tensors(result.state, weights, meta)
+    save_tensors(result.state, weights, result.weights_metadata())
     save_project(result.project, out)
     return out, weights
 
@@ -158,7 +170,7 @@ def _vocabulary(graph: Graph, a, node_id: str | None) -> int:
 
 
 # -- loading ------------------------------------------------------------------------------
-def _load(path: Path):
+def _load(path: Path, limit: int):
     import onnx
     from google.protobuf.message import DecodeError
 
@@ -166,16 +178,20 @@ def _load(path: Path):
     try:
         model = onnx.load_from_string(raw)
     except (DecodeError, ValueError, RuntimeError, UnicodeDecodeError) as e:
-        raise OnnxFileError(f"is not an ONNX model (the file does not parse: {e})", str(path)) from None
+        raise OnnxFileError(f"is not an ONNX model (the file does not parse: {first_line(e)})",
+                            str(path)) from None
     if not model.ir_version or not model.HasField("graph") or not (model.graph.node or model.graph.output):
         raise OnnxFileError("is not an ONNX model (it holds no graph)", str(path))
-    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
-        try:
-            from onnx.external_data_helper import load_external_data_for_model
-
-            load_external_data_for_model(model, str(path.parent))
-        except Exception as e:  # missing, or outside the model's folder (onnx refuses those)
-            raise OnnxFileError(f"its external weight data cannot be read: {e}", str(path)) from e
+    try:
+        check_opset(model)
+    except ValueError as e:
+        raise OnnxImportError(str(e), str(path)) from None
+    bad = undecodable_name(model)
+    if bad is not None:
+        raise OnnxFileError(f"is not a valid ONNX model: {bad} is not valid UTF-8 text", str(path))
+    # every tensor (initializers, Constant values, in subgraphs and functions) is checked,
+    # and external data read from the model's own folder only, before anything uses them
+    prepare_tensors(model, path.parent, limit, OnnxFileError, str(path))
     if model.functions:
         try:
             import onnx.inliner
@@ -183,9 +199,10 @@ def _load(path: Path):
             model = onnx.inliner.inline_local_functions(model)
         except Exception as e:  # onnx raises several types here
             raise OnnxFileError(f"its local functions cannot be inlined: {e}", str(path)) from e
-    # shape inference is a help (declared shapes to check against), not a requirement
-    with contextlib.suppress(onnx.shape_inference.InferenceError, RuntimeError, ValueError):
-        model = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+    # shape inference is a help (declared shapes to check against), not a requirement; no
+    # data propagation: it would compute a Range of 10^15 values to learn a shape
+    with contextlib.suppress(onnx.shape_inference.InferenceError, RuntimeError, ValueError, MemoryError):
+        model = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=False)
     return model
 
 
@@ -197,9 +214,12 @@ _RANDOM = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLi
 
 
 class _Importer:
-    def __init__(self, model, path: Path, input_shapes: dict[str, list[int]], output_name: str | None):
+    def __init__(self, model, path: Path, input_shapes: dict[str, list[int]], output_name: str | None,
+                 limit: int = DEFAULT_MAX_BYTES):
         import onnx
 
+        self.limit = limit
+        self.folded = 0                              # bytes of constants folded so far
         self.output_name = output_name
         self.onnx = onnx
         self.model = model
@@ -342,6 +362,7 @@ class _Importer:
             raise OnnxImportError(f"the model has no output {self.output_name!r}; its outputs are "
                                   + ", ".join(map(repr, names)), str(self.path))
         self.output_info = g.output[names.index(self.output_name)] if self.output_name else g.output[0]
+        self._check_nodes()
         for init in g.initializer:
             self.values[init.name] = Const(self.onnx.numpy_helper.to_array(init))
         if len(g.sparse_initializer):
@@ -370,6 +391,16 @@ class _Importer:
         self._prune(out.node)
         return self._result(out, out_name)
 
+    def _check_nodes(self) -> None:
+        """Every node against its operator's schema, before any converter sees it."""
+        problems = malformed_nodes(self.model.graph, self.opset, self.label)
+        if problems:
+            parts = [f"{label!r} ({op}: {reason})" for label, op, reason in problems[:10]]
+            more = f" and {len(problems) - 10} more" if len(problems) > 10 else ""
+            n = len(problems)
+            raise OnnxImportError(f"the model is malformed: {n} node{'s do' if n > 1 else ' does'} not "
+                                  "follow the ONNX standard: " + ", ".join(parts) + more, str(self.path), problems)
+
     def _needed(self) -> set[str]:
         """Names of the tensors the output depends on (nodes feeding nothing are skipped)."""
         producer = {o: n for n in self.model.graph.node for o in n.output}
@@ -396,7 +427,7 @@ class _Importer:
             t = info.type.tensor_type
             elem = t.elem_type
             if elem not in _FLOAT_TYPES and elem not in _INT_TYPES:
-                kind = self.onnx.TensorProto.DataType.Name(elem) if elem else "unknown"
+                kind = type_name(elem) if elem else "unknown"
                 raise OnnxImportError(f"input {info.name!r} holds {kind} values; NetCanvas inputs are "
                                       "numbers", str(self.path))
             dims = list(t.shape.dim) if t.HasField("shape") else None
@@ -418,6 +449,15 @@ class _Importer:
                             f"{d.dim_param or '?'!r} at axis {k}; NetCanvas inputs have a fixed shape "
                             "(only the batch may vary): give its shape to import it", str(self.path))
                     sample.append(int(d.dim_value))
+            values = 1
+            for k, d in enumerate(sample, start=1):
+                values *= d
+                if not 1 <= d <= 2 ** 31 - 1:
+                    raise OnnxImportError(f"input {info.name!r} has size {d} at axis {k}; the valid range "
+                                          f"is 1 to {2 ** 31 - 1}", str(self.path))
+                if values * 4 > self.limit:
+                    raise OnnxImportError(f"input {info.name!r} has samples of shape {sample}, more than "
+                                          f"the import limit of {gigabytes(self.limit)} each", str(self.path))
             if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0:
                 self.fixed_batch = int(dims[0].dim_value)
                 self.notes.append(f"input {info.name!r} has a fixed batch size of "
@@ -477,6 +517,13 @@ class _Importer:
         except NotExact as e:
             self._fail(label, op, str(e))
             outs = [Poison()] * len(node.output)
+        except NetCanvasError:
+            raise
+        except (ArithmeticError, LookupError, TypeError, ValueError, AttributeError) as e:
+            # a converter met a case the checks before it did not foresee: name the node
+            # rather than show a traceback
+            self._fail(label, op, f"cannot be read ({type(e).__name__}: {first_line(e)[:200]})")
+            outs = [Poison()] * len(node.output)
         self._set(node, outs)
         for name, value in zip(node.output, outs):
             if isinstance(value, Tensor) and value.node not in before:
@@ -496,6 +543,10 @@ class _Importer:
         from onnx.reference import ReferenceEvaluator
 
         feeds = {name: v.array for name, v in zip(node.input, ins) if name}
+        size = folded_size(node, [None if v is None else v.array for v in ins], self.opset)
+        if self.folded + size > self.limit:
+            raise Unsupported(too_big(size, self.folded, self.limit))
+        self.folded += size
         try:
             evaluator = ReferenceEvaluator(node, opsets={"": self.opset})
             return [np.asarray(a) for a in evaluator.run(None, feeds)]
@@ -554,6 +605,10 @@ class _Importer:
         if not a.ok:  # a bug here, not a problem with the file: say so plainly
             raise OnnxImportError("the imported graph does not validate: "
                                   + "; ".join(str(i) for i in a.errors), str(self.path))
+        if a.total_params * 4 > self.limit:  # before compile_graph allocates them
+            raise OnnxImportError(f"the imported model has {a.total_params:,} parameters "
+                                  f"({gigabytes(a.total_params * 4)}), more than the import limit of "
+                                  f"{gigabytes(self.limit)}", str(self.path))
         net = compile_graph(graph, a)
         state: dict[str, torch.Tensor] = {}
         for key, target in net.state_dict().items():
@@ -575,8 +630,15 @@ class _Importer:
         if not name or name in ("main_graph", "torch_jit", "torch-jit-export", "tf2onnx"):
             name = self.path.stem
         project = Project(graph, name)
-        _bundled_data_for(project, graph)
-        return ImportResult(project, state, self.notes, dict(self.inputs), out_name)
+        props = {p.key: p.value for p in self.model.metadata_props
+                 if isinstance(p.key, str) and isinstance(p.value, str)}
+        meta, dataset, notes = imported_metadata(props, [self.shapes[i] for i in self.inputs.values()])
+        self.notes.extend(notes)
+        if dataset is not None:
+            project.dataset = dataset
+        else:
+            _bundled_data_for(project, graph)
+        return ImportResult(project, state, self.notes, dict(self.inputs), out_name, metadata=meta)
 
 
 # Input shapes a bundled dataset fits as it is: an imported model can be trained at once

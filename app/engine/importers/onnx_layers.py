@@ -10,7 +10,20 @@ from math import isclose, prod
 import numpy as np
 
 from . import onnx_symbolic as sym
-from .onnx_values import PENDING_REASONS, Const, Pending, Tensor, Unsupported, const, f32, int_or_list, scalar
+from .onnx_values import (
+    PENDING_REASONS,
+    Const,
+    Pending,
+    Tensor,
+    Unsupported,
+    axis_in,
+    const,
+    f32,
+    int_or_list,
+    ints,
+    lengths,
+    scalar,
+)
 
 
 # -- dense and convolution ------------------------------------------------------------------
@@ -22,6 +35,8 @@ def _gemm(ctx, node, ins):
     if len(ctx.true_shape(t.node)) != 2:
         raise Unsupported("multiplies data of rank other than 2")
     b = const(ins[1], "second input (B)")
+    if b.ndim != 2:
+        raise Unsupported(f"multiplies by a constant of rank {b.ndim} (a Linear needs a matrix)")
     w = (b if ctx.attr(node, "transB", 0) else b.T) * np.float32(ctx.attr(node, "alpha", 1.0))
     m = w.shape[0]
     state = {"weight": w.astype(np.float32)}
@@ -57,7 +72,10 @@ def _pads(ctx, node, spatial: list[int], k: list[int], s: list[int], d: list[int
     auto = ctx.attr(node, "auto_pad", "NOTSET")
     if auto in ("NOTSET", ""):
         pads = ctx.attr(node, "pads", [0] * 2 * nd)
+        lengths(node, nd, pads=pads)
         return list(pads[:nd]), list(pads[nd:])
+    if auto not in ("VALID", "SAME_UPPER", "SAME_LOWER"):
+        raise Unsupported(f"its auto_pad {auto!r} is none of NOTSET, VALID, SAME_UPPER, SAME_LOWER")
     if auto == "VALID":
         return [0] * nd, [0] * nd
     begin, end = [], []
@@ -78,11 +96,13 @@ def _pad(ctx, node, ins):
     if ctx.opset < 11:
         pads, value, axes = ctx.attr(node, "pads"), ctx.attr(node, "value", 0.0), None
     else:
-        pads = [int(p) for p in const(ins[1], "pads")]
+        pads = ints(ins[1], "pads")
         value = scalar(ins[2]) if len(ins) > 2 and ins[2] is not None else 0.0
-        axes = [int(a) for a in const(ins[3], "axes")] if len(ins) > 3 and ins[3] is not None else None
+        axes = ints(ins[3], "axes") if len(ins) > 3 and ins[3] is not None else None
     rank = len(x.shape)
-    axes = list(range(rank)) if axes is None else [a + rank if a < 0 else a for a in axes]
+    axes = list(range(rank)) if axes is None else [axis_in(a, rank) for a in axes]
+    if pads is None or len(pads) != 2 * len(axes):
+        raise Unsupported(f"gives {len(pads or [])} pads for {len(axes)} axes; ONNX takes two per axis")
     begin, end = [0] * rank, [0] * rank
     for i, a in enumerate(axes):
         begin[a], end[a] = pads[i], pads[i + len(axes)]
@@ -108,6 +128,10 @@ def _conv(ctx, node, ins):
     k = [int(v) for v in w.shape[2:]]
     s = list(ctx.attr(node, "strides", [1] * nd))
     d = list(ctx.attr(node, "dilations", [1] * nd))
+    lengths(node, nd, strides=s, dilations=d, kernel_shape=ctx.attr(node, "kernel_shape"))
+    if ctx.attr(node, "kernel_shape") not in (None, k):
+        raise Unsupported(f"its kernel_shape {ctx.attr(node, 'kernel_shape')} does not match its weight "
+                          f"{list(w.shape)}")
     group = int(ctx.attr(node, "group", 1))
     if w.shape[1] * group != shape[1]:
         raise Unsupported(f"weight {list(w.shape)} with group {group} does not fit {shape[1]} "
@@ -147,6 +171,8 @@ def _conv_transpose(ctx, node, ins):
     if ctx.attr(node, "auto_pad", "NOTSET") not in ("NOTSET", "VALID", "") or ctx.attr(node, "output_shape"):
         raise Unsupported("output_shape / auto_pad; give explicit pads to import it")
     pads = ctx.attr(node, "pads", [0, 0, 0, 0])
+    lengths(node, 2, pads=pads, strides=ctx.attr(node, "strides"),
+            output_padding=ctx.attr(node, "output_padding"))
     if list(pads[:2]) != list(pads[2:]):
         raise Unsupported(f"pads unevenly ({list(pads)}); NetCanvas' ConvTranspose2d pads alike")
     k = [int(v) for v in w.shape[2:]]
@@ -172,6 +198,7 @@ def _pool(kind):
             raise Unsupported("its indices output is used")
         k = list(ctx.attr(node, "kernel_shape"))
         s = list(ctx.attr(node, "strides", [1, 1]))
+        lengths(node, 2, kernel_shape=k, strides=s, dilations=ctx.attr(node, "dilations"))
         if any(v != 1 for v in ctx.attr(node, "dilations", [1, 1])):
             raise Unsupported("dilated pooling")
         begin, end = _pads(ctx, node, shape[2:], k, s, [1, 1])
@@ -207,7 +234,7 @@ def _reduce_mean(ctx, node, ins):
     t = ctx.materialize(ins[0], label)
     rank = len(ctx.true_shape(t.node))
     if ctx.opset >= 18:
-        axes = [int(a) for a in const(ins[1], "axes")] if len(ins) > 1 and ins[1] is not None else None
+        axes = ints(ins[1], "axes") if len(ins) > 1 and ins[1] is not None else None
     else:
         axes = ctx.attr(node, "axes", None)
     axes = sorted(a + rank if a < 0 else a for a in axes) if axes else None
@@ -260,6 +287,8 @@ def _layernorm(ctx, node, ins):
     f = ctx.true_shape(t.node)[-1]
     bias = const(ins[2], "bias").astype(np.float32) if len(ins) > 2 and ins[2] is not None \
         else np.zeros(f, np.float32)
+    if scale.size not in (1, f) or bias.size not in (1, f):
+        raise Unsupported(f"has a scale of {scale.size} and a bias of {bias.size} values for {f} features")
     state = {"weight": np.broadcast_to(scale.reshape(-1), (f,)).copy(),
              "bias": np.broadcast_to(bias.reshape(-1), (f,)).copy()}
     eps = f32(ctx.attr(node, "epsilon", 1e-5))
@@ -290,10 +319,17 @@ def _resize(ctx, node, ins):
                 sizes, _ = sym.as_items(ins[3])
                 if len(sizes) != rank:
                     raise Unsupported("resizes only some axes (the axes attribute)")
+                if any(not isinstance(o, int) or o < 1 for o in sizes[2:]):
+                    raise Unsupported(f"resizes to sizes {sizes}; they must be positive numbers")
                 scales = [1.0, 1.0] + [float(o) / float(i) for o, i in zip(sizes[2:], shape[2:])]
         if ctx.attr(node, "antialias", 0) or ctx.attr(node, "axes"):
             raise Unsupported("antialiasing or the axes attribute")
-    scales = [f32(v) for v in np.asarray(scales, dtype=np.float64).reshape(-1)]
+    try:
+        scales = [f32(v) for v in np.asarray(scales, dtype=np.float64).reshape(-1)]
+    except (TypeError, ValueError):
+        raise Unsupported("its scales are not numbers") from None
+    if not all(np.isfinite(v) and 0 < v <= 2 ** 16 for v in scales):
+        raise Unsupported(f"scales by {scales}; scales must be positive, finite and at most 65536")
     if len(scales) != rank or scales[:2] != [1.0, 1.0]:
         raise Unsupported(f"scales the batch or channel axes ({scales})")
     if mode == "nearest" and coord == "asymmetric" and nearest == "floor":

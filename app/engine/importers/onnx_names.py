@@ -3,8 +3,9 @@ the torch module scope the dynamo exporter records in each node's metadata."""
 
 from __future__ import annotations
 
-import ast
 import re
+
+from .onnx_checks import string_list
 
 
 def outer_names(graph) -> list[str]:
@@ -23,12 +24,10 @@ def torch_scope(node) -> str | None:
     props = {p.key: p.value for p in node.metadata_props}
     if "pkg.torch.onnx.name_scopes" not in props:
         return None
-    try:
-        scopes = ast.literal_eval(props["pkg.torch.onnx.name_scopes"])
-        classes = ast.literal_eval(props.get("pkg.torch.onnx.class_hierarchy", "[]"))
-    except (ValueError, SyntaxError):
-        return None
-    if not isinstance(scopes, list) or not isinstance(classes, list):
+    # a bounded parse: 4 MB of brackets must not cost gigabytes, as ast.literal_eval does
+    scopes = string_list(props["pkg.torch.onnx.name_scopes"])
+    classes = string_list(props.get("pkg.torch.onnx.class_hierarchy", "[]"))
+    if scopes is None or classes is None:
         return None
     modules = [str(s) for s in scopes[1:max(len(classes) - 1, 1)] if s]
     qualified = ""

@@ -24,6 +24,7 @@ from .onnx_values import (
     Pending,
     Tensor,
     Unsupported,
+    axis_in,
     const,
     dprod,
     f32,
@@ -84,11 +85,13 @@ def _dropout(ctx, node, ins):
         raise Unsupported("its mask output is used")
     if len(ins) > 2 and ins[2] is not None:
         mode = const(ins[2], "training_mode")
-        if bool(mode.reshape(-1)[0]):
+        if mode.size != 1 or bool(mode.reshape(-1)[0]):
             raise Unsupported("runs in training mode")
     ratio = ctx.attr(node, "ratio", 0.5)
     if len(ins) > 1 and ins[1] is not None:
-        ratio = float(const(ins[1], "ratio").reshape(-1)[0])
+        ratio = scalar(ins[1])
+        if ratio is None:
+            raise Unsupported("its ratio is not one constant number")
     p = f32(ratio)
     return _unary(ctx, node, ins[0], "Dropout", {} if p == 0.5 else {"p": p})
 
@@ -363,8 +366,10 @@ def _slice(ctx, node, ins):
         starts, ends = sym.as_items(ins[1])[0], sym.as_items(ins[2])[0]
         axes = sym.as_items(ins[3])[0] if len(ins) > 3 and ins[3] is not None else list(range(len(starts)))
         steps = sym.as_items(ins[4])[0] if len(ins) > 4 and ins[4] is not None else [1] * len(starts)
+    if not len(starts) == len(ends) == len(axes) == len(steps):
+        raise Unsupported("its starts, ends, axes and steps do not pair up")
     for start, end, a, step in zip(starts, ends, axes, steps):
-        a = a + len(shape) if a < 0 else a
+        a = axis_in(a, len(shape))
         if not _covers(start, end, step, shape[a]):
             raise Unsupported(f"takes part of the data along axis {a} (of {show_shape(shape)})")
     return [x]
@@ -414,6 +419,8 @@ def constant_value(ctx, node) -> np.ndarray:
 
     for a in node.attribute:
         if a.name == "value":
+            if a.t.data_location == a.t.EXTERNAL:  # never read here: see onnx_tensors
+                raise Unsupported("a Constant whose data was not checked and read from the model's folder")
             return numpy_helper.to_array(a.t)
         if a.name == "value_float":
             return np.array(a.f, dtype=np.float32)

@@ -63,10 +63,18 @@ def _recurrent(kind: str):
             raise Unsupported("reads data that is not a sequence")
         w, r = _const(ins[1], "W"), _const(ins[2], "R")
         gates = _GATES[kind]
-        if hidden is None:
+        if hidden is None and w.ndim == 3:
             hidden = w.shape[1] // gates
+        features = ctx.true_shape(t.node)[2]
+        if not hidden or w.shape != (dirs, gates * hidden, features) or r.shape != (dirs, gates * hidden, hidden):
+            raise Unsupported(f"has weights W {list(w.shape)} and R {list(r.shape)}; {direction} with "
+                              f"hidden_size {hidden} on {features} features needs W "
+                              f"{[dirs, gates * (hidden or 0), features]} and R "
+                              f"{[dirs, gates * (hidden or 0), hidden or 0]}")
         b = _const(ins[3], "B") if len(ins) > 3 and ins[3] is not None else \
             np.zeros((dirs, 2 * gates * hidden), np.float32)
+        if b.shape != (dirs, 2 * gates * hidden):
+            raise Unsupported(f"has a bias B {list(b.shape)}; it needs {[dirs, 2 * gates * hidden]}")
         if len(ins) > 4 and ins[4] is not None:
             raise Unsupported("takes sequence lengths; NetCanvas runs every sequence in full")
         for i, what in ((5, "initial hidden state"), (6, "initial cell state"), (7, "peephole weights")):

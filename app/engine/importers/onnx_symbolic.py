@@ -82,6 +82,8 @@ def _gather(ctx, node, ins):
     idx = ins[1].array if isinstance(ins[1], Const) else None
     if idx is None:
         raise Unsupported("gathers with indices that are not constant")
+    if idx.dtype.kind not in "iu" or any(not -len(items) <= int(i) < len(items) for i in idx.reshape(-1)):
+        raise Unsupported(f"gathers entries {idx.reshape(-1).tolist()[:8]} of a shape of {len(items)} entries")
     picked = [items[int(i)] for i in idx.reshape(-1)]
     return [vec(picked, scalar=idx.ndim == 0)]
 
@@ -97,7 +99,8 @@ def _slice(ctx, node, ins):
         starts, ends = as_items(ins[1])[0], as_items(ins[2])[0]
         axes = as_items(ins[3])[0] if len(ins) > 3 and ins[3] is not None else [0]
         steps = as_items(ins[4])[0] if len(ins) > 4 and ins[4] is not None else [1]
-    if scalar or list(axes) not in ([0], [-1]) or any(is_sym(v) for v in (*starts, *ends, *steps)):
+    if scalar or list(axes) not in ([0], [-1]) or any(is_sym(v) for v in (*starts, *ends, *steps)) \
+            or not (len(starts) == len(ends) == len(steps) == 1) or steps[0] == 0:
         raise Unsupported("slices a shape in a way NetCanvas does not follow")
     return [vec(items[slice(int(starts[0]), int(ends[0]), int(steps[0]))])]
 
@@ -108,7 +111,11 @@ def _slice_filled(ctx, node, ins):
     axes = as_items(ins[3])[0] if len(ins) > 3 and ins[3] is not None else list(range(len(starts)))
     steps = as_items(ins[4])[0] if len(ins) > 4 and ins[4] is not None else [1] * len(starts)
     shape = list(f.shape)
+    if not len(starts) == len(ends) == len(axes) == len(steps) or 0 in steps:
+        raise Unsupported("slices with starts, ends, axes and steps that do not pair up (or a step of 0)")
     for s, e, a, st in zip(starts, ends, axes, steps):
+        if not -len(shape) <= a < len(shape):
+            raise Unsupported(f"slices axis {a} of a rank-{len(shape)} tensor")
         a = a + len(shape) if a < 0 else a
         if is_sym(shape[a]):
             if (s, st) != (0, 1) or e < 2 ** 31 - 1:
@@ -216,9 +223,13 @@ def _reduce_prod(ctx, node, ins):
 
 def _constant_of_shape(ctx, node, ins):
     shape, _ = as_items(ins[0])
+    if any(not is_sym(d) and d < 0 for d in shape):
+        raise Unsupported(f"fills a tensor of shape {shape}, which has a negative size")
     value = ctx.attr(node, "value", None)
-    fill = 0.0 if value is None else float(_tensor(value).reshape(-1)[0])
-    return [Filled(fill, shape)]
+    fill = _tensor(value).reshape(-1) if value is not None else np.zeros(1)
+    if fill.size != 1 or fill.dtype.kind not in "biuf":
+        raise Unsupported(f"fills with a value of {fill.size} entries; ONNX takes one number")
+    return [Filled(float(fill[0]), shape)]
 
 
 def _tensor(value):
@@ -248,6 +259,8 @@ def _transpose(ctx, node, ins):
         raise Unsupported("transposes a shape vector")
     shape = ins[0].shape
     perm = ctx.attr(node, "perm", list(range(len(shape)))[::-1])
+    if sorted(perm) != list(range(len(shape))):
+        raise Unsupported(f"its perm {list(perm)} is not a permutation of {len(shape)} axes")
     return [Filled(ins[0].value, [shape[p] for p in perm])]
 
 

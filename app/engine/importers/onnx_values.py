@@ -318,9 +318,34 @@ def const(value, what: str) -> np.ndarray:
     raise Unsupported(f"its {what} is not a constant; NetCanvas layers hold their weights")
 
 
+def ints(value, what: str) -> list[int]:
+    """A constant integer vector (or scalar) as a list; ``Unsupported`` for anything else."""
+    a = const(value, what)
+    if a.dtype.kind not in "iu" or a.ndim > 1:
+        raise Unsupported(f"its {what} is a {a.dtype} tensor of shape {list(a.shape)}; ONNX takes a "
+                          "vector of integers")
+    return [int(v) for v in a.reshape(-1)]
+
+
+def lengths(node, ndim: int, **given) -> None:
+    """Window attributes must give one value per spatial axis (``pads`` two)."""
+    for name, values in given.items():
+        want = 2 * ndim if name == "pads" else ndim
+        if values is not None and len(values) != want:
+            raise Unsupported(f"its {name} {list(values)} has {len(values)} values; {want} are needed "
+                              f"for {ndim}-d data")
+
+
 def int_or_list(values: list[int], ndim: int):
     values = [int(v) for v in values]
     return values[0] if ndim == 1 or len(set(values)) == 1 else values
+
+
+def axis_in(axis: int, rank: int, what: str = "axis") -> int:
+    """``axis`` (possibly negative) as an index into ``rank`` axes, or ``Unsupported``."""
+    if not -rank <= axis < rank:
+        raise Unsupported(f"its {what} {axis} is outside the {rank} axes of its input")
+    return axis + rank if axis < 0 else axis
 
 
 def scalar(value) -> float | None:

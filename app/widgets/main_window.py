@@ -350,7 +350,7 @@ class MainWindow(QMainWindow):
             folder = recovery_dir()
             folder.mkdir(parents=True, exist_ok=True)
             weights = save_tensors(result.state, folder / f"imported-{uuid.uuid4().hex[:8]}.safetensors",
-                                   {"source": "onnx import", "onnx_file": path.name})
+                                   result.weights_metadata())
         except (NetCanvasError, OSError) as e:
             self.show_error("Cannot import the ONNX model", str(e))
             return False

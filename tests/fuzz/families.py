@@ -79,7 +79,7 @@ def _onnx() -> Family | None:
 
     # its CI cases run in tests/engine/test_onnx_hardening.py (exporting the seeds takes a minute
     # on a cold cache); here only under --fuzz and in bench/fuzz.py
-    return Family("onnx", onnx_cases.onnx_models, onnx_cases.fuzz_one, describe, 0, 1000)
+    return Family("onnx", onnx_cases.onnx_models, onnx_cases.fuzz_one, describe, 0, 1000, warmup=onnx_cases.seeds)
 
 
 def families() -> dict[str, Family]:

@@ -52,3 +52,22 @@ def test_an_onnx_file_that_cannot_be_imported_says_why(qtbot, window, tmp_path):
     assert "broken.onnx" in window.last_error and "Traceback" not in window.last_error
     assert set(window.doc.graph.nodes) == before
     window._error_box.close()
+
+
+def test_opening_an_onnx_file_keeps_the_normalization_its_export_recorded(qtbot, window, tmp_path):
+    import json
+
+    from app.engine.compiler import compile_graph
+    from app.engine.predict import read_metadata
+    from app.engine.weights import save_weights
+
+    project = load_example("xor")
+    model = compile_graph(project.graph)
+    meta = {"input_mean": "[0.5, -0.25]", "input_std": "[2.0, 4.0]", "input_shape": "[2]"}
+    save_weights(model, tmp_path / "w.safetensors", meta)
+    export_onnx(project, tmp_path / "xor.onnx", tmp_path / "w.safetensors")
+    assert window.open_file(str(tmp_path / "xor.onnx"), ask=False)
+    assert window._save_to(tmp_path / "imported.netcanvas.json")
+    saved = read_metadata(tmp_path / "imported.safetensors")
+    assert json.loads(saved["input_mean"]) == [0.5, -0.25] and json.loads(saved["input_std"]) == [2.0, 4.0]
+    assert saved["onnx_file"] == "xor.onnx"

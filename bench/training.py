@@ -9,6 +9,10 @@
    Activations (only the view on screen draws). Throughput = training samples per second of
    the epochs (the trainer's own epoch timings, so process start-up and imports are left
    out of both). Goal: panel / headless >= 0.95.
+   With ``--load N``, each round is measured twice: on the idle machine, and with N
+   CPU-bound processes at normal priority running beside both contenders (started before
+   and stopped after each measurement, so that headless and panel see the same load), as
+   a browser tab or a build would on a user's desktop. Goal there: >= 0.90.
 2. The editor's event-loop latency while the panel trains: a probe timer in the GUI thread,
    re-armed after a random 50-150 ms each time (random, so it samples every phase of the
    editor's own timers), records how late it fires; p50, p99 and max over the whole run.
@@ -166,41 +170,93 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+class Load:
+    """``n`` CPU-bound processes at the bench's own (normal) priority, as a browser tab or a
+    build beside the editor: started before a measurement, stopped after it."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.processes: list[subprocess.Popen] = []
+
+    def __enter__(self) -> "Load":
+        code = "while True: pass"
+        self.processes = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(self.n)]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for process in self.processes:
+            process.kill()
+        for process in self.processes:
+            process.wait()
+        self.processes = []
+
+
+def measure(app, args, load: int, out: str, head: list, live: list, lateness: list, r: int) -> None:
+    """One round under ``load`` competing processes: headless and panel, the first one
+    alternating from round to round (the machine's speed drifts)."""
+    for side in ("headless", "panel") if r % 2 == 0 else ("panel", "headless"):
+        with Load(load):
+            if side == "headless":
+                head.append(headless(args.example, args.epochs, out))
+            else:
+                rate, late = panel_run(app, args.example, args.epochs, args.switch)
+                live.append(rate)
+                lateness += late
+    label = f"load {load}" if load else "idle"
+    print(f"round {r + 1}, {label}: headless {head[-1]:8.0f} samples/s   panel {live[-1]:8.0f} samples/s   "
+          f"ratio {live[-1] / head[-1]:.3f}", flush=True)
+
+
+def report(label: str, head: list, live: list, lateness: list, goal: float) -> None:
+    ratios = [p / h for p, h in zip(live, head)]
+    ms = [v * 1000 for v in lateness] or [float("nan")]
+    print(f"{label}: throughput panel / headless (median of per-round ratios "
+          f"{', '.join(f'{x:.3f}' for x in ratios)}): {statistics.median(ratios):.3f}   (goal >= {goal:.2f})")
+    print(f"{' ' * len(label)}  event-loop lateness while training, {len(lateness)} probes 50-150 ms apart: "
+          f"p50 {percentile(ms, 0.5):.1f} ms, p99 {percentile(ms, 0.99):.1f} ms, max {max(ms):.1f} ms   "
+          f"(goal p99 <= 50 ms)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--example", default="lenet5")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--switch", type=float, default=2.0, help="seconds each live view stays on screen")
+    parser.add_argument("--load", type=int, default=0, metavar="N",
+                        help="also measure each round with N CPU-bound processes at normal priority "
+                             "running beside both (the idle figures come too)")
+    parser.add_argument("--nice", type=int, default=None,
+                        help="the panel's run at this nice (default: the session's TRAINING_NICE)")
+    parser.add_argument("--policy", choices=("normal", "batch"), default=None,
+                        help="the panel's run under this Linux policy (default: the session's TRAINING_POLICY)")
     args = parser.parse_args()
+    if args.load < 0:
+        parser.error(f"--load must be 0 or more, not {args.load}")
 
     from app.gui import prepare_qt
 
     prepare_qt()  # as the editor starts
     from PySide6.QtWidgets import QApplication
 
+    from app.widgets.training import session
+
+    if args.nice is not None:
+        session.TRAINING_NICE = args.nice
+    if args.policy is not None:
+        session.TRAINING_POLICY = None if args.policy == "normal" else args.policy
+    print(f"the panel's run: nice {session.TRAINING_NICE}, policy {session.TRAINING_POLICY or 'normal'}", flush=True)
     app = QApplication.instance() or QApplication([])
-    head, live, lateness = [], [], []
+    loads = [0, args.load] if args.load else [0]
+    figures = {load: ([], [], []) for load in loads}
     with tempfile.TemporaryDirectory() as out:
         for r in range(args.rounds):
-            # the machine's speed drifts: each round runs both, the first one alternating
-            # (headless, panel, then panel, headless, ...), so drift does not favour one side
-            for side in ("headless", "panel") if r % 2 == 0 else ("panel", "headless"):
-                if side == "headless":
-                    head.append(headless(args.example, args.epochs, out))
-                else:
-                    rate, late = panel_run(app, args.example, args.epochs, args.switch)
-                    live.append(rate)
-                    lateness += late
-            print(f"round {r + 1}: headless {head[-1]:8.0f} samples/s   panel {live[-1]:8.0f} samples/s   "
-                  f"ratio {live[-1] / head[-1]:.3f}", flush=True)
-    ratio = statistics.median(p / h for p, h in zip(live, head))
-    ms = [v * 1000 for v in lateness]
+            for load in loads:
+                measure(app, args, load, out, *figures[load], r)
     print(f"\n{args.example}, {args.epochs} epochs, {args.rounds} rounds, CPU, {os.cpu_count()} cores")
-    print(f"throughput panel / headless (median of per-round ratios): {ratio:.3f}   (goal >= 0.95)")
-    print(f"event-loop lateness while training, {len(ms)} probes 50-150 ms apart: "
-          f"p50 {percentile(ms, 0.5):.1f} ms, p99 {percentile(ms, 0.99):.1f} ms, max {max(ms):.1f} ms   "
-          f"(goal p99 <= 50 ms)")
+    for load in loads:
+        report("idle" if not load else f"{load} competing process{'es' if load > 1 else ''}", *figures[load],
+               goal=0.95 if not load else 0.90)
 
 
 if __name__ == "__main__":

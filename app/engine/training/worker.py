@@ -35,9 +35,9 @@ parent -> child
 ``options`` (all optional): project_dir (relative dataset paths resolve against it),
 overrides (training settings such as epochs or device), weights_path, checkpoint_dir,
 initial_weights, snapshot_every, snapshot_samples (np.ndarray), threads
-(``torch.set_num_threads``), nice (run that many steps below normal priority, so that
-the editor that started the run takes a core at once when it needs one, and gives it back
-as soon), batch_seconds (how often BatchEvents go; default
+(``torch.set_num_threads``), nice (run that many steps below normal priority) and policy
+("batch": Linux's SCHED_BATCH for every thread of the run; see ``_lower_priority``),
+batch_seconds (how often BatchEvents go; default
 BATCH_SECONDS), queue_size (BatchEvents waiting to be sent beyond which new ones are
 dropped; default QUEUE_SIZE for every BATCH_SECONDS of batch_seconds), and _test_crash
 (raise after "ready": tests the crash path).
@@ -75,7 +75,7 @@ def worker_main(conn, project_data: dict, options: dict) -> None:
     described by ``project_data`` (``project_to_dict``), reporting to and taking commands
     from the pipe end ``conn``. Ends the process: exit code 0 after "done" or "error", 1
     after "crash"."""
-    _lower_priority(options.get("nice"))
+    _lower_priority(options.get("nice"), options.get("policy"))
     from multiprocessing import Pipe
     from multiprocessing.connection import wait
 
@@ -144,19 +144,35 @@ def run_inline(project: Project | dict, options: dict, send: Callable[[tuple], N
     return _serve(project, options, send, recv, lambda: None, wake=wake)
 
 
-def _lower_priority(nice) -> None:
-    """Run this process ``nice`` steps below normal priority (Linux and macOS). On Linux a
-    priority is a thread's: new threads take this one's, and those already started by the
-    imports are set one by one."""
-    if not nice or not hasattr(os, "nice"):
+def _lower_priority(nice, policy=None) -> None:
+    """Run this process ``nice`` steps below normal priority (Linux and macOS) and, with
+    ``policy`` "batch", under Linux's SCHED_BATCH (a CPU-bound task's policy: it gets its
+    fair share of the CPU, but does not preempt the tasks that wake up, such as the editor).
+    On Linux both are a thread's: new threads take this one's, and those already started by
+    the imports are set one by one."""
+    batch = policy == "batch" and hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_BATCH")
+    if not nice and not batch:
         return
-    try:
-        value = os.nice(int(nice))
-        if sys.platform.startswith("linux"):
-            for task in os.listdir("/proc/self/task"):
-                os.setpriority(os.PRIO_PROCESS, int(task), value)
-    except OSError:
-        pass  # not allowed here: train at the priority we have
+    value = None
+    if nice and hasattr(os, "nice"):
+        try:
+            value = os.nice(int(nice))
+        except OSError:
+            pass  # not allowed here: train at the priority we have
+    tasks = [0]
+    if sys.platform.startswith("linux"):
+        try:
+            tasks = [int(task) for task in os.listdir("/proc/self/task")]
+        except OSError:
+            pass
+    for task in tasks:
+        try:
+            if value is not None and task:
+                os.setpriority(os.PRIO_PROCESS, task, value)
+            if batch:
+                os.sched_setscheduler(task, os.SCHED_BATCH, os.sched_param(0))
+        except OSError:
+            pass  # a thread that has ended since, or a policy not allowed here
 
 
 # -- the run ---------------------------------------------------------------------------------

@@ -18,9 +18,19 @@ from .plot_parts import hover_readout, step_text
 class ReadoutAndExport:
     """Needs: ``current``, ``previous`` (RunMetrics), ``readout`` (a one-line label),
     ``crosshairs`` ({plot: InfiniteLine}), ``epoch_plot``, ``plots``, ``plot_area``,
-    ``flush()``, and ``_hover_text`` / ``_hovering``."""
+    ``flush()``, and ``_hover_text`` / ``_hovering``. ``set_running`` says whether a run is
+    starting or training: only then does the read-out wait for a first minibatch."""
+
+    _run_active = False  # a run is starting or training: the read-out waits for its minibatches
 
     # -- reading values --------------------------------------------------------------------------
+    def set_running(self, running: bool) -> None:
+        """Whether a run is starting or training (the panel says so as its state changes)."""
+        if running != self._run_active:
+            self._run_active = running
+            if not self._hovering:
+                self._set_readout(self._summary())
+
     def hover_text(self) -> str:
         """What the line under the plots says: the values under the cursor, or the latest."""
         return self._hover_text
@@ -33,8 +43,10 @@ class ReadoutAndExport:
     def _summary(self) -> str:
         b = self.current.batches
         if not len(b):
-            return "Waiting for the first minibatch…" if self.previous is None else \
-                "Dimmed: the previous run. Waiting for the first minibatch…"
+            dimmed = "" if self.previous is None else "Dimmed: the previous run."
+            if self._run_active:
+                return f"{dimmed} Waiting for the first minibatch…".strip()
+            return dimmed or "No run yet: Train draws its curves here."
         return "latest: " + step_text(self.current, len(b) - 1)
 
     def _mouse_moved(self, plot: pg.PlotWidget, pos: QPointF) -> None:

@@ -54,6 +54,10 @@ _DATASET_ROWS = {"path": ("mnist", "fashion_mnist", "csv", "image_folder"), "ima
 # pass and the editor a redraw, so nobody's CPU goes on views nobody looks at)
 SNAPSHOT_MIN_SECONDS = snapshot_seconds()  # 0.5 s, or 1 s where training takes every CPU
 SNAPSHOT_DUTY = drawing_duty()  # the share of the GUI thread the snapshot views may draw for
+# no ETA before this share of the first epoch (or two epochs) and this many seconds of
+# minibatches have passed: it is measured from the run's own throughput
+ETA_FIRST_EPOCH_SHARE = 0.2
+ETA_MIN_SECONDS = 1.0
 
 
 class TrainingPanel(QWidget):
@@ -70,8 +74,11 @@ class TrainingPanel(QWidget):
         self.sample: np.ndarray | None = None
         self.local_model = None
         self.weights_file: Path | None = None
-        self._started_at = 0.0
         self._last_progress = 0.0
+        self._rate_from: tuple[int, float] | None = None  # (steps done, time) when the first minibatch came
+        self._paused_at: float | None = None  # the ETA leaves pauses out
+        self._paused_seconds = 0.0  # paused since _rate_from
+        self.ask_before_replacing = True  # a run's held-back weights: ask whether they replace those in place
         self._last_batch = None
         self._last_snapshot = None  # the run's last SnapshotEvent
         self._drawn_snapshot: dict[int, object] = {}  # which views have drawn it (by id)
@@ -330,7 +337,7 @@ class TrainingPanel(QWidget):
         self._last_snapshot, self._drawn_snapshot = None, {}
         self.results.clear()
         self.tabs.setCurrentWidget(self.curves)
-        self._started_at = time.perf_counter()
+        self._rate_from, self._paused_at, self._paused_seconds = None, None, 0.0
         self.status.setText("Starting the training process…")
         on_gpus = str(project.training.get("device", "auto")) in ("auto", "cuda")
         nproc = self.gpus_box.value() if self.gpus_box.isEnabled() and on_gpus else 1
@@ -346,6 +353,8 @@ class TrainingPanel(QWidget):
             self.session.pause()
 
     def stop(self) -> None:
+        """Stop the run: after the current minibatch, or at once while it starts (the
+        session ends the starting process; ``finished`` says so)."""
         if self.session.running:
             self.status.setText("Stopping after this minibatch…")
             self.session.stop()
@@ -355,7 +364,14 @@ class TrainingPanel(QWidget):
         self.start_button.setEnabled(not running)
         self.pause_button.setEnabled(state in ("running", "paused"))
         self.pause_button.setText("Resume" if state == "paused" else "Pause")
-        self.stop_button.setEnabled(state in ("running", "paused"))
+        self.stop_button.setEnabled(state in ("starting", "running", "paused"))  # at once from Train on
+        self.curves.set_running(running)
+        now = time.perf_counter()
+        if state == "paused" and self._paused_at is None:
+            self._paused_at = now
+        elif state != "paused" and self._paused_at is not None:
+            self._paused_seconds += now - self._paused_at
+            self._paused_at = None
         for w in (self.data_form, self.training_form, self.device_combo):
             w.setEnabled(not running)
         self.gpus_box.setEnabled(not running and self._gpus > 1)
@@ -390,6 +406,8 @@ class TrainingPanel(QWidget):
         self.curves.add_batches(events)
         event = self._last_batch = events[-1]
         now = time.perf_counter()
+        if self._rate_from is None:  # the ETA's throughput is measured from here: start-up left out
+            self._rate_from, self._paused_seconds = (_steps_done(event), now), 0.0
         if now - self._last_progress < 0.5:  # twice a second (the run's end shows its last batch)
             return
         self._last_progress = now
@@ -397,16 +415,36 @@ class TrainingPanel(QWidget):
 
     def _show_progress(self, event, now: float) -> None:
         epochs = self.doc.project.training["epochs"]
-        done = (event.epoch - 1) * event.batches + event.batch
+        done = _steps_done(event)
         total = epochs * event.batches
-        elapsed = now - self._started_at
-        eta = elapsed / max(done, 1) * (total - done)
+        text = f"epoch {event.epoch}/{epochs} · batch {event.batch}/{event.batches}"
+        eta = self.eta_seconds(event, now)
+        if eta is not None:
+            text += f" · ETA {_duration(eta)}"
         bar = self.progress
         bar.setUpdatesEnabled(False)  # setValue would repaint at once; one repaint, later, instead
         bar.setMaximum(total)
         bar.setValue(done)
-        bar.setFormat(f"epoch {event.epoch}/{epochs} · batch {event.batch}/{event.batches} · ETA {_duration(eta)}")
+        bar.setFormat(text)
         bar.setUpdatesEnabled(True)
+
+    def eta_seconds(self, event, now: float) -> float | None:
+        """Seconds the run still needs, from the throughput measured since its first
+        minibatch came (start-up and pauses left out); None until 20 % of the first epoch
+        (or two epochs, where epochs are a few minibatches) and ETA_MIN_SECONDS have passed:
+        the first minibatches, slower, would make a nonsense of it."""
+        if self._rate_from is None:
+            return None
+        steps, since = self._rate_from
+        done = _steps_done(event)
+        paused = self._paused_seconds + (now - self._paused_at if self._paused_at is not None else 0.0)
+        seconds = now - since - paused
+        measured = done - steps
+        enough = measured >= max(1.0, ETA_FIRST_EPOCH_SHARE * event.batches) or event.epoch > 2
+        if not enough or measured <= 0 or seconds < ETA_MIN_SECONDS:
+            return None
+        total = self.doc.project.training["epochs"] * event.batches
+        return seconds / measured * max(0, total - done)
 
     def _snapshot(self, event) -> None:
         start = time.perf_counter()
@@ -450,22 +488,73 @@ class TrainingPanel(QWidget):
         names = self.dataset.class_names if self.dataset else []
         self.results.show_result(event, test_x, names)
         self.curves.flush()
+        # the engine held this run's weights back (stopped, diverged or worse than those in
+        # place): they replace the weights in place only if the user says so
+        held_back = getattr(event, "weights_held_back", None)
+        target = getattr(event, "weights_target", None)
+        error = getattr(event, "weights_error", None)  # they could not be written where they go
+        note = ""
+        if held_back and event.weights_path:
+            if target and Path(target).exists():
+                note = self._offer_run_weights(Path(event.weights_path), Path(target), str(held_back))
+            else:  # nothing in place to replace (a diverged first run): nothing to choose
+                note = f" {escape(_sentence(held_back), quote=False)} This run's weights are in " \
+                       f"{escape(event.weights_path, quote=False)}."
+        elif event.weights_path:  # put in place (or, after an error, kept where the error says)
+            self.weights_file = Path(event.weights_path)
+            if not error:
+                if self.doc.project.path is not None:  # saved (or renamed) while it trained
+                    self._project_saved(str(self.doc.project.path))
+                note = (f" Weights saved to {escape(self.weights_file.name, quote=False)}." if self.doc.project.path
+                        else " Save the project to keep the trained weights beside it.")
+            self._show_weights(self.weights_file)
+        if error:
+            note += f" <span style='color:#d03030'>{escape(_sentence(error), quote=False)}</span>"
         if not event.ok:
-            self.status.setText(f"<span style='color:#d03030'><b>Training stopped:</b> {escape(event.message, quote=False)}</span>")
+            self.status.setText(f"<span style='color:#d03030'><b>Training stopped:</b> "
+                                f"{escape(event.message, quote=False)}</span>{note}")
             return
         acc = "" if event.test_accuracy is None else f" Test accuracy {event.test_accuracy:.2%}."
-        saved = ""
-        if event.weights_path:
-            self.weights_file = Path(event.weights_path)
-            if self.doc.project.path is not None:  # saved (or renamed) while it trained
-                self._project_saved(str(self.doc.project.path))
-            saved = (f" Weights saved to {self.weights_file.name}." if self.doc.project.path else
-                     " Save the project to keep the trained weights beside it.")
-            self._inspect_saved_weights_from(self.weights_file)
-            if self.local_model is not None:  # the views end on the final weights
-                self._show_local_model()
-        self.status.setText(f"{event.message[0].upper() + event.message[1:]}.{acc}{saved}")
-        self.tabs.setCurrentWidget(self.results)
+        self.status.setText(f"{escape(_sentence(event.message), quote=False)}{acc}{note}")
+        if event.steps:  # a run stopped while it started has no results to show
+            self.tabs.setCurrentWidget(self.results)
+
+    def _offer_run_weights(self, run_file: Path, target: Path, why: str) -> str:
+        """Ask whether this run's weights (``run_file``, held back for the reason ``why``)
+        replace those in place (``target``, which exists); the default keeps them. Returns what the
+        status line says about it."""
+        from PySide6.QtWidgets import QMessageBox
+
+        yes, no = QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No
+        answer = no
+        if self.ask_before_replacing:
+            answer = QMessageBox.question(
+                self, "Replace the weights in place?",
+                f"{_sentence(why)}\n\nReplace the weights in {target} with this run's?\n\n"
+                f"No keeps them; this run's weights stay in {run_file}.", yes | no, no)
+        if answer == yes:
+            try:
+                placed = _adopt_run_weights(run_file, target)
+            except (OSError, NetCanvasError) as e:
+                self._show_weights(target)
+                return (f" <span style='color:#d03030'>This run's weights could not replace those in "
+                        f"{escape(target.name, quote=False)}: {escape(str(e), quote=False)}; they are in "
+                        f"{escape(str(run_file), quote=False)}.</span>")
+            self._show_weights(placed)
+            return f" This run's weights replaced those in {escape(Path(placed).name, quote=False)}."
+        self._show_weights(target)
+        return (f" The weights in {escape(target.name, quote=False)} were kept; this run's are in "
+                f"{escape(str(run_file), quote=False)}.")
+
+    def _show_weights(self, path: Path | None) -> None:
+        """Hold the weights at ``path`` (those exports use) and end the views on them."""
+        self.weights_file = Path(path) if path is not None else None
+        if path is None:
+            self.local_model = None
+            return
+        self._inspect_saved_weights_from(Path(path))
+        if self.local_model is not None:  # the views end on the final weights
+            self._show_local_model()
 
     def _inspect_saved_weights_from(self, path: Path) -> None:
         try:
@@ -504,6 +593,26 @@ def _kernels_note() -> str:
     if not cuda:
         return "Fused GPU kernels: not used (no CUDA device here)."
     return f"Fused GPU kernels: available on {cuda[0].name} (setting: kernels)."
+
+
+def _adopt_run_weights(run_file: Path, target: Path) -> Path:
+    """Put a run's weights in place (an atomic copy): the engine's ``adopt_run_weights``."""
+    from ...engine import weights
+
+    adopt = getattr(weights, "adopt_run_weights", None)
+    if adopt is not None:
+        return Path(adopt(run_file, target))
+    atomic_write(target, Path(run_file).read_bytes())  # an engine without it yet: the same copy
+    return target
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text[:1].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")
+
+
+def _steps_done(event) -> int:
+    return (event.epoch - 1) * event.batches + event.batch
 
 
 def _duration(seconds: float) -> str:

@@ -34,20 +34,26 @@ TICK_MS = round(1000 * tick_seconds())
 TICK_BUDGET = 0.006  # seconds of GUI time one tick may spend on messages (the last may overrun)
 TICK_MESSAGES = 1000  # and at most this many messages
 EXIT_WAIT = 10.0  # seconds a child that said its last word may take to exit before it is ended
-# The run's priority below the editor's. Where training takes every core, each of the
-# editor's paints shares a core with a training thread: at the same priority it gets half of
-# it, and a 15 ms redraw keeps the editor from the user for 30 ms. Lower, the training
-# thread yields the core while the editor works; the editor takes the same CPU as before.
-TRAINING_NICE = 10
+# The run's priority: the editor's own nice, under Linux's SCHED_BATCH (every thread of it).
+# SCHED_BATCH keeps a CPU-bound run's fair share of the CPU, but its threads' wake-ups do not
+# preempt other tasks, so the editor, idle most of the time, gets a core when it wakes; its
+# drawing stays cheap where training takes every CPU (budget.py). The run used to train 10
+# steps below the editor: beside one other busy program at normal priority its threads then
+# got 0.23 s of CPU for each second that program got (2.0 now), and 0.03-0.07 of the headless
+# throughput (bench/priority.py and bench/training.py --load measure both).
+TRAINING_NICE = 0
+TRAINING_POLICY = "batch"
+STOPPED_WHILE_STARTING = "stopped before the first minibatch"
 ALIVE_SECONDS = 0.5  # how often a tick asks whether the child still runs (a dead one's pipe also reads EOF)
 
 
 class _Child:
     """One child process and the parent's end of its pipe."""
 
-    def __init__(self, process, conn):
+    def __init__(self, process, conn, options: dict | None = None):
         self.process = process
         self.conn = conn
+        self.options = options or {}
         self.pid = process.pid
         self.eof = False  # the pipe is closed: nothing more will come
         self.over_since: float | None = None  # when the run said its last word
@@ -70,6 +76,14 @@ class _Child:
             return self.process.is_alive()  # also reaps an exited child (no zombie)
         except ValueError:  # already closed
             return False
+
+    def terminate(self) -> None:
+        """Ask the process to end now (SIGTERM); ``alive`` and ``end`` reap it."""
+        self.over_since = time.perf_counter()
+        try:
+            self.process.terminate()
+        except (ValueError, OSError, AttributeError):
+            pass  # closed already, or never started
 
     def send(self, message: tuple) -> bool:
         try:
@@ -171,13 +185,14 @@ class TrainingSession(QObject):
         """Train ``project`` in a new child process. ``options``: see
         ``app.engine.training.worker`` (weights_path, project_dir, overrides,
         snapshot_every, snapshot_samples, initial_weights, checkpoint_dir, threads,
-        batch_seconds, nice: default TRAINING_NICE); None
+        batch_seconds, nice: default TRAINING_NICE, policy: default TRAINING_POLICY); None
         values mean the default. Raises RuntimeError while a run is in progress."""
         if self.running:
             raise RuntimeError("a training run is in progress; stop or kill it first")
         options = {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items() if v is not None}
         options.setdefault("batch_seconds", self._timer.interval() / 1000)  # no faster than they are read
         options.setdefault("nice", TRAINING_NICE)
+        options.setdefault("policy", TRAINING_POLICY)
         if "project_dir" not in options and project.path is not None:
             options["project_dir"] = str(project.path.parent)
         if isinstance(options.get("snapshot_samples"), np.ndarray):
@@ -194,7 +209,7 @@ class TrainingSession(QObject):
             child_conn.close()
             raise
         child_conn.close()  # only the child holds that end now: its death reads as EOF here
-        self._child = _Child(process, conn)
+        self._child = _Child(process, conn, options)
         self._children.append(self._child)
         self._paused = False
         self.info = None
@@ -215,10 +230,24 @@ class TrainingSession(QObject):
 
     def stop(self) -> None:
         """Stop after the current minibatch; the child still tests and saves the weights,
-        then ``finished`` comes with reason "stopped"."""
-        if self._child and self._state in ("starting", "running", "paused"):
-            self._child.send(("stop",))
-            self._set_state("stopping")
+        then ``finished`` comes with reason "stopped". A run that has not said "ready"
+        yet (it imports torch and loads the data: seconds) has trained nothing and written
+        nothing: its process is ended at once, and ``finished`` comes now, with reason
+        "stopped" and no steps (a run across several processes, which has launched
+        them by then, stops as usual)."""
+        child = self._child
+        if child is None or self._state not in ("starting", "running", "paused"):
+            return
+        if self._state == "starting" and int(child.options.get("nproc") or 1) <= 1:
+            self._child = None
+            child.terminate()  # reaped by the ticks (a process ends in a moment: no wait here)
+            self._exiting.append(child)
+            self._paused = False
+            self._set_state("idle")
+            self.finished.emit(FinishedEvent("stopped", STOPPED_WHILE_STARTING, 0, 0, 0.0))
+            return
+        child.send(("stop",))
+        self._set_state("stopping")
 
     def request_snapshot(self, samples: np.ndarray | None = None) -> None:
         """Ask for a SnapshotEvent for ``samples`` (``[n, *input_shape]`` or one sample,

@@ -4,6 +4,7 @@ control, failures, and the editing lock."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PySide6.QtWidgets import QComboBox, QLineEdit
 
 from app.engine.examples import example_path
@@ -198,3 +199,38 @@ def test_a_tab_switch_after_the_run_keeps_the_final_weights_shown(qtbot, window)
     assert np.abs(final).max() > 0
     panel.tabs.setCurrentWidget(panel.filters)
     assert np.array_equal(panel.filters.current_tiles(), final)  # not the zeros of the old snapshot
+
+
+def test_stop_works_from_the_moment_train_is_pressed(qtbot, window, monkeypatch):
+    """While the process starts (seconds of imports and data), Stop is enabled and ends it
+    at once: the panel is idle again, says so, shows no error, and locks nothing."""
+    import os
+
+    from PySide6.QtWidgets import QMessageBox
+
+    panel = open_example(window, "xor")
+    for name in ("critical", "warning", "question", "information"):
+        monkeypatch.setattr(QMessageBox, name, lambda *a, **k: pytest.fail(f"a message box: {a[1:3]}"))
+    failures = []
+    panel.session.failed.connect(failures.append)
+    panel.start()
+    assert panel.session.state == "starting" and panel.stop_button.isEnabled()
+    assert "Waiting for the first minibatch" in panel.curves.hover_text()
+    pid = panel.session.pid
+    with qtbot.waitSignal(panel.session.finished, timeout=1000):
+        panel.stop_button.click()
+    assert not panel.session.running and panel.start_button.isEnabled() and not panel.stop_button.isEnabled()
+    assert "stopped before the first minibatch" in panel.status.text().lower()
+    assert panel.progress.format() == "stopped" and failures == []
+    assert "Waiting" not in panel.curves.hover_text()
+    assert not window.scene.read_only and window.actions_by_name["train"].isEnabled()
+    assert getattr(window, "_error_box", None) is None or not window._error_box.isVisible()
+
+    def gone():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    qtbot.waitUntil(gone, timeout=10_000)  # ended and reaped: no zombie

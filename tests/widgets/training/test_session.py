@@ -11,7 +11,7 @@ import pytest
 
 from app.engine.examples import load_example
 from app.engine.training import BatchEvent, EpochEvent, FinishedEvent
-from app.widgets.training.session import TRAINING_NICE, TrainingSession
+from app.widgets.training.session import TRAINING_NICE, TRAINING_POLICY, TrainingSession
 
 START = 60_000  # a fresh process imports torch before it says "ready"
 RUN = 60_000
@@ -42,6 +42,11 @@ def thread_nices(pid: int) -> set[int]:
     return nices
 
 
+def thread_policies(pid: int) -> set[int]:
+    """The scheduling policy of each thread of a process (Linux)."""
+    return {os.sched_getscheduler(int(task)) for task in os.listdir(f"/proc/{pid}/task")}
+
+
 def gone(pid: int) -> bool:
     """No process, not even a zombie, has this id (a zombie still answers signal 0)."""
     try:
@@ -64,9 +69,10 @@ def test_xor_trains_with_pause_resume_and_a_stop(qtbot, session, tmp_path):
     with qtbot.waitSignal(session.epoch, timeout=RUN) as first:
         pass
     assert isinstance(first.args[0], EpochEvent)
-    if sys.platform.startswith("linux"):  # every thread of the run yields to the editor
+    if sys.platform.startswith("linux"):  # every thread of the run: its fair share, and no wake-up preempts the editor
         expected = min(19, os.getpriority(os.PRIO_PROCESS, 0) + TRAINING_NICE)
         assert thread_nices(info["pid"]) == {expected}
+        assert TRAINING_POLICY == "batch" and thread_policies(info["pid"]) == {os.SCHED_BATCH}
 
     with qtbot.waitSignal(session.state_changed, timeout=RUN, check_params_cb=lambda s: s == "paused"):
         session.pause()
@@ -178,3 +184,29 @@ def test_a_bunch_comes_as_lists_of_minibatches_around_other_messages(qtbot, sess
     session._handle(("bunch", [batch(1), batch(2), epoch, ("dropped", 4), batch(3)]))
     assert seen == [("batches", [1, 2]), ("batch", 1), ("batch", 2), ("epoch", 1), ("batches", [3]), ("batch", 3)]
     assert session.dropped_batches == 4
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="zombies are a POSIX thing")
+def test_stop_while_the_process_starts_ends_it_at_once(qtbot, session):
+    """The child imports torch and loads the data for seconds before it says "ready":
+    Stop ends it at once (it has trained and written nothing), the session is idle again
+    with a "stopped" FinishedEvent, no failure, and no process is left behind."""
+    from app.widgets.training.session import STOPPED_WHILE_STARTING
+
+    seen = record(session)
+    failures = []
+    session.failed.connect(failures.append)
+    with qtbot.waitSignal(session.finished, timeout=1000) as finished:
+        session.start(load_example("xor"), overrides={"device": "cpu", "epochs": 100_000}, threads=1)
+        pid = session.pid
+        assert session.state == "starting"
+        session.stop()
+        assert session.state == "idle" and not session.running  # at once, not after the start-up
+    event = finished.args[0]
+    assert event.reason == "stopped" and event.message == STOPPED_WHILE_STARTING and event.steps == 0
+    assert event.weights_path is None and seen["states"] == ["starting", "idle"]
+    qtbot.waitUntil(lambda: gone(pid), timeout=10_000)  # ended and reaped: no zombie
+    qtbot.wait(300)
+    assert failures == [] and seen["batch"] == []
+    session.start(load_example("xor"), overrides={"device": "cpu"}, threads=1)  # the next run may start
+    assert session.running

@@ -474,12 +474,13 @@ class MainWindow(QMainWindow):
         if self.training.session.running and not self._closing_after_training:
             answer = QMessageBox.question(
                 self, "Training is running",
-                "Stop the training and close? It stops after the current minibatch, and the weights "
-                "trained so far are saved.",
+                "Stop the training and close? It stops after the current minibatch. The weights "
+                "trained so far are kept, without replacing trained weights already in place.",
                 QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Yes)
             event.ignore()
             if answer == QMessageBox.StandardButton.Yes:  # close once the run has ended
                 self._closing_after_training = True
+                self.training.ask_before_replacing = False  # nobody is left to answer: keep those in place
                 self.training.session.finished.connect(lambda _e: QTimer.singleShot(0, self.close))
                 self.training.session.failed.connect(lambda _m: QTimer.singleShot(0, self.close))
                 self.training.stop()

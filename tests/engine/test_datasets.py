@@ -621,3 +621,20 @@ def test_gzipped_idx_files_shorter_or_longer_than_their_header_say_so(tmp_path):
     exact.write_bytes(gzip.compress(whole))
     assert np.array_equal(read_idx(exact), img.astype(np.uint8))
     assert read_idx(exact).flags.writeable  # not a view of an immutable buffer
+
+
+def test_digits_are_read_without_importing_scikit_learn_and_equal_its_own():
+    import subprocess
+    import sys
+
+    code = ("import sys; from app.engine.datasets.sources import load_digits; r = load_digits(); "
+            "print(r.x.shape, 'sklearn' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert done.stdout.strip() == "(1797, 1, 8, 8) False"
+    from sklearn.datasets import load_digits as sk_digits
+
+    from app.engine.datasets.sources import load_digits
+
+    ours, theirs = load_digits(), sk_digits()
+    assert np.array_equal(ours.x.reshape(-1, 64) * 16, theirs.data.astype(np.float32))
+    assert np.array_equal(ours.y, theirs.target)

@@ -15,9 +15,10 @@ from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QGraphicsSimpleT
 from ...engine.graph import Edge, Node
 from ...engine.layers import get_spec
 from ...engine.layers.helpers import fmt
+from .routing import NODE_H, NODE_W, edge_route, label_spot
 from .theme import Theme
 
-NODE_W, NODE_H, PORT_R = 196.0, 66.0, 6.0
+PORT_R = 6.0
 # text sizes in scene units (pixels at zoom 1): what a node says must stay readable when the
 # view is zoomed out to fit a graph, so levels of detail follow the text's size on screen
 TITLE_PX, TEXT_PX, LABEL_PX = 13, 12, 12
@@ -167,6 +168,10 @@ class NodeItem(QGraphicsItem):
     def output_pos(self) -> QPointF:
         return self.output_port.scenePos()
 
+    def box(self) -> QRectF:
+        """The node's box in the scene, ports aside: what its edges keep out of."""
+        return self.mapRectToScene(QRectF(0, 0, NODE_W, NODE_H))
+
     def set_info(self, summary: str, shape_text: str, problem: str, severity: str) -> None:
         if (summary, shape_text, problem, severity) == (self.summary, self.shape_text, self.problem, self.severity):
             return
@@ -264,9 +269,9 @@ class NodeItem(QGraphicsItem):
 
 
 class EdgeItem(QGraphicsPathItem):
-    """A connection, drawn as a curve from the source's output to the target's input (down,
-    or to the right in a left-to-right layout), with the tensor shape it carries written at
-    its middle."""
+    """A connection from the source's output to the target's input (down, or to the right in
+    a left-to-right layout; around both nodes when the target is not ahead: see routing.py),
+    with the tensor shape it carries written at its middle, off both nodes."""
 
     def __init__(self, edge: Edge, theme: Theme):
         super().__init__()
@@ -280,6 +285,8 @@ class EdgeItem(QGraphicsPathItem):
         self.label.setBrush(QBrush(theme.dim_text))
         self.label.setZValue(3)
         self._label_text = ""
+        self._boxes: list[QRectF] = []  # the boxes of its two nodes, which the label keeps off
+        self._curve = None  # the four points of its path when that is one curve
 
     def set_theme(self, theme: Theme) -> None:
         self.theme = theme
@@ -292,21 +299,21 @@ class EdgeItem(QGraphicsPathItem):
             self.label.setText(text)
             self._place_label()
 
-    def route(self, start: QPointF, end: QPointF, direction: str = "TB") -> None:
+    def route(self, start: QPointF, end: QPointF, direction: str = "TB",
+              source: QRectF | None = None, target: QRectF | None = None) -> None:
+        """Run from ``start`` to ``end`` around the ``source`` and ``target`` boxes."""
         self.direction = direction
-        self.setPath(edge_path(start, end, direction))
-        self._place_label()
+        self._boxes = [box for box in (source, target) if box is not None]
+        path, self._curve = edge_route(start, end, direction, source, target)
+        self.setPath(path)
+        if self._label_text:  # (an edge just built has none yet: set_label places it)
+            self._place_label()
 
     def _place_label(self) -> None:
         path = self.path()
         if path.isEmpty():
             return
-        mid = path.pointAtPercent(0.5)
-        r = self.label.boundingRect()
-        if self.direction == "LR":  # above the middle of a horizontal edge
-            self.label.setPos(mid.x() - r.width() / 2, mid.y() - r.height() - 2)
-        else:  # beside the middle of a vertical one
-            self.label.setPos(mid.x() + 6, mid.y() - r.height() / 2)
+        self.label.setPos(label_spot(path, self.label.boundingRect().size(), self._boxes, self.direction, self._curve))
 
     def paint(self, painter: QPainter, option, widget=None) -> None:
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
@@ -319,71 +326,6 @@ class EdgeItem(QGraphicsPathItem):
         stroker = QPainterPathStroker()
         stroker.setWidth(10)
         return stroker.createStroke(self.path())
-
-
-def edge_path(start: QPointF, end: QPointF, direction: str = "TB") -> QPainterPath:
-    """A vertical S-curve ("TB") or a horizontal one ("LR"); an edge that skips past nodes
-    straight ahead bows to the side so it does not run under them (the skip connections of
-    a residual net). Left to right, an edge back to the start of the next band of a wrapped
-    layout runs between the bands."""
-    if direction == "LR":
-        return _edge_path_lr(start, end)
-    path = QPainterPath(start)
-    dy = end.y() - start.y()
-    dx = end.x() - start.x()
-    bend = max(40.0, abs(dy) * 0.4)
-    if dy > NODE_H * 2.5 and abs(dx) < NODE_W * 0.6:
-        side = -1 if dx <= 0 else 1
-        reach = min(60 + dy * 0.08, 200) * side
-        path.cubicTo(QPointF(start.x() + reach * 1.6, start.y() + bend * 0.5),
-                     QPointF(end.x() + reach * 1.6, end.y() - bend * 0.5), end)
-        # starting and ending off-axis keeps the curve clear of the column of nodes
-        return path
-    if dy < 20:  # an edge going up (the target sits above): loop around
-        bend = max(80.0, abs(dy) * 0.5)
-    path.cubicTo(QPointF(start.x(), start.y() + bend), QPointF(end.x(), end.y() - bend), end)
-    return path
-
-
-def _edge_path_lr(start: QPointF, end: QPointF) -> QPainterPath:
-    path = QPainterPath(start)
-    dx = end.x() - start.x()
-    dy = end.y() - start.y()
-    if dx < 30:  # back to the left: out, between the rows, and in from the left
-        if abs(dy) > NODE_H:  # a later band: in the gap just above the target's row
-            lane = end.y() - (NODE_H * 0.75 + 8) * (1 if dy > 0 else -1)
-        else:  # the same row: below both
-            lane = max(start.y(), end.y()) + NODE_H * 0.9
-        out, into = start.x() + 28, end.x() - 28
-        r = min(14.0, abs(lane - start.y()) / 2, abs(end.y() - lane) / 2 or 14.0)
-        for a, b, c in ((start, QPointF(out, start.y()), QPointF(out, lane)),
-                        (QPointF(out, start.y()), QPointF(out, lane), QPointF(into, lane)),
-                        (QPointF(out, lane), QPointF(into, lane), QPointF(into, end.y())),
-                        (QPointF(into, lane), QPointF(into, end.y()), end)):
-            _rounded_corner(path, a, b, c, r)
-        path.lineTo(end)
-        return path
-    bend = max(40.0, abs(dx) * 0.4)
-    if dx > NODE_W * 2.2 and abs(dy) < NODE_H * 0.6:
-        side = -1 if dy <= 0 else 1
-        reach = min(50 + dx * 0.06, 160) * side
-        path.cubicTo(QPointF(start.x() + bend * 0.5, start.y() + reach * 1.6),
-                     QPointF(end.x() - bend * 0.5, end.y() + reach * 1.6), end)
-        return path
-    path.cubicTo(QPointF(start.x() + bend, start.y()), QPointF(end.x() - bend, end.y()), end)
-    return path
-
-
-def _rounded_corner(path: QPainterPath, a: QPointF, b: QPointF, c: QPointF, r: float) -> None:
-    """A line from the path's end towards corner ``b`` (coming from ``a``, leaving to ``c``),
-    the corner rounded with radius ``r``."""
-    def toward(p: QPointF, q: QPointF, d: float) -> QPointF:
-        length = max(((q.x() - p.x()) ** 2 + (q.y() - p.y()) ** 2) ** 0.5, 1e-9)
-        d = min(d, length / 2)
-        return QPointF(p.x() + (q.x() - p.x()) * d / length, p.y() + (q.y() - p.y()) * d / length)
-
-    path.lineTo(toward(b, a, r))
-    path.quadTo(b, toward(b, c, r))
 
 
 def temp_pen(theme: Theme) -> QPen:

@@ -17,8 +17,8 @@ from ...engine.layout import LR, TB, infer_direction, layered_layout
 from ..commands import Connect, MoveNodes
 from ..document import Document
 from .arrange import Arrange
-from .items import (DETAIL_PX, LABEL_PX, NODE_H, NODE_W, EdgeItem, NodeItem, PortItem, edge_path, key_summary,
-                    temp_pen)
+from .items import DETAIL_PX, LABEL_PX, NODE_H, NODE_W, EdgeItem, NodeItem, PortItem, key_summary, temp_pen
+from .routing import edge_path
 from .theme import current_theme
 
 GRID = 24
@@ -190,7 +190,8 @@ class CanvasScene(QGraphicsScene):
 
     def _route(self, item: EdgeItem) -> None:
         e = item.edge
-        item.route(self.nodes[e.source].output_pos(), self.nodes[e.target].input_pos(e.target_port), self.direction)
+        source, target = self.nodes[e.source], self.nodes[e.target]
+        item.route(source.output_pos(), target.input_pos(e.target_port), self.direction, source.box(), target.box())
 
     # -- direction and layout ------------------------------------------------------------------
     def set_direction(self, direction: str) -> None:
@@ -341,7 +342,8 @@ class CanvasScene(QGraphicsScene):
                 self._hover_port = port
                 if port is not None:
                     port.set_hovered(True)
-            path.setPath(edge_path(source.output_pos(), port.scenePos() if port else end))
+            path.setPath(edge_path(source.output_pos(), port.scenePos() if port else end, self.direction,
+                                   source.box(), port.node_item.box() if port else None))
             event.accept()
             return
         super().mouseMoveEvent(event)

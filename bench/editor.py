@@ -151,10 +151,11 @@ class Bench:
                           f"{rect.width():.0f} x {rect.height():.0f} scene px; viewport {vp.width()} x {vp.height()} px")
 
     def set_zoom_centre(self, zoom: float | None) -> str:
-        """``zoom`` centred on the middle of the graph, or the Fit view (None)."""
+        """``zoom`` centred on the middle of the graph, or every node in view (None: the view's
+        fit stops at a readable zoom and scrolls; fit_all shows the whole graph)."""
         v = self.view
         if zoom is None:
-            v.fit()
+            v.fit_all()
         else:
             v.resetTransform()
             v.scale(zoom, zoom)

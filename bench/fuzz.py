@@ -80,7 +80,7 @@ def worker(family_name: str, cases: int, seed: int, case_seconds: float, memory_
     family.warm()  # imports and a first valid case, before the watchdog's clock starts
     emit.write(json.dumps({"ready": True}) + "\n")
     run_family(family, cases, Tally(), seed=seed, on_case=on_case_timed, on_outcome=on_outcome,
-               seconds=case_seconds)
+               seconds=max(case_seconds, family.seconds))  # a family's own bound (cli: 30 s) holds
     emit.write(json.dumps({"done": True}) + "\n")
 
 

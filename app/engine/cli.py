@@ -115,6 +115,9 @@ def main(argv: list[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) ->
     out, err = _Escaping(out), _Escaping(err)
     parser = build_parser()
     args = parser.parse_args(argv)
+    for option in ("file", "out", "onnx", "python", "weights", "model", "input", "output"):
+        if getattr(args, option, None) == "":
+            parser.error(f"{'--' if option not in ('file', 'model') else ''}{option}: expected a path; received ''")
     if args.command == "export" and not (args.onnx or args.python):
         parser.error("export needs --onnx OUT, --python DIR, or both")
     if args.command == "export" and args.onnx:

@@ -29,10 +29,15 @@ def normalization(metadata: dict[str, str], input_shape: tuple[int, ...],
     if "input_mean" not in metadata or "input_std" not in metadata:
         return None
     try:
-        mean = np.asarray(bounded_json(metadata["input_mean"]), dtype=np.float32).reshape(-1)
-        std = np.asarray(bounded_json(metadata["input_std"]), dtype=np.float32).reshape(-1)
+        mean = np.asarray(bounded_json(metadata["input_mean"]), dtype=np.float64).reshape(-1)
+        std = np.asarray(bounded_json(metadata["input_std"]), dtype=np.float64).reshape(-1)
     except (ValueError, TypeError, OverflowError):
         raise WeightsError("its input_mean / input_std metadata is not a list of numbers", source) from None
+    largest = float(np.finfo(np.float32).max)
+    if not (np.all(np.abs(mean) <= largest) and np.all(np.abs(std) <= largest)):  # NaN fails too
+        raise WeightsError(f"its input_mean / input_std metadata holds values that are not finite float32 "
+                           f"numbers (beyond ±{largest:.4g})", source)
+    mean, std = mean.astype(np.float32), std.astype(np.float32)
     size = int(np.prod(input_shape))
     if mean.size != size or std.size != size:
         raise WeightsError(f"its normalization holds {mean.size} values per sample, but the "

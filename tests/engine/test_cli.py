@@ -211,6 +211,28 @@ def test_import_to_an_empty_or_folder_path_is_refused_with_exit_2(tmp_path):
     assert cli.main(["import", str(tmp_path / "m.onnx"), str(tmp_path)], io.StringIO(), err) == 2
 
 
+@pytest.mark.parametrize("argv", [
+    ["export", "xor", "--onnx", "m.onnx", "--python", ""], ["export", "xor", "--onnx", ""], ["check", ""],
+    ["train", "xor", "--out", ""], ["predict", "xor", "--input", "", "--output", "y.npy"], ["import", "", "m.json"],
+])
+def test_an_empty_path_is_refused_with_exit_2(argv, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # an empty folder means the current one: nothing may land here
+    with pytest.raises(SystemExit) as stop:
+        cli.main(argv, io.StringIO(), io.StringIO())
+    assert stop.value.code == 2 and "expected a path; received ''" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_normalization_beyond_float32_is_a_clean_error():
+    from app.engine.errors import WeightsError
+    from app.engine.predict import normalization
+
+    with pytest.raises(WeightsError, match="not finite float32"):
+        normalization({"input_mean": "[1e39, 0]", "input_std": "[1, 1]"}, (2,))
+    with pytest.raises(WeightsError, match="not finite float32"):
+        normalization({"input_mean": "[0, 0]", "input_std": "[1, NaN]"}, (2,))
+
+
 def test_deeply_nested_weights_metadata_is_a_clean_error_in_predict(tmp_path):
     import numpy as np
 

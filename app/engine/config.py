@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .params import INT_LIMIT, Param, show
+from .params import INT64_MAX, Param, show
 
 # Ranges: every setting has one that torch (and numpy, for the data) can represent, and
 # that makes sense for the app: sizes and seeds within a C int, rates within float32.
@@ -34,7 +34,7 @@ DATASET_FIELDS: tuple[Param, ...] = (
     Param("normalize", "bool", True, "Standardize with the training split's mean and std."),
     Param("seed", "int", 0, "Data split seed: decides which samples go to training, validation and "
           "test (and a synthetic set's points). Same seed, same split. The training settings' "
-          "initialization seed is a separate one.", 0, INT_LIMIT, label="data split seed"),
+          "initialization seed is a separate one.", 0, INT64_MAX, label="data split seed", wide=True),
 )
 
 # which keys a dataset needs, and what each names
@@ -66,7 +66,7 @@ TRAINING_FIELDS: tuple[Param, ...] = (
           1, MAX_EPOCHS, nullable=True),
     Param("seed", "int", 0, "Initialization seed: decides the initial weights, the order of the "
           "minibatches and dropout. Same seed, same run. Which samples are used for training is "
-          "the dataset's data split seed.", 0, INT_LIMIT, label="initialization seed"),
+          "the dataset's data split seed.", 0, INT64_MAX, label="initialization seed", wide=True),
     Param("device", "string", "auto", "auto, cpu, cuda, cuda:N or mps."),
     Param("kernels", "choice", "auto", "Fused GPU kernels.", choices=("auto", "on", "off")),
     Param("target", "choice", "labels", "What the output is compared with: the labels, or the "

@@ -93,6 +93,7 @@ class Param:
     allow_minus_one: bool = False
     key: bool = False  # shown on the node face as a key parameter
     label: str = ""
+    wide: bool = False  # an integer as wide as int64 (seeds: torch and numpy take 64 bits)
 
     @property
     def required(self) -> bool:
@@ -106,7 +107,9 @@ class Param:
     @property
     def limit(self) -> float:
         """The largest magnitude any value of this kind may have, whatever is declared."""
-        return INT_LIMIT if self.kind in _INT_KINDS else FLOAT_LIMIT
+        if self.kind in _INT_KINDS:
+            return INT64_MAX if self.wide else INT_LIMIT
+        return FLOAT_LIMIT
 
     @property
     def low(self) -> float:
@@ -212,6 +215,8 @@ class Param:
 
 def _num(x: float) -> str:
     """A range bound as a message spells it: ``1``, ``0.99``, ``2147483647``, ``3.4e+38``."""
+    if isinstance(x, int) and abs(x) <= INT64_MAX:
+        return str(x)
     if abs(x) >= 1e16:
         return repr(float(x))
     return str(int(x)) if float(x).is_integer() else str(x)

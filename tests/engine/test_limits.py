@@ -105,8 +105,8 @@ def test_check_refuses_values_torch_cannot_hold_naming_node_parameter_and_range(
     ("training", "epochs", 10**12, "from 1 to 100000"),
     ("training", "step_size", 2**31, "from 1 to 100000"),
     ("training", "early_stopping_patience", 2**64, "from 1 to 100000"),
-    ("training", "seed", 2**64, "from 0 to 2147483647"),
-    ("dataset", "seed", 2**32, "from 0 to 2147483647"),
+    ("training", "seed", 2**64, "from 0 to 9223372036854775807"),
+    ("dataset", "seed", 2**63, "from 0 to 9223372036854775807"),
     ("dataset", "samples", 10**12, "from 4 to 1000000"),
     ("dataset", "noise", 1e39, "from 0 to 100"),
     ("dataset", "label_column", 2**63, "integer from 0 to 2147483647"),
@@ -116,6 +116,20 @@ def test_settings_torch_cannot_hold_are_refused_with_their_range(tmp_path, secti
     sections[section][key] = value
     rc, text, _ = check(write(tmp_path, [VECTOR, node("fc", "Linear", out_features=2)], **sections))
     assert rc == 2 and f"{section}.{key}: expected" in text and rng in text, text
+
+
+@pytest.mark.parametrize("seed", [2**31, 1733150000000, INT64_MAX])
+def test_seeds_take_what_torch_takes_and_such_a_run_trains(tmp_path, seed):
+    """Time-based seeds are common: torch and numpy take 64 bits, only the spin box is narrower."""
+    from app.engine.training import Trainer, prepare_run
+
+    for name in ("xor", "moons"):
+        path = write(tmp_path, [node("input", "Input", shape=[2]), node("fc", "Linear", out_features=2)],
+                     dataset={"name": name, "seed": seed}, training={"seed": seed, "epochs": 1})
+        rc, text, _ = check(path)
+        assert rc == 0, text
+        result = Trainer(prepare_run(load_project(path), device="cpu")).run()
+        assert result.ok, result.message
 
 
 def test_every_setting_has_a_range_torch_can_hold():
@@ -132,7 +146,10 @@ def test_every_layer_parameter_has_a_range_torch_can_hold():
 
 
 def assert_representable(p: Param) -> None:
-    if p.kind in ("int", "int_or_pair", "padding", "shape", "column"):
+    if p.wide:  # the seeds: torch.manual_seed and numpy take 64 bits
+        assert p.kind == "int" and 0 <= p.low <= p.high <= INT64_MAX, p
+        torch.tensor([p.low, p.high], dtype=torch.int64)
+    elif p.kind in ("int", "int_or_pair", "padding", "shape", "column"):
         assert -INT_LIMIT <= p.low <= p.high <= INT_LIMIT, p
         torch.tensor([p.low, p.high], dtype=torch.int32)  # a C int holds either end
     elif p.kind in ("float", "scale"):
@@ -350,7 +367,9 @@ def test_fuzz_settings_accepted_are_within_what_torch_holds(data):
             v = settings_[p.name]
             if (p.name in given_values and not any(path == f"{section}.{p.name}" for path, _ in problems)
                     and isinstance(v, (int, float)) and not isinstance(v, bool)):
-                assert abs(v) <= (INT_LIMIT if p.kind in ("int", "column") else FLOAT_LIMIT), (p.name, v)
+                assert abs(v) <= (p.limit if p.kind in ("int", "column") else FLOAT_LIMIT), (p.name, v)
+                assert p.limit == (INT64_MAX if p.name == "seed" else INT_LIMIT if p.kind in ("int", "column")
+                                   else FLOAT_LIMIT)
         for path, message in problems:
             assert path.startswith(section) and len(message) < 1000
 

@@ -110,7 +110,7 @@ def make_moons(samples: int = DEFAULT_SAMPLES, noise: float = DEFAULT_NOISE, see
     """``moons``: scikit-learn's two interleaving half circles, ``x`` float32 ``[samples, 2]``."""
     from sklearn.datasets import make_moons as sk_moons
 
-    x, y = sk_moons(n_samples=samples, noise=noise, random_state=seed)
+    x, y = sk_moons(n_samples=samples, noise=noise, random_state=seed % 2**32)  # it takes 32 bits
     return RawData(x.astype(np.float32), y.astype(np.int64), ["upper moon", "lower moon"],
                    f"two moons: {samples} points on two interleaving half circles (noise {noise})")
 

@@ -27,7 +27,6 @@ from .inference import Analysis, analyze, describe_shape
 from .project import SUFFIX, Project, load_project, weights_path_for
 
 COMMANDS = ("check", "train", "examples", "export", *cli_io.COMMANDS)
-FLOAT32_MAX = 3.4028234663852886e38  # the largest learning rate torch's float32 can hold
 MAX_NPROC = max(64, os.cpu_count() or 1)
 MIN_OPSET = 7  # the oldest ONNX Runtime runs; the newest is the installed onnx package's
 
@@ -42,12 +41,9 @@ def _setting(name: str):
             value = int(text) if param.kind == "int" else float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {param.expected()}; received {text!r}") from None
-        if isinstance(value, float):
-            low = param.minimum if param.minimum is not None else -FLOAT32_MAX
-            high = min(param.maximum, FLOAT32_MAX) if param.maximum is not None else FLOAT32_MAX
-            if not (math.isfinite(value) and low <= value <= high):
-                raise argparse.ArgumentTypeError(f"expected a number from {low:g} to {high:.4g}; "
-                                                 f"received {text}")
+        if isinstance(value, float) and not (math.isfinite(value) and param.low <= value <= param.high):
+            raise argparse.ArgumentTypeError(f"expected a number from {param.low:g} to {param.high:g}; "
+                                             f"received {text}")
         try:
             return param.check(value)
         except ValueError as e:

@@ -155,8 +155,8 @@ def test_train_export_and_predict_of_a_file_agree_on_the_weights_beside_it(tmp_p
 @pytest.mark.parametrize("option, value, expected", [
     ("--batch-size", "0", "from 1 to"), ("--batch-size", "-5", "from 1 to"),
     ("--epochs", "0", "from 1 to"), ("--epochs", "-3", "from 1 to"), ("--epochs", "2.5", "integer"),
-    ("--lr", "0", "from 1e-12 to 3.403e+38"), ("--lr", "-1", "from 1e-12"), ("--lr", "nan", "from 1e-12"),
-    ("--lr", "inf", "from 1e-12"), ("--lr", "1e39", "to 3.403e+38"), ("--lr", "fast", "number"),
+    ("--lr", "0", "from 1e-12 to 3.4e+38"), ("--lr", "-1", "from 1e-12"), ("--lr", "nan", "from 1e-12"),
+    ("--lr", "inf", "from 1e-12"), ("--lr", "1e39", "to 3.4e+38"), ("--lr", "fast", "number"),
     ("--nproc", "0", "from 1 to"), ("--nproc", "100000", "from 1 to"),
 ])
 def test_train_overrides_out_of_range_exit_2_naming_the_range(capsys, option, value, expected):
@@ -298,3 +298,18 @@ def test_ctrl_c_while_train_starts_up_exits_130(tmp_path):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, (out, err)
     assert "Traceback" not in err and "interrupted" in err
+
+
+def test_an_opset_the_exporter_cannot_write_is_an_error_not_a_mislabelled_file(tmp_path, capsys):
+    out, err = io.StringIO(), io.StringIO()
+    assert cli.main(["export", "xor", "--onnx", str(tmp_path / "m7.onnx"), "--opset", "7"], out, err) == 1
+    assert "could not write this model in opset 7 (it wrote opset 18)" in err.getvalue()
+    assert not (tmp_path / "m7.onnx").exists()
+    assert "Traceback" not in capsys.readouterr().err  # the converter's own log stays quiet
+
+
+def test_the_learning_rate_range_in_the_message_is_the_one_applied():
+    for value in ("3.41e38", "1e39"):
+        with pytest.raises(SystemExit):
+            cli.build_parser().parse_args(["train", "xor", "--lr", value])
+    assert cli.build_parser().parse_args(["train", "xor", "--lr", "3.4e38"]).lr == 3.4e38

@@ -89,6 +89,10 @@ def export_onnx(project: Project, out: str | Path, weights: str | Path | None = 
     except Exception as e:  # the exporter raises many types; the user needs the gist
         raise ExportError(f"torch could not export the model to ONNX: {first_line(e)}") from e
     proto = program.model_proto
+    written = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if written != opset:  # the exporter falls back to its own opset where it cannot convert
+        raise ExportError(f"torch's exporter could not write this model in opset {opset} (it wrote opset "
+                          f"{written}); choose opset {written} or another it can convert to", str(out))
     _name_nodes(proto)
     _record(proto, exported_metadata(project.dataset, recorded))
     import onnx
@@ -168,12 +172,14 @@ def _name_nodes(proto) -> None:
 @contextlib.contextmanager
 def _quiet():
     """The exporter narrates its steps and warns about torchvision: not for our users."""
-    logger = logging.getLogger("torch.onnx")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript")]  # onnxscript: a failed
+    levels = [logger.level for logger in loggers]  # opset conversion logs a traceback; we say it in a line
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)

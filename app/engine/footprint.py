@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .inference import Analysis
 
 BYTES_PER_VALUE = 4  # float32
+RUNTIME_BYTES = 512 * 1000**2  # torch and the interpreter themselves, before any tensor
 OPTIMIZER_STATES = {"SGD": 1, "Adam": 2, "AdamW": 2, "RMSprop": 1}  # tensors per parameter
 
 
@@ -30,15 +31,23 @@ class Footprint:
     optimizer: int
     activations: int
     batch: int
+    heaviest: str = ""  # the node that takes the most of it, with its share, for the message
 
     @property
     def total(self) -> int:
         return self.parameters + self.gradients + self.optimizer + self.activations
 
+    @property
+    def needed(self) -> int:
+        """What training needs beyond the estimate's lower bound: a fifth more for the
+        allocator's slack and framework workspaces, and the runtime itself."""
+        return self.total * 6 // 5 + RUNTIME_BYTES
+
     def describe(self) -> str:
         return (f"{describe_bytes(self.total)} (parameters {describe_bytes(self.parameters)}, gradients "
                 f"{describe_bytes(self.gradients)}, optimizer state {describe_bytes(self.optimizer)}, "
-                f"activations {describe_bytes(self.activations)} for a batch of {self.batch})")
+                f"activations {describe_bytes(self.activations)} for a batch of {self.batch})"
+                + (f"; most of it {self.heaviest}" if self.heaviest else ""))
 
 
 def estimate(analysis: Analysis, settings: dict, batch: int | None = None) -> Footprint:
@@ -54,11 +63,21 @@ def estimate(analysis: Analysis, settings: dict, batch: int | None = None) -> Fo
         states = 2
     batch = max(1, int(batch if batch is not None else settings.get("batch_size") or 1))
     values = 0
-    for shape in analysis.shapes.values():
+    per_node: dict[str, int] = {}
+    for node, shape in analysis.shapes.items():
         if shape:
             values += _product(shape)
+            per_node[node] = 2 * _product(shape) * batch
+    for node, count in analysis.param_counts.items():
+        per_node[node] = per_node.get(node, 0) + int(count) * (2 + states)
     size = BYTES_PER_VALUE
-    return Footprint(params * size, params * size, params * size * states, 2 * values * batch * size, batch)
+    total = (params * (2 + states) + 2 * values * batch) * size
+    heaviest = ""
+    if per_node and total:
+        node = max(per_node, key=per_node.get)
+        heaviest = f"for node {node!r} ({per_node[node] * size * 100 // total} %)"
+    return Footprint(params * size, params * size, params * size * states, 2 * values * batch * size, batch,
+                     heaviest)
 
 
 def _product(shape) -> int:
@@ -155,10 +174,12 @@ def _nvml():
 # -- the verdict ----------------------------------------------------------------------------
 def too_big(footprint: Footprint, available: int | None, where: str) -> str | None:
     """A sentence saying the model will not fit, or None (it fits, or nothing is known)."""
-    if available is None or footprint.total <= available:
+    if available is None or footprint.needed <= available:
         return None
-    return (f"training this model needs at least {footprint.describe()}, more than the "
-            f"{describe_bytes(available)} of {where}; make the model or the batch smaller")
+    return (f"training this model needs at least {footprint.describe()}; about "
+            f"{describe_bytes(footprint.needed)} with a fifth more for workspaces and "
+            f"{describe_bytes(RUNTIME_BYTES)} for the runtime, more than the {describe_bytes(available)} of "
+            f"{where}; make the model or the batch smaller")
 
 
 def check_warning(analysis: Analysis, settings: dict) -> str | None:

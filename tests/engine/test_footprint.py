@@ -156,7 +156,21 @@ def test_without_nvml_cuda_memory_is_unknown_and_auto_means_the_ram(monkeypatch)
     assert footprint.available_memory("cuda")[0] is None
     monkeypatch.setattr(footprint, "system_available_memory", lambda: 12345)
     assert footprint.available_memory("auto") == (12345, "available memory (RAM)")
-    assert isinstance(footprint._NvmlMemory(), ctypes.Structure)
+    # NVML's nvmlMemory_t: total, free, used as unsigned long long, in that order
+    assert [f[0] for f in footprint._NvmlMemory._fields_] == ["total", "free", "used"]
+    assert all(f[1] is ctypes.c_ulonglong for f in footprint._NvmlMemory._fields_)
+
+
+def test_the_verdict_leaves_room_beyond_the_lower_bound_and_names_the_heaviest_node():
+    g = chain(("input", "Input", {"shape": [784]}), ("fc1", "Linear", {"out_features": 1000}),
+              ("fc2", "Linear", {"out_features": 10}))
+    need = footprint.estimate(analyze(g), {"optimizer": "Adam", "batch_size": 64})
+    assert need.heaviest.startswith("for node 'fc1' (")
+    assert need.needed == need.total * 6 // 5 + footprint.RUNTIME_BYTES
+    assert footprint.too_big(need, need.total, "RAM") is not None  # the lower bound alone does not fit
+    message = footprint.too_big(need, need.total + 1000, "RAM")
+    assert message and "most of it for node 'fc1'" in message
+    assert footprint.too_big(need, need.needed, "RAM") is None
 
 
 def test_the_ram_available_is_read_from_proc_meminfo(monkeypatch, tmp_path):

@@ -116,7 +116,7 @@ def run_family_watched(name: str, cases: int, seed: int, args, tally, log) -> No
         with open(args.log_dir / f"fuzz-{name}.log", "a") as errors:  # the children's stderr
             proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=errors, text=True, env=env)
         lines: queue.Queue = queue.Queue()
-        threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout] + [lines.put(None)],
+        threading.Thread(target=lambda out=proc.stdout, q=lines: [q.put(line) for line in out] + [q.put(None)],
                          daemon=True).start()
         current = None
         finished = False

@@ -22,17 +22,9 @@ from app.engine.layers import CATALOGUE
 from app.engine.layers.norm_rnn_merge import recurrent_count
 from app.engine.params import FLOAT_LIMIT, INT64_MAX, INT_LIMIT, MAX_RANK, Param
 from app.engine.project import load_project
+from tests.helpers import chain
 
 SLOW = 1.0  # CPU seconds (of this thread, so a busy machine does not count) one small check may take
-
-
-def chain(*layers: tuple) -> Graph:
-    g = Graph()
-    for node_id, type_name, params in layers:
-        g.add_node(Node(node_id, type_name, dict(params)))
-    for a, b in zip(layers, layers[1:]):
-        g.add_edge(Edge(a[0], b[0]))
-    return g
 
 
 def write(tmp_path, nodes, edges=None, **sections) -> str:

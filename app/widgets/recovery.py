@@ -117,11 +117,18 @@ def prune_unsaved_weights(max_age_days: float = UNSAVED_WEIGHTS_DAYS) -> list[Pa
     ``max_age_days`` ago; returns what was removed."""
     cutoff = time.time() - max_age_days * 86400
     removed = []
-    for path in recovery_dir().glob("unsaved-*.safetensors"):
+    folder = recovery_dir()
+    # the runs held back beside them (unsaved-NAME.runs/RUN.safetensors) too
+    for path in [*folder.glob("unsaved-*.safetensors"), *folder.glob("unsaved-*.runs/*.safetensors")]:
         try:
-            if path.stat().st_mtime < cutoff:
+            if path.is_file() and path.stat().st_mtime < cutoff:
                 path.unlink()
                 removed.append(path)
+        except OSError:
+            continue
+    for runs in folder.glob("unsaved-*.runs"):
+        try:
+            runs.rmdir()  # only when empty
         except OSError:
             continue
     return removed

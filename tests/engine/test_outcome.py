@@ -19,7 +19,7 @@ from app.engine.errors import WeightsError
 from app.engine.examples import load_example
 from app.engine.training import EpochEvent, FinishedEvent, Trainer, prepare_run
 from app.engine.training import trainer as trainer_module
-from app.engine.weights import adopt_run_weights, read_metadata, runs_dir, save_tensors
+from app.engine.weights import adopt_run_weights, read_metadata, read_weights, runs_dir, save_tensors
 from tests.engine.test_trainer import blobs, mlp_project
 
 
@@ -145,15 +145,119 @@ def test_a_run_worse_than_the_weights_in_place_does_not_replace_them(tmp_path):
     assert float(meta["val_accuracy"]) < 0.999 and "val_loss" in meta
 
 
-@pytest.mark.parametrize("old", [{"val_accuracy": 0.01}, {}, {"val_accuracy": 1.0, "dataset": "moons"}],
-                         ids=["better", "no-metrics-recorded", "other-dataset"])
-def test_a_run_replaces_weights_it_is_not_worse_than(tmp_path, old):
+def test_a_run_replaces_weights_it_is_better_than(tmp_path):
     target = tmp_path / "xor.safetensors"
-    before = in_place(target, **old)
+    before = in_place(target, val_accuracy=0.01)
     result = Trainer(xor_run(), weights_path=target).run()
     assert result.weights_held_back is None and result.weights_path == str(target)
     assert target.read_bytes() != before and run_files(target) == []
     assert float(read_metadata(target)["val_accuracy"]) == result.val_accuracy
+
+
+def trained_xor(path, *, flipped=False, metadata=None) -> bytes:
+    """Weights of a fully trained xor at ``path`` (100 % accuracy; 0 % when ``flipped``: the
+    output layer negated), with no metrics recorded: as every weights file written before
+    runs recorded them, and every ONNX import, leave them."""
+    trainer = Trainer(xor_run(epochs=30))
+    trainer.run()
+    state = trainer.model.state_dict()
+    if flipped:
+        state = {k: -v if k.startswith("fc2.") else v for k, v in state.items()}
+    save_tensors(state, path, metadata)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("metadata", [None, {"dataset": "xor"}], ids=["no-metadata", "no-metrics"])
+def test_weights_in_place_without_metrics_are_evaluated_on_this_runs_validation_split(tmp_path, metadata):
+    target = tmp_path / "xor.safetensors"
+    before = trained_xor(target, metadata=metadata)
+    result = Trainer(xor_run(epochs=1, lr=0.01), weights_path=target).run()
+    assert result.val_accuracy < 1.0
+    assert target.read_bytes() == before
+    assert result.weights_held_back.endswith("is below the 100.0 % of the weights in place")
+    assert result.weights_path == str(run_files(target)[0])
+    # weights in place that are worse on this run's validation split are replaced
+    trained_xor(target, flipped=True, metadata=metadata)
+    result = Trainer(xor_run(), weights_path=target).run()
+    assert result.weights_held_back is None and result.weights_path == str(target)
+    assert float(read_metadata(target)["val_accuracy"]) == result.val_accuracy
+
+
+def test_evaluating_the_weights_in_place_leaves_this_runs_weights_as_they_are(tmp_path):
+    target = tmp_path / "xor.safetensors"
+    trained_xor(target)
+    trainer = Trainer(xor_run(epochs=1, lr=0.01), weights_path=target)
+    result = trainer.run()
+    saved = read_weights(result.weights_path)
+    assert all(torch.equal(saved[k], v) for k, v in trainer.model.state_dict().items())
+    assert trainer.evaluate(trainer.run_spec.dataset.val) == (result.val_loss, result.val_accuracy)
+
+
+def test_weights_that_cannot_be_compared_are_not_replaced(tmp_path):
+    target = tmp_path / "xor.safetensors"
+    # trained on other data
+    before = in_place(target, val_accuracy=0.01, dataset="moons")
+    result = Trainer(xor_run(), weights_path=target).run()
+    assert result.weights_held_back == ("the weights in place were trained on moons, this run on xor: "
+                                        "they cannot be compared")
+    assert target.read_bytes() == before and result.weights_path == str(run_files(target)[0])
+    # of another network
+    state = Trainer(xor_run()).model.state_dict()
+    save_tensors({**state, "fc1.weight": torch.zeros(3, 3)}, target, {"dataset": "xor"})
+    before = target.read_bytes()
+    result = Trainer(xor_run(), weights_path=target).run()
+    held = result.weights_held_back
+    assert held.startswith("the weights in place do not fit this network") and "fc1.weight" in held
+    assert held.endswith("they cannot be compared") and target.read_bytes() == before
+    # no validation split to compare on, even with metrics recorded
+    before = in_place(target, val_accuracy=0.01)
+    project = load_example("xor")
+    project.dataset["validation_fraction"] = 0.0
+    result = Trainer(prepare_run(project, device="cpu", epochs=2), weights_path=target).run()
+    assert result.val_loss is None and "no validation split" in result.weights_held_back
+    assert target.read_bytes() == before
+
+
+def test_early_stopping_compares_the_best_weights_it_restored(tmp_path):
+    """Early stopping puts the best epoch's weights back: those are compared with the weights
+    in place, and written, not the last epoch's."""
+    data = prepare(blobs(), "blobs", {})
+    project = mlp_project(out=4, target="input", loss="MSELoss", epochs=20, lr=1e-4,
+                          early_stopping_patience=1)
+
+    def train(target=None):
+        trainer = Trainer(prepare_run(project, dataset=data), weights_path=target)
+        losses = []
+
+        def spoil(event):  # the second epoch makes the weights worse: early stopping after it
+            if isinstance(event, EpochEvent):
+                losses.append(event.val_loss)
+            elif getattr(event, "kind", "") == "batch" and event.epoch == 2 and event.batch == 1:
+                with torch.no_grad():
+                    for p in trainer.model.parameters():
+                        p.mul_(1.5)
+
+        trainer.callback = spoil
+        return trainer, trainer.run(), losses
+
+    _, result, losses = train()
+    best, last = losses
+    assert result.reason == "early_stopping" and last > best and result.val_loss == pytest.approx(best)
+    # in place: better than the last epoch, worse than the best one -> replaced
+    target = tmp_path / "ae.safetensors"
+    save_tensors(Trainer(prepare_run(project, dataset=data)).model.state_dict(), target,
+                 {"dataset": "blobs", "val_loss": repr((best + last) / 2)})
+    trainer, result, _ = train(target)
+    assert result.weights_held_back is None and result.weights_path == str(target)
+    assert float(read_metadata(target)["val_loss"]) == pytest.approx(best)
+    # in place: better than the best epoch -> held back, and the run's file holds the best weights
+    save_tensors(Trainer(prepare_run(project, dataset=data)).model.state_dict(), target,
+                 {"dataset": "blobs", "val_loss": repr(best * 0.9)})
+    trainer, result, _ = train(target)
+    assert result.weights_held_back.startswith(f"validation loss {best:.4g} is above")
+    kept = read_weights(result.weights_path)
+    assert all(torch.equal(kept[k], v) for k, v in trainer.model.state_dict().items())
+    assert float(read_metadata(result.weights_path)["val_loss"]) == pytest.approx(best)
 
 
 def test_without_accuracy_a_higher_validation_loss_is_worse(tmp_path):

@@ -57,9 +57,11 @@ class FinishedEvent:
     weights live; ``weights_path``: the file this run's weights were written to (None when
     none were); ``weights_held_back``: why they were not put in place at the target (a
     sentence: "the run was stopped by the user", "the run diverged", "validation accuracy
-    35.0 % is below the 97.8 % of the weights in place", or the target could not be
-    written), None when they were. ``weights_error``: set when writing failed (the sentence
-    says where the weights were kept instead, or that they are lost). ``val_loss`` / ``val_accuracy``: of the final weights."""
+    35.0 % is below the 97.8 % of the weights in place", "the weights in place were trained on
+    xor, this run on moons: they cannot be compared", or the target could not be written),
+    None when they were. ``weights_error``: set when writing failed (the sentence says where
+    the weights were kept instead, or that they are lost). ``val_loss`` / ``val_accuracy``:
+    of the final weights (after early stopping, of the best epoch's, which it restores)."""
 
     reason: str
     message: str

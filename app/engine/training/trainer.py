@@ -27,11 +27,11 @@ from .. import footprint, snapshots
 from ..compiler import compile_graph
 from ..datasets import Dataset, batch_count, batches, load_dataset
 from ..devices import resolve_device
-from ..errors import GraphError, TrainingError
+from ..errors import GraphError, TrainingError, WeightsError
 from ..inference import Analysis, analyze
 from ..project import Project
-from ..weights import (check_writable, load_weights, new_run_id, read_metadata, run_weights_path, safe_places,
-                       save_weights)
+from ..weights import (apply_weights, check_writable, load_weights, new_run_id, read_metadata, read_weights,
+                       run_weights_path, safe_places, save_weights)
 from .events import BatchEvent, EpochEvent, FinishedEvent, SnapshotEvent
 from .objective import Objective, make_objective
 
@@ -83,7 +83,10 @@ class Trainer:
     """Trains ``run`` on its device. ``weights_path``: where the project's weights live
     (safetensors; checked writable here, before anything is allocated): a run's final
     weights go there, unless the run was stopped, diverged or ended worse (by validation
-    accuracy, else validation loss) than the weights already there: then they go to
+    accuracy, else validation loss; weights in place without recorded metrics are evaluated
+    on this run's validation split, and weights that cannot be compared with this run's,
+    trained on other data or not fitting the network, are not replaced) than the weights
+    already there: then they go to
     ``NAME.runs/<run id>.safetensors`` beside it (see ``FinishedEvent.weights_held_back``);
     ``checkpoint_dir``: a checkpoint per epoch; ``initial_weights``: start
     from these instead of a fresh initialization; ``snapshot_every``: a SnapshotEvent
@@ -433,26 +436,50 @@ class Trainer:
         event.weights_held_back = event.weights_held_back or event.weights_error
 
     def _held_back(self, event: FinishedEvent, target: Path) -> str | None:
-        """Why this run's weights must not replace the ones at ``target``, or None."""
+        """Why this run's weights must not replace the ones at ``target``, or None. They are
+        compared like with like: by the metrics recorded with the weights in place when they
+        were trained on this run's dataset, else by evaluating them on this run's validation
+        split; weights that cannot be compared that way are not replaced either."""
         if event.reason == "diverged":
             return "the run diverged"
         if not target.exists():
             return None
         if event.reason == "stopped":
             return "the run was stopped by the user"
-        old = read_metadata(target)
-        if old.get("dataset", self.run_spec.dataset.name) != self.run_spec.dataset.name:
-            return None  # trained on other data: the numbers do not compare
-        acc, old_acc = event.val_accuracy, _number(old.get("val_accuracy"))
+        old, name = read_metadata(target), self.run_spec.dataset.name
+        if old.get("dataset", name) != name:
+            return (f"the weights in place were trained on {old['dataset']}, this run on {name}: "
+                    "they cannot be compared")
+        acc, loss = event.val_accuracy, event.val_loss
+        if loss is None:
+            return ("this run has no validation split to compare it with the weights in place on: "
+                    "they cannot be compared")
+        old_acc, old_loss = _number(old.get("val_accuracy")), _number(old.get("val_loss"))
+        if (old_acc if acc is not None else old_loss) is None:  # not recorded: measure them
+            try:
+                old_loss, old_acc = self._evaluate_file(target)
+            except WeightsError as e:
+                return f"the weights in place do not fit this network ({e}): they cannot be compared"
         if acc is not None and old_acc is not None:
             if acc < old_acc:
                 new, was = _percentages(acc, old_acc)
                 return f"validation accuracy {new} is below the {was} of the weights in place"
             return None
-        loss, old_loss = event.val_loss, _number(old.get("val_loss"))
-        if acc is None and old_acc is None and loss is not None and old_loss is not None and loss > old_loss:
+        if old_loss is not None and loss > old_loss:
             return f"validation loss {loss:.4g} is above the {old_loss:.4g} of the weights in place"
         return None
+
+    def _evaluate_file(self, path: Path) -> tuple[float | None, float | None]:
+        """Validation loss and accuracy of the weights at ``path`` on this run's validation
+        split (this run's own weights are put back afterwards). Raises ``WeightsError`` when
+        they cannot be read or do not fit the network."""
+        tensors = read_weights(path)
+        own = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        try:
+            apply_weights(self.model, tensors, str(path))
+            return self.evaluate(self.run_spec.dataset.val)
+        finally:
+            apply_weights(self.model, own)
 
     def _metadata(self, event: FinishedEvent) -> dict[str, str]:
         data = self.run_spec.dataset

@@ -74,6 +74,7 @@ class TrainingPanel(QWidget):
         self.sample: np.ndarray | None = None
         self.local_model = None
         self.weights_file: Path | None = None
+        self._unsaved_weights: Path | None = None  # see _unsaved_target
         self._last_progress = 0.0
         self._rate_from: tuple[int, float] | None = None  # (steps done, time) when the first minibatch came
         self._paused_at: float | None = None  # the ETA leaves pauses out
@@ -219,6 +220,7 @@ class TrainingPanel(QWidget):
         self.sample = None  # a sample of the previous network does not fit this one
         self.local_model = None
         self.weights_file = None
+        self._unsaved_weights = None  # this document's runs' weights file until it is saved
         self.results.clear()
         self.filters.clear()
         self.curves.clear()  # runs of another network are no comparison
@@ -328,9 +330,13 @@ class TrainingPanel(QWidget):
         if project.path is not None:
             weights = weights_path_for(project.path)
         else:
-            from ..recovery import unsaved_weights_path
-
-            weights = unsaved_weights_path()
+            try:
+                weights = self._unsaved_target()
+            except OSError as e:
+                self.status.setText(f"<span style='color:#d03030'>Not started: the weights held here could not "
+                                    f"be copied for the run to be compared with them "
+                                    f"({escape(str(e), quote=False)}).</span>")
+                return
         self._pending_weights = weights
         self.curves.start_run()
         self._last_batch = None
@@ -345,6 +351,24 @@ class TrainingPanel(QWidget):
                            project_dir=str(project.path.parent) if project.path else None,
                            snapshot_samples=self.sample, nproc=nproc if nproc > 1 else None)
         self.training_active.emit(True)
+
+    def _unsaved_target(self) -> Path:
+        """Where the runs of a never-saved project write their weights: one file per document
+        (in the recovery folder), holding the weights held here (``weights_file``) before each
+        run, so that the engine compares every run with them and holds back a stopped,
+        diverged or worse one instead of replacing them. Raises OSError when they cannot be
+        copied there."""
+        from ..recovery import unsaved_weights_path
+
+        if self._unsaved_weights is None:
+            self._unsaved_weights = unsaved_weights_path()
+        target, held = self._unsaved_weights, self.weights_file
+        if held is not None and held.exists():
+            if held.resolve() != target.resolve():
+                atomic_write(target, held.read_bytes())
+        elif target.exists():  # nothing held here any more: nothing in place to compare with
+            target.unlink()
+        return target
 
     def toggle_pause(self) -> None:
         if self.session.paused:

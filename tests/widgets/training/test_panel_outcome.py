@@ -3,6 +3,8 @@ minibatch (the read-out, the ETA), and what it does with weights the engine held
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from PySide6.QtWidgets import QMessageBox
@@ -161,3 +163,48 @@ def test_weights_that_could_not_be_written_in_place_are_said_so(panel, tmp_path,
     status = panel.status.text()
     assert "could not be written" in status and str(kept) in status and "Weights saved" not in status
     assert panel.weights_file == kept  # the only copy of this run's weights: exports use it
+
+
+# -- a project never saved (every example opens so): its runs are compared with the weights held ---
+TIMEOUT = 90_000  # the child process imports torch before it trains
+
+
+def test_an_unsaved_example_trained_again_and_stopped_asks_and_keeps_the_first_runs_weights(
+        panel, qtbot, monkeypatch):
+    """The issue's case in the editor: train, train again, stop. The second run is compared with
+    the weights the panel holds from the first (not with a fresh file of its own, which would
+    let it replace them unasked); the default answer keeps them, for exports and the first save."""
+    assert panel.doc.project.path is None
+    panel._edit("training", "epochs", 3)
+    with qtbot.waitSignal(panel.session.finished, timeout=TIMEOUT) as done:
+        panel.start()
+    assert done.args[0].reason == "completed" and done.args[0].weights_held_back is None
+    first = panel.weights_file.read_bytes()
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a: asked.append(a[2]) or a[4])  # the default
+    panel._edit("training", "epochs", 5000)
+    with qtbot.waitSignal(panel.session.batch, timeout=TIMEOUT):
+        panel.start()
+    with qtbot.waitSignal(panel.session.finished, timeout=TIMEOUT) as done:
+        panel.stop()
+    event = done.args[0]
+    assert event.reason == "stopped" and event.weights_held_back == "the run was stopped by the user"
+    assert len(asked) == 1 and "stopped by the user" in asked[0]
+    assert panel.weights_file.read_bytes() == first  # what exports use and the first save copies
+    assert event.weights_path != str(panel.weights_file) and Path(event.weights_path).exists()
+    assert "were kept" in panel.status.text()
+
+
+def test_the_runs_of_an_unsaved_project_start_from_the_weights_held(panel, tmp_path):
+    """Imported (or otherwise adopted) weights of an unsaved project are what its next run is
+    compared with: copied to the document's runs' file; one such file per document."""
+    imported = weights_file(panel, tmp_path / "imported.safetensors", 3)
+    assert panel.adopt_weights(imported, "imported")
+    target = panel._unsaved_target()
+    assert target != imported and target.read_bytes() == imported.read_bytes()
+    assert panel._unsaved_target() == target  # the same file for every run of this document
+    assert imported.read_bytes() == target.read_bytes()  # the import itself is never written
+    panel.weights_file = None  # nothing held: nothing in place for a run to be compared with
+    assert not panel._unsaved_target().exists()
+    panel.project_changed()  # another document: a file of its own
+    assert panel._unsaved_target() != target

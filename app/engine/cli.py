@@ -290,7 +290,7 @@ def _train(args, out: TextIO, err: TextIO) -> int:
         if args.nproc > 1:
             result = _train_distributed(args, project, run, overrides, weights, report, progress, out, err)
         else:
-            trainer = Trainer(run, report, weights_path=weights)
+            trainer = Trainer(run, report, weights_path=weights, set_aside_incomparable=True)
             _header(args, project, run, str(trainer.device), weights, out, err)
             previous = signal.signal(signal.SIGINT, lambda *a: trainer.stop()) if _main_thread() else None
             try:
@@ -317,7 +317,8 @@ def _result(args, result, out: TextIO, err: TextIO) -> None:
         out.write(json.dumps({"test_accuracy": result.test_accuracy, "test_loss": result.test_loss,
                               "weights": result.weights_path, "weights_target": result.weights_target,
                               "weights_held_back": result.weights_held_back,
-                              "weights_error": result.weights_error, "reason": result.reason,
+                              "weights_error": result.weights_error,
+                              "weights_set_aside": getattr(result, "weights_set_aside", None), "reason": result.reason,
                               "message": result.message, "seconds": round(result.seconds, 3)}) + "\n")
         return
     acc = "n/a" if result.test_accuracy is None else f"{result.test_accuracy:.2%}"
@@ -326,6 +327,8 @@ def _result(args, result, out: TextIO, err: TextIO) -> None:
         kept = "; the weights already there were kept" if Path(result.weights_target).exists() else ""
         out.write(f"note: this run's weights are in {result.weights_path}, not in {result.weights_target}: "
                   f"{result.weights_held_back}{kept}\n")
+    if getattr(result, "weights_set_aside", None):
+        out.write(f"note: {result.weights_set_aside}\n")
 
 
 def _header(args, project: Project, run, device: str, weights: Path, out: TextIO, err: TextIO) -> None:

@@ -351,3 +351,39 @@ def test_when_no_place_takes_the_weights_the_run_says_they_are_lost(tmp_path, mo
     assert result.weights_path is None and result.weights_error.endswith("this run's weights are lost")
     assert str(tmp_path / "home" / ".netcanvas" / "recovery") in result.weights_error
     assert result.weights_held_back == result.weights_error
+
+
+def test_where_nobody_can_be_asked_incomparable_weights_move_aside_and_the_run_takes_their_place(tmp_path):
+    """The CLI's rule: a completed run that cannot be compared with the weights in place (here:
+    they do not fit the network any more, after an edit) replaces them; they move to the runs
+    folder, and the event says so. A stopped run still never replaces them."""
+    target = tmp_path / "xor.safetensors"
+    state = Trainer(xor_run()).model.state_dict()
+    save_tensors({**state, "fc1.weight": torch.zeros(3, 3)}, target, {"dataset": "xor"})
+    before = target.read_bytes()
+    result = Trainer(xor_run(), weights_path=target, set_aside_incomparable=True).run()
+    assert result.weights_held_back is None and result.weights_path == str(target)
+    assert result.weights_set_aside.startswith("the weights in place do not fit this network")
+    moved = run_files(target)
+    assert len(moved) == 1 and moved[0].name.startswith("before-") and moved[0].read_bytes() == before
+    assert str(moved[0]) in result.weights_set_aside
+    assert read_weights(target)["fc1.weight"].shape != torch.Size([3, 3])
+    # a stopped run is held back, whatever it is compared with
+    save_tensors({**state, "fc1.weight": torch.zeros(3, 3)}, target, {"dataset": "xor"})
+    before = target.read_bytes()
+    trainer = Trainer(xor_run(), weights_path=target, set_aside_incomparable=True)
+    trainer.stop()
+    trainer.step = 1  # as if a step was taken before the stop
+    result = trainer.run()
+    assert target.read_bytes() == before and result.weights_set_aside is None
+
+
+def test_the_cli_moves_weights_that_no_longer_fit_aside_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    state = Trainer(xor_run()).model.state_dict()
+    save_tensors({**state, "fc1.weight": torch.zeros(3, 3)}, tmp_path / "xor.safetensors", {"dataset": "xor"})
+    out, err = io.StringIO(), io.StringIO()
+    assert cli.main(["train", "xor", "--epochs", "3"], out, err) == 0, err.getvalue()
+    assert "note: the weights in place do not fit this network" in out.getvalue()
+    assert "moved to" in out.getvalue() and len(run_files(tmp_path / "xor.safetensors")) == 1
+    assert cli.main(["export", "xor", "--onnx", str(tmp_path / "m.onnx")], out, err) == 0, err.getvalue()

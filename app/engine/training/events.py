@@ -60,7 +60,9 @@ class FinishedEvent:
     35.0 % is below the 97.8 % of the weights in place", "the weights in place were trained on
     xor, this run on moons: they cannot be compared", or the target could not be written),
     None when they were. ``weights_error``: set when writing failed (the sentence says where
-    the weights were kept instead, or that they are lost). ``val_loss`` / ``val_accuracy``:
+    the weights were kept instead, or that they are lost). ``weights_set_aside``: set when a
+    completed run that could not be compared with the weights in place replaced them, where
+    nobody could be asked (the CLI), saying why and where those went. ``val_loss`` / ``val_accuracy``:
     of the final weights (after early stopping, of the best epoch's, which it restores)."""
 
     reason: str
@@ -77,6 +79,7 @@ class FinishedEvent:
     weights_target: str | None = None
     weights_held_back: str | None = None
     weights_error: str | None = None
+    weights_set_aside: str | None = None  # why the weights in place moved to the runs folder, and where
     val_loss: float | None = None
     val_accuracy: float | None = None
     kind: str = "finished"

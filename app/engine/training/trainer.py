@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -98,8 +99,12 @@ class Trainer:
                  weights_path: str | Path | None = None, checkpoint_dir: str | Path | None = None,
                  initial_weights: str | Path | None = None, snapshot_every: int = 0,
                  snapshot_samples: torch.Tensor | None = None,
-                 on_pause: Callable[[bool, int], None] | None = None):
+                 on_pause: Callable[[bool, int], None] | None = None, set_aside_incomparable: bool = False):
         self.run_spec = run
+        # where nobody can be asked (the CLI): a completed run whose weights cannot be compared
+        # with those in place replaces them, and they move to the runs folder
+        self.set_aside_incomparable = set_aside_incomparable
+        self._incomparable = False
         self.on_pause = on_pause
         self.callback = callback or (lambda event: None)
         self.weights_path = Path(weights_path) if weights_path else None
@@ -412,6 +417,8 @@ class Trainer:
         target = self.weights_path
         event.weights_target = str(target)
         event.weights_held_back = self._held_back(event, target)
+        if event.weights_held_back and self._incomparable and self.set_aside_incomparable:
+            self._set_aside(event, target)
         dest = target if event.weights_held_back is None else run_weights_path(target, self.run_id)
         metadata = self._metadata(event)
         try:
@@ -435,11 +442,26 @@ class Trainer:
             event.weights_error = f"{problem}: this run's weights are lost"
         event.weights_held_back = event.weights_held_back or event.weights_error
 
+    def _set_aside(self, event: FinishedEvent, target: Path) -> None:
+        """A completed run whose weights cannot be compared with those in place (another
+        dataset, another network, no validation split) takes their place, and they move to
+        the runs folder: nothing is lost, and the project's weights fit its network."""
+        aside = run_weights_path(target, f"before-{self.run_id}")
+        try:
+            aside.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(target, aside)
+        except OSError:
+            return  # they stay, and this run's weights go to the runs folder
+        event.weights_set_aside = f"{event.weights_held_back}; the weights that were in place moved to {aside}"
+        event.weights_held_back = None
+
     def _held_back(self, event: FinishedEvent, target: Path) -> str | None:
         """Why this run's weights must not replace the ones at ``target``, or None. They are
         compared like with like: by the metrics recorded with the weights in place when they
         were trained on this run's dataset, else by evaluating them on this run's validation
-        split; weights that cannot be compared that way are not replaced either."""
+        split; weights that cannot be compared that way are not replaced either (then
+        ``self._incomparable`` is True)."""
+        self._incomparable = False
         if event.reason == "diverged":
             return "the run diverged"
         if not target.exists():
@@ -448,10 +470,12 @@ class Trainer:
             return "the run was stopped by the user"
         old, name = read_metadata(target), self.run_spec.dataset.name
         if old.get("dataset", name) != name:
+            self._incomparable = True
             return (f"the weights in place were trained on {old['dataset']}, this run on {name}: "
                     "they cannot be compared")
         acc, loss = event.val_accuracy, event.val_loss
         if loss is None:
+            self._incomparable = True
             return ("this run has no validation split to compare it with the weights in place on: "
                     "they cannot be compared")
         old_acc, old_loss = _number(old.get("val_accuracy")), _number(old.get("val_loss"))
@@ -459,6 +483,7 @@ class Trainer:
             try:
                 old_loss, old_acc = self._evaluate_file(target)
             except WeightsError as e:
+                self._incomparable = True
                 return f"the weights in place do not fit this network ({e}): they cannot be compared"
         if acc is not None and old_acc is not None:
             if acc < old_acc:

@@ -21,7 +21,7 @@ TALLY = Tally()
 def pytest_addoption(parser):
     try:
         parser.addoption("--fuzz", action="store_true", default=False,
-                         help="run the full fuzz profile (21,000 cases; about half an hour)")
+                         help="run the full fuzz profile (21,000 cases; a few minutes)")
     except ValueError:  # already registered (by tests/conftest.py, so that `pytest --fuzz` works from the root)
         pass
 

@@ -175,6 +175,27 @@ def test_undoing_the_automatic_layout_stops_it(qtbot, window):
     assert window.view.text_pixel_size() >= 9.0  # still readable: it scrolls
 
 
+def test_undoing_the_automatic_layout_of_a_clean_document_leaves_it_clean(qtbot, window):
+    at_default_size(qtbot, window)
+    assert window.doc.undo_stack.isClean()
+    open_dock(qtbot, window, "training")
+    assert window.scene.direction == "LR" and window.doc.undo_stack.isClean()
+    window.doc.undo_stack.undo()
+    settle(qtbot, 100)
+    assert window.doc.undo_stack.isClean() and not window.isWindowModified()
+
+
+def test_the_automatic_layout_never_throws_the_users_redo_steps_away(qtbot, window):
+    at_default_size(qtbot, window)
+    window.editor.set_params("conv1", {"out_channels": 8, "kernel_size": 5})
+    window.doc.undo_stack.undo()
+    assert window.doc.undo_stack.canRedo()
+    open_dock(qtbot, window, "training")
+    assert window.doc.undo_stack.canRedo() and window.scene.direction == "TB"
+    window.doc.undo_stack.redo()
+    assert window.doc.graph.nodes["conv1"].params["out_channels"] == 8
+
+
 def test_a_drawing_placed_by_hand_is_not_rearranged(qtbot, window):
     g = Graph()
     for i, (t, p) in enumerate([("Input", (0, 900)), ("ReLU", (0, 450)), ("Tanh", (0, 0))]):

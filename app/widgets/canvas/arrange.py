@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from PySide6.QtCore import QTimer
+
 from ...engine.layout import LR, LR_LAYER_GAP, TB
 from ..commands import MoveNodes
 from .items import NODE_H, NODE_W
@@ -33,6 +35,7 @@ class Arrange(MoveNodes):
         super().__init__(scene.doc, moves, text)
         self.scene, self.old_direction, self.new_direction, self.auto = scene, old_direction, new_direction, auto
         self.drop_on_undo = False
+        self.pushed_clean = False  # an automatic step pushed on a clean document: undone, it is clean again
 
     def extend(self, positions: dict, direction: str) -> bool:
         """Fold a later automatic layout into this one, the last step of the stack: one
@@ -61,6 +64,9 @@ class Arrange(MoveNodes):
         self.scene.moves_settled()
         if self.drop_on_undo:
             self.setObsolete(True)  # QUndoStack deletes it: no step left to redo
+        elif self.auto and self.pushed_clean:  # back where the document was clean, once the stack has moved
+            stack = self.doc.undo_stack
+            QTimer.singleShot(0, stack, lambda: stack.setClean() if stack.command(stack.index()) is self else None)
 
 
 @dataclass
@@ -132,7 +138,7 @@ def auto_arrange(scene, width: float, height: float, readable: float, most: floa
     if best is None or best.shown < current.shown * BETTER:
         return False
     moves = {n: (graph.nodes[n].position, p) for n, p in best.positions.items() if graph.nodes[n].position != p}
-    if not moves:
+    if not moves or (auto_top is None and stack.canRedo()):  # a push would throw the user's redo steps away
         return False
     clean = stack.isClean()
     scene.arranging = True
@@ -141,7 +147,9 @@ def auto_arrange(scene, width: float, height: float, readable: float, most: floa
             if not auto_top.extend(best.positions, best.direction):
                 stack.undo()  # back to the start: the step goes
         else:
-            stack.push(Arrange(scene, moves, scene.direction, best.direction, auto=True))
+            step = Arrange(scene, moves, scene.direction, best.direction, auto=True)
+            step.pushed_clean = clean
+            stack.push(step)
     finally:
         scene.arranging = False
     if clean and not stack.isClean():  # the view fitting itself to the canvas is no unsaved change

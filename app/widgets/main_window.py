@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import shiboken6
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent
 from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QUndoView
@@ -79,7 +80,8 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
         self._docks[name] = dock
         dock.visibilityChanged.connect(
-            lambda visible, d=dock: None if visible else QTimer.singleShot(0, self, lambda: self._give_room_to_canvas(d)))
+            lambda visible, d=dock: None if visible or not shiboken6.isValid(self)  # hidden as the window goes
+            else QTimer.singleShot(0, self, lambda: self._give_room_to_canvas(d)))
         return dock
 
     def _give_room_to_canvas(self, closed: QDockWidget) -> None:
@@ -481,14 +483,16 @@ class MainWindow(QMainWindow):
             if answer == QMessageBox.StandardButton.Yes:  # close once the run has ended
                 self._closing_after_training = True
                 self.training.ask_before_replacing = False  # nobody is left to answer: keep those in place
-                self.training.session.finished.connect(lambda _e: QTimer.singleShot(0, self.close))
-                self.training.session.failed.connect(lambda _m: QTimer.singleShot(0, self.close))
+                once = Qt.ConnectionType.SingleShotConnection
+                self.training.session.finished.connect(lambda _e: QTimer.singleShot(0, self.close), once)
+                self.training.session.failed.connect(lambda _m: QTimer.singleShot(0, self.close), once)
                 self.training.stop()
             return
         if self.exporter.busy:
             self.exporter.task.thread.join(120)  # an export half-written helps nobody
-        if not self.maybe_save():
+        if not self.maybe_save():  # cancelled: the window stays, as it was before the close
             self._closing_after_training = False
+            self.training.ask_before_replacing = True
             event.ignore()
             return
         self.training.shutdown()

@@ -234,3 +234,31 @@ def test_stop_works_from_the_moment_train_is_pressed(qtbot, window, monkeypatch)
         return False
 
     qtbot.waitUntil(gone, timeout=10_000)  # ended and reaped: no zombie
+
+
+def test_cancelling_the_save_question_of_a_close_during_training_leaves_the_window_as_it_was(
+        qtbot, window, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    panel = open_example(window, "xor")
+    epochs = panel.training_form.fields["epochs"].editor
+    epochs.lineEdit().selectAll()
+    qtbot.keyClicks(epochs, "5000")  # an unsaved change: closing asks to save it
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[1]) or QMessageBox.StandardButton.Yes)
+    monkeypatch.setattr(window, "maybe_save", lambda: asked.append("Unsaved changes") or False)  # Cancel
+    with qtbot.waitSignal(panel.session.batch, timeout=TIMEOUT):
+        panel.start()
+    assert not window.close()
+    with qtbot.waitSignal(panel.session.finished, timeout=TIMEOUT):
+        pass
+    qtbot.waitUntil(lambda: asked == ["Training is running", "Unsaved changes"], timeout=10_000)
+    assert window.isVisible() and panel.ask_before_replacing
+    # a later run ends without closing the window or asking to save again
+    with qtbot.waitSignal(panel.session.batch, timeout=TIMEOUT):
+        panel.start()
+    with qtbot.waitSignal(panel.session.finished, timeout=TIMEOUT):
+        panel.stop()
+    qtbot.wait(200)
+    assert window.isVisible() and asked.count("Unsaved changes") == 1
+    window.doc.undo_stack.setClean()

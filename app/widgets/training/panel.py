@@ -552,10 +552,14 @@ class TrainingPanel(QWidget):
         yes, no = QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No
         answer = no
         if self.ask_before_replacing:
+            if self.doc.project.path is None:  # the files are the editor's own, in its recovery folder
+                place, kept = ("the weights trained earlier in this session", "this run's weights are kept "
+                               "for 7 days in the editor's recovery folder")
+            else:
+                place, kept = f"the weights in {target}", f"this run's weights stay in {run_file}"
             answer = QMessageBox.question(
                 self, "Replace the weights in place?",
-                f"{_sentence(why)}\n\nReplace the weights in {target} with this run's?\n\n"
-                f"No keeps them; this run's weights stay in {run_file}.", yes | no, no)
+                f"{_sentence(why)}\n\nReplace {place} with this run's?\n\nNo keeps them; {kept}.", yes | no, no)
         if answer == yes:
             try:
                 placed = _adopt_run_weights(run_file, target)
@@ -564,6 +568,10 @@ class TrainingPanel(QWidget):
                 return (f" <span style='color:#d03030'>This run's weights could not replace those in "
                         f"{escape(target.name, quote=False)}: {escape(str(e), quote=False)}; they are in "
                         f"{escape(str(run_file), quote=False)}.</span>")
+            try:
+                run_file.unlink()  # in place now: a second full copy in the runs folder helps nobody
+            except OSError:
+                pass
             self._show_weights(placed)
             return f" This run's weights replaced those in {escape(Path(placed).name, quote=False)}."
         self._show_weights(target)

@@ -51,7 +51,7 @@ def same(a, b) -> bool:
 def test_held_back_weights_replace_those_in_place_only_when_the_user_says_yes(panel, tmp_path, monkeypatch):
     target = weights_file(panel, tmp_path / "xor.safetensors", 1)
     run = weights_file(panel, tmp_path / "xor.runs" / "r1.safetensors", 2)
-    before = target.read_bytes()
+    before, trained = target.read_bytes(), run.read_bytes()
     asked = []
 
     def answer(parent, title, text, buttons, default):
@@ -63,8 +63,11 @@ def test_held_back_weights_replace_those_in_place_only_when_the_user_says_yes(pa
     assert len(asked) == 1
     text, default = asked[0]
     assert default == NO  # the default keeps the weights in place
-    assert "stopped by the user in epoch 2" in text and str(target) in text and str(run) in text
-    assert target.read_bytes() != before and same(target, run)
+    # an unsaved project's files are the editor's own: the question does not show their paths
+    assert "stopped by the user in epoch 2" in text and "the weights trained earlier in this session" in text
+    assert str(target) not in text and str(run) not in text
+    assert target.read_bytes() != before and target.read_bytes() == trained
+    assert not run.exists()  # in place now: no second copy left in the runs folder
     assert panel.weights_file == target and panel.local_model is not None
     assert "replaced those in xor.safetensors" in panel.status.text()
 

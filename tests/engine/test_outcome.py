@@ -387,3 +387,8 @@ def test_the_cli_moves_weights_that_no_longer_fit_aside_and_says_so(tmp_path, mo
     assert "note: the weights in place do not fit this network" in out.getvalue()
     assert "moved to" in out.getvalue() and len(run_files(tmp_path / "xor.safetensors")) == 1
     assert cli.main(["export", "xor", "--onnx", str(tmp_path / "m.onnx")], out, err) == 0, err.getvalue()
+
+
+def test_one_epoch_is_said_in_the_singular():
+    assert Trainer(xor_run(epochs=1)).run().message == "trained 1 epoch"
+    assert Trainer(xor_run(epochs=2)).run().message == "trained 2 epochs"

@@ -192,7 +192,7 @@ class Trainer:
         generator = torch.Generator().manual_seed(s["seed"])
         n_batches = self._batch_count()
         best, best_state, stale, epoch = math.inf, None, 0, 0
-        reason, message = "completed", f"trained {s['epochs']} epochs"
+        reason, message = "completed", f"trained {s['epochs']} epoch{'' if s['epochs'] == 1 else 's'}"
         for epoch in range(1, s["epochs"] + 1):
             epoch_start = time.perf_counter()
             outcome = self._epoch(epoch, n_batches, generator)

@@ -35,7 +35,7 @@ print(t1 - t0, t2 - t1)
 """
 
 
-from training import Load  # noqa: E402  (bench/training.py, beside this file)
+from training import Load, use_priority  # noqa: E402  (bench/training.py, beside this file)
 
 
 def session_start(app, example: str) -> tuple[float, float]:
@@ -85,13 +85,7 @@ def main() -> None:
     args = parser.parse_args()
     from PySide6.QtWidgets import QApplication
 
-    from app.widgets.training import session
-
-    if args.nice is not None:
-        session.TRAINING_NICE = args.nice
-    if args.policy is not None:
-        session.TRAINING_POLICY = None if args.policy == "normal" else args.policy
-    print(f"the run: nice {session.TRAINING_NICE}, policy {session.TRAINING_POLICY or 'normal'}", flush=True)
+    print(f"the run: {use_priority(args.nice, args.policy)}", flush=True)
 
     app = QApplication.instance() or QApplication([])
     for example in args.examples.split(","):

@@ -170,6 +170,18 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def use_priority(nice: int | None, policy: str | None) -> str:
+    """Make the editor's training runs use ``nice`` / ``policy`` (None: the session's own);
+    returns them in words."""
+    from app.widgets.training import session
+
+    if nice is not None:
+        session.TRAINING_NICE = nice
+    if policy is not None:
+        session.TRAINING_POLICY = None if policy == "normal" else policy
+    return f"nice {session.TRAINING_NICE}, policy {session.TRAINING_POLICY or 'normal'}"
+
+
 class Load:
     """``n`` CPU-bound processes at the bench's own (normal) priority, as a browser tab or a
     build beside the editor: started before a measurement, stopped after it."""
@@ -239,13 +251,7 @@ def main() -> None:
     prepare_qt()  # as the editor starts
     from PySide6.QtWidgets import QApplication
 
-    from app.widgets.training import session
-
-    if args.nice is not None:
-        session.TRAINING_NICE = args.nice
-    if args.policy is not None:
-        session.TRAINING_POLICY = None if args.policy == "normal" else args.policy
-    print(f"the panel's run: nice {session.TRAINING_NICE}, policy {session.TRAINING_POLICY or 'normal'}", flush=True)
+    print(f"the panel's run: {use_priority(args.nice, args.policy)}", flush=True)
     app = QApplication.instance() or QApplication([])
     loads = [0, args.load] if args.load else [0]
     figures = {load: ([], [], []) for load in loads}

@@ -318,7 +318,7 @@ def _result(args, result, out: TextIO, err: TextIO) -> None:
                               "weights": result.weights_path, "weights_target": result.weights_target,
                               "weights_held_back": result.weights_held_back,
                               "weights_error": result.weights_error,
-                              "weights_set_aside": getattr(result, "weights_set_aside", None), "reason": result.reason,
+                              "weights_set_aside": result.weights_set_aside, "reason": result.reason,
                               "message": result.message, "seconds": round(result.seconds, 3)}) + "\n")
         return
     acc = "n/a" if result.test_accuracy is None else f"{result.test_accuracy:.2%}"
@@ -327,7 +327,7 @@ def _result(args, result, out: TextIO, err: TextIO) -> None:
         kept = "; the weights already there were kept" if Path(result.weights_target).exists() else ""
         out.write(f"note: this run's weights are in {result.weights_path}, not in {result.weights_target}: "
                   f"{result.weights_held_back}{kept}\n")
-    if getattr(result, "weights_set_aside", None):
+    if result.weights_set_aside:
         out.write(f"note: {result.weights_set_aside}\n")
 
 

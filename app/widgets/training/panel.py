@@ -32,7 +32,7 @@ from ...engine.devices import list_devices
 from ...engine.errors import NetCanvasError
 from ...engine.files import atomic_write
 from ...engine.project import weights_path_for
-from ...engine.weights import load_weights
+from ...engine.weights import adopt_run_weights, load_weights
 from ..commands import SetSetting
 from ..document import Document
 from ..settings_form import SettingsForm
@@ -514,9 +514,8 @@ class TrainingPanel(QWidget):
         self.curves.flush()
         # the engine held this run's weights back (stopped, diverged or worse than those in
         # place): they replace the weights in place only if the user says so
-        held_back = getattr(event, "weights_held_back", None)
-        target = getattr(event, "weights_target", None)
-        error = getattr(event, "weights_error", None)  # they could not be written where they go
+        held_back, target = event.weights_held_back, event.weights_target
+        error = event.weights_error  # they could not be written where they go
         note = ""
         if held_back and event.weights_path:
             if target and Path(target).exists():
@@ -562,7 +561,7 @@ class TrainingPanel(QWidget):
                 f"{_sentence(why)}\n\nReplace {place} with this run's?\n\nNo keeps them; {kept}.", yes | no, no)
         if answer == yes:
             try:
-                placed = _adopt_run_weights(run_file, target)
+                placed = adopt_run_weights(run_file, target)
             except (OSError, NetCanvasError) as e:
                 self._show_weights(target)
                 return (f" <span style='color:#d03030'>This run's weights could not replace those in "
@@ -625,17 +624,6 @@ def _kernels_note() -> str:
     if not cuda:
         return "Fused GPU kernels: not used (no CUDA device here)."
     return f"Fused GPU kernels: available on {cuda[0].name} (setting: kernels)."
-
-
-def _adopt_run_weights(run_file: Path, target: Path) -> Path:
-    """Put a run's weights in place (an atomic copy): the engine's ``adopt_run_weights``."""
-    from ...engine import weights
-
-    adopt = getattr(weights, "adopt_run_weights", None)
-    if adopt is not None:
-        return Path(adopt(run_file, target))
-    atomic_write(target, Path(run_file).read_bytes())  # an engine without it yet: the same copy
-    return target
 
 
 def _sentence(text: str) -> str:

@@ -13,7 +13,9 @@ from __future__ import annotations
 import keyword
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
+
+from .signals import Signal
 
 ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -73,23 +75,6 @@ def id_problem(node_id: Any) -> str | None:
 
 def _is_dunder(name: str) -> bool:
     return len(name) > 4 and name.startswith("__") and name.endswith("__")
-
-
-class Signal:
-    """A list of callbacks called in order with the emitted arguments."""
-
-    def __init__(self) -> None:
-        self._slots: list[Callable[..., Any]] = []
-
-    def connect(self, slot: Callable[..., Any]) -> None:
-        self._slots.append(slot)
-
-    def disconnect(self, slot: Callable[..., Any]) -> None:
-        self._slots.remove(slot)
-
-    def emit(self, *args: Any) -> None:
-        for slot in list(self._slots):
-            slot(*args)
 
 
 @dataclass

@@ -2,28 +2,27 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import sys
+
+from . import __version__
 
 INTERRUPTED = 130  # the shell's code for a program ended by Ctrl+C (128 + SIGINT)
 
 
 def main(argv: list[str] | None = None) -> int:
-    import multiprocessing
-
     multiprocessing.freeze_support()  # a frozen build's training process starts here too
     _printable_streams()
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         if args and args[0] in ("--version", "-V"):
-            from . import __version__
-
             print(f"netcanvas {__version__}")
             return 0
-        from .engine import cli
+        from .engine import cli  # here: not for --version, and Ctrl+C while torch loads is caught below
 
         if args and (args[0] in cli.COMMANDS or args[0] in ("-h", "--help")):
             return cli.main(args)
-        from .gui import run_gui
+        from .gui import run_gui  # here: the headless commands never load Qt
 
         return run_gui(args)
     except KeyboardInterrupt:  # Ctrl+C before a command took it over (while torch loads, say)

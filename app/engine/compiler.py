@@ -22,6 +22,7 @@ from torch import fx, nn
 from .errors import GraphError
 from .graph import Graph
 from .inference import Analysis, analyze
+from .kernels.fuse import fuse_graph_module
 from .layers import get_spec
 
 
@@ -84,8 +85,6 @@ def compile_graph(
     if device is not None:
         gm.to(device)
     if kernels != "off":
-        from .kernels.fuse import fuse_graph_module  # imports no Triton until a kernel runs
-
         return fuse_graph_module(gm, a, mode=kernels, allow_cpu=allow_cpu, device=device)
     return gm
 

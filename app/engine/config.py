@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from . import optimizers
 from .params import INT64_MAX, Param, show
 
 # Ranges: every setting has one that torch (and numpy, for the data) can represent, and
@@ -46,7 +47,7 @@ DATASET_REQUIRES = {
     "image_folder": {"path": "a folder with one sub-folder of images per class"},
 }
 
-OPTIMIZERS = ("SGD", "Adam", "AdamW", "RMSprop")
+OPTIMIZERS = tuple(optimizers.OPTIMIZERS)
 LOSSES = ("CrossEntropyLoss", "NLLLoss", "MSELoss", "BCEWithLogitsLoss", "BCELoss")
 DEVICE_PATTERN = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)\Z")
 
@@ -59,7 +60,7 @@ TRAINING_FIELDS: tuple[Param, ...] = (
     Param("epochs", "int", 10, "Passes over the training data.", 1, MAX_EPOCHS),
     Param("drop_last", "bool", False, "Drop the last, smaller minibatch of each epoch."),
     Param("loss", "choice", "CrossEntropyLoss", "What training minimizes.", choices=LOSSES),
-    Param("schedule", "choice", None, "Learning-rate schedule.", choices=("step", "cosine"), nullable=True),
+    Param("schedule", "choice", None, "Learning-rate schedule.", choices=tuple(optimizers.SCHEDULES), nullable=True),
     Param("step_size", "int", 10, "Epochs between learning-rate drops (step schedule).", 1, MAX_EPOCHS),
     Param("gamma", "float", 0.1, "Factor of each drop (step schedule).", minimum=1e-6, maximum=1.0),
     Param("early_stopping_patience", "int", None, "Stop after this many epochs without a better validation loss.",

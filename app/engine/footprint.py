@@ -16,12 +16,13 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
+from .optimizers import optimizer_states
+
+if TYPE_CHECKING:  # for annotations only: the estimate needs no layers (nor torch) of its own
     from .inference import Analysis
 
 BYTES_PER_VALUE = 4  # float32
 RUNTIME_BYTES = 512 * 1000**2  # torch and the interpreter themselves, before any tensor
-OPTIMIZER_STATES = {"SGD": 1, "Adam": 2, "AdamW": 2, "RMSprop": 1}  # tensors per parameter
 
 
 @dataclass(frozen=True)
@@ -55,12 +56,7 @@ def estimate(analysis: Analysis, settings: dict, batch: int | None = None) -> Fo
     momentum, batch_size); ``batch``: the minibatch size when known better than the
     setting (a dataset smaller than the batch)."""
     params = sum(int(n) for n in analysis.param_counts.values())
-    states = OPTIMIZER_STATES.get(settings.get("optimizer", "SGD"), 2)
-    momentum = settings.get("momentum") or 0
-    if settings.get("optimizer", "SGD") == "SGD" and not momentum:
-        states = 0
-    elif settings.get("optimizer") == "RMSprop" and momentum:
-        states = 2
+    states = optimizer_states(settings)
     batch = max(1, int(batch if batch is not None else settings.get("batch_size") or 1))
     values = 0
     per_node: dict[str, int] = {}

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-import copy
+import functools
 import heapq
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,36 +78,52 @@ def resolve_params(spec: LayerSpec, given: dict[str, Any]) -> tuple[dict[str, An
     return resolved, problems
 
 
-# node id -> (type, params as given, resolved, problems): the editor re-analyzes the whole
-# graph on every edit, and most nodes' parameters did not change since the last time
-_RESOLVED: dict[str, tuple] = {}
+def _resolve_cached(spec: LayerSpec, given) -> tuple[dict[str, Any], list[tuple[str | None, str]]]:
+    """``resolve_params``, memoised on the parameters' content (the editor re-analyzes the
+    whole graph on every edit, and most nodes' parameters did not change). Every call gets
+    its own copy of the resolved values."""
+    try:
+        resolved, nested, problems = _resolve_frozen(spec.type, _freeze(given))
+    except (TypeError, RecursionError):  # a value that cannot be a key (unhashable, nested too deep)
+        return resolve_params(spec, given)
+    return _thaw(resolved) if nested else dict(resolved), list(problems)
 
 
-def _resolve_cached(node_id: str, spec: LayerSpec, given):
-    hit = _RESOLVED.get(node_id)
-    if hit is not None and hit[0] == spec.type and _identical(hit[1], given):
-        return dict(hit[2]), hit[3]
-    resolved, problems = resolve_params(spec, given)
-    if len(_RESOLVED) > 100_000:
-        _RESOLVED.clear()
-    if isinstance(given, dict):
-        try:
-            # a deep copy: the cache must not change when someone edits the node's dict in place
-            _RESOLVED[node_id] = (spec.type, copy.deepcopy(given), resolved, problems)
-        except RecursionError:  # values nested too deeply to copy: not cached
-            _RESOLVED.pop(node_id, None)
-    return dict(resolved), problems
+@functools.lru_cache(maxsize=8192)
+def _resolve_frozen(type_name: str, frozen) -> tuple[Any, bool, tuple]:
+    """The resolved parameters (frozen where they hold lists or dicts, which every caller
+    must get a copy of; else as a dict of plain values), whether they do, and the problems."""
+    resolved, problems = resolve_params(get_spec(type_name), _thaw(frozen))
+    nested = any(type(v) not in _SCALARS for v in resolved.values())
+    return (_freeze(resolved) if nested else resolved), nested, tuple(problems)
 
 
-def _identical(a, b) -> bool:
-    """Equal and of the same types throughout (True == 1 in Python, not here)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_identical(v, b[k]) for k, v in a.items())
-    if isinstance(a, list):
-        return len(a) == len(b) and all(_identical(x, y) for x, y in zip(a, b))
-    return a == b
+_SCALARS = frozenset((str, int, float, bool, type(None)))
+
+
+def _freeze(value):
+    """``value`` as a hashable key that keeps types apart (True == 1 in Python, not here)
+    and keeps dict order (the problems are listed in it). Raises ``TypeError`` for a value
+    that cannot be hashed."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return kind, value
+    if isinstance(value, dict):
+        return dict, tuple([(k, _freeze(v)) for k, v in value.items()])
+    if isinstance(value, (list, tuple)):
+        return kind, tuple([_freeze(v) for v in value])
+    hash(value)
+    return kind, value
+
+
+def _thaw(frozen):
+    """A fresh ``value`` from ``_freeze(value)``."""
+    kind, content = frozen
+    if kind is dict:
+        return {k: _thaw(v) for k, v in content}
+    if kind is list or kind is tuple:
+        return kind([_thaw(v) for v in content])
+    return content
 
 
 def analyze(graph: Graph) -> Analysis:
@@ -125,7 +141,7 @@ def analyze(graph: Graph) -> Analysis:
             issues.append(Issue(node.id, None, f"unknown layer type {node.type!r}"))
             continue
         specs[node.id] = spec
-        resolved, problems = _resolve_cached(node.id, spec, node.params)
+        resolved, problems = _resolve_cached(spec, node.params)
         a.params[node.id] = resolved
         for param, message in problems:
             issues.append(Issue(node.id, param, message))

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .compiler import compile_graph
+from .devices import resolve_device
 from .errors import DatasetError, GraphError, WeightsError
 from .inference import analyze
 from .project import Project
@@ -78,8 +79,6 @@ def predict(project: Project, weights_path: str | Path | None, x: np.ndarray | S
         stats = normalization(read_metadata(path), a.shapes[a.inputs[0]], str(path))
         if stats is not None:
             batches[0] = (batches[0] - stats[0]) / stats[1]
-    from .devices import resolve_device
-
     target = resolve_device(device)
     model.to(target)
     outputs = []

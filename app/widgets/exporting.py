@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import threading
+import traceback
 from pathlib import Path
 from typing import Callable
 
@@ -12,6 +13,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from ..engine.errors import NetCanvasError
 from ..engine.project import Project, parse_project, project_to_dict
+from .errors import write_log
 from .threads import emit_if_alive
 
 # what a PyTorch export writes into its folder (app.engine.export.python_export)
@@ -55,10 +57,6 @@ class BackgroundTask(QObject):
         except NetCanvasError as e:
             emit_if_alive(self, self.failed, str(e))
         except Exception as e:  # noqa: BLE001 - an exporter bug must not be silent or fatal
-            import traceback
-
-            from .errors import write_log
-
             log = write_log(traceback.format_exc())
             where = f" (details in {log})" if log else ""
             emit_if_alive(self, self.failed, f"unexpected {type(e).__name__}: {e}{where}")
@@ -126,13 +124,13 @@ class Exporter(QObject):
         self.export_python(str(folder))
 
     def export_onnx(self, out: str) -> None:
-        from ..engine.export.onnx_export import export_onnx
+        from ..engine.export.onnx_export import export_onnx  # here: onnx is slow to load, not at the editor start
 
         project, weights = self._snapshot()
         self._run(lambda: export_onnx(project, out, weights=weights).summary())
 
     def export_python(self, out_dir: str) -> None:
-        from ..engine.export.python_export import export_python
+        from ..engine.export.python_export import export_python  # here: it loads onnx too (see above)
 
         project, weights = self._snapshot()
         self._run(lambda: export_python(project, out_dir, weights=weights).summary())

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from .. import __version__
+from ..engine.devices import list_devices
 
 
 def versions() -> list[tuple[str, str]]:
@@ -38,8 +39,6 @@ def versions() -> list[tuple[str, str]]:
 
 
 def devices() -> list[str]:
-    from ..engine.devices import list_devices
-
     return [d.label() for d in list_devices()]
 
 

@@ -686,3 +686,33 @@ def test_the_parameter_cache_never_hides_a_change():
     assert a.ok and a.shapes["fc"] == (5,) and a.param_counts["fc"] == 20
     g.nodes["fc"].type = "ReLU"  # same id, another type
     assert not analyze(g).ok
+
+
+def test_two_graphs_sharing_node_ids_are_analyzed_each_by_its_own_parameters():
+    """The parameter cache is keyed on content, not on node ids: graphs alternating with
+    the same ids and other parameters never see each other's."""
+    small = sequential(("input", "Input", {"shape": [4]}), ("fc", "Linear", {"out_features": 3}))
+    large = sequential(("input", "Input", {"shape": [1, 8, 8]}),
+                       ("fc", "Conv2d", {"out_channels": 2, "kernel_size": 3}))
+    wrong = sequential(("input", "Input", {"shape": [4]}), ("fc", "Linear", {"out_features": 3.0}))
+    for _ in range(2):
+        assert analyze(small).shapes["fc"] == (3,)
+        assert analyze(large).shapes["fc"] == (2, 6, 6)
+        a = analyze(wrong)
+        assert not a.ok and a.errors[0].param == "out_features"
+
+
+def test_the_resolved_parameters_are_each_analysis_own():
+    g = sequential(("input", "Input", {"shape": [1, 8, 8]}))
+    first = analyze(g)
+    first.params["input"]["shape"].append(99)
+    first.params["input"]["extra"] = 1
+    again = analyze(g)
+    assert again.params["input"]["shape"] == [1, 8, 8] and "extra" not in again.params["input"]
+    assert g.nodes["input"].params == {"shape": [1, 8, 8]}
+
+
+def test_parameters_that_cannot_be_a_key_are_still_checked():
+    g = sequential(("input", "Input", {"shape": [4]}), ("fc", "Linear", {"out_features": {3}}))
+    a = analyze(g)
+    assert not a.ok and a.errors[0].param == "out_features"

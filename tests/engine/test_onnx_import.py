@@ -20,11 +20,14 @@ from app.engine import cli_io
 from app.engine.compiler import compile_graph
 from app.engine.errors import DatasetError, WeightsError
 from app.engine.examples import list_examples, load_example
-from app.engine.export.onnx_export import export_onnx
+from app.engine.export.onnx_export import ExportError, export_onnx
 from app.engine.importers import OnnxFileError, OnnxImportError, compare_with_onnxruntime, import_onnx, save_imported
+from app.engine.importers.onnx_compare import onnxruntime_difference
+from app.engine.inference import analyze
 from app.engine.predict import predict
-from app.engine.project import load_project, weights_path_for
-from app.engine.weights import apply_weights, read_weights, save_weights
+from app.engine.project import Project, load_project, weights_path_for
+from app.engine.weights import apply_weights, load_weights, read_weights, save_weights
+from tests.helpers import chain
 
 EXAMPLES = [e.name for e in list_examples()]
 # dynamo exports cost seconds each: export -> import -> export is run where the imported graph
@@ -462,3 +465,61 @@ def test_a_recorded_normalization_that_does_not_fit_is_left_out_with_a_note(tmp_
     assert any("normalization recorded in the file was left out" in n for n in result.notes), result.notes
     assert any("dataset settings recorded in the file were left out" in n for n in result.notes), result.notes
     assert result.project.dataset["name"] == "moons"  # the guess from the input shape, as without a record
+
+
+# -- the one onnxruntime comparison (importers/onnx_compare.py), shared with the export ------
+def _embedding_project():
+    g = chain(("tokens", "Input", {"shape": [6]}), ("emb", "Embedding", {"num_embeddings": 9, "embedding_dim": 4}),
+              ("flat", "Flatten"), ("fc", "Linear", {"out_features": 3}))
+    return Project(g, "tokens")
+
+
+def test_the_comparison_feeds_token_ids_within_the_vocabulary_and_matches(tmp_path):
+    project = _embedding_project()
+    report = export_onnx(project, tmp_path / "t.onnx")
+    a = analyze(project.graph)
+    torch.manual_seed(0)
+    net = compile_graph(project.graph, a).eval()
+    seen = []
+    original = net.forward
+    net.forward = lambda tokens: (seen.append(tokens), original(tokens))[1]
+    difference = onnxruntime_difference(report.path, net, project.graph, a, {"tokens": "tokens"}, batch=5)
+    assert seen and seen[0].shape == (5, 6) and 0 <= seen[0].min() and seen[0].max() <= 8
+    assert difference <= 1e-6
+    assert compare_with_onnxruntime(import_onnx(report.path)) <= 1e-6
+
+
+def test_the_comparison_is_relative_to_outputs_above_one_and_catches_other_weights(tmp_path):
+    project = load_example("xor")
+    torch.manual_seed(0)
+    model = compile_graph(project.graph)
+    save_weights(model, tmp_path / "w.safetensors")
+    path = export_onnx(project, tmp_path / "x.onnx", tmp_path / "w.safetensors").path
+    a = analyze(project.graph)
+    net = compile_graph(project.graph, a).eval()
+    load_weights(net, tmp_path / "w.safetensors")
+    assert onnxruntime_difference(path, net, project.graph, a, {"input": "input"}) <= 1e-6
+
+    class Shifted(nn.Module):  # the same outputs plus 1000: the difference relative to 1000
+        def forward(self, x):
+            return net(x) + 1000.0
+
+    relative = onnxruntime_difference(path, Shifted(), project.graph, a, {"input": "input"})
+    assert 0.998 < relative < 1.0  # 1000 / max(|output + 1000|), the output within [0, 1]
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.5)
+    assert onnxruntime_difference(path, net, project.graph, a, {"input": "input"}) > 1e-3
+
+
+def test_the_comparison_raises_the_callers_error_saying_what_it_checks(tmp_path):
+    project = load_example("xor")
+    a = analyze(project.graph)
+    net = compile_graph(project.graph, a).eval()
+    with pytest.raises(OnnxImportError, match="onnxruntime cannot load the model to check the import"):
+        onnxruntime_difference(b"not onnx", net, project.graph, a, {}, error=OnnxImportError,
+                               checking="the import")
+    path = export_onnx(project, tmp_path / "x.onnx").path
+    with pytest.raises(ExportError, match=r"onnxruntime gives shape \[3, 1\], torch \[3, 1, 1\]"):
+        onnxruntime_difference(path, lambda x: net(x).unsqueeze(1), project.graph, a, {"input": "input"},
+                               error=ExportError, checking="the export")

@@ -32,6 +32,7 @@ from app.engine.graph import Edge, Graph, Node
 from app.engine.inference import analyze
 from app.engine.layers import CATALOGUE
 from app.engine.project import Project
+from app.engine.samples import sample_tensors
 from app.engine.training import Trainer, make_objective, prepare_run
 from app.engine.weights import load_weights, save_weights
 from tests.helpers import chain
@@ -58,19 +59,7 @@ def imported_modules(path: Path) -> set[str]:
 
 
 def sample_inputs(project: Project, batch: int = 4) -> tuple[torch.Tensor, ...]:
-    a = analyze(project.graph)
-    generator = torch.Generator().manual_seed(1)
-    inputs = []
-    for input_id in a.inputs:
-        embedding = next((project.graph.nodes[e.target] for e in project.graph.edges
-                          if e.source == input_id and project.graph.nodes[e.target].type == "Embedding"), None)
-        shape = (batch, *a.shapes[input_id])
-        if embedding is not None:
-            n = a.params[embedding.id]["num_embeddings"]
-            inputs.append(torch.randint(0, n, shape, generator=generator).float())
-        else:
-            inputs.append(torch.randn(shape, generator=generator))
-    return tuple(inputs)
+    return sample_tensors(project.graph, analyze(project.graph), batch, seed=1)
 
 
 def scrambled_weights(project: Project, path: Path) -> None:

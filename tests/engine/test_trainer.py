@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from app.engine import config
 from app.engine.compiler import compile_graph
 from app.engine.datasets.base import RawData, prepare
 from app.engine.errors import DatasetError, DeviceError, TrainingError
@@ -194,7 +195,7 @@ def test_periodic_snapshots():
     assert snaps[0].activations["fc2"].shape == (8, 3)
 
 
-@pytest.mark.parametrize("optimizer", ["SGD", "Adam", "AdamW", "RMSprop"])
+@pytest.mark.parametrize("optimizer", config.OPTIMIZERS)
 def test_every_optimizer_learns(optimizer):
     lr = 0.05 if optimizer == "SGD" else 0.01
     run = prepare_run(mlp_project(optimizer=optimizer, lr=lr, epochs=5), dataset=prepare(blobs(), "blobs", {}))

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import DatasetError
 from .base import RawData
+from .download import download_files
 
 _GZIP_MAGIC = b"\x1f\x8b"
 # the most data an IDX file may claim: 1 GiB of bytes (EMNIST's largest file is 550 MB; the
@@ -186,8 +187,6 @@ def load_mnist(folder: Path, fashion: bool = False) -> RawData:
     missing = _missing_mnist_files(folder)
     failed = ""
     if missing and folder.parent.is_dir():  # fetch what is missing where the network allows
-        from .download import download_files
-
         existed = folder.is_dir()
         try:
             download_files(folder, missing, title)

@@ -80,7 +80,7 @@ def _list_images(folder: Path) -> tuple[list[Path], np.ndarray, list[str]]:
 
 def _read(file: Path, target: tuple[str, tuple[int, int]] | None) -> tuple[str, tuple[int, int], np.ndarray]:
     """Mode, (width, height) and float32 ``[C, H, W]`` array in [0, 1] of one image."""
-    from PIL import Image  # imported here: only this dataset needs Pillow
+    from PIL import Image  # here: only this dataset needs Pillow, whose import delays every run's start
 
     try:
         with Image.open(file) as img:

@@ -7,6 +7,7 @@ folders). ``load_raw`` picks the loader for a project's ``dataset`` settings.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +38,6 @@ def _digits_table() -> tuple[np.ndarray, np.ndarray]:
     """The digits' ``[1797, 64]`` pixels and ``[1797]`` labels, read straight from the file
     scikit-learn ships (``digits.csv.gz``: 64 pixels then the label per row) without importing
     scikit-learn, which takes seconds: a training run's first minibatch waited on it."""
-    import importlib.util
-
     spec = importlib.util.find_spec("sklearn")
     folders = list(spec.submodule_search_locations or []) if spec else []
     table = next((Path(f) / "datasets" / "data" / "digits.csv.gz" for f in folders
@@ -50,7 +49,7 @@ def _digits_table() -> tuple[np.ndarray, np.ndarray]:
                 return data[:, :64], data[:, 64]
         except (OSError, ValueError):
             pass  # a changed file: scikit-learn's own loader knows it
-    from sklearn.datasets import load_digits as sk_digits
+    from sklearn.datasets import load_digits as sk_digits  # seconds to import: only when the file is not found
 
     d = sk_digits()
     return d.data, d.target
@@ -86,7 +85,7 @@ def bilinear_matrix(n_in: int, n_out: int) -> np.ndarray:
 
 def load_iris() -> RawData:
     """``iris``: scikit-learn's iris table, ``x`` float32 ``[150, 4]``, 3 named classes."""
-    from sklearn.datasets import load_iris as sk_iris
+    from sklearn.datasets import load_iris as sk_iris  # seconds to import: only for this dataset
 
     d = sk_iris()
     return RawData(d.data.astype(np.float32), d.target.astype(np.int64), [str(n) for n in d.target_names],
@@ -108,7 +107,7 @@ def make_xor(samples: int = DEFAULT_SAMPLES, noise: float = DEFAULT_NOISE, seed:
 
 def make_moons(samples: int = DEFAULT_SAMPLES, noise: float = DEFAULT_NOISE, seed: int = 0) -> RawData:
     """``moons``: scikit-learn's two interleaving half circles, ``x`` float32 ``[samples, 2]``."""
-    from sklearn.datasets import make_moons as sk_moons
+    from sklearn.datasets import make_moons as sk_moons  # seconds to import: only for this dataset
 
     x, y = sk_moons(n_samples=samples, noise=noise, random_state=seed % 2**32)  # it takes 32 bits
     return RawData(x.astype(np.float32), y.astype(np.int64), ["upper moon", "lower moon"],

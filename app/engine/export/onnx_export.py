@@ -22,17 +22,19 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+import onnx
 import torch
 
 from ..compiler import compile_graph
 from ..errors import GraphError, NetCanvasError, first_line
 from ..files import atomic_write
 from ..importers.onnx_checks import string_list
+from ..importers.onnx_compare import onnxruntime_difference
 from ..importers.onnx_metadata import exported_metadata
 from ..inference import analyze
 from ..predict import read_metadata
 from ..project import Project
+from ..samples import sample_tensors
 from ..weights import load_weights
 
 TOLERANCE = 1e-4
@@ -76,9 +78,7 @@ def export_onnx(project: Project, out: str | Path, weights: str | Path | None = 
         source = str(chosen)
         recorded = read_metadata(chosen)
     names = list(a.inputs)
-    shapes = [a.shapes[i] for i in names]
-    generator = torch.Generator().manual_seed(seed)
-    example = tuple(_sample(2, s, generator, project, a, i) for s, i in zip(shapes, names))
+    example = sample_tensors(project.graph, a, 2, seed)
     batch = torch.export.Dim("batch", min=1)
     dynamic = {name: {0: batch} for name in _forward_arguments(model, names)}
     try:
@@ -95,8 +95,6 @@ def export_onnx(project: Project, out: str | Path, weights: str | Path | None = 
                           f"{written}); choose opset {written} or another it can convert to", str(out))
     _name_nodes(proto)
     _record(proto, exported_metadata(project.dataset, recorded))
-    import onnx
-
     data = proto.SerializeToString()
     try:
         atomic_write(out, data)
@@ -106,45 +104,18 @@ def export_onnx(project: Project, out: str | Path, weights: str | Path | None = 
         onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
     except Exception as e:
         raise ExportError(f"the exported file fails the ONNX checker: {first_line(e)}", str(out)) from e
-    check = tuple(_sample(3, s, generator, project, a, i) for s, i in zip(shapes, names))
-    difference = _compare(model, check, data, names)
+    difference = onnxruntime_difference(data, model, project.graph, a, {n: n for n in names}, batch=3,
+                                        seed=seed + 1, error=ExportError, checking="the export")
     if not difference <= TOLERANCE:
         raise ExportError(f"onnxruntime's output differs from torch's by {difference:.3g} "
                           f"(more than {TOLERANCE:g}); the file is not trustworthy", str(out))
     return OnnxReport(Path(out), opset, names, a.output, difference, (2, 3), source)
 
 
-def _sample(batch, shape, generator, project, analysis, input_id) -> torch.Tensor:
-    x = torch.randn((batch, *shape), generator=generator)
-    # an Input feeding an Embedding carries indices: give it valid ones
-    for e in project.graph.edges:
-        target = project.graph.nodes[e.target]
-        if e.source == input_id and target.type == "Embedding":
-            n = analysis.params[target.id]["num_embeddings"]
-            return torch.randint(0, n, (batch, *shape), generator=generator).float()
-    return x
-
-
 def _forward_arguments(model, names: list[str]) -> list[str]:
     """fx may rename an argument (an Input called ``input`` becomes ``input_1``)."""
     placeholders = [n.target for n in model.graph.nodes if n.op == "placeholder"]
     return placeholders if len(placeholders) == len(names) else names
-
-
-def _compare(model, inputs, data: bytes, names: list[str]) -> float:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    feeds = {n.name: x.numpy() for n, x in zip(session.get_inputs(), inputs)}
-    got = session.run(None, feeds)[0]
-    with torch.no_grad():
-        expected = model(*inputs).numpy()
-    if got.shape != expected.shape:
-        raise ExportError(f"onnxruntime gives shape {list(got.shape)}, torch {list(expected.shape)}")
-    if not got.size:
-        return 0.0
-    scale = max(1.0, float(np.max(np.abs(expected))))
-    return float(np.max(np.abs(got - expected))) / scale
 
 
 def _record(proto, values: dict[str, str]) -> None:

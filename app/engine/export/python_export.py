@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
 from .. import modules as netcanvas_modules
@@ -43,8 +44,11 @@ from ..files import atomic_write
 from ..inference import Analysis, analyze
 from ..layers.helpers import fmt
 from ..project import Project
+from ..samples import sample_tensors
+from ..training import prepare_run
 from ..weights import load_weights, save_weights
-from .onnx_export import ExportError, _sample
+from .onnx_export import ExportError
+from .source_text import doc_text
 from .train_script import readme_text, save_data, train_source
 
 TOLERANCE = 1e-5
@@ -114,8 +118,6 @@ def export_python(project: Project, out_dir: str | Path, weights: str | Path | N
     sizes = None
     trainable = False
     if data:
-        from ..training import prepare_run
-
         try:
             run = prepare_run(project)
         except NetCanvasError as e:
@@ -152,7 +154,7 @@ def model_source(project: Project, a: Analysis, compiled: nn.Module, class_name:
             custom.append(name)
         lines.append(f"self.{node_id} = {call}  # -> {fmt(a.shapes[node_id])}")
     inlined, imports = _inlined_source(custom)
-    title = _doc_text(project.name)
+    title = doc_text(project.name)
     inputs = ", ".join(f"``{i}`` [N, {', '.join(map(str, a.shapes[i]))}]" for i in a.inputs)
     out = f"[N, {', '.join(map(str, a.shapes[a.output]))}]"
     header = [
@@ -423,12 +425,6 @@ def _indent(text: str, spaces: int) -> str:
     return "\n".join(pad + line if line else line for line in text.splitlines())
 
 
-def _doc_text(text: str) -> str:
-    """``text`` made safe inside a triple-quoted docstring: one line, no closing quotes."""
-    text = " ".join(text.split())
-    return text.replace("\\", "\\\\").replace('"', '\\"')
-
-
 # -- files and the check -----------------------------------------------------------------------
 def _prepare_folder(folder: Path) -> Path:
     if folder.exists() and not folder.is_dir():
@@ -458,8 +454,6 @@ def _write(path: Path, text: str) -> None:
 def load_exported(folder: str | Path, class_name: str, weights: str | Path | None = None) -> nn.Module:
     """Import ``folder``/model.py as a fresh module (not registered in ``sys.modules``),
     build ``class_name`` and load ``weights`` (default: the folder's weights.safetensors)."""
-    from safetensors.torch import load_file
-
     folder = Path(folder)
     spec = importlib.util.spec_from_file_location(f"netcanvas_export_{uuid.uuid4().hex}", folder / "model.py")
     module = importlib.util.module_from_spec(spec)
@@ -474,8 +468,7 @@ def _compare(folder: Path, class_name: str, compiled: nn.Module, project: Projec
         exported = load_exported(folder, class_name)
     except Exception as e:  # a bug here must still read as a failed export, not pass silently
         raise ExportError(f"the written model.py does not load: {type(e).__name__}: {e}", str(folder)) from e
-    generator = torch.Generator().manual_seed(0)
-    inputs = tuple(_sample(3, a.shapes[i], generator, project, a, i) for i in a.inputs)
+    inputs = sample_tensors(project.graph, a, 3, seed=0)
     with torch.no_grad():
         expected, got = compiled.eval()(*inputs), exported(*inputs)
     if got.shape != expected.shape:

@@ -17,7 +17,9 @@ import numpy as np
 from ..datasets import Dataset
 from ..files import atomic_write
 from ..inference import Analysis
+from ..optimizers import script_source
 from ..project import Project
+from .source_text import doc_text
 
 SETTINGS = ("optimizer", "lr", "momentum", "weight_decay", "batch_size", "epochs", "drop_last",
             "schedule", "step_size", "gamma", "early_stopping_patience", "seed")
@@ -78,8 +80,6 @@ def objective_source(run) -> tuple[str, str | None]:
 
 def train_source(project: Project, run, class_name: str) -> str:
     """The text of train.py for ``run`` (``training.prepare_run(project)``)."""
-    from .python_export import _doc_text
-
     s = run.settings
     constants = "\n".join(f"{name.upper()} = {_constant(s.get(name))}" for name in SETTINGS)
     objective, skipped = objective_source(run)
@@ -95,9 +95,14 @@ def train_source(project: Project, run, class_name: str) -> str:
     else:
         logits = restore = ""
     return Template(_TRAIN).substitute(
-        title=_doc_text(project.name), class_name=class_name, constants=constants,
-        objective=objective, logits=logits, restore=restore,
+        title=doc_text(project.name), class_name=class_name, constants=constants,
+        objective=objective, optimizers=script_source(_SCRIPT_VARIABLES), logits=logits, restore=restore,
         nn_import="from torch import nn\n" if skipped else "")
+
+
+# where train.py reads each setting: its constants, but the learning rate and the epochs
+# from the command line (--lr, --epochs)
+_SCRIPT_VARIABLES = {**{name: name.upper() for name in SETTINGS}, "lr": "lr", "epochs": "epochs"}
 
 
 def _constant(value) -> str:
@@ -234,24 +239,7 @@ def load_data(path):
     return splits, class_names
 
 
-def make_optimizer(model, lr):
-    params = model.parameters()
-    if OPTIMIZER == "SGD":
-        return torch.optim.SGD(params, lr=lr, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
-    if OPTIMIZER == "Adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=WEIGHT_DECAY)
-    if OPTIMIZER == "AdamW":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=WEIGHT_DECAY)
-    return torch.optim.RMSprop(params, lr=lr, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
-
-
-def make_scheduler(optimizer, epochs):
-    if SCHEDULE == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, STEP_SIZE, GAMMA)
-    if SCHEDULE == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs)
-    return None
-
+$optimizers
 
 @torch.no_grad()
 def evaluate(model, split, device, batch_size):

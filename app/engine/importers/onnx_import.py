@@ -22,7 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
+import onnx.inliner
 import torch
+from google.protobuf.message import DecodeError
+from onnx.reference import ReferenceEvaluator
 
 from ..compiler import compile_graph
 from ..errors import NetCanvasError, first_line
@@ -33,8 +37,9 @@ from ..layers import get_spec
 from ..layers.spec import ShapeError
 from ..layout import layered_layout
 from ..project import Project, save_project, weights_path_for
-from ..weights import apply_weights
+from ..weights import apply_weights, save_tensors
 from . import onnx_ops
+from .onnx_compare import onnxruntime_difference
 from .onnx_checks import DEFAULT_MAX_BYTES, check_opset, folded_size, malformed_nodes, too_big, undecodable_name
 from .onnx_metadata import imported_metadata
 from .onnx_names import base_id, outer_names, sanitize, torch_scope
@@ -100,8 +105,6 @@ def import_onnx(path: str | Path, input_shapes: dict[str, list[int]] | None = No
 def save_imported(result: ImportResult, out_path: str | Path) -> tuple[Path, Path]:
     """Write the project to ``out_path`` and its weights beside it (``weights_path_for``),
     each atomically; the weights first, so the project never names missing weights."""
-    from ..weights import save_tensors
-
     out = Path(out_path)
     weights = weights_path_for(out)
     save_tensors(result.state, weights, result.weights_metadata())
@@ -111,69 +114,21 @@ def save_imported(result: ImportResult, out_path: str | Path) -> tuple[Path, Pat
 
 def compare_with_onnxruntime(result: ImportResult, model: str | Path | bytes | None = None,
                              batch: int = 3, seed: int = 0) -> float:
-    """The largest absolute difference between onnxruntime running the ONNX model and the
-    imported graph with its weights, on random inputs of ``batch`` samples."""
-    import onnxruntime as ort
-
-    source = model if model is not None else result.source
-    # a path (not its bytes), so that onnxruntime finds external weight files beside it
-    try:
-        session = ort.InferenceSession(source if isinstance(source, bytes) else str(source),
-                                       providers=["CPUExecutionProvider"])
-    except Exception as e:  # onnxruntime's own exception types derive from Exception only
-        raise OnnxImportError(f"onnxruntime cannot load the model to check the import: "
-                              f"{first_line(e)}") from e
+    """The largest difference (``onnx_compare.onnxruntime_difference``) between onnxruntime
+    running the ONNX model (default: the imported file) and the imported graph with its
+    weights, on random inputs of ``batch`` samples. Raises ``OnnxImportError`` when
+    onnxruntime cannot load or run the model, or gives another shape."""
     graph = result.project.graph
     a = analyze(graph)
     net = compile_graph(graph, a).eval()
     apply_weights(net, result.state, "imported weights")
-    rng = np.random.default_rng(seed)
-    feeds, ours = {}, {}
-    for info in session.get_inputs():
-        node_id = result.inputs.get(info.name)
-        dims = info.shape
-        b = dims[0] if dims and isinstance(dims[0], int) else batch
-        shape = [b, *(a.shapes[node_id] if node_id else [d if isinstance(d, int) else 1 for d in dims[1:]])]
-        dtype = _ORT_TYPES.get(info.type, np.float32)
-        vocabulary = _vocabulary(graph, a, node_id)
-        if vocabulary or np.issubdtype(dtype, np.integer):
-            feeds[info.name] = rng.integers(0, vocabulary or 2, size=shape).astype(dtype)
-        else:
-            feeds[info.name] = rng.standard_normal(shape).astype(dtype)
-        if node_id:
-            ours[node_id] = torch.from_numpy(feeds[info.name].astype(np.float32))
-    try:
-        outputs = session.run([result.output] if result.output else None, feeds)
-    except Exception as e:
-        raise OnnxImportError(f"onnxruntime cannot run the model to check the import: "
-                              f"{first_line(e)}") from e
-    got = np.asarray(outputs[0], dtype=np.float64)
-    with torch.no_grad():
-        expected = net(*(ours[i] for i in a.inputs)).double().numpy()
-    if got.shape != expected.shape:
-        raise OnnxImportError(f"onnxruntime gives shape {list(got.shape)}, the imported graph "
-                              f"{list(expected.shape)}")
-    return float(np.max(np.abs(got - expected))) if got.size else 0.0
-
-
-_ORT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
-              "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int16)": np.int16,
-              "tensor(int8)": np.int8, "tensor(uint8)": np.uint8, "tensor(uint16)": np.uint16}
-
-
-def _vocabulary(graph: Graph, a, node_id: str | None) -> int:
-    """The vocabulary of the Embedding an Input feeds, or 0."""
-    for e in graph.edges:
-        if e.source == node_id and graph.nodes[e.target].type == "Embedding":
-            return a.params[e.target]["num_embeddings"]
-    return 0
+    return onnxruntime_difference(model if model is not None else result.source, net, graph, a, result.inputs,
+                                  output=result.output or None, batch=batch, seed=seed,
+                                  error=OnnxImportError, checking="the import")
 
 
 # -- loading ------------------------------------------------------------------------------
 def _load(path: Path, limit: int):
-    import onnx
-    from google.protobuf.message import DecodeError
-
     raw = read_bytes(path, OnnxFileError, "an ONNX file")
     try:
         model = onnx.load_from_string(raw)
@@ -194,8 +149,6 @@ def _load(path: Path, limit: int):
     prepare_tensors(model, path.parent, limit, OnnxFileError, str(path))
     if model.functions:
         try:
-            import onnx.inliner
-
             model = onnx.inliner.inline_local_functions(model)
         except Exception as e:  # onnx raises several types here
             raise OnnxFileError(f"its local functions cannot be inlined: {e}", str(path)) from e
@@ -216,12 +169,9 @@ _RANDOM = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLi
 class _Importer:
     def __init__(self, model, path: Path, input_shapes: dict[str, list[int]], output_name: str | None,
                  limit: int = DEFAULT_MAX_BYTES):
-        import onnx
-
         self.limit = limit
         self.folded = 0                              # bytes of constants folded so far
         self.output_name = output_name
-        self.onnx = onnx
         self.model = model
         self.path = path
         self.input_shapes = input_shapes
@@ -261,7 +211,7 @@ class _Importer:
     def attr(self, node, name: str, default: Any = None) -> Any:
         for a in node.attribute:
             if a.name == name:
-                value = self.onnx.helper.get_attribute_value(a)
+                value = onnx.helper.get_attribute_value(a)
                 if isinstance(value, bytes):
                     return value.decode("utf-8", "replace")
                 if isinstance(value, list) and value and isinstance(value[0], bytes):
@@ -364,7 +314,7 @@ class _Importer:
         self.output_info = g.output[names.index(self.output_name)] if self.output_name else g.output[0]
         self._check_nodes()
         for init in g.initializer:
-            self.values[init.name] = Const(self.onnx.numpy_helper.to_array(init))
+            self.values[init.name] = Const(onnx.numpy_helper.to_array(init))
         if len(g.sparse_initializer):
             raise OnnxImportError("the model stores sparse initializers, which NetCanvas does not "
                                   "read", str(self.path))
@@ -540,8 +490,6 @@ class _Importer:
             self.failures.append((label, op, reason))
 
     def _fold(self, node, ins) -> list[np.ndarray]:
-        from onnx.reference import ReferenceEvaluator
-
         feeds = {name: v.array for name, v in zip(node.input, ins) if name}
         size = folded_size(node, [None if v is None else v.array for v in ins], self.opset)
         if self.folded + size > self.limit:

@@ -17,6 +17,8 @@ import json
 import math
 from typing import Any
 
+from .. import config
+
 DATASET_KEY = "netcanvas.dataset"
 WEIGHTS_KEYS = ("input_mean", "input_std", "input_shape", "class_names")
 _MAX_VALUE = 16 * 1024 * 1024
@@ -70,8 +72,6 @@ def imported_metadata(props: dict[str, str], input_shapes: list[tuple[int, ...]]
 
 
 def _dataset(text: str | None, notes: list[str]) -> dict[str, Any] | None:
-    from .. import config
-
     if text is None:
         return None
     value = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 from math import isclose, sqrt
 
 import numpy as np
+from onnx import numpy_helper
 
 from . import onnx_symbolic as sym
 from .onnx_layers import LAYERS
@@ -415,8 +416,6 @@ def _gather(ctx, node, ins):
 
 def constant_value(ctx, node) -> np.ndarray:
     """The value of a Constant node (any of its attribute spellings)."""
-    from onnx import numpy_helper
-
     for a in node.attribute:
         if a.name == "value":
             if a.t.data_location == a.t.EXTERNAL:  # never read here: see onnx_tensors

@@ -10,6 +10,7 @@ Gather(Shape(x), 0), [-1]))`` resolves to ``[N, -1]``. Zero states of such shape
 from __future__ import annotations
 
 import numpy as np
+from onnx import numpy_helper
 
 from .onnx_values import (
     Const,
@@ -23,6 +24,7 @@ from .onnx_values import (
     dmul,
     dprod,
     is_sym,
+    resolve_target,
     squeeze_shape,
     unsqueeze_shape,
 )
@@ -204,8 +206,6 @@ def _arith(op):
 def _reshape(ctx, node, ins):
     if isinstance(ins[0], Filled):
         target, _ = as_items(ins[1])
-        from .onnx_values import resolve_target
-
         return [Filled(ins[0].value, resolve_target(ins[0].shape, target,
                                                     bool(ctx.attr(node, "allowzero", 0)), None))]
     items, _ = as_items(ins[0])
@@ -233,8 +233,6 @@ def _constant_of_shape(ctx, node, ins):
 
 
 def _tensor(value):
-    from onnx import numpy_helper
-
     return numpy_helper.to_array(value)
 
 

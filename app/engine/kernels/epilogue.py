@@ -80,7 +80,7 @@ class AffineAct(torch.autograd.Function):
         scale_c = scale.contiguous() if scale is not None else None
         shift_c = shift.contiguous() if shift is not None else None
         res = residual.contiguous() if residual is not None else None
-        from .triton_kernels import epilogue_forward
+        from .triton_kernels import epilogue_forward  # Triton is optional (Linux only)
 
         from_y = saves_output(act, slope)
         y, z = epilogue_forward(x, scale_c, shift_c, res, ACTIVATIONS[act], slope, c, l,
@@ -95,7 +95,7 @@ class AffineAct(torch.autograd.Function):
     def backward(ctx, g):
         saved, scale, x = ctx.saved_tensors
         act, slope, from_y, c, l, shift_dtype = ctx.meta
-        from .triton_kernels import epilogue_backward
+        from .triton_kernels import epilogue_backward  # Triton is optional (Linux only)
 
         need_dx, need_dscale, need_dshift, need_dres = ctx.needs_input_grad[:4]
         want_dx = need_dx and scale is not None

@@ -31,6 +31,7 @@ import torch
 from torch import fx, nn
 
 from .. import modules as engine_modules
+from .fused import FusedAddAct, FusedConv2dAct, FusedInto, FusedLinearAct
 from .policy import MEASURED, NOT_MEASURED, decide
 from .runtime import check_mode, cpu_allowed, interpreting, triton_available
 
@@ -128,8 +129,6 @@ def _device_of(gm: nn.Module) -> torch.device:
 
 
 def _fused_module(chain: Chain, mods: dict[str, nn.Module], absorbed: dict[str, nn.Module]):
-    from .fused import FusedAddAct, FusedConv2dAct, FusedLinearAct
-
     head = mods[str(chain.nodes[0].target)]
     if chain.op == "linear_act":
         return FusedLinearAct(head, chain.act, chain.slope)
@@ -240,7 +239,5 @@ def _rewrite(gm: fx.GraphModule, chains: list[Chain]) -> fx.GraphModule:
 
 
 def _into(module: nn.Module, head: str) -> nn.Module:
-    from .fused import FusedInto
-
     return FusedInto(module, head)
 

@@ -26,7 +26,7 @@ class LinearAct(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, act: str, slope: float):
-        from .triton_kernels import epilogue_forward
+        from .triton_kernels import epilogue_forward  # Triton is optional (Linux only)
 
         lead = x.shape[:-1]
         x2 = x.reshape(-1, x.shape[-1]).contiguous()
@@ -44,7 +44,7 @@ class LinearAct(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
-        from .triton_kernels import epilogue_backward
+        from .triton_kernels import epilogue_backward  # Triton is optional (Linux only)
 
         x2, w, saved = ctx.saved_tensors
         act, slope, from_y, x_shape, bias_dtype = ctx.meta

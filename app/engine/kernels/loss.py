@@ -17,6 +17,7 @@ from collections.abc import Callable
 import torch
 from torch.nn import functional as F
 
+from .policy import decide
 from .runtime import check_mode, cpu_allowed, runs_triton
 
 
@@ -30,7 +31,7 @@ class CrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, logits, target):
-        from .triton_kernels import cross_entropy_forward
+        from .triton_kernels import cross_entropy_forward  # Triton is optional (Linux only)
 
         x = logits.contiguous()
         losses, grad = cross_entropy_forward(x, target.contiguous(), ctx.needs_input_grad[0])
@@ -63,8 +64,6 @@ def cross_entropy_for(mode: str, allow_cpu: bool | None = None) -> Callable[[tor
     check_mode(mode)
     if mode == "off":
         return F.cross_entropy
-
-    from .policy import decide
 
     def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if mode == "on":

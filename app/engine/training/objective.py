@@ -15,6 +15,7 @@ from torch.nn import functional as F
 from ..errors import TrainingError
 from ..graph import Graph
 from ..inference import Analysis
+from ..kernels.loss import cross_entropy_for
 from ..layers.helpers import fmt
 
 # losses that expect raw scores: a final Softmax/Sigmoid is skipped for the loss (and kept
@@ -121,8 +122,6 @@ def _cross_entropy(kernels: str):
     where it applies (a CUDA tensor, and for "auto" a measured win)."""
     if kernels == "off":
         return F.cross_entropy
-    from ..kernels.loss import cross_entropy_for
-
     return cross_entropy_for(kernels)
 
 

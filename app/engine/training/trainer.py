@@ -26,10 +26,11 @@ from torch import fx
 
 from .. import footprint, snapshots
 from ..compiler import compile_graph
-from ..datasets import Dataset, batch_count, batches, load_dataset
+from ..datasets import Dataset, batch_count, batches, fit_to_input, load_dataset
 from ..devices import resolve_device
 from ..errors import GraphError, TrainingError, WeightsError
 from ..inference import Analysis, analyze
+from ..optimizers import OPTIMIZERS, SCHEDULES, keyword_arguments
 from ..project import Project
 from ..weights import (apply_weights, check_writable, load_weights, new_run_id, read_metadata, read_weights,
                        run_weights_path, safe_places, save_weights)
@@ -64,8 +65,6 @@ def prepare_run(project: Project, dataset: Dataset | None = None, **overrides) -
         base = project.path.parent if project.path else None
         dataset = load_dataset(project.dataset, base, input_shape, input_id)
     else:
-        from ..datasets import fit_to_input
-
         dataset = fit_to_input(dataset, input_shape, input_id)
     if settings["drop_last"] and len(dataset.train) < settings["batch_size"]:
         raise TrainingError(f"batch_size {settings['batch_size']} is larger than the {len(dataset.train)} "
@@ -566,22 +565,14 @@ def _lower_lr(lr: float) -> str:
 
 
 def _optimizer(model, s) -> torch.optim.Optimizer:
-    params, lr, wd = model.parameters(), s["lr"], s["weight_decay"]
-    name = s["optimizer"]
     if not list(model.parameters()):
         raise TrainingError("the model has no trainable parameters; add a Linear or Conv layer")
-    if name == "SGD":
-        return torch.optim.SGD(params, lr=lr, momentum=s["momentum"], weight_decay=wd)
-    if name == "Adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
-    if name == "AdamW":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
-    return torch.optim.RMSprop(params, lr=lr, momentum=s["momentum"], weight_decay=wd)
+    choice = OPTIMIZERS[s["optimizer"]]
+    return getattr(torch.optim, choice.cls)(model.parameters(), lr=s["lr"], **keyword_arguments(choice, s))
 
 
 def _scheduler(optimizer, s):
-    if s["schedule"] == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, s["step_size"], s["gamma"])
-    if s["schedule"] == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, s["epochs"])
-    return None
+    choice = SCHEDULES.get(s["schedule"])
+    if choice is None:
+        return None
+    return getattr(torch.optim.lr_scheduler, choice.cls)(optimizer, **keyword_arguments(choice, s))

@@ -107,7 +107,7 @@ def _screenshot(app, window, out: str, size: str) -> int:
     window.view.fit()
     app.processEvents()
     ok = window.grab().save(out)
-    window.doc.undo_stack.setClean()
+    window.doc.history.set_clean()
     window.close()
     if not ok:
         print(f"netcanvas: could not write {out}", file=sys.stderr)

@@ -237,7 +237,7 @@ class Bench:
     def edit_case(self, name: str, do, check, reps: int, note=lambda: "") -> None:
         """Time ``do()`` (one undoable command) plus the event processing after it; then
         ``check()`` the labels and undo outside the timing."""
-        stack = self.w.doc.undo_stack
+        history = self.w.doc.history
 
         def once() -> float:
             start = time.perf_counter()
@@ -245,7 +245,7 @@ class Bench:
             self.app.processEvents()
             elapsed = time.perf_counter() - start
             check(result)
-            stack.undo()
+            history.undo()
             self.settle(1)
             return elapsed
 
@@ -328,7 +328,7 @@ class Bench:
         parts: list[tuple[float, float, float]] = []
 
         def open_once() -> float:
-            self.w.doc.undo_stack.setClean()
+            self.w.doc.history.set_clean()
             gc.collect()
             start = time.perf_counter()
             ok = self.w.open_file(path, ask=False)
@@ -381,7 +381,7 @@ class Bench:
             print(f"\n== cProfile: {name} ==\n{text}")
 
     def close(self) -> None:
-        self.w.doc.undo_stack.setClean()  # no "save changes?" box on close
+        self.w.doc.history.set_clean()  # no "save changes?" box on close
         self.w.close()
         self.settle()
         self.w.deleteLater()

@@ -91,7 +91,7 @@ def imported_shot(window: MainWindow, app: QApplication, out: Path) -> None:
     window.scene.select_nodes(["b1_add"])
     window.view.fit()
     render(window, app, out / "imported_onnx.png")
-    window.doc.undo_stack.setClean()
+    window.doc.history.set_clean()
     window.close()
 
 
@@ -127,7 +127,7 @@ def main() -> None:
     for name in ("lenet5.png", "training_curves.png", "training_filters.png", "training_activations.png"):
         shutil.copyfile(out / name, help_dir / name)
 
-    window.doc.undo_stack.setClean()
+    window.doc.history.set_clean()
     window.close()
 
 

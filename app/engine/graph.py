@@ -2,7 +2,8 @@
 
 The canvas, the inspector and the undo commands act on a ``Graph`` and listen to its
 signals (``node_added``, ``node_removed``, ``edge_added``, ``edge_removed``,
-``params_changed``, ``node_moved``, and ``changed`` after any of them). A graph may hold a
+``params_changed``, ``node_moved``, ``nodes_reordered``, and ``changed`` after any of
+them). A graph may hold a
 structure that is not a valid model (a file can say anything); ``inference.analyze``
 reports what is wrong. Edits made through the editor are checked first with
 ``connection_problem`` so they never create a cycle or fill an occupied slot.
@@ -109,6 +110,7 @@ class Graph:
         self.edge_removed = Signal()
         self.params_changed = Signal()
         self.node_moved = Signal()
+        self.nodes_reordered = Signal()
         self.changed = Signal()
 
     # -- queries ---------------------------------------------------------------------
@@ -180,13 +182,17 @@ class Graph:
         self.changed.emit()
         return node
 
-    def add_edge(self, edge: Edge, check: bool = True) -> Edge:
-        """Add an edge; with ``check`` refuse one that ``connection_problem`` objects to."""
+    def add_edge(self, edge: Edge, check: bool = True, index: int | None = None) -> Edge:
+        """Add an edge, last in the file's order or at ``index`` (undoing a removal); with
+        ``check`` refuse (ValueError) one that ``connection_problem`` objects to."""
         if check:
             problem = self.connection_problem(edge.source, edge.target, edge.target_port)
             if problem:
                 raise ValueError(problem)
-        self.edges.append(edge)
+        if index is None:
+            self.edges.append(edge)
+        else:
+            self.edges.insert(index, edge)
         self.edge_added.emit(edge)
         self.changed.emit()
         return edge
@@ -202,10 +208,22 @@ class Graph:
         self.params_changed.emit(node, old)
         self.changed.emit()
 
-    def move_node(self, node_id: str, position: tuple[float, float]) -> None:
+    def move_node(self, node_id: str, position: tuple[float, float] | None) -> None:
+        """Place a node; ``None`` leaves it without a position (placed where a view sees fit)."""
         node = self.nodes[node_id]
-        node.position = (float(position[0]), float(position[1]))
+        node.position = None if position is None else (float(position[0]), float(position[1]))
         self.node_moved.emit(node)
+        self.changed.emit()
+
+    def reorder(self, order: list[str]) -> None:
+        """Put the nodes in ``order`` (the order a saved file lists them in); announced as
+        ``nodes_reordered(order)``. Raises ValueError unless ``order`` names every node once."""
+        if len(order) != len(self.nodes) or set(order) != set(self.nodes):
+            raise ValueError(f"a new node order must name every node once; received {order!r}")
+        ordered = {i: self.nodes[i] for i in order}
+        self.nodes.clear()  # in place: whoever holds ``nodes`` sees the new order
+        self.nodes.update(ordered)
+        self.nodes_reordered.emit(list(order))
         self.changed.emit()
 
     def copy(self) -> "Graph":

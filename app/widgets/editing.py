@@ -11,8 +11,8 @@ from ..engine.graph import Edge, Node
 from ..engine.layers import get_spec
 from ..engine.layout import layered_layout
 from .canvas.items import NODE_H, NODE_W
+from ..engine.session.commands import AddItems, MoveNodes, RemoveItems, SetParams
 from .canvas.scene import CanvasScene
-from .commands import AddItems, MoveNodes, RemoveItems, SetParams
 from .document import Document
 
 CLIPBOARD_KEY = "netcanvas-layers"
@@ -52,7 +52,7 @@ class Editor:
         edges = []
         if connect_from and connect_from in self.graph.nodes and get_spec(type_name).max_inputs != 0:
             edges.append(Edge(connect_from, node_id, 0))
-        self.doc.undo_stack.push(AddItems(self.doc, [node], edges))
+        self.doc.push(AddItems(self.doc.model, [node], edges))
         self.scene.select_nodes([node_id])
         return node_id
 
@@ -84,7 +84,7 @@ class Editor:
         nodes, edges = self.scene.selected_node_ids(), self.scene.selected_edges()
         if nodes or edges:
             what = f"Delete {len(nodes) + len(edges)} items" if len(nodes) + len(edges) > 1 else "Delete"
-            self.doc.undo_stack.push(RemoveItems(self.doc, nodes, edges, what))
+            self.doc.push(RemoveItems(self.doc.model, nodes, edges, what))
 
     def copy(self) -> bool:
         ids = set(self.scene.selected_node_ids())
@@ -139,7 +139,7 @@ class Editor:
         edges = [Edge(renamed[e["source"]], renamed[e["target"]], int(e.get("target_port", 0)))
                  for e in data.get("edges", []) if e["source"] in renamed and e["target"] in renamed]
         if nodes:
-            self.doc.undo_stack.push(AddItems(self.doc, nodes, edges, f"Paste {len(nodes)} layers"))
+            self.doc.push(AddItems(self.doc.model, nodes, edges, f"Paste {len(nodes)} layers"))
             self.scene.select_nodes([n.id for n in nodes])
         return [n.id for n in nodes]
 
@@ -154,8 +154,8 @@ class Editor:
         moves = {i: (self.graph.nodes[i].position, p) for i, p in positions.items()
                  if self.graph.nodes[i].position != p}
         if moves:
-            self.doc.undo_stack.push(MoveNodes(self.doc, moves, "Layout"))
+            self.doc.push(MoveNodes(self.doc.model, moves, "Layout"))
 
     def set_params(self, node_id: str, params: dict) -> None:
         if node_id in self.graph.nodes and self.graph.nodes[node_id].params != params:
-            self.doc.undo_stack.push(SetParams(self.doc, node_id, params))
+            self.doc.push(SetParams(self.doc.model, node_id, params))

@@ -10,21 +10,23 @@ from pathlib import Path
 import shiboken6
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent
-from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QUndoView
+from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox
 
 from ..engine.errors import NetCanvasError
 from ..engine.examples import list_examples
-from ..engine.layout import layered_layout
 from ..engine.project import SUFFIX, Project, load_project
+from ..engine.weights import save_tensors
 from .canvas.scene import CanvasScene
 from .canvas.view import CanvasView
 from .document import Document
 from .editing import Editor
 from .exporting import Exporter
+from .help import AboutDialog, GettingStartedDialog
+from .history_view import HistoryView
 from .inspector import Inspector
 from .issues import IssuesList
 from .palette import Palette
-from .recovery import Autosaver, forget, pending_recoveries
+from .recovery import Autosaver, forget, pending_recoveries, recovery_dir
 from .shortcuts import resolve as resolve_shortcuts
 from .training.panel import TrainingPanel
 
@@ -39,7 +41,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self._state_text: str | None = None  # the status message of a state (training, an export)
         self.settings = settings or QSettings()
-        self.doc = Document(project, self)
+        self.doc = Document(project, self, scratch_dir=recovery_dir)
         self.scene = CanvasScene(self.doc, self)
         self.view = CanvasView(self.scene, self)
         self.editor = Editor(self.doc, self.scene)
@@ -47,13 +49,12 @@ class MainWindow(QMainWindow):
         self.palette = Palette(self)
         self.inspector = Inspector(self)
         self.issues = IssuesList(self)
-        self.history = QUndoView(self.doc.undo_stack, self)
-        self.history.setEmptyLabel("<opened>")
+        self.history = HistoryView(self.doc.history, self)
         self.training = TrainingPanel(self.doc, self)
         self._closing_after_training = False
         # exports take the weights the panel holds (trained or loaded), else the project's
         self.exporter = Exporter(self, lambda: self.doc.project,
-                                 lambda: self.training.weights_file or self.doc.project.weights_path)
+                                 lambda: self.doc.weights.file or self.doc.project.weights_path)
         self.exporter.busy_changed.connect(lambda busy: self._state_message("Exporting…" if busy else ""))
         self._docks = {}
         self._dock("palette", "Layers", self.palette, Qt.DockWidgetArea.LeftDockWidgetArea)
@@ -110,8 +111,8 @@ class MainWindow(QMainWindow):
             "save": self._action("&Save", self.save),
             "save_as": self._action("Save &As…", self.save_as),
             "quit": self._action("&Quit", self.close),
-            "undo": self.doc.undo_stack.createUndoAction(self, "&Undo"),
-            "redo": self.doc.undo_stack.createRedoAction(self, "&Redo"),
+            "undo": self._action("&Undo", self.doc.history.undo),
+            "redo": self._action("&Redo", self.doc.history.redo),
             "cut": self._action("Cu&t", self.editor.cut),
             "copy": self._action("&Copy", self.editor.copy),
             "paste": self._action("&Paste", self.editor.paste),
@@ -202,6 +203,8 @@ class MainWindow(QMainWindow):
         self.inspector.params_edited.connect(self.editor.set_params)
         self.issues.node_chosen.connect(self.focus_node)
         self.training.training_active.connect(self._lock_editing)
+        self.doc.history.changed.connect(self._follow_history)
+        self._follow_history()
 
     # -- reacting ----------------------------------------------------------------------------
     def _state_message(self, text: str) -> None:
@@ -265,11 +268,21 @@ class MainWindow(QMainWindow):
             widget.setEnabled(not training)
         for name in self._EDIT_ACTIONS:
             self.actions_by_name[name].setEnabled(not training)
-        if not training:  # undo/redo follow the stack again
-            self.actions_by_name["undo"].setEnabled(self.doc.undo_stack.canUndo())
-            self.actions_by_name["redo"].setEnabled(self.doc.undo_stack.canRedo())
+        if not training:  # undo/redo follow the history again
+            self._follow_history()
         self.actions_by_name["train"].setEnabled(not training)
         self._state_message("Training… editing is locked until it stops." if training else "")
+
+    def _follow_history(self) -> None:
+        """Undo and Redo say what they would take back or apply again, and are enabled when
+        there is such a step, even while a run locks editing: the only step pushed then is
+        the view's own layout, which Undo may take back."""
+        history = self.doc.history
+        for name, able, text in (("undo", history.can_undo, history.undo_text),
+                                 ("redo", history.can_redo, history.redo_text)):
+            action = self.actions_by_name[name]
+            action.setEnabled(able)
+            action.setText(f"&{name.capitalize()} {text}" if text else f"&{name.capitalize()}")
 
     def _add_from_palette(self, type_name: str) -> None:
         """Double-click / Enter in the palette: below the selected layer, fed by it."""
@@ -292,13 +305,7 @@ class MainWindow(QMainWindow):
 
     # -- files -------------------------------------------------------------------------------
     def set_project(self, project: Project) -> None:
-        """Show ``project``, laying out nodes that have no position."""
-        missing = [n for n in project.graph.nodes.values() if n.position is None]
-        if missing:
-            for node_id, pos in layered_layout(project.graph).items():
-                node = project.graph.nodes[node_id]
-                if node.position is None:
-                    node.position = pos
+        """Show ``project`` (the document lays out nodes that have no position)."""
         self.autosaver.discard()
         self.doc.set_project(project)
         self.view.fit()
@@ -342,9 +349,8 @@ class MainWindow(QMainWindow):
     def _import_onnx(self, path: Path) -> bool:
         """An ONNX model becomes an unsaved project; its weights wait in the recovery folder
         until the first save puts them beside the project file."""
+        # imported here: the importer loads onnx, which would lengthen every start of the editor
         from ..engine.importers.onnx_import import import_onnx
-        from ..engine.weights import save_tensors
-        from .recovery import recovery_dir
 
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
@@ -359,7 +365,7 @@ class MainWindow(QMainWindow):
         finally:
             QApplication.restoreOverrideCursor()
         self.set_project(result.project)
-        self.doc.undo_stack.resetClean()  # an import is unsaved work
+        self.doc.history.reset_clean()  # an import is unsaved work
         self._update_title()
         self.training.adopt_weights(weights, f"Weights imported from {path.name}; saving the project keeps them "
                                              "beside it.")
@@ -426,7 +432,7 @@ class MainWindow(QMainWindow):
                     continue
                 project.path = Path(rec.original) if rec.original else None
                 self.set_project(project)
-                self.doc.undo_stack.resetClean()  # recovered work is unsaved work
+                self.doc.history.reset_clean()  # recovered work is unsaved work
                 self._update_title()
             forget(rec)
             break
@@ -502,15 +508,11 @@ class MainWindow(QMainWindow):
         event.accept()
 
     def about(self) -> None:
-        from .help import AboutDialog
-
         dialog = AboutDialog(self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.exec()
 
     def getting_started(self) -> None:
-        from .help import GettingStartedDialog
-
         if getattr(self, "_help", None) is None:  # one, not modal: read it while trying the steps
             self._help = GettingStartedDialog(self)
         self._help.show()

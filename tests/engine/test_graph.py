@@ -27,7 +27,7 @@ class Recorder:
     """Connects to every signal of a graph and records (signal name, args) in order."""
 
     SIGNALS = ("node_added", "node_removed", "edge_added", "edge_removed",
-               "params_changed", "node_moved", "changed")
+               "params_changed", "node_moved", "nodes_reordered", "changed")
 
     def __init__(self, graph: Graph):
         self.events: list[tuple[str, tuple]] = []
@@ -81,6 +81,15 @@ def test_add_edge_announces_edge_added():
     assert g.edges == [edge]
 
 
+def test_add_edge_at_an_index_keeps_the_file_order():
+    g = chain("Input", "ReLU", "Tanh")
+    first = g.edges[0]
+    g.remove_edge(first)
+    rec = Recorder(g)
+    g.add_edge(first, index=0)
+    assert g.edges[0] == first and rec.events == [("edge_added", (first,)), ("changed", ())]
+
+
 def test_remove_node_removes_its_edges_first_each_announced():
     g = chain("Input", "ReLU", "Tanh")
     rec = Recorder(g)
@@ -125,6 +134,34 @@ def test_move_node_announces_node_moved_with_float_position():
     node = g.node("n0")
     assert node.position == (3.0, 4.0) and all(isinstance(v, float) for v in node.position)
     assert rec.events == [("node_moved", (node,)), ("changed", ())]
+
+
+def test_move_node_to_none_clears_the_position_announced():
+    g = chain("Input")
+    g.move_node("n0", (3, 4))
+    rec = Recorder(g)
+    g.move_node("n0", None)
+    node = g.node("n0")
+    assert node.position is None
+    assert rec.events == [("node_moved", (node,)), ("changed", ())]
+
+
+def test_reorder_puts_the_nodes_in_the_given_order_announced():
+    g = chain("Input", "ReLU", "Flatten")
+    nodes = g.nodes
+    rec = Recorder(g)
+    g.reorder(["n2", "n0", "n1"])
+    assert list(g.nodes) == ["n2", "n0", "n1"] and g.nodes is nodes
+    assert rec.events == [("nodes_reordered", (["n2", "n0", "n1"],)), ("changed", ())]
+
+
+@pytest.mark.parametrize("order", [["n0", "n1"], ["n0", "n1", "n1"], ["n0", "n1", "x"], ["n0", "n1", "n2", "n3"]])
+def test_reorder_refuses_an_order_that_is_not_every_node_once(order):
+    g = chain("Input", "ReLU", "Flatten")
+    rec = Recorder(g)
+    with pytest.raises(ValueError, match="every node once"):
+        g.reorder(order)
+    assert list(g.nodes) == ["n0", "n1", "n2"] and rec.events == []
 
 
 def test_signal_connect_disconnect_and_order():

@@ -24,7 +24,7 @@ def window(qtbot, tmp_path):
     w = MainWindow(settings=settings)
     # pytest-qt closes widgets before fixture teardown: drop unsaved changes first, or
     # closing would ask "save changes?" in a modal box nobody answers
-    qtbot.addWidget(w, before_close_func=lambda widget: widget.doc.undo_stack.setClean())
+    qtbot.addWidget(w, before_close_func=lambda widget: widget.doc.history.set_clean())
     w.resize(1200, 800)
     w.show()
     qtbot.waitExposed(w)

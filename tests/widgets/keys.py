@@ -97,11 +97,11 @@ def _main() -> int:
     import tempfile
 
     from PySide6.QtCore import QSettings, Qt
-    from PySide6.QtGui import QUndoCommand
     from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication
 
     from app.engine.examples import example_path
+    from app.engine.session.history import Command
     from app.widgets.main_window import MainWindow
 
     app = QApplication(sys.argv[:1])
@@ -121,16 +121,16 @@ def _main() -> int:
             combo = sequence[0]
             if combo.key() in (Qt.Key.Key_Redo,):  # a dedicated key no keyboard here has
                 continue
-            window.doc.undo_stack.push(QUndoCommand("an edit to redo"))
-            window.doc.undo_stack.undo()
-            before = window.doc.undo_stack.index()
+            window.doc.history.push(Command())
+            window.doc.history.undo()
+            before = window.doc.history.index
             QTest.keyClick(window, combo.key(), combo.keyboardModifiers())
             app.processEvents()
-            pressed[text(sequence)] = window.doc.undo_stack.index() == before + 1
+            pressed[text(sequence)] = window.doc.history.index == before + 1
         result = {"platform": app.platformName(), "active": QApplication.activeWindow() is window,
                   "redo": [text(s) for s in redo.shortcuts()], "twice": bound_twice(window),
                   "menu_twice": menu_mnemonics_twice(window), "redo_pressed": pressed}
-        window.doc.undo_stack.setClean()
+        window.doc.history.set_clean()
         window.close()
     print(json.dumps(result))
     return 0

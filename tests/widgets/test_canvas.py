@@ -55,7 +55,7 @@ def test_drop_a_palette_layer_adds_it_at_the_drop_point(window):
     item = window.scene.nodes[added[0].id]
     assert item.sceneBoundingRect().contains(window.view.mapToScene(at))
     assert added[0].params == {"out_channels": 8, "kernel_size": 3}
-    window.doc.undo_stack.undo()
+    window.doc.history.undo()
     assert not any(n.type == "Conv2d" for n in window.doc.graph.nodes.values())
 
 
@@ -68,9 +68,9 @@ def test_connect_two_ports_with_the_mouse(qtbot, window):
     assert window.doc.graph.edges == [Edge("input", "fc", 0)]
     assert scene.edges[Edge("input", "fc", 0)].label.text() == "[4]"
     assert scene.nodes["fc"].shape_text.startswith("→ [3]")
-    window.doc.undo_stack.undo()
+    window.doc.history.undo()
     assert window.doc.graph.edges == []
-    window.doc.undo_stack.redo()
+    window.doc.history.redo()
     assert window.doc.graph.edges == [Edge("input", "fc", 0)]
 
 
@@ -116,7 +116,7 @@ def test_inspector_edit_changes_the_edge_labels(qtbot, lenet):
     assert label.text() == "[6, 26, 26]"
     assert scene.edges[Edge("fc1", "relu3", 0)].label.text() == "[120]"
     assert "44,426" not in window.params_label.text()
-    window.doc.undo_stack.undo()
+    window.doc.history.undo()
     assert label.text() == "[6, 24, 24]" and "44,426" in window.params_label.text()
 
 
@@ -142,7 +142,7 @@ def test_move_by_drag_is_one_undo_step(qtbot, lenet):
     drag_mouse(qtbot, window, start, start + QPointF(150, 20))
     after = window.doc.graph.nodes["relu1"].position
     assert after[0] > before[0] + 100
-    window.doc.undo_stack.undo()
+    window.doc.history.undo()
     assert window.doc.graph.nodes["relu1"].position == before
     assert item.pos().x() == before[0]
 
@@ -159,7 +159,7 @@ def test_rubber_band_select_and_delete_key(qtbot, lenet):
     qtbot.keyClick(window.view, Qt.Key.Key_Delete)
     assert not selected & set(window.doc.graph.nodes)
     assert all(e.source not in selected and e.target not in selected for e in window.doc.graph.edges)
-    window.doc.undo_stack.undo()
+    window.doc.history.undo()
     assert selected <= set(window.doc.graph.nodes)
     assert Edge("input", "conv1") in window.doc.graph.edges
     assert list(window.doc.graph.nodes)[:3] == ["input", "conv1", "relu1"]
@@ -178,7 +178,7 @@ def test_copy_paste_and_duplicate(qtbot, lenet):
     assert any({e.source, e.target} == set(new) for e in g.edges)
     copy = next(i for i in new if g.nodes[i].type == "Conv2d")
     assert g.nodes[copy].params == g.nodes["conv1"].params
-    window.doc.undo_stack.undo()
+    window.doc.history.undo()
     assert len(g.nodes) == 13
     window.scene.select_nodes(["fc1"])
     window.editor.duplicate()
@@ -243,7 +243,7 @@ def test_auto_layout_is_undoable(window):
     window.actions_by_name["layout"].trigger()
     ys = [window.doc.graph.nodes[f"n{i}"].position[1] for i in range(3)]
     assert ys == sorted(ys) and len(set(ys)) == 3
-    window.doc.undo_stack.undo()
+    window.doc.history.undo()
     assert {i: n.position for i, n in window.doc.graph.nodes.items()} == before
 
 
@@ -278,7 +278,7 @@ def test_select_an_edge_by_clicking_it_and_delete_it(qtbot, lenet):
     qtbot.keyClick(window.view, Qt.Key.Key_Delete)
     assert edge not in window.doc.graph.edges and "relu3" in window.doc.graph.nodes
     assert not window.doc.analysis.ok  # relu3 lost its input
-    window.doc.undo_stack.undo()
+    window.doc.history.undo()
     assert edge in window.doc.graph.edges and window.doc.analysis.ok
-    window.doc.undo_stack.redo()
+    window.doc.history.redo()
     assert edge not in window.doc.graph.edges

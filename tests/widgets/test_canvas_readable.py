@@ -78,13 +78,13 @@ def test_the_canvas_reads_on_a_later_start_with_the_training_dock_restored(qtbot
 
     settings = QSettings(str(tmp_path / "later.ini"), QSettings.Format.IniFormat)
     first = MainWindow(settings=settings)
-    qtbot.addWidget(first, before_close_func=lambda w: w.doc.undo_stack.setClean())
+    qtbot.addWidget(first, before_close_func=lambda w: w.doc.history.set_clean())
     first.show()
     qtbot.waitExposed(first)
     open_dock(qtbot, first, "training")
     first.close()  # saves the layout with the big training dock
     later = MainWindow(settings=settings)
-    qtbot.addWidget(later, before_close_func=lambda w: w.doc.undo_stack.setClean())
+    qtbot.addWidget(later, before_close_func=lambda w: w.doc.history.set_clean())
     assert later.open_file(example_path("lenet5"), example=True, ask=False)
     later.show()
     qtbot.waitExposed(later)
@@ -133,9 +133,9 @@ def test_the_level_of_detail_follows_the_text_size_on_screen(window):
 
 def test_a_short_wide_canvas_lays_a_chain_out_left_to_right_and_back(qtbot, window):
     at_default_size(qtbot, window)
-    scene, stack = window.scene, window.doc.undo_stack
+    scene, stack = window.scene, window.doc.history
     before = {i: n.position for i, n in window.doc.graph.nodes.items()}
-    assert scene.direction == "TB" and stack.count() == 0
+    assert scene.direction == "TB" and stack.count == 0
     open_dock(qtbot, window, "training")
     view = window.view
     assert view.viewport().width() >= 1.6 * view.viewport().height()
@@ -149,7 +149,7 @@ def test_a_short_wide_canvas_lays_a_chain_out_left_to_right_and_back(qtbot, wind
     path = scene.edges[Edge("input", "conv1", 0)].path()
     assert path.pointAtPercent(0).x() < path.pointAtPercent(1).x()
     assert path.pointAtPercent(0) == scene.nodes["input"].output_pos()
-    assert not window.doc.dirty and stack.canUndo()  # undoable, yet no unsaved change
+    assert not window.doc.dirty and stack.can_undo  # undoable, yet no unsaved change
     window._docks["training"].hide()
     settle(qtbot)
     assert scene.direction == "LR"  # 870 x 600 px: left to right still shows more (all of it)
@@ -158,7 +158,7 @@ def test_a_short_wide_canvas_lays_a_chain_out_left_to_right_and_back(qtbot, wind
     assert view.viewport().height() > view.viewport().width()
     assert scene.direction == "TB"
     assert {i: n.position for i, n in window.doc.graph.nodes.items()} == before
-    assert stack.count() == 0 and not window.doc.dirty
+    assert stack.count == 0 and not window.doc.dirty
 
 
 def test_undoing_the_automatic_layout_stops_it(qtbot, window):
@@ -166,7 +166,7 @@ def test_undoing_the_automatic_layout_stops_it(qtbot, window):
     before = {i: n.position for i, n in window.doc.graph.nodes.items()}
     open_dock(qtbot, window, "training")
     assert window.scene.direction == "LR"
-    window.doc.undo_stack.undo()
+    window.doc.history.undo()
     assert window.scene.direction == "TB"
     assert {i: n.position for i, n in window.doc.graph.nodes.items()} == before
     window.view.fit()
@@ -177,22 +177,27 @@ def test_undoing_the_automatic_layout_stops_it(qtbot, window):
 
 def test_undoing_the_automatic_layout_of_a_clean_document_leaves_it_clean(qtbot, window):
     at_default_size(qtbot, window)
-    assert window.doc.undo_stack.isClean()
+    assert window.doc.history.is_clean
     open_dock(qtbot, window, "training")
-    assert window.scene.direction == "LR" and window.doc.undo_stack.isClean()
-    window.doc.undo_stack.undo()
+    assert window.scene.direction == "LR" and window.doc.history.is_clean
+    dirty = []
+    window.doc.dirty_changed.connect(dirty.append)
+    window.doc.history.undo()
+    assert window.doc.history.is_clean and dirty == []  # at once, never dirty on the way
     settle(qtbot, 100)
-    assert window.doc.undo_stack.isClean() and not window.isWindowModified()
+    assert window.doc.history.is_clean and not window.isWindowModified()
+    window.doc.history.redo()  # the layout again, as a step of its own: a change to save
+    assert window.doc.dirty
 
 
 def test_the_automatic_layout_never_throws_the_users_redo_steps_away(qtbot, window):
     at_default_size(qtbot, window)
     window.editor.set_params("conv1", {"out_channels": 8, "kernel_size": 5})
-    window.doc.undo_stack.undo()
-    assert window.doc.undo_stack.canRedo()
+    window.doc.history.undo()
+    assert window.doc.history.can_redo
     open_dock(qtbot, window, "training")
-    assert window.doc.undo_stack.canRedo() and window.scene.direction == "TB"
-    window.doc.undo_stack.redo()
+    assert window.doc.history.can_redo and window.scene.direction == "TB"
+    window.doc.history.redo()
     assert window.doc.graph.nodes["conv1"].params["out_channels"] == 8
 
 
@@ -225,11 +230,11 @@ def test_left_to_right_layout_on_request_is_undoable(window):
     ys = {window.doc.graph.nodes[f"n{i}"].position[1] for i in range(3)}
     assert xs == sorted(xs) and len(set(xs)) == 3 and len(ys) == 1
     assert scene.direction == "LR" and not scene.auto_arrange  # the user's choice stays
-    assert window.doc.undo_stack.undoText() == "Left-to-right layout" and window.doc.dirty
-    window.doc.undo_stack.undo()
+    assert window.doc.history.undo_text == "Left-to-right layout" and window.doc.dirty
+    window.doc.history.undo()
     assert {i: n.position for i, n in window.doc.graph.nodes.items()} == before
     assert scene.direction == "TB"
-    window.doc.undo_stack.redo()
+    window.doc.history.redo()
     assert scene.direction == "LR"
     # a node added without a place goes to the right of the others, where the flow continues
     assert scene._free_spot()[0] > max(x for x in xs)
@@ -288,7 +293,7 @@ def test_left_to_right_from_the_view_wraps_to_the_canvas_and_fits_readably(qtbot
     assert view.text_pixel_size() >= 9.0
     seen = view.mapToScene(view.viewport().rect()).boundingRect()
     assert all(seen.contains(i.sceneBoundingRect()) for i in scene.nodes.values())  # all 13, readable
-    window.doc.undo_stack.undo()
+    window.doc.history.undo()
     assert scene.direction == "TB"
 
 
@@ -314,7 +319,7 @@ def test_a_saved_layout_that_squeezed_the_canvas_is_restored_with_room_for_it(qt
     settings = QSettings(str(tmp_path / "squeezed.ini"), QSettings.Format.IniFormat)
     monkeypatch.setattr(CanvasView, "minimumSizeHint", lambda self: QSize(40, 40))  # as before the fix
     old = MainWindow(settings=settings)
-    qtbot.addWidget(old, before_close_func=lambda w: w.doc.undo_stack.setClean())
+    qtbot.addWidget(old, before_close_func=lambda w: w.doc.history.set_clean())
     old.resize(*DEFAULT_SIZE)
     old.show()
     qtbot.waitExposed(old)
@@ -326,7 +331,7 @@ def test_a_saved_layout_that_squeezed_the_canvas_is_restored_with_room_for_it(qt
     old.close()
     monkeypatch.undo()
     later = MainWindow(settings=settings)
-    qtbot.addWidget(later, before_close_func=lambda w: w.doc.undo_stack.setClean())
+    qtbot.addWidget(later, before_close_func=lambda w: w.doc.history.set_clean())
     later.resize(*DEFAULT_SIZE)
     later.show()
     qtbot.waitExposed(later)

@@ -21,7 +21,7 @@ def test_open_an_onnx_model_then_save_it_with_its_weights(qtbot, window, tmp_pat
     assert window.doc.analysis.total_params == 44_426
     assert window.doc.dirty and window.windowTitle().startswith("Untitled")
     panel = window.training
-    assert panel.weights_file is not None and panel.local_model is not None
+    assert window.doc.weights.file is not None and panel.local_model is not None
     assert panel.filters.current_layer() == "conv1"  # the imported kernels are on show
     target = tmp_path / "imported.netcanvas.json"
     assert window._save_to(target)

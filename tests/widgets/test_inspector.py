@@ -1,7 +1,7 @@
 """The inspector form (app/widgets/inspector.py), driven through real key and mouse events.
 
 A small stand-in for the window applies each ``params_edited`` to the graph and refreshes
-the inspector, as the real editor does through its undo stack.
+the inspector, as the real editor does through its command history.
 """
 
 from __future__ import annotations

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QMimeData, QPoint, Qt
 from PySide6.QtGui import QColor, QPalette, QTextDocument
 from PySide6.QtWidgets import QApplication
 
 from app.engine.layers import CATALOGUE, CATEGORIES
-from app.widgets.mime import LAYER_MIME
+from app.widgets.mime import LAYER_MIME, layer_type
 from app.widgets.palette import LayerTree, Palette, mime_data_for
 from tests.helpers import shown
 
@@ -123,12 +123,13 @@ def test_double_click_activates_a_layer_not_a_category(qtbot, palette):
 def test_mime_data_carries_the_type_name(palette):
     for data in (mime_data_for("Conv2d"), palette.mime_data_for("Conv2d")):
         assert data.hasFormat(LAYER_MIME)
-        assert bytes(data.data(LAYER_MIME)).decode("utf-8") == "Conv2d"
+        assert layer_type(data) == "Conv2d"  # what the canvas reads from a drop
+    assert layer_type(QMimeData()) is None
     tree = palette.tree
     assert tree.dragEnabled()
     assert tree.mimeTypes() == [LAYER_MIME]
     from_tree = tree.mimeData([item_named(palette, "LSTM")])
-    assert bytes(from_tree.data(LAYER_MIME)).decode("utf-8") == "LSTM"
+    assert layer_type(from_tree) == "LSTM"
     assert tree.mimeData([palette.categories()[0]]) is None
     assert item_named(palette, "LSTM").flags() & Qt.ItemFlag.ItemIsDragEnabled
     assert not palette.categories()[0].flags() & Qt.ItemFlag.ItemIsDragEnabled

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QKeySequence, QUndoCommand
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QApplication
 
+from app.engine.session.history import Command
 from app.widgets import shortcuts
 from app.widgets.shortcuts import KEYS, resolve
 from tests.widgets.keys import TABLES, bound_twice, menu_mnemonics_twice, table_bindings, text
@@ -60,7 +61,7 @@ def test_the_window_on_x11_desktops_binds_each_key_once_and_redo_works_from_the_
 
     monkeypatch.setattr(shortcuts, "platform_bindings", table_bindings(desktop))
     window = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
-    qtbot.addWidget(window, before_close_func=lambda w: w.doc.undo_stack.setClean())
+    qtbot.addWidget(window, before_close_func=lambda w: w.doc.history.set_clean())
     assert [text(s) for s in window.actions_by_name["redo"].shortcuts()] == ["Ctrl+Shift+Z", "Redo"]
     assert bound_twice(window) == {} and menu_mnemonics_twice(window) == {}
     _redo_by_keyboard(qtbot, window, QKeySequence("Ctrl+Shift+Z"))
@@ -91,13 +92,13 @@ def _redo_by_keyboard(qtbot, window, sequence: QKeySequence) -> None:
     window.show()
     window.activateWindow()
     qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=5000)
-    stack = window.doc.undo_stack
-    stack.push(QUndoCommand("an edit to redo"))
+    stack = window.doc.history
+    stack.push(Command())
     stack.undo()
-    before = stack.index()
+    before = stack.index
     combo = sequence[0]
     qtbot.keyClick(window, combo.key(), combo.keyboardModifiers())
-    assert stack.index() == before + 1, text(sequence)
+    assert stack.index == before + 1, text(sequence)
 
 
 def test_on_the_real_x11_desktops_where_xvfb_is_installed():

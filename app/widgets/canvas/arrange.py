@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QRectF, QSize
 
 from ...engine.layout import LR, LR_LAYER_GAP, TB
-from ..commands import MoveNodes
+from ...engine.session.commands import MoveNodes
 from .items import NODE_H, NODE_W
 
 MARGIN = 40.0  # scene units around the graph when it is fitted
@@ -26,13 +26,13 @@ MOST_NODES = 150  # larger graphs are never rearranged by themselves (they are n
 
 class Arrange(MoveNodes):
     """A layout that also sets the direction the ports face; an ``auto`` one (the view's own
-    choice) takes in the automatic layouts after it (``extend``; QUndoStack never merges
+    choice) takes in the automatic layouts after it (``extend``; the history never merges
     into its clean step), and an undo by the user turns the automatic choice off."""
 
     def __init__(self, scene, moves, old_direction: str, new_direction: str, auto: bool = False):
         text = ("Fit layout to the canvas" if auto else
                 "Left-to-right layout" if new_direction == LR else "Top-to-bottom layout")
-        super().__init__(scene.doc, moves, text)
+        super().__init__(scene.doc.model, moves, text)
         self.scene, self.old_direction, self.new_direction, self.auto = scene, old_direction, new_direction, auto
         self.drop_on_undo = False
         self.pushed_clean = False  # an automatic step pushed on a clean document: undone, it is clean again
@@ -63,10 +63,16 @@ class Arrange(MoveNodes):
         super().undo()
         self.scene.moves_settled()
         if self.drop_on_undo:
-            self.setObsolete(True)  # QUndoStack deletes it: no step left to redo
-        elif self.auto and self.pushed_clean:  # back where the document was clean, once the stack has moved
-            stack = self.doc.undo_stack
-            QTimer.singleShot(0, stack, lambda: stack.setClean() if stack.command(stack.index()) is self else None)
+            self.obsolete = True  # the history drops it: no step left to redo
+        elif self.auto and self.pushed_clean:  # back where the document was clean
+            history = self.doc.history
+
+            def clean_again() -> None:  # once the history's index has moved below this step
+                history.changed.disconnect(clean_again)
+                if history.can_redo and history.command(history.index) is self:
+                    history.set_clean()
+
+            history.changed.connect(clean_again)
 
 
 @dataclass
@@ -77,13 +83,21 @@ class Candidate:
     shown: float  # the share of the graph's area in view at that zoom
 
 
-def judge(direction, positions, width: float, height: float, readable: float, most: float) -> Candidate:
-    """The zoom fitting ``positions`` in a ``width`` x ``height`` viewport, never below
+def graph_box(positions: dict[str, tuple[float, float]]) -> QRectF:
+    """The scene rectangle the nodes at ``positions`` cover, with ``MARGIN`` around it (one
+    node's box at the origin when there are none)."""
+    box = QRectF()
+    for x, y in positions.values() or [(0.0, 0.0)]:
+        box = box.united(QRectF(x, y, NODE_W, NODE_H))
+    return box.adjusted(-MARGIN, -MARGIN, MARGIN, MARGIN)
+
+
+def judge(direction, positions, viewport: QSize, readable: float, most: float) -> Candidate:
+    """The zoom fitting ``positions`` in a viewport of ``viewport`` pixels, never below
     ``readable`` nor above ``most``, and the share of the graph then in view."""
-    xs = [p[0] for p in positions.values()] or [0.0]
-    ys = [p[1] for p in positions.values()] or [0.0]
-    w = max(xs) - min(xs) + NODE_W + 2 * MARGIN
-    h = max(ys) - min(ys) + NODE_H + 2 * MARGIN
+    width, height = viewport.width(), viewport.height()
+    box = graph_box(positions)
+    w, h = box.width(), box.height()
     zoom = min(max(min(width / w, height / h), readable), most)
     shown = min(1.0, width / (zoom * w)) * min(1.0, height / (zoom * h))
     return Candidate(direction, positions, zoom, shown)
@@ -108,7 +122,7 @@ def layered(graph, direction: str) -> bool:
     return True
 
 
-def auto_arrange(scene, width: float, height: float, readable: float, most: float) -> bool:
+def auto_arrange(scene, viewport: QSize, readable: float, most: float) -> bool:
     """Lay the graph out left to right (wrapped to the canvas width) when that shows much
     more of it at a readable zoom than the layout it has, and back again when the canvas
     grows tall (also while a training run locks editing: only positions change, and the
@@ -116,42 +130,42 @@ def auto_arrange(scene, width: float, height: float, readable: float, most: floa
     (edges running backwards). True when the layout changed."""
     graph = scene.doc.graph
     if (not scene.auto_arrange or not graph.edges or len(graph.nodes) > MOST_NODES
-            or not layered(graph, scene.direction) or width <= 0 or height <= 0):
+            or not layered(graph, scene.direction) or viewport.isEmpty()):
         return False
-    current = judge(scene.direction, {n: node.position for n, node in graph.nodes.items()}, width, height,
+    current = judge(scene.direction, {n: node.position for n, node in graph.nodes.items()}, viewport,
                     readable, most)
     if current.shown >= 1.0:
         return False  # all of it readable already
     options = []
-    stack = scene.doc.undo_stack
-    top = stack.command(stack.index() - 1) if stack.index() > 0 else None
-    auto_top = top if isinstance(top, Arrange) and top.auto and stack.index() == stack.count() else None
+    history = scene.doc.history
+    top = history.command(history.index - 1) if history.index > 0 else None
+    auto_top = top if isinstance(top, Arrange) and top.auto and not history.can_redo else None
     if auto_top is not None:
         original = {n: old for n, (old, _) in auto_top.moves.items() if old is not None}
         if len(original) == len(auto_top.moves):  # where the graph was before it was arranged
             positions = {n: node.position for n, node in graph.nodes.items()} | original
-            options.append(judge(auto_top.old_direction, positions, width, height, readable, most))
-    if width >= WIDE * height:
-        options.append(judge(LR, scene.layout_positions(LR, wrap_for(width, readable)), width, height,
+            options.append(judge(auto_top.old_direction, positions, viewport, readable, most))
+    if viewport.width() >= WIDE * viewport.height():
+        options.append(judge(LR, scene.layout_positions(LR, wrap_for(viewport.width(), readable)), viewport,
                              readable, most))
     best = max(options, key=lambda c: (c.shown, c.zoom), default=None)
     if best is None or best.shown < current.shown * BETTER:
         return False
     moves = {n: (graph.nodes[n].position, p) for n, p in best.positions.items() if graph.nodes[n].position != p}
-    if not moves or (auto_top is None and stack.canRedo()):  # a push would throw the user's redo steps away
+    if not moves or (auto_top is None and history.can_redo):  # a push would throw the user's redo steps away
         return False
-    clean = stack.isClean()
+    clean = history.is_clean
     scene.arranging = True
     try:
         if auto_top is not None:
             if not auto_top.extend(best.positions, best.direction):
-                stack.undo()  # back to the start: the step goes
+                history.undo()  # back to the start: the step goes
         else:
             step = Arrange(scene, moves, scene.direction, best.direction, auto=True)
             step.pushed_clean = clean
-            stack.push(step)
+            scene.doc.push(step)
     finally:
         scene.arranging = False
-    if clean and not stack.isClean():  # the view fitting itself to the canvas is no unsaved change
-        stack.setClean()
+    if clean and not history.is_clean:  # the view fitting itself to the canvas is no unsaved change
+        history.set_clean()
     return True

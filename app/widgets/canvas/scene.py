@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsScene
 from ...engine.graph import Edge, Node
 from ...engine.inference import Analysis, describe_shape
 from ...engine.layout import LR, TB, infer_direction, layered_layout
-from ..commands import Connect, MoveNodes
+from ...engine.session.commands import Connect, MoveNodes
 from ..document import Document
 from .arrange import Arrange
 from .items import DETAIL_PX, LABEL_PX, NODE_H, NODE_W, EdgeItem, NodeItem, PortItem, key_summary, temp_pen
@@ -22,7 +22,7 @@ from .routing import edge_path
 from .theme import current_theme
 
 GRID = 24
-OVERVIEW_BELOW = 0.12  # zoom under which the graph is drawn as two paths, not items (text is ~1 px)
+OVERVIEW_BELOW = 0.12  # zoom under which the graph is drawn as two paths, not items (text is unreadable)
 
 
 class CanvasScene(QGraphicsScene):
@@ -248,12 +248,12 @@ class CanvasScene(QGraphicsScene):
         if not moves:
             self.set_direction(direction)
             return False
-        self.doc.undo_stack.push(Arrange(self, moves, self.direction, direction))
+        self.doc.push(Arrange(self, moves, self.direction, direction))
         return True
 
     def show_analysis(self, a: Analysis) -> None:
         """Write shapes, parameter counts and errors onto every node and edge; nodes whose
-        facts did not change since the last analysis are skipped (a 2,000-node graph)."""
+        facts did not change since the last analysis are skipped (large graphs)."""
         by_node: dict[str | None, list] = {}
         for issue in a.issues:
             by_node.setdefault(issue.node, []).append(issue)
@@ -391,7 +391,7 @@ class CanvasScene(QGraphicsScene):
         if problem:
             self.message.emit(f"Cannot connect: {problem}")
             return False
-        self.doc.undo_stack.push(Connect(self.doc, Edge(source, target, port.index)))
+        self.doc.push(Connect(self.doc.model, Edge(source, target, port.index)))
         return True
 
     def _commit_moves(self) -> None:
@@ -405,7 +405,7 @@ class CanvasScene(QGraphicsScene):
                 moves[node_id] = (old, new)
         self._press_positions = {}
         if moves:
-            self.doc.undo_stack.push(MoveNodes(self.doc, moves))
+            self.doc.push(MoveNodes(self.doc.model, moves))
             self._grow_scene_rect()
 
     def follow_palette(self) -> None:
@@ -424,7 +424,7 @@ class CanvasScene(QGraphicsScene):
     # -- level of detail -------------------------------------------------------------------
     def set_zoom(self, zoom: float) -> None:
         """The view's zoom: far out, draw the graph as two paths instead of thousands of
-        items (a fit-all repaint of 2,000 nodes drops from ~170 ms to ~6 ms)."""
+        items, which repaint far faster when the whole of a large graph is in view."""
         self._zoom = zoom
         self._apply_detail()
 
@@ -461,7 +461,7 @@ class CanvasScene(QGraphicsScene):
 
     def _overview_stale(self) -> None:
         """Rebuild the overview once the current burst of changes is over (a layout moves
-        thousands of nodes: one rebuild, not thousands)."""
+        every node: one rebuild, not one per node)."""
         if self._overview and not self._overview_timer.isActive():
             self._overview_timer.start()
 

@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QCompleter, QGraphicsView, QLineEdit
 
 from ...engine.layers import CATALOGUE
 from ...engine.layout import LR
-from ..mime import LAYER_MIME
+from ..mime import layer_type
 from .arrange import MARGIN, auto_arrange, wrap_for
 from .items import READABLE_PX, SMALLEST_TEXT_PX
 from .scene import CanvasScene
@@ -118,7 +118,7 @@ class CanvasView(QGraphicsView):
         view = self.viewport().rect()
         if view.width() < 200 or view.height() < 100:
             return False
-        return auto_arrange(scene, view.width(), view.height(), self.readable_zoom(), FIT_MOST)
+        return auto_arrange(scene, view.size(), self.readable_zoom(), FIT_MOST)
 
     def _size_settled(self) -> None:
         if self._fitted and self._arrange():
@@ -268,28 +268,27 @@ class CanvasView(QGraphicsView):
 
     # -- palette drops -----------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:
-        if event.mimeData().hasFormat(LAYER_MIME):
+        if layer_type(event.mimeData()) is not None:
             event.acceptProposedAction()
         else:
             super().dragEnterEvent(event)
 
     def dragMoveEvent(self, event) -> None:
-        if event.mimeData().hasFormat(LAYER_MIME):
+        if layer_type(event.mimeData()) is not None:
             event.acceptProposedAction()
         else:
             super().dragMoveEvent(event)
 
     def dropEvent(self, event) -> None:
-        if event.mimeData().hasFormat(LAYER_MIME) and self.scene().read_only:
+        type_name = layer_type(event.mimeData())
+        if type_name is not None and self.scene().read_only:
             self.scene().message.emit(self.scene()._read_only_reason)
             event.ignore()
             return
-        if event.mimeData().hasFormat(LAYER_MIME):
-            type_name = bytes(event.mimeData().data(LAYER_MIME)).decode("utf-8")
-            if type_name in CATALOGUE:
-                self.layer_dropped.emit(type_name, self.mapToScene(event.position().toPoint()))
-                event.acceptProposedAction()
-                return
+        if type_name in CATALOGUE:
+            self.layer_dropped.emit(type_name, self.mapToScene(event.position().toPoint()))
+            event.acceptProposedAction()
+            return
         super().dropEvent(event)
 
     # -- quick add (Tab) ---------------------------------------------------------------------

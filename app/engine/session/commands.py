@@ -1,27 +1,26 @@
-"""Every user edit is an undoable command acting on the graph model (DESIGN rule 3).
+"""Every user edit is an undoable command acting on the open project (DESIGN rule 3).
 
-Commands change only the engine's ``Graph``; the canvas and the inspector follow its
-signals. Each command keeps what it needs to undo itself exactly.
+Commands change the model only through ``Graph`` and ``Document`` methods that announce
+the change; views follow those events. Each command keeps what it needs to undo itself
+exactly, down to the order the project file lists its nodes in.
 """
 
 from __future__ import annotations
 
 import copy
 
-from PySide6.QtGui import QUndoCommand
-
-from ..engine.graph import Edge, Node
+from ..graph import Edge, Node
 from .document import Document
+from .history import Command
 
-_MERGE_PARAMS = 1001
-_MERGE_SETTINGS = 1002
+Position = tuple[float, float]
 
 
-class AddItems(QUndoCommand):
+class AddItems(Command):
     """Add nodes and edges (a dropped layer, a paste, a duplicate)."""
 
     def __init__(self, doc: Document, nodes: list[Node], edges: list[Edge] = (), text: str = ""):
-        super().__init__(text or (f"Add {nodes[0].type}" if len(nodes) == 1 else f"Add {len(nodes)} layers"))
+        self.text = text or (f"Add {nodes[0].type}" if len(nodes) == 1 else f"Add {len(nodes)} layers")
         self.doc, self.nodes, self.edges = doc, [copy.deepcopy(n) for n in nodes], list(edges)
 
     def redo(self) -> None:
@@ -37,20 +36,21 @@ class AddItems(QUndoCommand):
                 self.doc.graph.remove_node(n.id)
 
 
-class RemoveItems(QUndoCommand):
+class RemoveItems(Command):
     """Delete nodes (with every edge touching them) and edges."""
 
     def __init__(self, doc: Document, node_ids: list[str], edges: list[Edge] = (), text: str = "Delete"):
-        super().__init__(text)
+        self.text = text
         g = doc.graph
         self.doc = doc
-        self.nodes = [copy.deepcopy(g.nodes[i]) for i in g.nodes if i in set(node_ids)]
+        wanted = set(node_ids)
+        self.nodes = [copy.deepcopy(n) for i, n in g.nodes.items() if i in wanted]
         ids = {n.id for n in self.nodes}
         touching = [e for e in g.edges if e.source in ids or e.target in ids]
         self.edges = touching + [e for e in edges if e not in touching]
-        # where each removed node stood in file order, so undo restores the same file
-        order = list(g.nodes)
-        self.positions = {n.id: order.index(n.id) for n in self.nodes}
+        # the file's order of nodes and of edges, which undo restores
+        self.order = list(g.nodes)
+        self.edge_slots = sorted(((g.edges.index(e), e) for e in self.edges if e in g.edges), key=lambda s: s[0])
 
     def redo(self) -> None:
         with self.doc.batch():
@@ -65,21 +65,17 @@ class RemoveItems(QUndoCommand):
         with self.doc.batch():
             for n in self.nodes:
                 g.add_node(copy.deepcopy(n))
-            _restore_order(g, self.positions)
-            for e in self.edges:
-                g.add_edge(e, check=False)
+            if list(g.nodes) != self.order:
+                g.reorder(self.order)
+            for index, e in self.edge_slots:  # ascending: the edges before each are in place
+                g.add_edge(e, check=False, index=index)
 
 
-def _restore_order(graph, positions: dict[str, int]) -> None:
-    order = [i for i in graph.nodes if i not in positions]
-    for node_id, index in sorted(positions.items(), key=lambda kv: kv[1]):
-        order.insert(min(index, len(order)), node_id)
-    graph.nodes = {i: graph.nodes[i] for i in order}
+class Connect(Command):
+    """Feed input slot ``edge.target_port`` of ``edge.target`` from ``edge.source``."""
 
-
-class Connect(QUndoCommand):
     def __init__(self, doc: Document, edge: Edge):
-        super().__init__(f"Connect {edge.source} to {edge.target}")
+        self.text = f"Connect {edge.source} to {edge.target}"
         self.doc, self.edge = doc, edge
 
     def redo(self) -> None:
@@ -89,12 +85,12 @@ class Connect(QUndoCommand):
         self.doc.graph.remove_edge(self.edge)
 
 
-class MoveNodes(QUndoCommand):
-    """Move nodes to new positions (a drag, or an automatic layout)."""
+class MoveNodes(Command):
+    """Move nodes to new positions (a drag, or an automatic layout). ``moves``: node id ->
+    (old position or None when it had none, new position)."""
 
-    def __init__(self, doc: Document, moves: dict[str, tuple[tuple[float, float] | None, tuple[float, float]]],
-                 text: str = ""):
-        super().__init__(text or (f"Move {next(iter(moves))}" if len(moves) == 1 else f"Move {len(moves)} layers"))
+    def __init__(self, doc: Document, moves: dict[str, tuple[Position | None, Position]], text: str = ""):
+        self.text = text or (f"Move {next(iter(moves))}" if len(moves) == 1 else f"Move {len(moves)} layers")
         self.doc, self.moves = doc, moves
 
     def redo(self) -> None:
@@ -105,30 +101,21 @@ class MoveNodes(QUndoCommand):
     def undo(self) -> None:
         with self.doc.batch():
             for node_id, (old, _) in self.moves.items():
-                node = self.doc.graph.nodes[node_id]
-                if old is None:
-                    node.position = None
-                    self.doc.graph.node_moved.emit(node)
-                    self.doc.graph.changed.emit()
-                else:
-                    self.doc.graph.move_node(node_id, old)
+                self.doc.graph.move_node(node_id, old)
 
 
-class SetParams(QUndoCommand):
-    """Change a node's parameters. Successive edits of one field merge into one step, so
-    typing "128" is undone at once rather than digit by digit."""
+class SetParams(Command):
+    """Change a node's parameters. Successive edits of the same fields of one node merge
+    into one step, so typing "128" is undone at once rather than digit by digit."""
 
     def __init__(self, doc: Document, node_id: str, params: dict):
-        super().__init__(f"Edit {node_id}")
+        self.text = f"Edit {node_id}"
         self.doc, self.node_id = doc, node_id
         self.old = copy.deepcopy(doc.graph.nodes[node_id].params)
         self.new = copy.deepcopy(params)
         self.changed_keys = {k for k in set(self.old) | set(self.new) if self.old.get(k) != self.new.get(k)}
 
-    def id(self) -> int:
-        return _MERGE_PARAMS
-
-    def mergeWith(self, other: QUndoCommand) -> bool:
+    def merge(self, other: Command) -> bool:
         if not isinstance(other, SetParams) or other.node_id != self.node_id:
             return False
         if other.changed_keys != self.changed_keys:
@@ -143,19 +130,16 @@ class SetParams(QUndoCommand):
         self.doc.graph.set_params(self.node_id, copy.deepcopy(self.old))
 
 
-class SetSetting(QUndoCommand):
+class SetSetting(Command):
     """Change one dataset or training setting; successive edits of one setting merge."""
 
     def __init__(self, doc: Document, section: str, name: str, value):
-        super().__init__(f"Set {section} {name}")
+        self.text = f"Set {section} {name}"
         self.doc, self.section, self.name = doc, section, name
         self.old = copy.deepcopy(getattr(doc.project, section))
         self.new = {**self.old, name: copy.deepcopy(value)}
 
-    def id(self) -> int:
-        return _MERGE_SETTINGS
-
-    def mergeWith(self, other: QUndoCommand) -> bool:
+    def merge(self, other: Command) -> bool:
         if not isinstance(other, SetSetting) or (other.section, other.name) != (self.section, self.name):
             return False
         self.new = other.new

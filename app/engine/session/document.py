@@ -1,0 +1,124 @@
+"""The open project: the engine's ``Project``, its command history, the latest analysis
+(re-run after every change of the graph), its settings with change events, and which
+trained weights are its own. The editor, a test and a script drive it alike; the Qt
+adapter (``app/widgets/document.py``) only re-announces its events as Qt signals.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+from ..inference import Analysis, analyze
+from ..layout import layered_layout
+from ..project import Project, save_project
+from ..signals import Signal
+from .history import Command, History
+from .weights import ProjectWeights
+
+SECTIONS = ("dataset", "training")
+
+
+class Document:
+    """Signals: ``analyzed(analysis)`` after each change of the graph; ``reset()`` when
+    another project replaces this one (views rebuild); ``path_changed(path)`` ("" when
+    none); ``dirty_changed(dirty)``; ``settings_changed(section)`` ("dataset" or
+    "training") when a section of settings is replaced.
+
+    ``scratch_dir`` returns the folder where runs of a never-saved project write their
+    weights (see ``ProjectWeights``)."""
+
+    def __init__(self, project: Project | None = None, *, scratch_dir: Callable[[], Path] | None = None):
+        self.analyzed = Signal()
+        self.reset = Signal()
+        self.path_changed = Signal()
+        self.dirty_changed = Signal()
+        self.settings_changed = Signal()
+        self.history = History()
+        self.history.clean_changed.connect(lambda clean: self.dirty_changed.emit(not clean))
+        self._batch = 0
+        self._pending = False
+        self.project = project or Project()
+        self.weights = ProjectWeights(lambda: self.project, scratch_dir)
+        self.analysis: Analysis = analyze(self.project.graph)
+        self.graph.changed.connect(self._changed)
+
+    @property
+    def graph(self):
+        return self.project.graph
+
+    @property
+    def dirty(self) -> bool:
+        """Whether the project differs from its file (or was never saved and was edited)."""
+        return not self.history.is_clean
+
+    # -- edits -------------------------------------------------------------------------
+    def push(self, command: Command) -> None:
+        """Apply ``command`` as the next step of the history."""
+        self.history.push(command)
+
+    def undo(self) -> None:
+        self.history.undo()
+
+    def redo(self) -> None:
+        self.history.redo()
+
+    def set_section(self, section: str, values: dict) -> None:
+        """Replace the project's ``dataset`` or ``training`` settings (commands call this);
+        raises ValueError for another section."""
+        if section not in SECTIONS:
+            raise ValueError(f"settings section must be one of {', '.join(SECTIONS)}; received {section!r}")
+        setattr(self.project, section, dict(values))
+        self.settings_changed.emit(section)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Run many graph edits with one analysis at the end (paste, delete, layout)."""
+        self._batch += 1
+        try:
+            yield
+        finally:
+            self._batch -= 1
+            if self._batch == 0 and self._pending:
+                self._pending = False
+                self._analyze()
+
+    # -- whole projects ----------------------------------------------------------------
+    def set_project(self, project: Project) -> None:
+        """Replace the open project (New, Open): nodes without a position are laid out
+        (``layered_layout``), the history is cleared and no weights are held."""
+        graph = project.graph
+        if any(n.position is None for n in graph.nodes.values()):
+            for node_id, position in layered_layout(graph).items():
+                if graph.nodes[node_id].position is None:
+                    graph.move_node(node_id, position)
+        self.graph.changed.disconnect(self._changed)
+        self.project = project
+        self.history.clear()
+        self.weights.reset()
+        self.graph.changed.connect(self._changed)
+        self.analysis = analyze(self.graph)
+        self.reset.emit()
+        self.analyzed.emit(self.analysis)
+        self.path_changed.emit(str(project.path or ""))
+
+    def save(self, path: str | Path | None = None) -> Path:
+        """Save the project atomically (to ``path``, else to its own path) and mark the
+        history clean there. Returns the file written; raises ProjectError when there is no
+        path, OSError when it cannot be written."""
+        target = save_project(self.project, path)
+        self.history.set_clean()
+        self.path_changed.emit(str(target))
+        return target
+
+    # -- analysis ----------------------------------------------------------------------
+    def _changed(self) -> None:
+        if self._batch:
+            self._pending = True
+        else:
+            self._analyze()
+
+    def _analyze(self) -> None:
+        self.analysis = analyze(self.graph)
+        self.analyzed.emit(self.analysis)

@@ -11,7 +11,7 @@ import torch
 from app.engine.compiler import compile_graph
 from app.engine.errors import WeightsError
 from app.engine.examples import load_example
-from app.engine.weights import apply_weights, load_weights, read_weights, save_weights
+from app.engine.weights import apply_weights, bounded_json, load_weights, read_metadata, read_weights, save_weights
 
 
 def lenet():
@@ -93,8 +93,6 @@ def test_a_pickle_refusal_is_one_line_naming_the_file(tmp_path):
 
 
 def test_metadata_is_parsed_with_bounded_nesting(tmp_path):
-    from app.engine.weights import bounded_json, read_metadata
-
     assert bounded_json('{"a": [1, [2, "]]]]"]]}') == {"a": [1, [2, "]]]]"]]}
     assert bounded_json(json.dumps(["[" * 40, "{" * 40])) == ["[" * 40, "{" * 40]  # in strings: not nesting
     with pytest.raises(ValueError, match="nested more than 32"):

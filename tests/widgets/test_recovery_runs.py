@@ -1,26 +1,34 @@
-"""The runs of a never-saved project held back beside its weights file in the recovery folder
-(unsaved-NAME.runs/RUN.safetensors: stopped, diverged, worse) are pruned like the file itself."""
+"""The editor's recovery folder: where a never-saved project's runs write their weights, and
+what a recovery copy records of the unsaved weights held."""
 
 from __future__ import annotations
 
-import os
-import time
+import json
 
-from app.widgets.recovery import UNSAVED_WEIGHTS_DAYS, prune_unsaved_weights, recovery_dir
+import torch
+
+from app.engine.compiler import compile_graph
+from app.engine.weights import save_weights
+from app.widgets import recovery
 
 
-def test_held_back_runs_of_unsaved_projects_do_not_pile_up():
-    folder = recovery_dir()
-    runs, recent_runs = folder / "unsaved-0001.runs", folder / "unsaved-0002.runs"
-    runs.mkdir()
-    recent_runs.mkdir()
-    old, recent = runs / "20261101-120000-aaaa.safetensors", recent_runs / "20261202-120000-bbbb.safetensors"
-    other = folder / "imported-0003.safetensors"
-    for path in (old, recent, other):
-        path.write_bytes(b"x")
-    long_ago = time.time() - (UNSAVED_WEIGHTS_DAYS + 1) * 86400
-    for path in (old, other):
-        os.utime(path, (long_ago, long_ago))
-    assert prune_unsaved_weights() == [old]
-    assert not runs.exists()  # the emptied folder goes too
-    assert recent.exists() and other.exists()
+def test_a_never_saved_projects_runs_write_to_the_recovery_folder(lenet):
+    assert lenet.doc.project.path is None  # an example opens unsaved
+    target = lenet.doc.weights.run_target()
+    assert target.parent == recovery.recovery_dir() and target.name.startswith("unsaved-")
+
+
+def test_the_recovery_copy_names_the_unsaved_weights_held(lenet, tmp_path):
+    torch.manual_seed(0)
+    imported = save_weights(compile_graph(lenet.doc.graph, lenet.doc.analysis), tmp_path / "imported.safetensors")
+    assert lenet.training.adopt_weights(imported, "imported")
+    lenet.editor.set_params("conv1", {"out_channels": 9, "kernel_size": 5})
+    assert lenet.autosaver.save_now()
+    meta = json.loads(lenet.autosaver.meta.read_text("utf-8"))
+    assert meta["weights"] == str(imported) and meta["name"] == lenet.doc.project.name
+    assert meta["original"] is None and isinstance(meta["pid"], int)
+    lenet.doc.weights.reset()  # none held: none recorded
+    assert lenet.autosaver.save_now()
+    assert "weights" not in json.loads(lenet.autosaver.meta.read_text("utf-8"))
+    lenet.autosaver.discard()
+    assert not lenet.autosaver.file.exists() and recovery.pending_recoveries() == []

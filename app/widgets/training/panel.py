@@ -8,6 +8,7 @@ from html import escape
 from pathlib import Path
 
 import numpy as np
+import torch
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -26,18 +28,15 @@ from PySide6.QtWidgets import (
 )
 
 from ...engine import config, snapshots
-from ...engine.compiler import compile_graph
 from ...engine.datasets import Dataset
 from ...engine.devices import list_devices
 from ...engine.errors import NetCanvasError
-from ...engine.files import atomic_write
-from ...engine.project import weights_path_for
-from ...engine.weights import adopt_run_weights, load_weights
-from ..commands import SetSetting
+from ...engine.session.budget import drawing_duty, snapshot_seconds
+from ...engine.session.commands import SetSetting
+from ...engine.session.weights import UNSAVED_WEIGHTS_DAYS, RunOutcome, load_model
 from ..document import Document
 from ..settings_form import SettingsForm
 from .activations import ActivationsView
-from .budget import drawing_duty, snapshot_seconds
 from .curves import CurvesView
 from .data_view import DataPreview, DatasetLoader
 from .filters import FiltersView
@@ -72,9 +71,7 @@ class TrainingPanel(QWidget):
         self.loader = DatasetLoader(self)
         self.dataset: Dataset | None = None
         self.sample: np.ndarray | None = None
-        self.local_model = None
-        self.weights_file: Path | None = None
-        self._unsaved_weights: Path | None = None  # see _unsaved_target
+        self.local_model = None  # the weights held (doc.weights), compiled, for the views
         self._last_progress = 0.0
         self._rate_from: tuple[int, float] | None = None  # (steps done, time) when the first minibatch came
         self._paused_at: float | None = None  # the ETA leaves pauses out
@@ -211,16 +208,14 @@ class TrainingPanel(QWidget):
     # -- settings --------------------------------------------------------------------------
     def _edit(self, section: str, name: str, value) -> None:
         if getattr(self.doc.project, section).get(name) != value:
-            self.doc.undo_stack.push(SetSetting(self.doc, section, name, value))
+            self.doc.push(SetSetting(self.doc.model, section, name, value))
 
     def project_changed(self) -> None:
         """A project was opened: show its settings, its data, and its saved weights."""
         self._show_settings()
         self.dataset = None
         self.sample = None  # a sample of the previous network does not fit this one
-        self.local_model = None
-        self.weights_file = None
-        self._unsaved_weights = None  # this document's runs' weights file until it is saved
+        self.local_model = None  # (the document's weights were reset with it)
         self.results.clear()
         self.filters.clear()
         self.curves.clear()  # runs of another network are no comparison
@@ -277,8 +272,8 @@ class TrainingPanel(QWidget):
 
     # -- saved weights, inspected without training ------------------------------------------
     def _inspect_saved_weights(self) -> None:
-        path = self.doc.project.weights_path
-        if self.session.running or path is None or not path.exists():
+        path = self.doc.weights.saved_file()
+        if self.session.running or path is None:
             return
         self.adopt_weights(path, f"Trained weights loaded from {path.name}.")
 
@@ -287,13 +282,10 @@ class TrainingPanel(QWidget):
         activations are shown, exports use them, and the first save copies them beside the
         project file."""
         try:
-            model = compile_graph(self.doc.graph, self.doc.analysis)
-            load_weights(model, path)
+            self.local_model = self.doc.weights.load(self.doc.graph, self.doc.analysis, path)
         except NetCanvasError as e:
             self.status.setText(f"<span style='color:#d03030'>Weights not loaded: {escape(str(e), quote=False)}</span>")
             return False
-        self.local_model = model
-        self.weights_file = Path(path)
         self.status.setText(escape(message, quote=False))
         self._show_local_model()
         return True
@@ -305,8 +297,6 @@ class TrainingPanel(QWidget):
         self.filters.show_filters(snapshots.conv_filters(model, self.doc.graph), a.order)
         fits = self.sample is not None and a.inputs and tuple(self.sample.shape[1:]) == tuple(a.shapes[a.inputs[0]])
         if fits:
-            import torch
-
             self._show_activations(snapshots.activations(model, self.doc.analysis, torch.from_numpy(self.sample)))
 
     def _sample_changed(self, sample: np.ndarray) -> None:
@@ -327,17 +317,13 @@ class TrainingPanel(QWidget):
                                 "(see the Issues list).</span>")
             return
         project = self.doc.project
-        if project.path is not None:
-            weights = weights_path_for(project.path)
-        else:
-            try:
-                weights = self._unsaved_target()
-            except OSError as e:
-                self.status.setText(f"<span style='color:#d03030'>Not started: the weights held here could not "
-                                    f"be copied for the run to be compared with them "
-                                    f"({escape(str(e), quote=False)}).</span>")
-                return
-        self._pending_weights = weights
+        try:
+            weights = self.doc.weights.run_target()
+        except OSError as e:  # a never-saved project's: the weights held are copied there first
+            self.status.setText(f"<span style='color:#d03030'>Not started: the weights held here could not "
+                                f"be copied for the run to be compared with them "
+                                f"({escape(str(e), quote=False)}).</span>")
+            return
         self.curves.start_run()
         self._last_batch = None
         self._last_snapshot, self._drawn_snapshot = None, {}
@@ -351,24 +337,6 @@ class TrainingPanel(QWidget):
                            project_dir=str(project.path.parent) if project.path else None,
                            snapshot_samples=self.sample, nproc=nproc if nproc > 1 else None)
         self.training_active.emit(True)
-
-    def _unsaved_target(self) -> Path:
-        """Where the runs of a never-saved project write their weights: one file per document
-        (in the recovery folder), holding the weights held here (``weights_file``) before each
-        run, so that the engine compares every run with them and holds back a stopped,
-        diverged or worse one instead of replacing them. Raises OSError when they cannot be
-        copied there."""
-        from ..recovery import unsaved_weights_path
-
-        if self._unsaved_weights is None:
-            self._unsaved_weights = unsaved_weights_path()
-        target, held = self._unsaved_weights, self.weights_file
-        if held is not None and held.exists():
-            if held.resolve() != target.resolve():
-                atomic_write(target, held.read_bytes())
-        elif target.exists():  # nothing held here any more: nothing in place to compare with
-            target.unlink()
-        return target
 
     def toggle_pause(self) -> None:
         if self.session.paused:
@@ -512,27 +480,12 @@ class TrainingPanel(QWidget):
         names = self.dataset.class_names if self.dataset else []
         self.results.show_result(event, test_x, names)
         self.curves.flush()
-        # the engine held this run's weights back (stopped, diverged or worse than those in
-        # place): they replace the weights in place only if the user says so
-        held_back, target = event.weights_held_back, event.weights_target
-        error = event.weights_error  # they could not be written where they go
-        note = ""
-        if held_back and event.weights_path:
-            if target and Path(target).exists():
-                note = self._offer_run_weights(Path(event.weights_path), Path(target), str(held_back))
-            else:  # nothing in place to replace (a diverged first run): nothing to choose
-                note = f" {escape(_sentence(held_back), quote=False)} This run's weights are in " \
-                       f"{escape(event.weights_path, quote=False)}."
-        elif event.weights_path:  # put in place (or, after an error, kept where the error says)
-            self.weights_file = Path(event.weights_path)
-            if not error:
-                if self.doc.project.path is not None:  # saved (or renamed) while it trained
-                    self._project_saved(str(self.doc.project.path))
-                note = (f" Weights saved to {escape(self.weights_file.name, quote=False)}." if self.doc.project.path
-                        else " Save the project to keep the trained weights beside it.")
-            self._show_weights(self.weights_file)
-        if error:
-            note += f" <span style='color:#d03030'>{escape(_sentence(error), quote=False)}</span>"
+        outcome = self.doc.weights.run_finished(event)
+        if outcome.what == "ask":
+            outcome = self._ask_about_run_weights(outcome)
+        if outcome.what not in ("none", "held-back"):
+            self._show_weights(outcome.file)
+        note = _weights_note(outcome)
         if not event.ok:
             self.status.setText(f"<span style='color:#d03030'><b>Training stopped:</b> "
                                 f"{escape(event.message, quote=False)}</span>{note}")
@@ -542,58 +495,33 @@ class TrainingPanel(QWidget):
         if event.steps:  # a run stopped while it started has no results to show
             self.tabs.setCurrentWidget(self.results)
 
-    def _offer_run_weights(self, run_file: Path, target: Path, why: str) -> str:
-        """Ask whether this run's weights (``run_file``, held back for the reason ``why``)
-        replace those in place (``target``, which exists); the default keeps them. Returns what the
-        status line says about it."""
-        from PySide6.QtWidgets import QMessageBox
-
+    def _ask_about_run_weights(self, outcome: RunOutcome) -> RunOutcome:
+        """Ask whether this run's held-back weights replace those in place; the default keeps
+        them (and so does a window that closes: nobody is left to answer)."""
         yes, no = QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No
         answer = no
         if self.ask_before_replacing:
-            if self.doc.project.path is None:  # the files are the editor's own, in its recovery folder
+            if outcome.unsaved_project:  # the files are the editor's own, in its recovery folder
                 place, kept = ("the weights trained earlier in this session", "this run's weights are kept "
-                               "for 7 days in the editor's recovery folder")
+                               f"for {UNSAVED_WEIGHTS_DAYS} days in the editor's recovery folder")
             else:
-                place, kept = f"the weights in {target}", f"this run's weights stay in {run_file}"
+                place, kept = f"the weights in {outcome.target}", f"this run's weights stay in {outcome.run_file}"
             answer = QMessageBox.question(
                 self, "Replace the weights in place?",
-                f"{_sentence(why)}\n\nReplace {place} with this run's?\n\nNo keeps them; {kept}.", yes | no, no)
-        if answer == yes:
-            try:
-                placed = adopt_run_weights(run_file, target)
-            except (OSError, NetCanvasError) as e:
-                self._show_weights(target)
-                return (f" <span style='color:#d03030'>This run's weights could not replace those in "
-                        f"{escape(target.name, quote=False)}: {escape(str(e), quote=False)}; they are in "
-                        f"{escape(str(run_file), quote=False)}.</span>")
-            try:
-                run_file.unlink()  # in place now: a second full copy in the runs folder helps nobody
-            except OSError:
-                pass
-            self._show_weights(placed)
-            return f" This run's weights replaced those in {escape(Path(placed).name, quote=False)}."
-        self._show_weights(target)
-        return (f" The weights in {escape(target.name, quote=False)} were kept; this run's are in "
-                f"{escape(str(run_file), quote=False)}.")
+                f"{_sentence(outcome.held_back)}\n\nReplace {place} with this run's?\n\nNo keeps them; {kept}.",
+                yes | no, no)
+        return self.doc.weights.replace_with_run(outcome) if answer == yes else self.doc.weights.keep(outcome)
 
     def _show_weights(self, path: Path | None) -> None:
-        """Hold the weights at ``path`` (those exports use) and end the views on them."""
-        self.weights_file = Path(path) if path is not None else None
+        """End the views on the weights at ``path`` (those held)."""
+        self.local_model = None
         if path is None:
-            self.local_model = None
             return
-        self._inspect_saved_weights_from(Path(path))
-        if self.local_model is not None:  # the views end on the final weights
-            self._show_local_model()
-
-    def _inspect_saved_weights_from(self, path: Path) -> None:
         try:
-            model = compile_graph(self.doc.graph, self.doc.analysis)
-            load_weights(model, path)
-            self.local_model = model
+            self.local_model = load_model(self.doc.graph, self.doc.analysis, path)
         except NetCanvasError:
-            self.local_model = None
+            return
+        self._show_local_model()  # the views end on the final weights
 
     def _failed(self, message: str) -> None:
         self.training_active.emit(False)
@@ -602,17 +530,11 @@ class TrainingPanel(QWidget):
 
     def _project_saved(self, path: str) -> None:
         """Weights trained before the first save move beside the project file."""
-        if not path or self.weights_file is None or not self.weights_file.exists():
-            return
-        target = weights_path_for(path)
-        if self.weights_file != target:
-            try:
-                atomic_write(target, self.weights_file.read_bytes())
-            except OSError as e:
-                self.status.setText(f"<span style='color:#d03030'>The weights could not be saved beside the "
-                                    f"project: {escape(str(e), quote=False)}</span>")
-                return
-            self.weights_file = target
+        try:
+            self.doc.weights.project_saved(path)
+        except OSError as e:
+            self.status.setText(f"<span style='color:#d03030'>The weights could not be saved beside the "
+                                f"project: {escape(str(e), quote=False)}</span>")
 
     def shutdown(self) -> None:
         if self.session.running:
@@ -624,6 +546,32 @@ def _kernels_note() -> str:
     if not cuda:
         return "Fused GPU kernels: not used (no CUDA device here)."
     return f"Fused GPU kernels: available on {cuda[0].name} (setting: kernels)."
+
+
+def _weights_note(outcome: RunOutcome) -> str:
+    """What the status line says about a finished run's weights (HTML, "" for nothing)."""
+    what, error = outcome.what, outcome.error
+    run_file = escape(str(outcome.run_file), quote=False)
+    note = ""
+    if what == "held-back":  # nothing in place to replace (a diverged first run): nothing to choose
+        note = f" {escape(_sentence(outcome.held_back), quote=False)} This run's weights are in {run_file}."
+    elif what == "adopted" and outcome.failure:  # saved (or renamed) while it trained: not copied beside it
+        note = (f" <span style='color:#d03030'>The weights could not be saved beside the project: "
+                f"{escape(outcome.failure, quote=False)}</span>")
+    elif what == "adopted":
+        note = (" Save the project to keep the trained weights beside it." if outcome.unsaved_project
+                else f" Weights saved to {escape(outcome.file.name, quote=False)}.")
+    elif what == "replaced":
+        note = f" This run's weights replaced those in {escape(outcome.file.name, quote=False)}."
+    elif what == "replace-failed":
+        note = (f" <span style='color:#d03030'>This run's weights could not replace those in "
+                f"{escape(outcome.target.name, quote=False)}: {escape(outcome.failure, quote=False)}; they are in "
+                f"{run_file}.</span>")
+    elif what == "kept":
+        note = f" The weights in {escape(outcome.target.name, quote=False)} were kept; this run's are in {run_file}."
+    if error:  # they could not be written where they go
+        note += f" <span style='color:#d03030'>{escape(_sentence(error), quote=False)}</span>"
+    return note
 
 
 def _sentence(text: str) -> str:

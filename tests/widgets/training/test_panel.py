@@ -3,11 +3,17 @@ control, failures, and the editing lock."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
-from PySide6.QtWidgets import QComboBox, QLineEdit
+import torch
+from PySide6.QtWidgets import QComboBox, QLineEdit, QMessageBox
 
+from app.engine.compiler import compile_graph
 from app.engine.examples import example_path
+from app.engine.training.events import SnapshotEvent
+from app.widgets.training.session import TrainingSession
 
 TIMEOUT = 90_000  # the child process imports torch before it trains
 
@@ -103,7 +109,7 @@ def test_a_dataset_that_does_not_fit_is_shown_before_training(qtbot, window):
     assert window.doc.project.dataset["name"] == "digits"
     qtbot.waitUntil(lambda: "cannot be used" in panel.preview.info.text(), timeout=30_000)
     assert "digits28" in panel.preview.info.text()
-    window.doc.undo_stack.undo()
+    window.doc.history.undo()
     assert window.doc.project.dataset["name"] == "digits28"
     qtbot.waitUntil(lambda: panel.dataset is not None, timeout=30_000)
     assert "1,293" in panel.preview.info.text() or "train" in panel.preview.info.text()
@@ -117,8 +123,6 @@ def test_a_graph_with_errors_is_not_trained(qtbot, window):
 
 
 def test_the_gpus_choice_follows_the_machine_and_reaches_the_run(qtbot, window, monkeypatch):
-    import torch
-
     panel = open_example(window, "xor")
     box = panel.gpus_box
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -135,14 +139,12 @@ def test_the_gpus_choice_follows_the_machine_and_reaches_the_run(qtbot, window, 
 
 
 def test_closing_while_training_asks_then_stops_saves_and_closes(qtbot, window, monkeypatch):
-    from PySide6.QtWidgets import QMessageBox
-
     panel = open_example(window, "xor")
-    window.doc.undo_stack.setClean()
+    window.doc.history.set_clean()
     epochs = panel.training_form.fields["epochs"].editor
     epochs.lineEdit().selectAll()
     qtbot.keyClicks(epochs, "5000")
-    window.doc.undo_stack.setClean()
+    window.doc.history.set_clean()
     asked = []
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[1]) or QMessageBox.StandardButton.Yes)
     with qtbot.waitSignal(panel.session.batch, timeout=TIMEOUT):
@@ -156,8 +158,6 @@ def test_closing_while_training_asks_then_stops_saves_and_closes(qtbot, window, 
 
 
 def test_snapshots_are_pulled_only_while_filters_or_activations_are_on_screen(qtbot, window, monkeypatch):
-    from app.widgets.training.session import TrainingSession
-
     panel = open_example(window, "lenet5")
     window._docks["training"].show()
     window._docks["training"].raise_()
@@ -180,18 +180,12 @@ def test_snapshots_are_pulled_only_while_filters_or_activations_are_on_screen(qt
 
 
 def test_a_tab_switch_after_the_run_keeps_the_final_weights_shown(qtbot, window):
-    from app.engine.training.events import SnapshotEvent
-
     panel = open_example(window, "lenet5")
     window._docks["training"].show()
     window._docks["training"].raise_()
     panel.tabs.setCurrentWidget(panel.curves)
     stale = {"conv1": np.zeros((6, 1, 5, 5), np.float32), "conv2": np.zeros((16, 6, 5, 5), np.float32)}
     panel._snapshot(SnapshotEvent(3, stale, {}))  # the run's last snapshot, drawn nowhere yet
-    import torch
-
-    from app.engine.compiler import compile_graph
-
     torch.manual_seed(0)
     panel.local_model = compile_graph(window.doc.graph, window.doc.analysis)  # the weights it ended with
     panel._show_local_model()
@@ -204,10 +198,6 @@ def test_a_tab_switch_after_the_run_keeps_the_final_weights_shown(qtbot, window)
 def test_stop_works_from_the_moment_train_is_pressed(qtbot, window, monkeypatch):
     """While the process starts (seconds of imports and data), Stop is enabled and ends it
     at once: the panel is idle again, says so, shows no error, and locks nothing."""
-    import os
-
-    from PySide6.QtWidgets import QMessageBox
-
     panel = open_example(window, "xor")
     for name in ("critical", "warning", "question", "information"):
         monkeypatch.setattr(QMessageBox, name, lambda *a, **k: pytest.fail(f"a message box: {a[1:3]}"))
@@ -238,8 +228,6 @@ def test_stop_works_from_the_moment_train_is_pressed(qtbot, window, monkeypatch)
 
 def test_cancelling_the_save_question_of_a_close_during_training_leaves_the_window_as_it_was(
         qtbot, window, monkeypatch):
-    from PySide6.QtWidgets import QMessageBox
-
     panel = open_example(window, "xor")
     epochs = panel.training_form.fields["epochs"].editor
     epochs.lineEdit().selectAll()
@@ -261,4 +249,4 @@ def test_cancelling_the_save_question_of_a_close_during_training_leaves_the_wind
         panel.stop()
     qtbot.wait(200)
     assert window.isVisible() and asked.count("Unsaved changes") == 1
-    window.doc.undo_stack.setClean()
+    window.doc.history.set_clean()

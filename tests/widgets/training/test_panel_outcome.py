@@ -13,6 +13,7 @@ from app.engine.compiler import compile_graph
 from app.engine.examples import example_path
 from app.engine.training import BatchEvent, FinishedEvent
 from app.engine.weights import read_weights, save_weights
+from app.widgets.recovery import recovery_dir
 from app.widgets.training import panel as panel_module
 
 YES, NO = QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No
@@ -68,7 +69,7 @@ def test_held_back_weights_replace_those_in_place_only_when_the_user_says_yes(pa
     assert str(target) not in text and str(run) not in text
     assert target.read_bytes() != before and target.read_bytes() == trained
     assert not run.exists()  # in place now: no second copy left in the runs folder
-    assert panel.weights_file == target and panel.local_model is not None
+    assert panel.doc.weights.file == target and panel.local_model is not None
     assert "replaced those in xor.safetensors" in panel.status.text()
 
 
@@ -80,7 +81,7 @@ def test_held_back_weights_are_kept_aside_when_the_user_says_no(panel, tmp_path,
     panel._finished(finished(run, target, "Its validation accuracy, 35.0 %, is below that of the weights in "
                                           "place, 97.8 %.", reason="completed", message="completed 2 epochs"))
     assert target.read_bytes() == before and run.exists()
-    assert panel.weights_file == target  # exports and the views use the weights in place
+    assert panel.doc.weights.file == target  # exports and the views use the weights in place
     status = panel.status.text()
     assert "were kept" in status and str(run) in status
 
@@ -108,11 +109,11 @@ def test_weights_put_in_place_by_the_engine_are_not_asked_about(panel, tmp_path,
     target = weights_file(panel, tmp_path / "xor.safetensors", 1)
     monkeypatch.setattr(QMessageBox, "question", lambda *a: pytest.fail("asked about weights already in place"))
     panel._finished(finished(target, target, None, reason="completed", message="completed 2 epochs"))
-    assert panel.weights_file == target
+    assert panel.doc.weights.file == target
     # an engine that does not say (older events): as before, no question
     del_event = FinishedEvent("completed", "completed 2 epochs", 2, 40, 1.0, weights_path=str(target))
     panel._finished(del_event)
-    assert panel.weights_file == target
+    assert panel.doc.weights.file == target
 
 
 # -- before the first minibatch ----------------------------------------------------------------
@@ -165,7 +166,7 @@ def test_weights_that_could_not_be_written_in_place_are_said_so(panel, tmp_path,
     panel._finished(event)
     status = panel.status.text()
     assert "could not be written" in status and str(kept) in status and "Weights saved" not in status
-    assert panel.weights_file == kept  # the only copy of this run's weights: exports use it
+    assert panel.doc.weights.file == kept  # the only copy of this run's weights: exports use it
 
 
 # -- a project never saved (every example opens so): its runs are compared with the weights held ---
@@ -182,7 +183,7 @@ def test_an_unsaved_example_trained_again_and_stopped_asks_and_keeps_the_first_r
     with qtbot.waitSignal(panel.session.finished, timeout=TIMEOUT) as done:
         panel.start()
     assert done.args[0].reason == "completed" and done.args[0].weights_held_back is None
-    first = panel.weights_file.read_bytes()
+    first = panel.doc.weights.file.read_bytes()
     asked = []
     monkeypatch.setattr(QMessageBox, "question", lambda *a: asked.append(a[2]) or a[4])  # the default
     panel._edit("training", "epochs", 5000)
@@ -193,21 +194,53 @@ def test_an_unsaved_example_trained_again_and_stopped_asks_and_keeps_the_first_r
     event = done.args[0]
     assert event.reason == "stopped" and event.weights_held_back == "the run was stopped by the user"
     assert len(asked) == 1 and "stopped by the user" in asked[0]
-    assert panel.weights_file.read_bytes() == first  # what exports use and the first save copies
-    assert event.weights_path != str(panel.weights_file) and Path(event.weights_path).exists()
+    assert panel.doc.weights.file.read_bytes() == first  # what exports use and the first save copies
+    assert event.weights_path != str(panel.doc.weights.file) and Path(event.weights_path).exists()
     assert "were kept" in panel.status.text()
 
 
-def test_the_runs_of_an_unsaved_project_start_from_the_weights_held(panel, tmp_path):
+def test_the_runs_of_an_unsaved_project_start_from_the_weights_held(window, panel, tmp_path, monkeypatch):
     """Imported (or otherwise adopted) weights of an unsaved project are what its next run is
-    compared with: copied to the document's runs' file; one such file per document."""
+    compared with: copied to the document's runs' file in the recovery folder; one such file
+    per document."""
     imported = weights_file(panel, tmp_path / "imported.safetensors", 3)
     assert panel.adopt_weights(imported, "imported")
-    target = panel._unsaved_target()
-    assert target != imported and target.read_bytes() == imported.read_bytes()
-    assert panel._unsaved_target() == target  # the same file for every run of this document
+    assert panel.doc.weights.state == "loaded" and panel.local_model is not None
+    started = {}
+    monkeypatch.setattr(panel.session, "start", lambda project, **options: started.update(options))
+    panel.start()
+    panel.training_active.emit(False)
+    target = Path(started["weights_path"])
+    assert target.parent == recovery_dir() and target.read_bytes() == imported.read_bytes()
+    assert panel.doc.weights.run_target() == target  # the same file for every run of this document
     assert imported.read_bytes() == target.read_bytes()  # the import itself is never written
-    panel.weights_file = None  # nothing held: nothing in place for a run to be compared with
-    assert not panel._unsaved_target().exists()
-    panel.project_changed()  # another document: a file of its own
-    assert panel._unsaved_target() != target
+    assert window.open_file(example_path("xor"), example=True, ask=False)  # another document
+    assert panel.doc.weights.state == "none" and panel.local_model is None
+    assert panel.doc.weights.run_target() != target  # a file of its own
+
+
+def test_a_run_that_cannot_copy_the_weights_held_is_not_started(panel, tmp_path, monkeypatch):
+    unreadable = tmp_path / "held.safetensors"
+    unreadable.mkdir()  # (reading it fails as a full disk or a removed drive would)
+    panel.doc.weights.hold(unreadable)
+    monkeypatch.setattr(panel.session, "start", lambda project, **options: pytest.fail("started"))
+    panel.start()
+    assert "Not started: the weights held here could not be copied" in panel.status.text()
+    assert "directory" in panel.status.text()
+
+
+def test_a_save_puts_the_weights_held_beside_the_project_file(window, panel, tmp_path):
+    imported = weights_file(panel, tmp_path / "imported.safetensors", 3)
+    assert panel.adopt_weights(imported, "imported")
+    window.doc.save(tmp_path / "mine.netcanvas.json")
+    beside = tmp_path / "mine.safetensors"
+    assert panel.doc.weights.file == beside and panel.doc.weights.state == "saved"
+    assert beside.read_bytes() == imported.read_bytes()
+
+
+def test_weights_that_cannot_be_copied_on_save_are_said_so(window, panel, tmp_path):
+    assert panel.adopt_weights(weights_file(panel, tmp_path / "imported.safetensors", 3), "imported")
+    (tmp_path / "mine.safetensors").mkdir()  # in the way
+    window.doc.save(tmp_path / "mine.netcanvas.json")
+    assert "could not be saved beside the project" in panel.status.text()
+    assert panel.doc.weights.file == tmp_path / "imported.safetensors"

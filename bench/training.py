@@ -171,15 +171,15 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def use_priority(nice: int | None, policy: str | None) -> str:
-    """Make the editor's training runs use ``nice`` / ``policy`` (None: the session's own);
+    """Make the editor's training runs use ``nice`` / ``policy`` (None: the supervisor's own);
     returns them in words."""
-    from app.widgets.training import session
+    from app.engine.session import supervisor
 
     if nice is not None:
-        session.TRAINING_NICE = nice
+        supervisor.TRAINING_NICE = nice
     if policy is not None:
-        session.TRAINING_POLICY = None if policy == "normal" else policy
-    return f"nice {session.TRAINING_NICE}, policy {session.TRAINING_POLICY or 'normal'}"
+        supervisor.TRAINING_POLICY = policy  # "normal": not "batch"
+    return f"nice {supervisor.TRAINING_NICE}, policy {supervisor.TRAINING_POLICY or 'normal'}"
 
 
 class Load:
@@ -239,9 +239,9 @@ def main() -> None:
                         help="also measure each round with N CPU-bound processes at normal priority "
                              "running beside both (the idle figures come too)")
     parser.add_argument("--nice", type=int, default=None,
-                        help="the panel's run at this nice (default: the session's TRAINING_NICE)")
+                        help="the panel's run at this nice (default: the supervisor's TRAINING_NICE)")
     parser.add_argument("--policy", choices=("normal", "batch"), default=None,
-                        help="the panel's run under this Linux policy (default: the session's TRAINING_POLICY)")
+                        help="the panel's run under this Linux policy (default: the supervisor's TRAINING_POLICY)")
     args = parser.parse_args()
     if args.load < 0:
         parser.error(f"--load must be 0 or more, not {args.load}")

@@ -17,14 +17,17 @@ import math
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import TextIO
 
 from . import cli_io, config
+from .cli_io import open_project, open_or_report, weights_file
 from .errors import NetCanvasError, ProjectError
 from .examples import example_path, list_examples
+from .footprint import check_warning
 from .inference import Analysis, analyze, describe_shape
-from .project import SUFFIX, Project, load_project, weights_path_for
+from .project import Project
 
 COMMANDS = ("check", "train", "examples", "export", *cli_io.COMMANDS)
 MAX_NPROC = max(64, os.cpu_count() or 1)
@@ -117,7 +120,8 @@ def main(argv: list[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) ->
     if args.command == "export" and not (args.onnx or args.python):
         parser.error("export needs --onnx OUT, --python DIR, or both")
     if args.command == "export" and args.onnx:
-        import onnx
+        import onnx  # here: the other commands start without it
+
 
         newest = onnx.defs.onnx_opset_version()
         if args.opset > newest:
@@ -156,45 +160,9 @@ class _Escaping:
         return getattr(self._stream, name)
 
 
-def open_or_report(spec: str, err: TextIO) -> tuple[Project, bool] | None:
-    """``_open``, or None after writing the error as one line (the caller exits with 2)."""
-    try:
-        return _open(spec)
-    except NetCanvasError as e:
-        err.write(f"error: {e}\n")
-        return None
-
-
-def _open(spec: str) -> tuple[Project, bool]:
-    """A project from a path, or from an example's name; True when it is an example (it
-    then has no path, like an untitled copy: its weights are not in the package, see
-    ``weights_file``)."""
-    path = Path(spec)
-    if not path.exists() and not spec.endswith(".json") and "/" not in spec:
-        project = load_project(example_path(spec))
-        project.path = None
-        return project, True
-    return load_project(path), False
-
-
-def weights_file(spec: str, project: Project, is_example: bool, out_dir: str | None = None) -> Path:
-    """The one place ``train``, ``export`` and ``predict`` use for a project's weights:
-    ``out_dir/NAME.safetensors`` when given; an example's in the current folder (the
-    package may be read-only); else beside the project file."""
-    if is_example:
-        name = spec + SUFFIX
-    else:
-        name = project.path.name if project.path else "model" + SUFFIX
-    if out_dir:
-        return weights_path_for(Path(out_dir) / name)
-    if is_example or project.path is None:
-        return weights_path_for(Path.cwd() / name)
-    return weights_path_for(project.path)
-
-
 def _check(args, out: TextIO, err: TextIO) -> int:
     try:
-        project, _ = _open(args.file)
+        project, _ = open_project(args.file)
     except NetCanvasError as e:
         if args.json:
             json.dump({"ok": False, "total_params": 0, "nodes": {},
@@ -204,8 +172,6 @@ def _check(args, out: TextIO, err: TextIO) -> int:
             err.write(f"error: {e}\n")
         return 2
     a = analyze(project.graph)
-    from .footprint import check_warning
-
     memory = check_warning(a, project.training)
     extra = [memory] if memory else []
     if args.json:
@@ -256,10 +222,6 @@ def summary_table(project: Project, a: Analysis, extra_warnings: list[str] = ())
 
 
 def _train(args, out: TextIO, err: TextIO) -> int:
-    # imported here so `check` and `examples` stay quick to start
-    from .training import BatchEvent, EpochEvent, FinishedEvent, Trainer, prepare_run
-    from .weights import check_writable
-
     opened = open_or_report(args.file, err)
     if opened is None:
         return 2
@@ -268,38 +230,33 @@ def _train(args, out: TextIO, err: TextIO) -> int:
         project.dataset = {**project.dataset, "name": args.dataset}
     overrides = {"epochs": args.epochs, "device": args.device, "lr": args.lr, "batch_size": args.batch_size,
                  "kernels": args.kernels}
+    # imported here so that `check` and `examples` start without importing torch
+    from .session.supervisor import RunSupervisor
+    from .training.distributed import INTERRUPTED
+    from .weights import check_writable
+
     try:
         weights = weights_file(args.file, project, is_example, args.out)
         check_writable(weights)  # before any data is loaded or any step taken
-        run = prepare_run(project, **overrides)
-        progress = _Progress(err, enabled=err.isatty() and not args.json)
-
-        def report(event):
-            if isinstance(event, BatchEvent):
-                progress.batch(event)
-            elif isinstance(event, EpochEvent):
-                progress.clear()
-                if args.json:
-                    out.write(json.dumps({"epoch": event.epoch, "train_loss": event.train_loss,
-                                          "train_accuracy": event.train_accuracy, "val_loss": event.val_loss,
-                                          "val_accuracy": event.val_accuracy, "seconds": round(event.seconds, 3)}) + "\n")
-                else:
-                    out.write(_epoch_line(event) + "\n")
-                out.flush()
-
-        if args.nproc > 1:
-            result = _train_distributed(args, project, run, overrides, weights, report, progress, out, err)
-        else:
-            trainer = Trainer(run, report, weights_path=weights, set_aside_incomparable=True)
-            _header(args, project, run, str(trainer.device), weights, out, err)
-            previous = signal.signal(signal.SIGINT, lambda *a: trainer.stop()) if _main_thread() else None
-            try:
-                result: FinishedEvent = trainer.run()
-            finally:
-                if previous is not None:
-                    signal.signal(signal.SIGINT, previous)
     except NetCanvasError as e:
         err.write(f"error: {e}\n")
+        return 1
+
+    progress = _Progress(err, enabled=err.isatty() and not args.json)
+    replaces = weights.exists()  # before the run writes there
+    supervisor = RunSupervisor()
+    failures: list[str] = []
+    supervisor.ready.connect(lambda info: _header(args, project, info, weights, replaces, out, err))
+    supervisor.batch.connect(progress.batch)
+    supervisor.epoch.connect(lambda event: _epoch(args, event, progress, out))
+    supervisor.failed.connect(failures.append)
+    supervisor.start(project, where="inline", weights_path=weights, overrides=overrides,
+                     nproc=args.nproc if args.nproc > 1 else None, set_aside_incomparable=args.nproc <= 1,
+                     batch_events=progress.enabled)
+    with _Interrupts(supervisor, args.nproc) as interrupts:
+        result = supervisor.wait()
+    if result is None:
+        err.write(f"error: {INTERRUPTED if interrupts.killed else failures[0]}\n")
         return 1
     progress.clear()
     _result(args, result, out, err)
@@ -308,6 +265,48 @@ def _train(args, out: TextIO, err: TextIO) -> int:
     if result.weights_error:
         err.write(f"error: {result.weights_error}\n")
     return 0 if result.ok and not result.weights_error else 1
+
+
+class _Interrupts:
+    """Ctrl-C (SIGINT) while ``train`` runs: the first stops the run after the current
+    minibatch (its weights are still tested and saved); a second one ends a run across
+    several processes at once (``killed``), and does nothing more to a run in one."""
+
+    def __init__(self, supervisor, nproc: int):
+        self.supervisor, self.nproc = supervisor, nproc
+        self.count = 0
+        self.killed = False
+        self._previous = None
+
+    def __enter__(self) -> "_Interrupts":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._interrupt)
+        return self
+
+    def _interrupt(self, signum, frame) -> None:
+        # runs in the main thread, perhaps in the middle of a poll: the supervisor's reading
+        # checks after every message whether the run it reads is still the current one
+        self.count += 1
+        if self.count == 1:
+            self.supervisor.stop()
+        elif self.nproc > 1 and not self.killed:
+            self.killed = True
+            self.supervisor.kill()
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _epoch(args, event, progress: "_Progress", out: TextIO) -> None:
+    progress.clear()
+    if args.json:
+        out.write(json.dumps({"epoch": event.epoch, "train_loss": event.train_loss,
+                              "train_accuracy": event.train_accuracy, "val_loss": event.val_loss,
+                              "val_accuracy": event.val_accuracy, "seconds": round(event.seconds, 3)}) + "\n")
+    else:
+        out.write(_epoch_line(event) + "\n")
+    out.flush()
 
 
 def _result(args, result, out: TextIO, err: TextIO) -> None:
@@ -331,29 +330,27 @@ def _result(args, result, out: TextIO, err: TextIO) -> None:
         out.write(f"note: {result.weights_set_aside}\n")
 
 
-def _header(args, project: Project, run, device: str, weights: Path, out: TextIO, err: TextIO) -> None:
-    err.writelines(f"note: {note}\n" for note in run.notes)
-    if not args.json:
-        out.write(f"Training {project.name!r} on {run.dataset.name} "
-                  f"({len(run.dataset.train)} train / {len(run.dataset.val)} val / "
-                  f"{len(run.dataset.test)} test) on {device}\n")
-        replaces = (" (replacing the weights there unless this run is stopped, diverges or ends worse)"
-                    if weights.exists() else "")
-        out.write(f"weights: training starts from fresh initial weights; the result goes to {weights}{replaces}\n")
-
-
-def _train_distributed(args, project: Project, run, overrides: dict, weights: Path, report, progress,
-                       out: TextIO, err: TextIO):
-    """``train --nproc N``: the same output as one process, from process 0 of N."""
-    from .training.distributed import check_launch, per_process_batch, train_distributed
-
-    device, backend = check_launch(run, args.nproc)
-    where = f"{device.type}, {args.nproc} processes ({backend}, DistributedDataParallel, " \
-            f"{per_process_batch(run.settings['batch_size'], args.nproc)} samples each per step)"
-    _header(args, project, run, where, weights, out, err)
+def _header(args, project: Project, info: dict, weights: Path, replaces: bool, out: TextIO,
+            err: TextIO) -> None:
+    """What ``train`` says once the run is ready: its notes, and (without --json) the data,
+    the device (the processes, for several) and where the weights go."""
+    # the run's notes; across several processes the last says what the editor cannot show then
+    notes = info["notes"][:-1] if info.get("nproc") else info["notes"]
+    err.writelines(f"note: {note}\n" for note in notes)
+    if args.json:
+        return
+    data = info["dataset"]
+    sizes = data["split_sizes"]
+    device = info["device"]
+    if info.get("nproc"):
+        device = (f"{info['device_type']}, {info['nproc']} processes ({info['backend']}, DistributedDataParallel, "
+                  f"{info['per_process_batch']} samples each per step)")
+    out.write(f"Training {project.name!r} on {data['name']} "
+              f"({sizes['train']} train / {sizes['val']} val / {sizes['test']} test) on {device}\n")
+    replacing = (" (replacing the weights there unless this run is stopped, diverges or ends worse)"
+                 if replaces else "")
+    out.write(f"weights: training starts from fresh initial weights; the result goes to {weights}{replacing}\n")
     out.flush()
-    return train_distributed(project, args.nproc, overrides=overrides, callback=report,
-                             weights_path=weights, batch_events=progress.enabled, run=run)
 
 
 def _epoch_line(e) -> str:
@@ -386,12 +383,6 @@ class _Progress:
             self.shown = False
 
 
-def _main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
-
-
 def _export(args, out: TextIO, err: TextIO) -> int:
     opened = open_or_report(args.file, err)
     if opened is None:
@@ -404,13 +395,13 @@ def _export(args, out: TextIO, err: TextIO) -> int:
                   "exporting fresh initial weights\n")
     try:
         if args.python:  # first: it makes the folder, where the .onnx file may go too
-            from .export.python_export import export_python
+            from .export.python_export import export_python  # here: torch only for the commands that need it
 
             report = export_python(project, args.python, chosen)
             err.writelines(f"note: {note}\n" for note in report.notes)
             out.write(report.summary() + "\n")
         if args.onnx:
-            from .export.onnx_export import export_onnx
+            from .export.onnx_export import export_onnx  # here: torch and onnx only where needed
 
             out.write(export_onnx(project, args.onnx, chosen, args.opset).summary() + "\n")
     except NetCanvasError as e:

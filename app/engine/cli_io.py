@@ -2,7 +2,8 @@
 ``netcanvas predict`` (run a project with its weights on a ``.npy`` batch).
 
 Same conventions as ``cli.py``: errors are one line on stderr; exit code 1 when the model,
-data or weights have a problem, 2 when a file cannot be read or parsed.
+data or weights have a problem, 2 when a file cannot be read or parsed. Also what every
+command uses to open a project and find its weights (``open_project``, ``weights_file``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from typing import TextIO
 import numpy as np
 
 from .errors import NetCanvasError, ProjectError
-from .project import SUFFIX
+from .examples import example_path
+from .files import atomic_write
+from .inference import analyze
+from .project import SUFFIX, Project, load_project, weights_path_for
 
 COMMANDS = ("import", "predict")
 
@@ -40,14 +44,50 @@ def add_parsers(sub) -> None:
     pred.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, cuda:N or mps")
 
 
+def open_or_report(spec: str, err: TextIO) -> tuple[Project, bool] | None:
+    """``open_project``, or None after writing the error as one line (the caller exits with 2)."""
+    try:
+        return open_project(spec)
+    except NetCanvasError as e:
+        err.write(f"error: {e}\n")
+        return None
+
+
+def open_project(spec: str) -> tuple[Project, bool]:
+    """A project from a path, or from an example's name; True when it is an example (it
+    then has no path, like an untitled copy: its weights are not in the package, see
+    ``weights_file``)."""
+    path = Path(spec)
+    if not path.exists() and not spec.endswith(".json") and "/" not in spec:
+        project = load_project(example_path(spec))
+        project.path = None
+        return project, True
+    return load_project(path), False
+
+
+def weights_file(spec: str, project: Project, is_example: bool, out_dir: str | None = None) -> Path:
+    """The one place ``train``, ``export`` and ``predict`` use for a project's weights:
+    ``out_dir/NAME.safetensors`` when given; an example's in the current folder (the
+    package may be read-only); else beside the project file."""
+    if is_example:
+        name = spec + SUFFIX
+    else:
+        name = project.path.name if project.path else "model" + SUFFIX
+    if out_dir:
+        return weights_path_for(Path(out_dir) / name)
+    if is_example or project.path is None:
+        return weights_path_for(Path.cwd() / name)
+    return weights_path_for(project.path)
+
+
 def run(args, out: TextIO, err: TextIO) -> int:
     """Run the ``import`` or ``predict`` command parsed into ``args``; returns the exit code."""
     return {"import": _import, "predict": _predict}[args.command](args, out, err)
 
 
 def _import(args, out: TextIO, err: TextIO) -> int:
+    # here: torch and onnx load only for this command (`check` and `examples` start quickly)
     from .importers.onnx_import import TOLERANCE, OnnxFileError, compare_with_onnxruntime, import_onnx, save_imported
-    from .inference import analyze
 
     try:
         shapes = _input_shapes(args.input_shape)
@@ -113,9 +153,7 @@ def _input_shapes(items: list[str]) -> dict[str, list[int]]:
 
 
 def _predict(args, out: TextIO, err: TextIO) -> int:
-    from .cli import open_or_report, weights_file
-    from .files import atomic_write
-    from .predict import normalization, predict, read_metadata
+    from .predict import normalization, predict, read_metadata  # here: torch only for this command
 
     opened = open_or_report(args.file, err)
     if opened is None:
@@ -145,8 +183,6 @@ def _predict(args, out: TextIO, err: TextIO) -> int:
         return 2
     how = "as given (--no-normalize)" if args.no_normalize else "as given"
     if not args.no_normalize and weights is not None:
-        from .inference import analyze
-
         a = analyze(project.graph)
         if len(a.inputs) == 1 and normalization(read_metadata(weights), a.shapes[a.inputs[0]]) is not None:
             how = "normalized with the training statistics"

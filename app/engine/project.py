@@ -59,6 +59,12 @@ class Project:
         return p
 
 
+def stand_in_path(project_dir: str | Path) -> Path:
+    """A path for a project that was sent to a training process without its file: a file
+    in ``project_dir`` (where it lives), so that its relative dataset paths resolve there."""
+    return Path(project_dir) / ("project" + SUFFIX)
+
+
 def weights_path_for(project_path: str | Path) -> Path:
     p = Path(project_path)
     name = p.name

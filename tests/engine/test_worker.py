@@ -3,21 +3,24 @@ real spawned child and a pipe."""
 
 from __future__ import annotations
 
-import multiprocessing
 import queue
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from app.engine.examples import load_example
 from app.engine.project import project_to_dict
 from app.engine.training import BatchEvent, EpochEvent, FinishedEvent, SnapshotEvent
-from app.engine.training.worker import run_inline, worker_main
+from app.engine.training.launch import spawn_child
+from app.engine.training.protocol import BATCH_SECONDS, QUEUE_SIZE, Outbox, outbox_settings, unbunch
+from app.engine.training.worker import _serve, run_inline, worker_main
 
 
 def run(name="xor", options=None, on_message=None, commands=None, **overrides):
-    """run_inline on an example; returns (exit code, messages)."""
+    """run_inline on an example; returns (exit code, messages), bunches (a distributed run's
+    process 0 sends them) taken apart."""
     project = load_example(name)
     if name == "xor" and "epochs" not in overrides:
         overrides["epochs"] = 5
@@ -25,9 +28,10 @@ def run(name="xor", options=None, on_message=None, commands=None, **overrides):
     messages = []
 
     def send(message):
-        messages.append(message)
-        if on_message:
-            on_message(message)
+        for inner in unbunch(message):
+            messages.append(inner)
+            if on_message:
+                on_message(inner)
 
     return run_inline(project, options, send, commands), messages
 
@@ -101,8 +105,6 @@ def test_a_stop_before_training_starts_trains_nothing_and_keeps_old_weights(tmp_
 
 
 def test_snapshot_samples_get_a_batch_dimension():
-    import numpy as np
-
     sample = np.array([0.5, -0.5], dtype=np.float64)
     _, messages = run(options={"snapshot_every": 9, "snapshot_samples": sample}, epochs=1)
     snaps = events(messages, SnapshotEvent)
@@ -173,13 +175,8 @@ def test_a_parent_that_stops_listening_stops_the_run():
 
 
 def test_worker_main_in_a_spawned_process():
-    ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe()
     options = {"overrides": {"device": "cpu", "epochs": 2}, "threads": 1}
-    process = ctx.Process(target=worker_main, args=(child, project_to_dict(load_example("xor")), options),
-                          daemon=True)
-    process.start()
-    child.close()
+    process, parent = spawn_child(worker_main, (project_to_dict(load_example("xor")), options))
     messages, bunches = [], 0
     try:
         while not messages or messages[-1][0] not in ("done", "error", "crash"):
@@ -228,10 +225,8 @@ def test_a_run_across_two_processes_reports_rank_zero_and_stops_on_command(tmp_p
 
 
 def test_minibatch_events_go_in_bunches_and_other_messages_at_once():
-    from app.engine.training.worker import _Outbox
-
     sent = []
-    outbox = _Outbox(lambda m: sent.append((time.perf_counter(), m)), limit=100, batch_seconds=0.3)
+    outbox = Outbox(lambda m: sent.append((time.perf_counter(), m)), limit=100, batch_seconds=0.3)
 
     def batch(step):
         return BatchEvent(1, step, 10, step, 0.5, None, 100.0, 0.1)
@@ -258,8 +253,6 @@ def test_minibatch_events_go_in_bunches_and_other_messages_at_once():
 
 
 def test_a_longer_bunch_interval_lets_more_minibatches_wait():
-    from app.engine.training.worker import BATCH_SECONDS, QUEUE_SIZE, outbox_settings
-
     assert outbox_settings({}) == (BATCH_SECONDS, QUEUE_SIZE)
     assert outbox_settings({"batch_seconds": 0.2}) == (0.2, round(QUEUE_SIZE * 0.2 / BATCH_SECONDS))
     assert outbox_settings({"batch_seconds": 0.01}) == (0.01, QUEUE_SIZE)  # never fewer
@@ -269,8 +262,6 @@ def test_a_longer_bunch_interval_lets_more_minibatches_wait():
 def test_the_command_listener_sleeps_until_a_command_or_the_end():
     """It asks for a command once per command (and once more, to learn the run has ended):
     a listener that looked every few milliseconds would wake the child that often."""
-    from app.engine.training.worker import _serve
-
     commands: queue.Queue = queue.Queue()
     calls = []
 

@@ -1,6 +1,6 @@
 """Training across several local processes with DistributedDataParallel.
 
-    result = train_distributed(project, 2, callback=print, weights_path="xor.safetensors")
+    result = train_distributed(project, 2, on_message=print, weights_path="xor.safetensors")
 
 launches the processes with torch.distributed's own elastic launcher (what ``torchrun``
 runs; master on 127.0.0.1, a free port). Each process runs the engine's ``Trainer`` with
@@ -9,33 +9,41 @@ the model wrapped in ``DistributedDataParallel`` and its share of every epoch fr
 batch size stays the global batch: each of N processes takes batch_size / N samples per
 step, so an epoch has as many steps as in one process. Every process evaluates the
 validation split, so all take the same early-stopping decision; process 0 reports its
-events to ``callback`` in the calling process and saves the weights. Ctrl-C (SIGINT) stops
-every process after the same step, and the weights are saved, as in one process; a second
-Ctrl-C ends the processes at once.
+messages (the worker protocol's tuples, ``protocol.py``, bunched) to ``on_message`` in the
+calling process and saves the weights. Ctrl-C (SIGINT) stops every process after the same
+step, and the weights are saved, as in one process; a second Ctrl-C ends the processes at
+once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import multiprocessing
 import os
 import signal
 import sys
 import threading
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch.distributed.elastic.multiprocessing.api import SignalException
+from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data.distributed import DistributedSampler
 
+from ..datasets import batch_count, batches
 from ..devices import resolve_device
 from ..errors import NetCanvasError, TrainingError
-from ..project import SUFFIX, Project, parse_project, project_to_dict
+from ..project import Project, parse_project, project_to_dict, stand_in_path
 from .events import BatchEvent, FinishedEvent
+from .launch import launch_ranks, queue_and_events
+from .protocol import FLUSH_SECONDS, Outbox, bunch, outbox_settings, unbunch
 from .trainer import Trainer, TrainingRun, prepare_run
+
+INTERRUPTED = "training was interrupted; no weights were saved"
 
 
 def check_launch(run: TrainingRun, nproc: int) -> tuple[torch.device, str]:
@@ -62,20 +70,19 @@ def per_process_batch(batch_size: int, nproc: int) -> int:
 
 
 def train_distributed(project: Project, nproc: int, *, overrides: dict | None = None,
-                      callback: Callable[[object], None] | None = None,
-                      weights_path: str | Path | None = None, batch_events: bool = False,
-                      run: TrainingRun | None = None, stop_when: threading.Event | None = None) -> FinishedEvent:
+                      on_message: Callable[[tuple], None] | None = None,
+                      weights_path: str | Path | None = None, batch_events: bool = True,
+                      run: TrainingRun | None = None, stop_when: threading.Event | None = None,
+                      abort_when: threading.Event | None = None) -> FinishedEvent:
     """Train ``project`` in ``nproc`` local processes; returns process 0's FinishedEvent.
     ``overrides``: training settings as for ``prepare_run``; ``run``: that run, when the
-    caller has already prepared it. ``callback`` receives process 0's EpochEvents and
-    FinishedEvent (and its BatchEvents with ``batch_events``), from a thread of this
-    process. ``stop_when``: once set (from any thread), every process stops after the same
-    step and the weights are saved, as with Ctrl-C. Raises ``NetCanvasError`` for a project, data or device that cannot train
-    (checked here before any process starts), and ``TrainingError`` when a process fails."""
-    from torch.distributed.elastic.multiprocessing.api import SignalException
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
-
+    caller has already prepared it. ``on_message`` receives process 0's messages (worker
+    protocol: its events, bunched, and "dropped"; BatchEvents only with ``batch_events``),
+    from a thread of this process. ``stop_when``: once set (from any thread), every process
+    stops after the same step and the weights are saved, as with Ctrl-C; ``abort_when``:
+    once set, the processes end at once and nothing is saved. Raises ``NetCanvasError``
+    for a project, data or device that cannot train (checked here before any process
+    starts), and ``TrainingError`` when a process fails or the run was aborted."""
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     run = run or prepare_run(project, **overrides)
     _, backend = check_launch(run, nproc)
@@ -88,27 +95,26 @@ def train_distributed(project: Project, nproc: int, *, overrides: dict | None = 
         # processes share the cores instead of each starting one thread per core
         "threads": max(1, (os.cpu_count() or 1) // nproc) if backend == "gloo" else None,
     }
-    context = multiprocessing.get_context("spawn")
-    messages, stop = context.Queue(), context.Event()
+    messages, stop, abort = queue_and_events()
     received: dict[str, Any] = {}
-    reader = threading.Thread(target=_read, args=(messages, callback or (lambda e: None), received),
+    reader = threading.Thread(target=_read, args=(messages, on_message or (lambda m: None), received),
                               name="netcanvas-ddp-events", daemon=True)
     reader.start()
     launched = threading.Event()
-    if stop_when is not None:  # an outside stop reaches the processes through ``stop``
-        threading.Thread(target=_relay_stop, args=(stop_when, stop, launched), daemon=True,
-                         name="netcanvas-ddp-stop").start()
+    relays = [threading.Thread(target=_relay, args=(outside, inside, launched), daemon=True, name="netcanvas-ddp-stop")
+              for outside, inside in ((stop_when, stop), (abort_when, abort))
+              if outside is not None]  # an outside stop (or abort) reaches the processes
+    for relay in relays:
+        relay.start()
     # the launcher turns SIGTERM and friends into an exception that ends the processes; SIGINT
     # (Ctrl-C) is ours: it asks for a stop that every process takes at the same step
-    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=uuid.uuid4().hex,
-                          rdzv_backend="c10d", rdzv_endpoint="127.0.0.1:0", local_addr="127.0.0.1",
-                          max_restarts=0, monitor_interval=0.1, start_method="spawn",
-                          signals_to_handle="SIGTERM,SIGHUP,SIGQUIT")
     try:
         with _signals_restored(stop):
-            elastic_launch(config, _process)(project_to_dict(project), options, messages, stop)
+            launch_ranks(nproc, _process, (project_to_dict(project), options, messages, stop, abort))
     except ChildFailedError as e:
         _finish_reading(messages, reader)
+        if abort.is_set():
+            raise TrainingError(INTERRUPTED) from None
         if "error" in received:
             raise TrainingError(received["error"]) from None
         raise TrainingError(f"a training process failed: {_failure(e)}") from None
@@ -117,10 +123,14 @@ def train_distributed(project: Project, nproc: int, *, overrides: dict | None = 
         raise TrainingError(f"training was ended by {e.sigval.name}; no weights were saved") from None
     except KeyboardInterrupt:  # a second Ctrl-C: the launcher has ended the processes
         _finish_reading(messages, reader)
-        raise TrainingError("training was interrupted; no weights were saved") from None
+        raise TrainingError(INTERRUPTED) from None
     finally:
         launched.set()
+        for relay in relays:  # they hold the shared events, whose semaphores go with them
+            relay.join()
     _finish_reading(messages, reader)
+    if abort.is_set() and "finished" not in received:
+        raise TrainingError(INTERRUPTED)
     if "error" in received:
         raise TrainingError(received["error"])
     if "finished" not in received:
@@ -128,10 +138,10 @@ def train_distributed(project: Project, nproc: int, *, overrides: dict | None = 
     return received["finished"]
 
 
-def _relay_stop(stop_when: threading.Event, stop, ended: threading.Event) -> None:
+def _relay(outside: threading.Event, inside, ended: threading.Event) -> None:
     while not ended.is_set():
-        if stop_when.wait(0.1):
-            stop.set()
+        if outside.wait(0.1):
+            inside.set()
             return
 
 
@@ -163,19 +173,20 @@ def _finish_reading(messages, reader: threading.Thread) -> None:
     reader.join(10)
 
 
-def _read(messages, callback: Callable[[object], None], received: dict) -> None:
-    """Pass process 0's messages on until the ``None`` that ends them."""
+def _read(messages, on_message: Callable[[tuple], None], received: dict) -> None:
+    """Pass process 0's messages on until the ``None`` that ends them; an "error" (from
+    any process: the first is the one shown) is kept in ``received``, not passed on."""
     while True:
         message = messages.get()
         if message is None:
             return
-        kind, value = message
-        if kind == "event":
-            if isinstance(value, FinishedEvent):
-                received["finished"] = value
-            callback(value)
-        else:
-            received.setdefault(kind, value)
+        if message[0] == "error":
+            received.setdefault("error", message[1])
+            continue
+        for inner in unbunch(message):
+            if inner[0] == "event" and isinstance(inner[1], FinishedEvent):
+                received["finished"] = inner[1]
+        on_message(message)
 
 
 def _failure(e: Exception) -> str:
@@ -189,19 +200,27 @@ def _failure(e: Exception) -> str:
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
-def _process(project_data: dict, options: dict, messages, stop) -> None:
+def _process(project_data: dict, options: dict, messages, stop, abort) -> None:
     """One training process (started by the elastic launcher, which sets RANK, WORLD_SIZE,
     LOCAL_RANK, MASTER_ADDR and MASTER_PORT). Ends with exit code 1 after a problem, so that
-    the launcher stops the other processes instead of leaving them waiting."""
+    the launcher stops the other processes instead of leaving them waiting, and at once
+    (exit code 0, saving nothing) when ``abort`` is set. Process 0 sends its events through an Outbox,
+    bunched as a worker sends them."""
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ["LOCAL_RANK"])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which sets ``stop``
+    threading.Thread(target=_exit_when, args=(abort,), daemon=True, name="netcanvas-abort").start()
+    outbox = None
+    if rank == 0:
+        batch_seconds, queue_size = outbox_settings({})
+        outbox = Outbox(messages.put, queue_size, batch_seconds=batch_seconds,
+                        send_many=lambda items: messages.put(bunch(items)))
     try:
         if options.get("threads"):
             torch.set_num_threads(int(options["threads"]))
         project = parse_project(project_data)
         if options.get("project_dir"):
-            project.path = Path(options["project_dir"]) / ("project" + SUFFIX)
+            project.path = stand_in_path(options["project_dir"])
         overrides = dict(options["overrides"])
         if options["backend"] == "nccl":
             overrides["device"] = f"cuda:{local_rank}"
@@ -210,9 +229,8 @@ def _process(project_data: dict, options: dict, messages, stop) -> None:
         run = prepare_run(project, **overrides)
 
         def send(event: object) -> None:
-            if isinstance(event, BatchEvent) and not options.get("batch_events"):
-                return
-            messages.put(("event", event))
+            if options.get("batch_events") or not isinstance(event, BatchEvent):
+                outbox.event(event)
 
         trainer = DistributedTrainer(run, send if rank == 0 else None, rank=rank, world=world,
                                      weights_path=options.get("weights_path") if rank == 0 else None,
@@ -225,9 +243,16 @@ def _process(project_data: dict, options: dict, messages, stop) -> None:
         messages.put(("error", f"process {rank} failed: {type(e).__name__}: {e}"))
         raise
     finally:
+        if outbox is not None:
+            outbox.close(FLUSH_SECONDS)
         if dist.is_initialized():
             dist.destroy_process_group()
         sys.stdout.flush()
+
+
+def _exit_when(abort) -> None:
+    abort.wait()
+    os._exit(0)  # asked for: not a failure the launcher should log
 
 
 class DistributedTrainer(Trainer):
@@ -240,9 +265,6 @@ class DistributedTrainer(Trainer):
     def __init__(self, run: TrainingRun, callback: Callable[[object], None] | None = None, *,
                  rank: int, world: int, weights_path: str | Path | None = None,
                  stop_requested: Callable[[], bool] | None = None):
-        from torch.nn.parallel import DistributedDataParallel
-        from torch.utils.data.distributed import DistributedSampler
-
         super().__init__(run, callback, weights_path=weights_path)
         self.rank, self.world = rank, world
         self.stop_requested = stop_requested or (lambda: False)
@@ -257,16 +279,12 @@ class DistributedTrainer(Trainer):
                                           shuffle=True, seed=s["seed"])
 
     def _train_batches(self, epoch: int, generator: torch.Generator):
-        from ..datasets import batches
-
         self.sampler.set_epoch(epoch)  # a new shuffle each epoch, the same in every process
         share = torch.tensor(list(self.sampler), dtype=torch.long)
         return batches(self.run_spec.dataset.train, self.per_process,
                        drop_last=self.run_spec.settings["drop_last"], indices=share)
 
     def _batch_count(self) -> int:
-        from ..datasets import batch_count
-
         return batch_count(len(self.sampler), self.per_process, self.run_spec.settings["drop_last"])
 
     def stop(self) -> None:

@@ -1,58 +1,31 @@
-"""Training in a child process, so that running out of memory or a crashing kernel ends
-the child and never the editor. No Qt here: the parent side lives in
-``app/widgets/training/session.py``.
-
-    ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe()
-    ctx.Process(target=worker_main, args=(child, project_to_dict(project), options),
-                daemon=True).start()
-
-The protocol: every message is a tuple whose first item names it.
-
-child -> parent
-    ("ready", info)          the run is checked and the model built; ``info``: device,
-                             dataset (``datasets.describe``), notes, input_shape,
-                             num_classes, settings, pid
-    ("event", event)         a BatchEvent, EpochEvent, SnapshotEvent or FinishedEvent
-    ("bunch", [message, ...]) several of these messages, in order, in one: BatchEvents
-                             are sent together every BATCH_SECONDS (other messages at
-                             once, with the BatchEvents before them), so that a small model's
-                             hundreds of minibatches a second wake neither side each time
-    ("dropped", n)           n BatchEvents were left out here because the parent read too
-                             slowly (only BatchEvents are ever dropped)
-    ("paused", step)         training now waits (acknowledges "pause"; no BatchEvent
-                             follows until "resumed")
-    ("resumed", step)        training goes on
-    ("done",)                the last message of a run that ended normally (after its
-                             FinishedEvent); exit code 0
-    ("error", message)       a NetCanvasError (bad project, data, device, settings): the
-                             last message; exit code 0
-    ("crash", traceback)     any other exception: the last message; exit code 1
-
-parent -> child
-    ("pause",)  ("resume",)  ("stop",)  ("snapshot", samples: np.ndarray | None)
+"""A training run served over the message protocol (``protocol.py``): in a child process
+(``worker_main``), so that running out of memory or a crashing kernel ends the child and
+never the editor, or in a thread of this process (``run_inline``). No Qt here: the side
+that starts and reads runs is ``app/engine/session/supervisor.py``; ``launch.py`` spawns
+the processes.
 
 ``options`` (all optional): project_dir (relative dataset paths resolve against it),
 overrides (training settings such as epochs or device), weights_path, checkpoint_dir,
 initial_weights, snapshot_every, snapshot_samples (np.ndarray), threads
 (``torch.set_num_threads``), nice (run that many steps below normal priority) and policy
 ("batch": Linux's SCHED_BATCH for every thread of the run; see ``_lower_priority``),
-batch_seconds (how often BatchEvents go; default
-BATCH_SECONDS), queue_size (BatchEvents waiting to be sent beyond which new ones are
-dropped; default QUEUE_SIZE for every BATCH_SECONDS of batch_seconds), and _test_crash
-(raise after "ready": tests the crash path).
+batch_seconds (how often BatchEvents go; default protocol.BATCH_SECONDS), queue_size
+(BatchEvents waiting to be sent beyond which new ones are dropped; default
+protocol.QUEUE_SIZE for every BATCH_SECONDS of batch_seconds), nproc (train across that
+many local processes: ``distributed.py``), batch_events (False: such a run sends no
+BatchEvents; default True), set_aside_incomparable (the Trainer's: where nobody can be
+asked, the CLI), and _test_crash (raise after "ready": tests the crash path).
 """
 
 from __future__ import annotations
 
-import collections
 import os
 import queue
 import sys
 import threading
-import time
 import traceback
-from pathlib import Path
+from multiprocessing import Pipe
+from multiprocessing.connection import wait
 from typing import Any, Callable
 
 import numpy as np
@@ -60,24 +33,32 @@ import torch
 
 from ..datasets import describe
 from ..errors import NetCanvasError
-from ..project import SUFFIX, Project, parse_project
-from .events import BatchEvent, FinishedEvent
+from ..project import Project, parse_project, stand_in_path
+from .distributed import check_launch, per_process_batch, train_distributed
+from .events import FinishedEvent
+from .protocol import FLUSH_SECONDS, Outbox, bunch, outbox_settings
 from .trainer import Trainer, prepare_run
 
-QUEUE_SIZE = 256  # BatchEvents waiting for the sender; more are dropped and counted
-BATCH_SECONDS = 0.05  # BatchEvents go in bunches, at most this often (other messages at once)
-FLUSH_SECONDS = 30.0  # how long the last messages may take to reach a parent that reads slowly
 PARENT_GONE_GRACE = 30.0  # a stopped run may finish and save its weights; then the orphan exits
 
 
-def worker_main(conn, project_data: dict, options: dict) -> None:
+def worker_main(conn, project_data: dict | None, options: dict) -> None:
     """The child's entry point (``multiprocessing`` spawn context): train the project
     described by ``project_data`` (``project_to_dict``), reporting to and taking commands
-    from the pipe end ``conn``. Ends the process: exit code 0 after "done" or "error", 1
-    after "crash"."""
+    from the pipe end ``conn``. A warm worker (``project_data`` None) has imported torch
+    and waits for its run: a ("run", project_data, options) message (those options add to
+    ``options``); it exits when the pipe closes first. Ends the process: exit code 0 after
+    "done" or "error", 1 after "crash"."""
     _lower_priority(options.get("nice"), options.get("policy"))
-    from multiprocessing import Pipe
-    from multiprocessing.connection import wait
+    if project_data is None:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):  # nobody needs it any more
+            os._exit(0)
+        if not (isinstance(message, tuple) and len(message) == 3 and message[0] == "run"):
+            os._exit(2)
+        _, project_data, more = message
+        options = {**options, **more}
 
     # the listener sleeps until a command comes or the run ends (``wake``): a listener that
     # looked every few milliseconds would take the CPU from training that often
@@ -96,7 +77,7 @@ def worker_main(conn, project_data: dict, options: dict) -> None:
         timer.start()
 
     def send_many(messages: list) -> None:
-        conn.send(messages[0] if len(messages) == 1 else ("bunch", messages))
+        conn.send(bunch(messages))
 
     code = _serve(project_data, options, conn.send, recv, parent_gone, send_many, wake=lambda: waker.send(None))
     try:
@@ -114,34 +95,22 @@ def worker_main(conn, project_data: dict, options: dict) -> None:
 
 
 def run_inline(project: Project | dict, options: dict, send: Callable[[tuple], None],
-               commands: "queue.Queue | None" = None) -> int:
+               commands: "queue.Queue | None" = None, *, bunched: bool = False) -> int:
     """Do what the child does, in this process: messages go to ``send`` (called from a
-    sender thread), commands are read from ``commands`` (a queue of command tuples).
+    sender thread; with ``bunched``, BatchEvents and what follows them come as bunches, as
+    through a pipe), commands are read from ``commands`` (a queue of command tuples; this
+    function puts None there once the run has ended, so the queue is the run's alone).
     Returns the exit code the child would have: 0, or 1 after a crash."""
-    inbox: queue.Queue = queue.Queue()  # the caller's commands, and None at the run's end
-    ended = threading.Event()
-
-    def forward() -> None:  # in-process only (tests): looking every 50 ms costs nobody much
-        while not ended.is_set():
-            try:
-                inbox.put(commands.get(timeout=0.05))
-            except queue.Empty:
-                pass
+    commands = queue.Queue() if commands is None else commands
 
     def recv():
-        command = inbox.get()
+        command = commands.get()
         if command is None:
             raise queue.Empty
         return command
 
-    if commands is not None:
-        threading.Thread(target=forward, name="netcanvas-inline-commands", daemon=True).start()
-
-    def wake() -> None:
-        ended.set()
-        inbox.put(None)
-
-    return _serve(project, options, send, recv, lambda: None, wake=wake)
+    send_many = (lambda messages: send(bunch(messages))) if bunched else None
+    return _serve(project, options, send, recv, lambda: None, send_many, wake=lambda: commands.put(None))
 
 
 def _lower_priority(nice, policy=None) -> None:
@@ -176,21 +145,13 @@ def _lower_priority(nice, policy=None) -> None:
 
 
 # -- the run ---------------------------------------------------------------------------------
-def outbox_settings(options: dict) -> tuple[float, int]:
-    """How often BatchEvents go, and how many may wait: QUEUE_SIZE for every BATCH_SECONDS
-    between bunches, so that a longer interval drops no more of a fast run's minibatches."""
-    batch_seconds = float(options.get("batch_seconds") or BATCH_SECONDS)
-    queue_size = int(options.get("queue_size") or round(QUEUE_SIZE * max(1.0, batch_seconds / BATCH_SECONDS)))
-    return batch_seconds, queue_size
-
-
 def _serve(project: Project | dict, options: dict, send, recv, parent_gone, send_many=None, *,
            wake: Callable[[], None]) -> int:
     """Train, sending through ``send`` (or ``send_many``) and obeying the commands
     ``recv()`` returns; ``recv`` blocks until there is one, and raises queue.Empty once
     ``wake()`` was called (the run has ended)."""
     batch_seconds, queue_size = outbox_settings(options)
-    outbox = _Outbox(send, queue_size, batch_seconds=batch_seconds, send_many=send_many)
+    outbox = Outbox(send, queue_size, batch_seconds=batch_seconds, send_many=send_many)
     control = _Control()
     ended = threading.Event()
 
@@ -214,14 +175,14 @@ def _serve(project: Project | dict, options: dict, send, recv, parent_gone, send
     return code
 
 
-def _train(project: Project | dict, options: dict, outbox: "_Outbox", control: "_Control") -> int:
+def _train(project: Project | dict, options: dict, outbox: Outbox, control: "_Control") -> int:
     try:
         if options.get("threads"):
             torch.set_num_threads(int(options["threads"]))
         if not isinstance(project, Project):
             project = parse_project(project)
         if options.get("project_dir"):
-            project.path = Path(options["project_dir"]) / ("project" + SUFFIX)
+            project.path = stand_in_path(options["project_dir"])
         run = prepare_run(project, **dict(options.get("overrides") or {}))
         input_shape = list(run.analysis.shapes[run.analysis.inputs[0]])
         control.input_shape = input_shape
@@ -234,7 +195,8 @@ def _train(project: Project | dict, options: dict, outbox: "_Outbox", control: "
             weights_path=options.get("weights_path"), checkpoint_dir=options.get("checkpoint_dir"),
             initial_weights=options.get("initial_weights"),
             snapshot_every=int(options.get("snapshot_every") or 0),
-            snapshot_samples=_samples(options.get("snapshot_samples"), input_shape))
+            snapshot_samples=_samples(options.get("snapshot_samples"), input_shape),
+            set_aside_incomparable=bool(options.get("set_aside_incomparable")))
         outbox.put(("ready", {"device": str(trainer.device), "dataset": describe(run.dataset),
                               "notes": list(run.notes), "input_shape": input_shape,
                               "num_classes": int(run.dataset.num_classes),
@@ -257,25 +219,27 @@ def _train(project: Project | dict, options: dict, outbox: "_Outbox", control: "
         return 1
 
 
-def _train_distributed(project: Project, run, nproc: int, options: dict, outbox: "_Outbox",
+def _train_distributed(project: Project, run, nproc: int, options: dict, outbox: Outbox,
                        control: "_Control") -> int:
     """The run across ``nproc`` local processes (DistributedDataParallel, one GPU each
     with nccl): process 0's events come through; "stop" ends every process after the same
     step; pause and snapshots are not served (their commands are ignored)."""
-    from .distributed import check_launch, train_distributed
-
     device, backend = check_launch(run, nproc)
     stop = threading.Event()
     notes = [*run.notes, f"{nproc} processes ({backend}, DistributedDataParallel); pausing and live "
                          "filters and activations are not available in this mode"]
     outbox.put(("ready", {"device": f"{nproc} x {device}", "dataset": describe(run.dataset), "notes": notes,
                           "input_shape": control.input_shape, "num_classes": int(run.dataset.num_classes),
-                          "settings": dict(run.settings), "pid": os.getpid(), "nproc": nproc}))
+                          "settings": dict(run.settings), "pid": os.getpid(), "nproc": nproc,
+                          "device_type": device.type, "backend": backend,
+                          "per_process_batch": per_process_batch(run.settings["batch_size"], nproc)}))
     if control.attach(_StopOnly(stop)):
         outbox.event(FinishedEvent("stopped", "stopped by the user before training started", 0, 0, 0.0))
     else:
-        train_distributed(project, nproc, overrides=dict(options.get("overrides") or {}), callback=outbox.event,
-                          weights_path=options.get("weights_path"), batch_events=True, run=run, stop_when=stop)
+        train_distributed(project, nproc, overrides=dict(options.get("overrides") or {}),
+                          on_message=outbox.put, weights_path=options.get("weights_path"),
+                          batch_events=options.get("batch_events", True), run=run, stop_when=stop,
+                          abort_when=control.aborted)
     outbox.put(("done",))
     return 0
 
@@ -321,10 +285,14 @@ class _Control:
         self._pending: list[tuple] = []
         self._stop_wanted = False
         self.input_shape: list[int] = []
+        self.aborted = threading.Event()  # ("abort",): a run in this process that must end now
 
     def handle(self, command: Any) -> None:
         if not isinstance(command, tuple) or not command:
             return
+        if command[0] == "abort":
+            self.aborted.set()
+            command = ("stop",)  # all a Trainer in this process can do
         with self._lock:
             if command[0] == "stop":
                 self._stop_wanted = True
@@ -368,96 +336,3 @@ def _listen(recv, control: _Control, ended: threading.Event, lost: Callable[[], 
             lost()
             return
         control.handle(command)
-
-
-# -- sending ---------------------------------------------------------------------------------
-class _Outbox:
-    """Messages for the parent, sent in order by one thread so that a parent that reads
-    slowly never blocks training. BatchEvents are sent in bunches, at most every
-    ``BATCH_SECONDS`` (any other message goes at once, with the BatchEvents before it): a
-    small model trains hundreds of minibatches a second, and a wake-up of the sender (and of
-    the parent) for each of them takes the CPU from the training threads. Only BatchEvents
-    are dropped, when more than ``limit`` wait; a ("dropped", n) message then takes their
-    place in the stream."""
-
-    def __init__(self, send: Callable[[tuple], None], limit: int, batch_seconds: float | None = None,
-                 send_many: Callable[[list], None] | None = None):
-        self._send = send
-        self._send_many = send_many  # sends several messages at once (one pipe message, one wake-up)
-        self._limit = max(1, limit)
-        self._interval = BATCH_SECONDS if batch_seconds is None else batch_seconds
-        self._items: collections.deque = collections.deque()
-        self._batches = 0  # BatchEvents in _items
-        self._dropped = 0  # dropped since the last message that was queued
-        self._urgent = False  # a message that is not a BatchEvent waits: send now
-        self._due = 0.0  # when waiting BatchEvents go (monotonic clock)
-        self._cond = threading.Condition()
-        self._closed = False
-        self.failure: BaseException | None = None
-        self.on_broken: Callable[[], None] = lambda: None
-        self.dropped_total = 0
-        self._thread = threading.Thread(target=self._loop, name="netcanvas-sender", daemon=True)
-        self._thread.start()
-
-    def event(self, event: Any) -> None:
-        self.put(("event", event), droppable=isinstance(event, BatchEvent))
-
-    def put(self, message: tuple, droppable: bool = False) -> None:
-        with self._cond:
-            if self.failure is not None:
-                return
-            if droppable:
-                if self._batches >= self._limit:
-                    self._dropped += 1
-                    self.dropped_total += 1
-                    return
-                self._batches += 1
-            if self._dropped:
-                self._items.append(("dropped", self._dropped))
-                self._dropped = 0
-            self._items.append(message)
-            if not droppable:
-                self._urgent = True
-            if self._urgent:  # else the sender finds it when it next looks (every BATCH_SECONDS)
-                self._cond.notify()
-
-    def close(self, timeout: float) -> bool:
-        """Send what waits (up to ``timeout`` seconds); True when all of it went."""
-        with self._cond:
-            if self._dropped:
-                self._items.append(("dropped", self._dropped))
-                self._dropped = 0
-            self._closed = True
-            self._cond.notify()
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    def _loop(self) -> None:
-        while True:
-            with self._cond:
-                while True:
-                    if self._closed and not self._items:
-                        return
-                    wait = self._due - time.monotonic()
-                    if self._items and (self._urgent or self._closed or wait <= 0):
-                        break
-                    # BatchEvents do not wake this thread: it looks every BATCH_SECONDS
-                    self._cond.wait(wait if self._items else self._interval)
-                messages = list(self._items)
-                self._items.clear()
-                self._batches = 0
-                self._urgent = False
-            try:
-                if self._send_many is not None:
-                    self._send_many(messages)
-                else:
-                    for message in messages:
-                        self._send(message)
-            except BaseException as e:  # the parent is gone (or ``send`` failed): stop sending
-                with self._cond:
-                    self.failure = e
-                    self._items.clear()
-                    self._batches = 0
-                self.on_broken()
-                return
-            self._due = time.monotonic() + self._interval

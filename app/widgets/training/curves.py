@@ -2,10 +2,10 @@
 and per epoch), per-epoch train / validation loss, and the learning rate, with the previous
 run dimmed behind the current one for comparison.
 
-Metrics are plain arrays (:class:`~.metrics.RunMetrics`); the plot items only draw them.
+Metrics are plain arrays (:class:`app.engine.session.metrics.RunMetrics`); the plot items only draw them.
 ``add_batch`` / ``add_epoch`` only append and mark the view dirty; a timer redraws at most
 every 60 ms, so a trainer reporting thousands of minibatches a second never floods the GUI.
-Long runs are drawn through a min/max pyramid (:class:`~.metrics.Decimator`): a redraw hands each
+Long runs are drawn through a min/max pyramid (:class:`app.engine.session.metrics.Decimator`): a redraw hands each
 curve about two points per pixel of the visible range, whatever the length of the run.
 
 CSV export, ``export_csv("run.csv")``, writes two files (plain CSV, header row first, empty
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
@@ -40,9 +41,9 @@ from PySide6.QtWidgets import (
 )
 
 from ..colors import mix
-from .budget import drawing_duty
-from .curves_readout import ReadoutAndExport
-from .metrics import F8, Decimator, RunMetrics
+from ...engine.session.budget import drawing_duty
+from .curves_readout import CurvesReadout, ask_csv_path, ask_png_path, render_png
+from ...engine.session.metrics import F8, Decimator, RunMetrics, write_csv
 from .plot_parts import (
     _CountAxis,
     _Curve,
@@ -53,7 +54,7 @@ from .plot_parts import (
 )
 
 
-class CurvesView(ReadoutAndExport, QWidget):
+class CurvesView(QWidget):
     """Four live plots of a training run. ``start_run()`` keeps the run so far as the
     (dimmed) previous run; ``add_batch(BatchEvent)`` / ``add_epoch(EpochEvent)`` append;
     drawing happens on a timer (``flush()`` draws now). ``draw_count`` counts redraws and
@@ -84,8 +85,6 @@ class CurvesView(ReadoutAndExport, QWidget):
         self._drawn: dict[int, tuple] = {}  # what each curve item shows, to skip unchanged ones
         self._follow = True  # step plots show every step (else the range the user zoomed to)
         self._generation = 0  # bumped when smoothed values are recomputed
-        self._hover_text = ""
-        self._hovering = False
         self._timer = QTimer(self, singleShot=True, interval=self.INTERVAL_MS)
         self._timer.timeout.connect(self._tick)
         self._drawn_at = 0.0  # when the last redraw ended (perf_counter)
@@ -110,7 +109,7 @@ class CurvesView(ReadoutAndExport, QWidget):
         p.setLabel("bottom", x_label)
         self._titles[w] = title
         p.getViewBox().setDefaultPadding(0.03)
-        w.scene().sigMouseMoved.connect(lambda pos, w=w: self._mouse_moved(w, pos))
+        w.scene().sigMouseMoved.connect(lambda pos, w=w: self.readout_line.mouse_moved(w, pos))
         w.installEventFilter(self)
         return w
 
@@ -204,6 +203,8 @@ class CurvesView(ReadoutAndExport, QWidget):
         self.grid.setContentsMargins(0, 0, 0, 0)
         self.grid.setSpacing(4)
         self.readout = _ElidedLabel()
+        self.readout_line = CurvesReadout(self.readout, self.crosshairs, self.epoch_plot,
+                                          lambda: (self.current, self.previous))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 2)
         layout.setSpacing(3)
@@ -492,8 +493,7 @@ class CurvesView(ReadoutAndExport, QWidget):
             plot.scene().prepareForPaint()  # them (each moving the range and asking for the next)
         self.png_button.setEnabled(bool(self.current) or self.previous is not None)
         self.csv_button.setEnabled(bool(self.current))
-        if not self._hovering:
-            self._set_readout(self._summary())
+        self.readout_line.refresh()
         self._drawn_at = time.perf_counter()
         self._update_seconds = self.last_draw_seconds = self._drawn_at - start
         self._paint_seconds = 0.0
@@ -587,9 +587,45 @@ class CurvesView(ReadoutAndExport, QWidget):
                                  (self.train_loss, "o"), (self.val_loss, "s")):
                 item.setSymbol(symbol if markers else None)
 
+    # -- the read-out line and the exports ---------------------------------------------------------
+    def set_running(self, running: bool) -> None:
+        """Whether a run is starting or training (the panel says so as its state changes)."""
+        self.readout_line.set_running(running)
+
+    def hover_text(self) -> str:
+        """What the line under the plots says: the values under the cursor, or the latest."""
+        return self.readout_line.text
+
+    def export_png(self, path) -> bool:
+        """Render the plots as they are shown (without the hover line) to a PNG file."""
+        self.flush()
+        return render_png(self.plot_area, self.plots, self.crosshairs, path)
+
+    def export_csv(self, path) -> tuple[Path, Path]:
+        """Write the current run: per step to ``path``, per epoch to ``<stem>-epochs<suffix>``
+        beside it (see the module's docstring). Returns both paths."""
+        return write_csv(self.current, path)
+
+    def _ask_png(self) -> None:
+        path = ask_png_path(self)
+        if path:
+            ok = self.export_png(path)
+            self.readout_line.show(f"Saved {Path(path).name}." if ok else f"Could not write {path}.")
+
+    def _ask_csv(self) -> None:
+        path = ask_csv_path(self)
+        if not path:
+            return
+        try:
+            steps, epochs = self.export_csv(path)
+        except OSError as e:
+            self.readout_line.show(f"Could not write {path}: {e.strerror or e}")
+            return
+        self.readout_line.show(f"Saved {steps.name} (per step) and {epochs.name} (per epoch).")
+
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
         if event.type() == QEvent.Type.Leave:
-            self._leave()
+            self.readout_line.leave()
         elif event.type() == QEvent.Type.Resize and isinstance(obj, pg.PlotWidget):
             roomy = obj.width() >= 200 and obj.height() >= 180
             obj.getPlotItem().getAxis("bottom").showLabel(roomy)

@@ -1,4 +1,5 @@
-"""TrainingSession: real child processes driven through the session's signals."""
+"""TrainingSession: real child processes driven through the session's Qt signals (the
+supervisor under it: tests/engine/session/test_supervisor.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pytest
 
 from app.engine.examples import load_example
 from app.engine.training import BatchEvent, EpochEvent, FinishedEvent
-from app.widgets.training.session import TRAINING_NICE, TRAINING_POLICY, TrainingSession
+from app.engine.session.supervisor import STOPPED_WHILE_STARTING, TRAINING_NICE, TRAINING_POLICY
+from app.widgets.training.session import TrainingSession
 
 START = 60_000  # a fresh process imports torch before it says "ready"
 RUN = 60_000
@@ -169,30 +171,11 @@ def test_deleting_the_session_ends_its_process(qtbot):
     assert gone(pid)
 
 
-def test_a_bunch_comes_as_lists_of_minibatches_around_other_messages(qtbot, session):
-    """One ``batches`` emission for each run of minibatches in a bunch, then ``batch`` for
-    each of them; other messages in their place in between."""
-    seen = []
-    session.batches.connect(lambda events: seen.append(("batches", [e.step for e in events])))
-    session.batch.connect(lambda e: seen.append(("batch", e.step)))
-    session.epoch.connect(lambda e: seen.append(("epoch", e.epoch)))
-
-    def batch(step):
-        return ("event", BatchEvent(1, step, 3, step, 0.5, None, 100.0, 0.1))
-
-    epoch = ("event", EpochEvent(1, 2, 0.5, None, None, None, 1.0, 0.1))
-    session._handle(("bunch", [batch(1), batch(2), epoch, ("dropped", 4), batch(3)]))
-    assert seen == [("batches", [1, 2]), ("batch", 1), ("batch", 2), ("epoch", 1), ("batches", [3]), ("batch", 3)]
-    assert session.dropped_batches == 4
-
-
 @pytest.mark.skipif(sys.platform == "win32", reason="zombies are a POSIX thing")
 def test_stop_while_the_process_starts_ends_it_at_once(qtbot, session):
     """The child imports torch and loads the data for seconds before it says "ready":
     Stop ends it at once (it has trained and written nothing), the session is idle again
     with a "stopped" FinishedEvent, no failure, and no process is left behind."""
-    from app.widgets.training.session import STOPPED_WHILE_STARTING
-
     seen = record(session)
     failures = []
     session.failed.connect(failures.append)

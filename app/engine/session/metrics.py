@@ -1,6 +1,6 @@
-"""Training metrics as plain arrays, for the curves view: growable typed columns, a run's
-minibatch and epoch tables, exponential smoothing, and a min/max pyramid that hands a
-plot about two points per pixel however long the run. No Qt here."""
+"""Training metrics as plain arrays: growable typed columns, a run's minibatch and epoch
+tables (what the run supervisor and the curves view fill), exponential smoothing, a min/max
+pyramid that hands a plot about two points per pixel however long the run, and CSV export."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def ema(values: np.ndarray, weight: float) -> np.ndarray:
     if not len(v):
         return out
     try:
-        from scipy.signal import lfilter  # a million steps in milliseconds; imported when needed
+        from scipy.signal import lfilter  # optional dependency (not installed everywhere): fast on long runs
     except ImportError:
         s, smoothed = v[0], np.empty(len(v))
         for i, x in enumerate(v.tolist()):

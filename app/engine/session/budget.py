@@ -1,30 +1,27 @@
 """How much of the GUI thread the live views (curves, filters, activations) may spend
-drawing while a run trains.
+drawing while a run trains, and how often a run is read.
 
 Training uses one thread per core (torch's default). Where that leaves a CPU to spare, the
 editor draws on it and costs the run nothing: the views may draw often. Where it does not
 (a 2-core laptop, a small VM), every millisecond the editor draws is taken from a training
 thread, and since the others wait for it at the end of each parallel operation, the run
-loses more than the editor uses. There the views draw eight times less often, and the curves
-give the minibatch loss every other turn (on a 2-core VM: the loss every ~2 s, the other
-plots every ~6 s; the GUI thread at 1.9 % of a core instead of 2.9 % at 2 %).
-Measured with ``python bench/training.py`` on a 2-core VM, the curves alone on screen, 3
-rounds each: the panel kept 0.82-0.92 of the headless throughput drawing within 4 % of the
-GUI thread, and 0.94-0.97 within 2 %; with the views rotating, 0.92-0.95 within 2 %, where
-the GUI thread used 2.9 % of a core with the curves on screen (1 % of it reading the run).
+loses more than the editor uses. There the views draw several times less often, and the
+curves give the minibatch loss every other turn. ``python bench/training.py`` measures what
+the panel keeps of the headless throughput with either budget.
 """
 
 from __future__ import annotations
 
 import os
 
+import torch
+
 SPARE_DUTY = 0.08  # a CPU to spare: the views draw every ~60 ms
 BUSY_DUTY = 0.01  # training takes every CPU
 # How often the editor reads what a run sends (and the run sends its minibatches). Each
-# wake-up of the editor costs about 0.4 ms of CPU on a small VM (measured: a window that
-# does nothing but wake 20 times a second takes 0.85 % of a core), taken from training
-# where it takes every CPU. The views draw a few times a second there, and the progress
-# bar twice, so reading 5 times a second loses nothing that shows.
+# wake-up of the editor costs CPU, taken from training where it takes every CPU. The views
+# draw a few times a second there, and the progress bar twice, so reading 5 times a second
+# loses nothing that shows.
 SPARE_TICK = 0.05
 BUSY_TICK = 0.2
 # The shortest time between two snapshots (filters, activations) of a run: each costs the
@@ -44,8 +41,6 @@ def usable_cpus() -> int:
 def training_threads() -> int:
     """The threads a training run uses (torch's intra-op threads, as the child will set
     them: the same defaults and environment as here)."""
-    import torch
-
     return torch.get_num_threads()
 
 
@@ -62,7 +57,7 @@ def drawing_duty(cpus: int | None = None, threads: int | None = None) -> float:
 
 
 def tick_seconds(cpus: int | None = None, threads: int | None = None) -> float:
-    """How often the editor reads a training run's messages."""
+    """How often a run's messages are read (and its minibatches sent)."""
     return SPARE_TICK if cpu_to_spare(cpus, threads) else BUSY_TICK
 
 

@@ -84,7 +84,7 @@ def run_gui(argv: list[str]) -> int:
 
 def _file_or_example(spec: str):
     """(path, is an example, problem) for ``netcanvas SPEC``: a file, or an example's name as
-    the headless commands take it (``netcanvas resnet``; the rule of ``app.engine.cli._open``:
+    the headless commands take it (``netcanvas resnet``; the rule of ``app.engine.cli_io.open_project``:
     a name that is no file, has no folder and does not end in .json). ``problem``: what to
     say when it is neither."""
     from .engine.errors import ProjectError

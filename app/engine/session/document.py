@@ -40,6 +40,7 @@ class Document:
         self._batch = 0
         self._pending = False
         self.project = project or Project()
+        _place(self.project)
         self.weights = ProjectWeights(lambda: self.project, scratch_dir)
         self.analysis: Analysis = analyze(self.project.graph)
         self.graph.changed.connect(self._changed)
@@ -88,11 +89,7 @@ class Document:
     def set_project(self, project: Project) -> None:
         """Replace the open project (New, Open): nodes without a position are laid out
         (``layered_layout``), the history is cleared and no weights are held."""
-        graph = project.graph
-        if any(n.position is None for n in graph.nodes.values()):
-            for node_id, position in layered_layout(graph).items():
-                if graph.nodes[node_id].position is None:
-                    graph.move_node(node_id, position)
+        _place(project)
         self.graph.changed.disconnect(self._changed)
         self.project = project
         self.history.clear()
@@ -122,3 +119,12 @@ class Document:
     def _analyze(self) -> None:
         self.analysis = analyze(self.graph)
         self.analyzed.emit(self.analysis)
+
+
+def _place(project: Project) -> None:
+    """Give the nodes that have no position one (``layered_layout``); placed nodes stay."""
+    graph = project.graph
+    if any(n.position is None for n in graph.nodes.values()):
+        for node_id, position in layered_layout(graph).items():
+            if graph.nodes[node_id].position is None:
+                graph.move_node(node_id, position)

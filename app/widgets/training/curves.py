@@ -75,6 +75,7 @@ class CurvesView(QWidget):
         super().__init__(parent)
         self.current = RunMetrics(smoothing)
         self.previous: RunMetrics | None = None
+        self._fills_current = True  # False while a run's supervisor fills ``current``
         self.draw_count = 0
         self.last_draw_seconds = 0.0
         self._dirty = False
@@ -306,12 +307,19 @@ class CurvesView(QWidget):
             self._apply_theme()
 
     # -- data in ---------------------------------------------------------------------------------
-    def start_run(self) -> None:
-        """A new run begins: the current one (if it has data) becomes the dimmed previous run."""
+    def start_run(self, metrics: RunMetrics | None = None) -> None:
+        """A new run begins: the current one (if it has data) becomes the dimmed previous run.
+        ``metrics``: the store the run fills (the supervisor's): ``add_batches`` and
+        ``add_epoch`` then only redraw; None: this view fills a store of its own."""
         if self.current:
             self.previous = self.current
             self._legend_previous(True)
-        self.current = RunMetrics(self.smoothing_box.value())
+        self._fills_current = metrics is None
+        if metrics is None:
+            metrics = RunMetrics(self.smoothing_box.value())
+        else:
+            metrics.set_smoothing(self.smoothing_box.value())
+        self.current = metrics
         self._pyramids = {k: v for k, v in self._pyramids.items()
                           if self.previous is not None and k[0] == self.previous.serial}
         self.epoch_plot.enableAutoRange()
@@ -327,6 +335,7 @@ class CurvesView(QWidget):
     def clear(self) -> None:
         """Forget both runs."""
         self.current, self.previous = RunMetrics(self.smoothing_box.value()), None
+        self._fills_current = True
         self._legend_previous(False)
         self._pyramids.clear()
         self._changed()
@@ -335,11 +344,13 @@ class CurvesView(QWidget):
         self.add_batches([event])
 
     def add_batches(self, events: list) -> None:
-        self.current.add_batches(events)
+        if self._fills_current:
+            self.current.add_batches(events)
         self._changed()
 
     def add_epoch(self, event) -> None:
-        self.current.add_epoch(event)
+        if self._fills_current:
+            self.current.add_epoch(event)
         self._changed()
 
     def set_smoothing(self, weight: float) -> None:

@@ -324,7 +324,6 @@ class TrainingPanel(QWidget):
                                 f"be copied for the run to be compared with them "
                                 f"({escape(str(e), quote=False)}).</span>")
             return
-        self.curves.start_run()
         self._last_batch = None
         self._last_snapshot, self._drawn_snapshot = None, {}
         self.results.clear()
@@ -336,6 +335,7 @@ class TrainingPanel(QWidget):
         self.session.start(project, weights_path=str(weights),
                            project_dir=str(project.path.parent) if project.path else None,
                            snapshot_samples=self.sample, nproc=nproc if nproc > 1 else None)
+        self.curves.start_run(self.session.supervisor.metrics)  # drawn from the store the run fills
         self.training_active.emit(True)
 
     def toggle_pause(self) -> None:

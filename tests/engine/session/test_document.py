@@ -120,3 +120,13 @@ def test_reset_clean_makes_unsaved_work_of_an_unedited_project(doc):
     events = Events(doc)
     doc.history.reset_clean()
     assert doc.dirty and events.log == [("dirty_changed", True)]
+
+
+def test_a_new_document_lays_out_the_nodes_without_a_position():
+    g = Graph()
+    g.add_node(Node("input", "Input", {"shape": [4]}))
+    g.add_node(Node("fc", "Linear", {"out_features": 2}))
+    g.add_edge(Edge("input", "fc"))
+    doc = Document(Project(graph=g, name="loaded"))
+    assert doc.graph.nodes["input"].position[1] < doc.graph.nodes["fc"].position[1]
+    assert not doc.dirty and doc.history.count == 0

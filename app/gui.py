@@ -44,15 +44,15 @@ def run_gui(argv: list[str]) -> int:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
 
     prepare_qt()
-    from PySide6.QtWidgets import QApplication
-
-    from .engine.examples import example_path
-    from .widgets.main_window import MainWindow
-
+    # Qt is imported once prepare_qt() has set the environment it reads as it loads
     from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QApplication
 
     from .widgets.errors import ErrorHandler
     from .widgets.help import icon_path
+    from .widgets.main_window import MainWindow
+
+    from .engine.examples import example_path  # torch comes with it: after the display check
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName("NetCanvas")
@@ -87,6 +87,7 @@ def _file_or_example(spec: str):
     the headless commands take it (``netcanvas resnet``; the rule of ``app.engine.cli_io.open_project``:
     a name that is no file, has no folder and does not end in .json). ``problem``: what to
     say when it is neither."""
+    # torch comes with these: `netcanvas` without a display says so before loading it
     from .engine.errors import ProjectError
     from .engine.examples import example_path
 

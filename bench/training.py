@@ -131,7 +131,7 @@ class PanelRun:
         self.switcher.stop()
         if not hasattr(self.finished, "ok") or not self.finished.ok:
             raise RuntimeError(f"the panel's run failed: {self.finished}")
-        self.window.doc.undo_stack.setClean()
+        self.window.doc.history.set_clean()
         self.window.close()
         # gone for good before the next round: a closed window's timers would still run
         from PySide6.QtCore import QCoreApplication, QEvent

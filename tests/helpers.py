@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from app.engine.graph import Edge, Graph, Node
 
 
@@ -23,3 +25,12 @@ def shown(qtbot, widget, width: int, height: int):
     widget.show()
     qtbot.waitExposed(widget)
     return widget
+
+
+def gone(pid: int) -> bool:
+    """No process, not even a zombie, has this id (a zombie still answers signal 0)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False

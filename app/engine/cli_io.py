@@ -130,8 +130,8 @@ def _import(args, out: TextIO, err: TextIO) -> int:
     out.write(f"imported {args.model}: {len(graph.nodes)} nodes ({listing}), "
               f"{a.total_params:,} parameters\n")
     out.writelines(f"note: {note}\n" for note in result.notes)
-    out.write(f"onnxruntime vs the imported graph: max |diff| {difference:.3g} on a batch of 3 "
-              f"(tolerance {TOLERANCE:g})\n")
+    out.write(f"onnxruntime vs the imported graph: largest difference {difference:.3g} on a batch of 3, "
+              f"relative where outputs exceed 1 (tolerance {TOLERANCE:g})\n")
     out.write(f"wrote {project_path} and {weights_path}\n")
     return 0
 

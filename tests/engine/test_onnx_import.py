@@ -356,7 +356,7 @@ def test_cli_import_then_predict(tmp_path):
     code = cli_io.run(_parse(["import", str(model), str(tmp_path / "conv")]), out, err)
     assert code == 0, err.getvalue()
     text = out.getvalue()
-    assert "imported" in text and "max |diff|" in text and "conv.netcanvas.json" in text
+    assert "imported" in text and "largest difference" in text and "relative where outputs exceed 1" in text and "conv.netcanvas.json" in text
     project = load_project(tmp_path / "conv.netcanvas.json")
     assert weights_path_for(project.path).exists()
 

@@ -12,6 +12,7 @@ import pytest
 
 from app.engine.examples import load_example
 from app.engine.session.supervisor import STOPPED_WHILE_STARTING, RunSupervisor
+from tests.helpers import gone
 from app.engine.training.events import BatchEvent, EpochEvent, FinishedEvent, SnapshotEvent
 
 LONG = {"device": "cpu", "epochs": 100_000}
@@ -43,15 +44,6 @@ def until(s: RunSupervisor, condition, timeout: float = TIMEOUT) -> None:
         else:
             s.poll()
             time.sleep(0.01)
-
-
-def gone(pid: int) -> bool:
-    """No process, not even a zombie, has this id (a zombie still answers signal 0)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def test_an_inline_run_goes_to_its_end_and_fills_the_metrics(supervisor, tmp_path):

@@ -13,6 +13,7 @@ import pytest
 from app.engine.examples import load_example
 from app.engine.training import BatchEvent, EpochEvent, FinishedEvent
 from app.engine.session.supervisor import STOPPED_WHILE_STARTING, TRAINING_NICE, TRAINING_POLICY
+from tests.helpers import gone
 from app.widgets.training.session import TrainingSession
 
 START = 60_000  # a fresh process imports torch before it says "ready"
@@ -47,15 +48,6 @@ def thread_nices(pid: int) -> set[int]:
 def thread_policies(pid: int) -> set[int]:
     """The scheduling policy of each thread of a process (Linux)."""
     return {os.sched_getscheduler(int(task)) for task in os.listdir(f"/proc/{pid}/task")}
-
-
-def gone(pid: int) -> bool:
-    """No process, not even a zombie, has this id (a zombie still answers signal 0)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def test_xor_trains_with_pause_resume_and_a_stop(qtbot, session, tmp_path):

@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-import json
-
 from PySide6.QtCore import QPointF, QRectF
 from PySide6.QtWidgets import QApplication
 
 from ..engine.graph import Edge, Node
 from ..engine.layers import get_spec
 from ..engine.layout import layered_layout
-from .canvas.items import NODE_H, NODE_W
+from ..engine.session.clipboard import (PASTE_OFFSET, ClipboardError, Clipping, clipping, new_node_params,
+                                        parse_clipboard, paste_command, to_text)
 from ..engine.session.commands import AddItems, MoveNodes, RemoveItems, SetParams
+from .canvas.items import NODE_H, NODE_W
 from .canvas.scene import CanvasScene
 from .document import Document
-
-CLIPBOARD_KEY = "netcanvas-layers"
-
-# values a new node starts with for the parameters it must be given
-STARTING_VALUES = {"shape": [1, 28, 28], "out_features": 10, "out_channels": 8, "kernel_size": 3,
-                   "output_size": 1, "hidden_size": 32, "num_embeddings": 100, "embedding_dim": 16}
-
-
-def new_node_params(type_name: str) -> dict:
-    spec = get_spec(type_name)
-    params = {}
-    for p in spec.params:
-        if p.required:
-            params[p.name] = [-1] if (type_name, p.name) == ("Reshape", "shape") else STARTING_VALUES[p.name]
-    return params
 
 
 class Editor:
@@ -87,61 +72,41 @@ class Editor:
             self.doc.push(RemoveItems(self.doc.model, nodes, edges, what))
 
     def copy(self) -> bool:
-        ids = set(self.scene.selected_node_ids())
+        """Put the selected layers (and the edges among them) on the system clipboard;
+        False when none is selected."""
+        ids = self.scene.selected_node_ids()
         if not ids:
             return False
-        nodes = [{"id": n.id, "type": n.type, "params": n.params, "position": list(n.position or (0, 0))}
-                 for n in self.graph.nodes.values() if n.id in ids]
-        edges = [{"source": e.source, "target": e.target, "target_port": e.target_port}
-                 for e in self.graph.edges if e.source in ids and e.target in ids]
-        # plain text, not a QMimeData of our own: PySide and the clipboard would both own it
-        # and free it twice at exit; the marker key tells our JSON from any other text
-        QApplication.clipboard().setText(json.dumps({CLIPBOARD_KEY: 1, "nodes": nodes, "edges": edges}))
+        QApplication.clipboard().setText(to_text(clipping(self.graph, ids)))
         return True
 
     def cut(self) -> None:
         if self.copy():
             self.delete_selection()
 
-    def paste(self, offset: float = 40.0) -> list[str]:
-        """Paste copied layers (and the edges among them) with fresh ids, offset a little."""
+    def paste(self, offset: float = PASTE_OFFSET) -> list[str]:
+        """Paste the layers on the clipboard (and the edges among them) with fresh ids,
+        ``offset`` right of and below where they were. Returns their ids (none for other text;
+        text of ours that cannot be pasted says why on the status bar)."""
         try:
-            data = json.loads(QApplication.clipboard().text())
-            if not isinstance(data, dict) or data.get(CLIPBOARD_KEY) != 1:
-                return []
-            return self._insert(data, offset)
-        except (ValueError, KeyError, TypeError, AttributeError):
+            clip = parse_clipboard(QApplication.clipboard().text())
+        except ClipboardError as e:
+            self.scene.message.emit(f"Cannot paste: {e}")
             return []
+        return self._insert(clip, offset) if clip is not None else []
 
     def duplicate(self) -> list[str]:
-        ids = set(self.scene.selected_node_ids())
-        nodes = [{"id": n.id, "type": n.type, "params": n.params, "position": list(n.position or (0, 0))}
-                 for n in self.graph.nodes.values() if n.id in ids]
-        edges = [{"source": e.source, "target": e.target, "target_port": e.target_port}
-                 for e in self.graph.edges if e.source in ids and e.target in ids]
-        return self._insert({"nodes": nodes, "edges": edges}, 40.0) if nodes else []
+        """Copies of the selected layers and the edges among them, beside them. Returns their ids."""
+        return self._insert(clipping(self.graph, self.scene.selected_node_ids()), PASTE_OFFSET)
 
-    def _insert(self, data: dict, offset: float) -> list[str]:
-        renamed: dict[str, str] = {}
-        nodes = []
-        taken = set(self.graph.nodes)
-        for raw in data["nodes"]:
-            if get_spec(raw["type"]) is None:
-                continue
-            base = raw["id"].rstrip("0123456789") or "node"
-            new_id = self.graph.unique_id(base)
-            while new_id in taken:
-                new_id = new_id + "_"
-            taken.add(new_id)
-            renamed[raw["id"]] = new_id
-            x, y = raw.get("position") or (0, 0)
-            nodes.append(Node(new_id, raw["type"], dict(raw.get("params", {})), (x + offset, y + offset)))
-        edges = [Edge(renamed[e["source"]], renamed[e["target"]], int(e.get("target_port", 0)))
-                 for e in data.get("edges", []) if e["source"] in renamed and e["target"] in renamed]
-        if nodes:
-            self.doc.push(AddItems(self.doc.model, nodes, edges, f"Paste {len(nodes)} layers"))
-            self.scene.select_nodes([n.id for n in nodes])
-        return [n.id for n in nodes]
+    def _insert(self, clip: Clipping, offset: float) -> list[str]:
+        command = paste_command(self.doc.model, clip, offset)
+        if command is None:
+            return []
+        self.doc.push(command)
+        ids = [n.id for n in command.nodes]
+        self.scene.select_nodes(ids)
+        return ids
 
     def select_all(self) -> None:
         for item in self.scene.nodes.values():

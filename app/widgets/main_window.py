@@ -4,7 +4,6 @@ work itself lives in the document, the commands, the scene and the editor."""
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import shiboken6
@@ -15,7 +14,7 @@ from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QLabel, QM
 from ..engine.errors import NetCanvasError
 from ..engine.examples import list_examples
 from ..engine.project import SUFFIX, Project, load_project
-from ..engine.weights import save_tensors
+from .canvas.arrange import Arrange
 from .canvas.scene import CanvasScene
 from .canvas.view import CanvasView
 from .document import Document
@@ -52,6 +51,7 @@ class MainWindow(QMainWindow):
         self.history = HistoryView(self.doc.history, self)
         self.training = TrainingPanel(self.doc, self)
         self._closing_after_training = False
+        self._editing_locked = False  # a run trains this graph (see _lock_editing)
         # exports take the weights the panel holds (trained or loaded), else the project's
         self.exporter = Exporter(self, lambda: self.doc.project,
                                  lambda: self.doc.weights.file or self.doc.project.weights_path)
@@ -257,10 +257,11 @@ class MainWindow(QMainWindow):
             self.resizeDocks([self._docks["training"]], [int(self.height() * 0.5)], Qt.Orientation.Vertical)
         self.training.start()
 
-    _EDIT_ACTIONS = ("new", "open", "undo", "redo", "cut", "paste", "duplicate", "delete", "layout", "layout_lr")
+    _EDIT_ACTIONS = ("new", "open", "cut", "paste", "duplicate", "delete", "layout", "layout_lr")
 
     def _lock_editing(self, training: bool) -> None:
         """While a run trains this graph, the graph cannot change under it."""
+        self._editing_locked = training
         self.scene.set_read_only(training, "Training is running: stop it to edit the network")
         # every way to change the graph or replace the project: the palette, the inspector,
         # the history view (a click there undoes), Open Recent and Examples
@@ -268,18 +269,21 @@ class MainWindow(QMainWindow):
             widget.setEnabled(not training)
         for name in self._EDIT_ACTIONS:
             self.actions_by_name[name].setEnabled(not training)
-        if not training:  # undo/redo follow the history again
-            self._follow_history()
+        self._follow_history()  # undo/redo: only the view's own layout while locked
         self.actions_by_name["train"].setEnabled(not training)
         self._state_message("Training… editing is locked until it stops." if training else "")
 
     def _follow_history(self) -> None:
         """Undo and Redo say what they would take back or apply again, and are enabled when
-        there is such a step, even while a run locks editing: the only step pushed then is
-        the view's own layout, which Undo may take back."""
+        there is such a step. While a run locks editing, only the view's own layout (an
+        automatic ``Arrange``, the one step pushed then) may be taken back or applied again:
+        the user's edits before it stay as the run trains them."""
         history = self.doc.history
-        for name, able, text in (("undo", history.can_undo, history.undo_text),
-                                 ("redo", history.can_redo, history.redo_text)):
+        for name, able, step, text in (("undo", history.can_undo, history.index - 1, history.undo_text),
+                                       ("redo", history.can_redo, history.index, history.redo_text)):
+            if able and self._editing_locked:
+                command = history.command(step)
+                able = isinstance(command, Arrange) and command.auto
             action = self.actions_by_name[name]
             action.setEnabled(able)
             action.setText(f"&{name.capitalize()} {text}" if text else f"&{name.capitalize()}")
@@ -306,8 +310,12 @@ class MainWindow(QMainWindow):
     # -- files -------------------------------------------------------------------------------
     def set_project(self, project: Project) -> None:
         """Show ``project`` (the document lays out nodes that have no position)."""
-        self.autosaver.discard()
         self.doc.set_project(project)
+        self._project_replaced()
+
+    def _project_replaced(self) -> None:
+        """Another project is open: the previous one's recovery copy goes, the view fits."""
+        self.autosaver.discard()
         self.view.fit()
         self._update_title()
 
@@ -355,18 +363,13 @@ class MainWindow(QMainWindow):
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
             result = import_onnx(path)
-            folder = recovery_dir()
-            folder.mkdir(parents=True, exist_ok=True)
-            weights = save_tensors(result.state, folder / f"imported-{uuid.uuid4().hex[:8]}.safetensors",
-                                   result.weights_metadata())
+            weights = self.doc.model.adopt_import(result.project, result.state, result.weights_metadata())
         except (NetCanvasError, OSError) as e:
             self.show_error("Cannot import the ONNX model", str(e))
             return False
         finally:
             QApplication.restoreOverrideCursor()
-        self.set_project(result.project)
-        self.doc.history.reset_clean()  # an import is unsaved work
-        self._update_title()
+        self._project_replaced()
         self.training.adopt_weights(weights, f"Weights imported from {path.name}; saving the project keeps them "
                                              "beside it.")
         self._remember(str(path.resolve()))
@@ -426,14 +429,13 @@ class MainWindow(QMainWindow):
                 + (f" ({rec.original})" if rec.original else "") + ". Recover them?")
             if answer == QMessageBox.StandardButton.Yes:
                 try:
-                    project = load_project(rec.path)
+                    weights = self.doc.model.recover(rec)
                 except NetCanvasError as e:
                     self.show_error("Cannot recover", str(e))
                     continue
-                project.path = Path(rec.original) if rec.original else None
-                self.set_project(project)
-                self.doc.history.reset_clean()  # recovered work is unsaved work
-                self._update_title()
+                self._project_replaced()
+                if weights is not None:
+                    self.training.adopt_weights(weights, "Trained weights recovered.")
             forget(rec)
             break
 

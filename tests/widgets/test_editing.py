@@ -1,9 +1,14 @@
-"""Where new layers land: never on top of another."""
+"""Where new layers land (never on top of another), and the system clipboard."""
 
 from __future__ import annotations
 
+import json
+
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QCursor
+from PySide6.QtGui import QCursor, QGuiApplication
+
+from app.engine.graph import Edge
+from app.engine.session.clipboard import CLIPBOARD_KEY
 
 
 def _overlapping(window, node_id: str) -> list[str]:
@@ -48,3 +53,32 @@ def test_layers_added_at_one_place_again_and_again_never_cover_each_other(lenet)
 def test_a_free_spot_is_kept(lenet):
     far = lenet.scene.nodes_rect().bottomRight() + QPoint(500, 500)
     assert lenet.editor.free_spot(far) == far
+
+
+def test_copy_puts_our_layers_on_the_system_clipboard_and_paste_reads_them_back(lenet):
+    window = lenet
+    window.scene.select_nodes(["conv1", "relu1"])
+    assert window.editor.copy()
+    text = QGuiApplication.clipboard().text()
+    assert json.loads(text)[CLIPBOARD_KEY] == 1
+    new = window.editor.paste()
+    assert new == ["conv3", "relu5"] and set(window.scene.selected_node_ids()) == set(new)
+    assert Edge("conv3", "relu5", 0) in window.doc.graph.edges
+    x, y = window.doc.graph.nodes["conv1"].position
+    assert window.doc.graph.nodes["conv3"].position == (x + 40, y + 40)
+    window.scene.select_nodes([])
+    assert not window.editor.copy() and QGuiApplication.clipboard().text() == text  # nothing selected: kept
+
+
+def test_pasting_other_text_does_nothing_and_broken_layers_say_why(lenet):
+    window = lenet
+    steps = window.doc.history.count
+    QGuiApplication.clipboard().setText("some notes, not layers")
+    assert window.editor.paste() == []
+    QGuiApplication.clipboard().setText(json.dumps({CLIPBOARD_KEY: 1, "nodes": [{"id": "a", "type": 3}]}))
+    messages = []
+    window.scene.message.connect(messages.append)
+    assert window.editor.paste() == []
+    assert window.doc.history.count == steps and len(window.doc.graph.nodes) == 13
+    assert messages and messages[0].startswith("Cannot paste: the layers copied") and "type" in messages[0]
+    assert window.statusBar().currentMessage() == messages[0]

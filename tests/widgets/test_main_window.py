@@ -289,3 +289,35 @@ def test_view_menu_lays_the_graph_out_left_to_right_undoably(qtbot, lenet):
     assert pos["conv1"][0] > pos["input"][0] and pos["conv1"][1] == pos["input"][1]
     window.doc.history.undo()
     assert {i: n.position for i, n in window.doc.graph.nodes.items()} == before
+
+
+def test_while_a_run_locks_editing_undo_takes_back_only_the_views_own_layout(qtbot, window):
+    window.resize(1400, 880)
+    assert window.open_file(example_path("lenet5"), example=True, ask=False)
+    qtbot.waitUntil(lambda: window.view.viewport().height() > 420)  # tall enough for top to bottom
+    history, undo, redo = window.doc.history, window.actions_by_name["undo"], window.actions_by_name["redo"]
+    assert window.scene.direction == "TB"
+    window.editor.set_params("conv1", {"out_channels": 8, "kernel_size": 5})  # the user's edits
+    window.editor.set_params("fc1", {"out_features": 100})
+    edited = {i: dict(n.params) for i, n in window.doc.graph.nodes.items()}
+    before = {i: n.position for i, n in window.doc.graph.nodes.items()}
+    window.training.training_active.emit(True)  # a run starts: editing is locked
+    assert not undo.isEnabled() and not redo.isEnabled()  # the user's edits are not the view's
+    dock = window._docks["training"]  # as Run > Train does: a short, wide canvas
+    dock.show()
+    dock.raise_()
+    window.resizeDocks([dock], [int(window.height() * 0.5)], Qt.Orientation.Vertical)
+    qtbot.waitUntil(lambda: window.scene.direction == "LR")  # the view laid the chain out to fit
+    assert history.command(history.index - 1).auto and undo.isEnabled() and not redo.isEnabled()
+    undo.trigger()
+    assert {i: n.position for i, n in window.doc.graph.nodes.items()} == before
+    assert not undo.isEnabled() and redo.isEnabled()  # the edit below it stays: the run trains it
+    undo.trigger()  # what the key does with the action disabled: nothing
+    assert {i: dict(n.params) for i, n in window.doc.graph.nodes.items()} == edited
+    redo.trigger()
+    assert window.scene.direction == "LR" and undo.isEnabled() and not redo.isEnabled()
+    window.training.training_active.emit(False)  # the run ended: the whole history again
+    assert undo.isEnabled() and undo.text() == "&Undo Fit layout to the canvas"
+    undo.trigger()
+    undo.trigger()
+    assert window.doc.graph.nodes["fc1"].params != edited["fc1"] and redo.isEnabled()

@@ -6,16 +6,19 @@ adapter (``app/widgets/document.py``) only re-announces its events as Qt signals
 
 from __future__ import annotations
 
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
 from ..inference import Analysis, analyze
 from ..layout import layered_layout
-from ..project import Project, save_project
+from ..project import Project, load_project, save_project
 from ..signals import Signal
+from ..weights import save_tensors
 from .history import Command, History
-from .weights import ProjectWeights
+from .recovery import Recovery
+from .weights import ProjectWeights, default_scratch_dir
 
 SECTIONS = ("dataset", "training")
 
@@ -41,7 +44,8 @@ class Document:
         self._pending = False
         self.project = project or Project()
         _place(self.project)
-        self.weights = ProjectWeights(lambda: self.project, scratch_dir)
+        self._scratch_dir = scratch_dir or default_scratch_dir
+        self.weights = ProjectWeights(lambda: self.project, self._scratch_dir)
         self.analysis: Analysis = analyze(self.project.graph)
         self.graph.changed.connect(self._changed)
 
@@ -99,6 +103,33 @@ class Document:
         self.reset.emit()
         self.analyzed.emit(self.analysis)
         self.path_changed.emit(str(project.path or ""))
+
+    def adopt_import(self, project: Project, tensors: dict, metadata: dict[str, str] | None = None) -> Path:
+        """Open an imported model as unsaved work: its weights (``tensors``, with
+        ``metadata``) are written to the scratch folder, where they wait until the first save
+        copies them beside the project file, and are held as loaded; no step of the history
+        is clean. Returns the weights file; raises ``OSError`` when it cannot be written
+        (the open project stays)."""
+        folder = self._scratch_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        weights = save_tensors(tensors, folder / f"imported-{uuid.uuid4().hex[:8]}.safetensors", metadata)
+        self.set_project(project)
+        self.weights.hold(weights, "loaded")
+        self.history.reset_clean()
+        return weights
+
+    def recover(self, recovery: Recovery) -> Path | None:
+        """Open the recovery copy ``recovery`` as unsaved work (no step of the history is
+        clean), under the path of the file it was opened from (none when never saved).
+        Returns the unsaved weights it held when that file still exists (for the caller to
+        load: ``ProjectWeights.load``, or the panel's ``adopt_weights``), else None. Raises
+        ``ProjectError`` when the copy cannot be read (the open project stays)."""
+        project = load_project(recovery.path)
+        project.path = Path(recovery.original) if recovery.original else None
+        self.set_project(project)
+        self.history.reset_clean()
+        weights = recovery.weights
+        return weights if weights is not None and weights.is_file() else None
 
     def save(self, path: str | Path | None = None) -> Path:
         """Save the project atomically (to ``path``, else to its own path) and mark the

@@ -273,7 +273,8 @@ class TrainingPanel(QWidget):
     # -- saved weights, inspected without training ------------------------------------------
     def _inspect_saved_weights(self) -> None:
         path = self.doc.weights.saved_file()
-        if self.session.running or path is None:
+        # weights held that the saved file does not have (a run's, a recovery's) stay held
+        if self.session.running or path is None or self.doc.weights.unsaved_file is not None:
             return
         self.adopt_weights(path, f"Trained weights loaded from {path.name}.")
 

@@ -1,9 +1,11 @@
 """The open project without a screen: its events, the analysis kept current, the dirty
-state, saving, batches of edits, and the layout of nodes a file gives no position."""
+state, saving, batches of edits, the layout of nodes a file gives no position, and
+imports and recoveries opened as unsaved work."""
 
 from __future__ import annotations
 
 import pytest
+import torch
 
 from app.engine.errors import ProjectError
 from app.engine.examples import load_example
@@ -11,6 +13,8 @@ from app.engine.graph import Edge, Graph, Node
 from app.engine.project import Project, load_project
 from app.engine.session.commands import AddItems, RemoveItems, SetParams, SetSetting
 from app.engine.session.document import Document
+from app.engine.session.recovery import Recovery, RecoveryCopy
+from app.engine.weights import read_weights, save_tensors
 
 
 class Events:
@@ -130,3 +134,48 @@ def test_a_new_document_lays_out_the_nodes_without_a_position():
     doc = Document(Project(graph=g, name="loaded"))
     assert doc.graph.nodes["input"].position[1] < doc.graph.nodes["fc"].position[1]
     assert not doc.dirty and doc.history.count == 0
+
+
+def test_an_import_is_unsaved_work_holding_its_weights_from_the_scratch_folder(doc, tmp_path):
+    events = Events(doc)
+    tensors = {"fc.weight": torch.ones(2, 3), "fc.bias": torch.zeros(2)}
+    weights = doc.adopt_import(load_example("xor"), tensors, {"source": "model.onnx"})
+    assert weights.parent == tmp_path / "scratch" and weights.name.startswith("imported-")
+    assert torch.equal(read_weights(weights)["fc.weight"], tensors["fc.weight"])
+    assert doc.weights.file == weights and doc.weights.state == "loaded" and doc.weights.unsaved_file == weights
+    assert doc.project.name == load_example("xor").name and doc.dirty and doc.history.count == 0
+    assert "reset" in events.names() and events.log[-1] == ("dirty_changed", True)
+
+
+def test_an_import_whose_weights_cannot_be_written_leaves_the_project_open(tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    doc = Document(load_example("lenet5"), scratch_dir=lambda: blocked)
+    with pytest.raises(OSError):
+        doc.adopt_import(load_example("xor"), {"w": torch.ones(1)})
+    assert "conv1" in doc.graph.nodes and not doc.dirty and doc.weights.file is None
+
+
+def test_a_recovery_opens_as_unsaved_work_under_its_original_path_with_its_weights(doc, tmp_path):
+    copy = RecoveryCopy(lambda: tmp_path / "recovery")
+    edited = load_example("xor")
+    edited.path = tmp_path / "mine.netcanvas.json"
+    edited.name = "edited"
+    held = save_tensors({"w": torch.ones(1)}, tmp_path / "unsaved-1.safetensors")
+    (tmp_path / "recovery").mkdir()
+    copy.write(edited, held)
+    recovery = Recovery(copy.file, str(edited.path), 0.0, "edited", held)
+    assert doc.recover(recovery) == held  # for the caller to load into the views
+    assert doc.project.name == "edited" and doc.project.path == edited.path and doc.dirty
+    held.unlink()  # pruned meanwhile: nothing to hold again
+    assert doc.recover(recovery) is None
+    never_saved = Recovery(copy.file, None, 0.0, "edited", None)
+    assert doc.recover(never_saved) is None and doc.project.path is None and doc.dirty
+
+
+def test_a_recovery_copy_that_cannot_be_read_leaves_the_project_open(doc, tmp_path):
+    broken = tmp_path / "x.netcanvas.json"
+    broken.write_text("{", "utf-8")
+    with pytest.raises(ProjectError):
+        doc.recover(Recovery(broken, None, 0.0, "x"))
+    assert "conv1" in doc.graph.nodes and not doc.dirty

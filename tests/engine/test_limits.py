@@ -19,7 +19,7 @@ from app.engine.errors import ProjectError
 from app.engine.graph import Edge, Graph, Node
 from app.engine.inference import UNCOMPUTABLE, analyze
 from app.engine.layers import CATALOGUE
-from app.engine.layers.norm_rnn_merge import recurrent_count
+from app.engine.layers.recurrent import recurrent_count
 from app.engine.params import FLOAT_LIMIT, INT64_MAX, INT_LIMIT, MAX_RANK, Param
 from app.engine.project import load_project
 from tests.helpers import chain

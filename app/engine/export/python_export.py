@@ -8,7 +8,7 @@ writes into the folder:
   ``__init__`` builds one submodule per node, the node id as its attribute
   (``self.conv1 = nn.Conv2d(1, 6, kernel_size=5)``: only arguments that differ from
   torch's defaults); ``forward`` is the code torch.fx generates for the compiled graph,
-  cleaned up. The few NetCanvas modules torch has no class for (``modules.py``) are copied
+  cleaned up. The few NetCanvas modules torch has no class for (``app/engine/modules/``) are copied
   in as source.
 - ``weights.safetensors``: the state_dict, under the same names as the compiled graph's.
 - ``data.npz`` and ``train.py`` (see ``train_script``), and a short ``README.md``.
@@ -207,7 +207,8 @@ def class_name_for(project_name: str) -> str:
     name = "".join(words) or "Model"
     if name[0].isdigit():
         name = "Model" + name
-    taken = {"nn", "torch", "F", "INPUT_SHAPES", "OUTPUT_SHAPE"} | set(vars(netcanvas_modules))
+    classes = {n for n, v in vars(netcanvas_modules).items() if isinstance(v, type)}
+    taken = {"nn", "torch", "F", "INPUT_SHAPES", "OUTPUT_SHAPE"} | classes
     if keyword.iskeyword(name) or name in taken:
         name += "Model"
     return name
@@ -222,7 +223,7 @@ def constructor(node_id: str, module: nn.Module) -> tuple[str, str | None]:
     class to copy into model.py (None for a torch class). Raises ``ExportError`` when the
     module's class has no standalone source or its call cannot be reproduced."""
     cls = type(module)
-    # a class made by a factory in modules.py (SameConv2d) carries its base's __name__
+    # a class made by a factory in app/engine/modules (SameConv2d) carries its base's __name__
     local = next((n for n, v in vars(netcanvas_modules).items() if v is cls), None)
     if getattr(nn, cls.__name__, None) is cls:
         name, custom = "nn." + cls.__name__, None
@@ -369,27 +370,23 @@ def _forward_source(compiled, a: Analysis) -> str:
 
 
 def _inlined_source(names: list[str]) -> tuple[list[str], list[str]]:
-    """The top-level definitions of ``app/engine/modules.py`` that ``names`` need (with
-    the helpers they use), in file order, and the import lines for model.py."""
-    try:
-        source = inspect.getsource(netcanvas_modules)
-    except (OSError, TypeError) as e:  # an installation that ships bytecode only
-        raise ExportError("cannot write model.py: the source code of NetCanvas's own layers is not "
-                          f"available in this installation ({e})") from None
-    tree = ast.parse(source)
+    """The top-level definitions of ``app/engine/modules/`` (its ``FAMILIES``) that
+    ``names`` need (with the helpers they use), in file order, and the import lines for
+    model.py."""
+    sources: dict[int, str] = {}  # id of a statement -> the source of its family
+    order: dict[int, int] = {}  # id of a statement -> its place (family, then file order)
     defined: dict[str, ast.stmt] = {}
     imported: dict[str, ast.stmt] = {}
-    for stmt in tree.body:
-        if isinstance(stmt, (ast.ClassDef, ast.FunctionDef)):
-            defined[stmt.name] = stmt
-        elif isinstance(stmt, ast.Assign):
-            for target in stmt.targets:
-                if isinstance(target, ast.Name):
-                    defined[target.id] = stmt
-        elif isinstance(stmt, (ast.Import, ast.ImportFrom)) and not (
-                isinstance(stmt, ast.ImportFrom) and stmt.module == "__future__"):
-            for alias in stmt.names:
-                imported[(alias.asname or alias.name).split(".")[0]] = stmt
+    for family in netcanvas_modules.FAMILIES:
+        try:
+            source = inspect.getsource(family)
+        except (OSError, TypeError) as e:  # an installation that ships bytecode only
+            raise ExportError("cannot write model.py: the source code of NetCanvas's own layers is not "
+                              f"available in this installation ({e})") from None
+        for stmt in ast.parse(source).body:
+            sources[id(stmt)] = source
+            order[id(stmt)] = len(order)
+            _collect(stmt, defined, imported)
     needed: list[ast.stmt] = []
     used_imports: set[str] = {"nn"}
     stack = [defined[n] for n in names]
@@ -404,20 +401,33 @@ def _inlined_source(names: list[str]) -> tuple[list[str], list[str]]:
                     stack.append(defined[node.id])
                 elif node.id in imported:
                     used_imports.add(node.id)
-    order = {id(s): i for i, s in enumerate(tree.body)}
     needed.sort(key=lambda s: order[id(s)])
     imports = ["import torch", "from torch import nn"] if "torch" in used_imports else ["from torch import nn"]
     for name in sorted(used_imports - {"torch", "nn"}):
         stmt = imported[name]
         if isinstance(stmt, ast.ImportFrom) and stmt.level:
-            raise ExportError(f"modules.py's {name!r} comes from NetCanvas itself and cannot be exported")
+            raise ExportError(f"app/engine/modules: {name!r} comes from NetCanvas itself and cannot be exported")
         line = ast.unparse(stmt)
         if line not in imports:
             imports.append(line)
     # mypy's remarks mean nothing to the reader of model.py
-    texts = [re.sub(r"  # type: ignore\[[^\]]*\]", "", ast.get_source_segment(source, s) or ast.unparse(s))
+    texts = [re.sub(r"  # type: ignore\[[^\]]*\]", "", ast.get_source_segment(sources[id(s)], s) or ast.unparse(s))
              for s in needed]
     return texts, imports
+
+
+def _collect(stmt: ast.stmt, defined: dict[str, ast.stmt], imported: dict[str, ast.stmt]) -> None:
+    """Note what a top-level statement of a family of ``modules`` defines or imports."""
+    if isinstance(stmt, (ast.ClassDef, ast.FunctionDef)):
+        defined[stmt.name] = stmt
+    elif isinstance(stmt, ast.Assign):
+        for target in stmt.targets:
+            if isinstance(target, ast.Name):
+                defined[target.id] = stmt
+    elif isinstance(stmt, (ast.Import, ast.ImportFrom)) and not (
+            isinstance(stmt, ast.ImportFrom) and stmt.module == "__future__"):
+        for alias in stmt.names:
+            imported[(alias.asname or alias.name).split(".")[0]] = stmt
 
 
 def _indent(text: str, spaces: int) -> str:

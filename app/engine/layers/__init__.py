@@ -1,16 +1,16 @@
 """The layer catalogue: every layer type, declared once (see ``spec.LayerSpec``).
 
-Adding a layer type means adding one ``LayerSpec`` to one of the ``SPECS`` lists below.
+Adding a layer type means adding one ``LayerSpec`` to the ``SPECS`` list of one of the
+``FAMILIES`` below (one module per family of layers).
 """
 
 from __future__ import annotations
 
-from . import conv, core, norm_rnn_merge
+from . import activations, attention, conv, core, merge, norm, padding, recurrent, regularization, reshaping, tokens
 from .spec import LayerSpec, ShapeError
 
-CATALOGUE: dict[str, LayerSpec] = {
-    spec.type: spec for spec in (*core.SPECS, *conv.SPECS, *norm_rnn_merge.SPECS)
-}
+FAMILIES = (core, activations, conv, padding, norm, regularization, reshaping, tokens, recurrent, attention, merge)
+CATALOGUE: dict[str, LayerSpec] = {spec.type: spec for family in FAMILIES for spec in family.SPECS}
 
 CATEGORIES = ("Input", "Dense", "Convolution", "Pooling", "Normalization", "Activation",
               "Regularization", "Shape", "Recurrent", "Merge")

@@ -27,7 +27,8 @@ class LayerSpec:
     ``infer(input_shapes, params) -> shape`` computes the output shape (no batch dimension)
     without torch, raising ``ShapeError``; ``count(input_shapes, params) -> int`` gives the
     number of trainable parameters; ``build(input_shapes, params) -> nn.Module`` makes the
-    torch module; ``hints(input_shapes, params)`` returns ``[(param or None, message)]``
+    torch module (``samples`` are example uses, checked against it by
+    tests/engine/test_catalogue.py); ``hints(input_shapes, params)`` returns ``[(param or None, message)]``
     warnings that do not block compiling. ``params`` always arrive complete (defaults filled)
     and within their ranges; input shapes within ``params.MAX_RANK`` dimensions of at most
     ``params.INT_LIMIT`` each. infer, count and hints run on every edit: closed-form arithmetic only,
@@ -44,10 +45,24 @@ class LayerSpec:
     min_inputs: int = 1
     max_inputs: int | None = 1
     hints: Callable[[list[Shape], Params], list[tuple[str | None, str]]] | None = None
+    # example uses, ((input shapes, ...), params as a file writes them): the catalogue test
+    # checks each against torch (the shape rule and the count equal what the built module
+    # does and has) and the first through compile, ONNX and Python export
+    samples: tuple[tuple[tuple[Shape, ...], Params], ...] = ()
+    # the names of the input slots, shown at the ports (None: "input", or numbered for merges)
+    input_names: tuple[str, ...] | None = None
+    # the names of the output ports; a callable when they depend on the parameters (Split).
+    # With more than one, ``infer`` returns a list of shapes, one per port, and the built
+    # module returns a tuple of tensors in that order.
+    outputs: tuple[str, ...] | Callable[[Params], tuple[str, ...]] = ("output",)
     param_index: dict[str, Param] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "param_index", {p.name: p for p in self.params})
+
+    def output_names(self, params: Params) -> tuple[str, ...]:
+        """The names of this node's output ports (``source_port`` k is the k-th)."""
+        return self.outputs(params) if callable(self.outputs) else self.outputs
 
     def defaults(self) -> Params:
         """The parameters a new node of this type starts with (required ones left out)."""

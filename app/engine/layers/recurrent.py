@@ -1,4 +1,4 @@
-"""Normalization, recurrent and merge layers."""
+"""Recurrent layers and what takes their sequences apart."""
 
 from __future__ import annotations
 
@@ -8,28 +8,6 @@ from .. import modules
 from ..params import MAX_RANK, Param
 from .helpers import batch_dim, fmt, need_rank, same_shapes
 from .spec import LayerSpec, ShapeError
-
-_identity = lambda shapes, p: shapes[0]  # noqa: E731
-_eps = Param("eps", "float", 1e-5, "Added to the variance for stability.", 1e-12, 1.0)
-_momentum = Param("momentum", "float", 0.1, "Weight of each batch in the running statistics.", 0.0, 1.0)
-
-
-def _batchnorm(ndim, ranks):
-    def infer(shapes, p):
-        need_rank(f"BatchNorm{ndim}d", shapes[0], ranks)
-        return shapes[0]
-
-    cls = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}[ndim]
-    shape = "[C] or [C, L]" if ndim == 1 else "[C, H, W]"
-    return LayerSpec(
-        f"BatchNorm{ndim}d", "Normalization",
-        f"Normalizes each channel over the batch: {shape}, same shape out.",
-        (_eps, _momentum),
-        infer,
-        lambda shapes, p: cls(shapes[0][0], eps=p["eps"], momentum=p["momentum"]),
-        lambda shapes, p: 2 * shapes[0][0],
-    )
-
 
 _GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
 MAX_LAYERS = 1000  # stacked recurrent layers (deep stacks of more than a few do not train)
@@ -87,45 +65,7 @@ def _laststep(shapes, p):
     return shapes[0][1:]
 
 
-def _concat(shapes, p):
-    first = shapes[0]
-    d = batch_dim(p["dim"], len(first))
-    for other in shapes[1:]:
-        if len(other) != len(first) or any(
-            a != b for i, (a, b) in enumerate(zip(first, other)) if i != d
-        ):
-            raise ShapeError(
-                f"Concat along dim {p['dim']} needs inputs equal in every other dimension; "
-                f"received {fmt(first)} and {fmt(other)}"
-            )
-    return first[:d] + (sum(s[d] for s in shapes),) + first[d + 1 :]
-
-
-def _merge(name, cls, what):
-    return LayerSpec(
-        name, "Merge",
-        f"{what} of two or more inputs of one shape: [S], [S], ... -> [S].",
-        (),
-        lambda shapes, p: same_shapes(name, shapes),
-        lambda shapes, p: cls(),
-        min_inputs=2, max_inputs=None,
-    )
-
-
-def _layernorm_infer(shapes, p):
-    return shapes[0]
-
-
 SPECS = [
-    _batchnorm(1, {1: "[C]", 2: "[C, L]"}),
-    _batchnorm(2, {3: "[C, H, W]"}),
-    LayerSpec(
-        "LayerNorm", "Normalization",
-        "Normalizes each sample over its last dimension: [..., F], same shape out.",
-        (_eps,), _layernorm_infer,
-        lambda shapes, p: nn.LayerNorm(shapes[0][-1], eps=p["eps"]),
-        lambda shapes, p: 2 * shapes[0][-1],
-    ),
     _recurrent("RNN"),
     _recurrent("LSTM"),
     _recurrent("GRU"),
@@ -133,15 +73,5 @@ SPECS = [
         "LastStep", "Recurrent",
         "The last time step of a sequence: [T, F] -> [F].",
         (), _laststep, lambda shapes, p: modules.LastStep(),
-    ),
-    _merge("Add", modules.Add, "Element-wise sum"),
-    _merge("Multiply", modules.Multiply, "Element-wise product"),
-    LayerSpec(
-        "Concat", "Merge",
-        "Joins two or more inputs along dim (counted with the batch; 1 = channels/features).",
-        (Param("dim", "int", 1, "Dimension to join along, counted with the batch.", -MAX_RANK, MAX_RANK,
-               key=True),),
-        _concat, lambda shapes, p: modules.Concat(p["dim"]),
-        min_inputs=2, max_inputs=None,
     ),
 ]

@@ -1,4 +1,4 @@
-"""The small torch modules that stand for catalogue layers torch has no module for.
+"""Shape helpers, "same"-padded convolutions and the Embedding that casts its indices.
 
 Each keeps torch's own parameter names so a state_dict reads ``<node id>.<torch name>``.
 """
@@ -28,40 +28,6 @@ class LastStep(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x[:, -1]
-
-
-class Add(nn.Module):
-    """Element-wise sum of two or more inputs of one shape."""
-
-    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
-        out = xs[0] + xs[1]
-        for x in xs[2:]:
-            out = out + x
-        return out
-
-
-class Multiply(nn.Module):
-    """Element-wise product of two or more inputs of one shape."""
-
-    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
-        out = xs[0] * xs[1]
-        for x in xs[2:]:
-            out = out * x
-        return out
-
-
-class Concat(nn.Module):
-    """Concatenation along ``dim`` (counted with the batch dimension)."""
-
-    def __init__(self, dim: int = 1):
-        super().__init__()
-        self.dim = dim
-
-    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
-        return torch.cat(xs, dim=self.dim)
-
-    def extra_repr(self) -> str:
-        return f"dim={self.dim}"
 
 
 def _same_padding(base: type[nn.Module]) -> type[nn.Module]:
@@ -98,21 +64,3 @@ class Embedding(nn.Embedding):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(x.long())
-
-
-def _sequence_output(base: type[nn.RNNBase]) -> type[nn.RNNBase]:
-    """A batch-first recurrent layer that returns only the full output sequence."""
-
-    class SequenceOutput(base):  # type: ignore[misc, valid-type]
-        __doc__ = f"``[N, T, F] -> [N, T, hidden * directions]`` ({base.__name__}, batch first)."
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-            return super().forward(x)[0]
-
-    SequenceOutput.__name__ = SequenceOutput.__qualname__ = base.__name__
-    return SequenceOutput
-
-
-RNN = _sequence_output(nn.RNN)
-LSTM = _sequence_output(nn.LSTM)
-GRU = _sequence_output(nn.GRU)

@@ -8,6 +8,11 @@ Every non-Input node becomes a submodule named after its id, so ``state_dict()``
         relu1 = self.relu1(conv1);  conv1 = None
         ...
 
+A node of a type with several outputs returns a tuple; an edge from its port k takes item k
+(``split_1 = split[1]``). A repeated node is an ``nn.Sequential`` of its copies (weights
+``<node id>.<k>.<torch name>``); a node with ``trainable`` false has no gradients and keeps
+its normalization layers in eval mode, also while the model trains.
+
 There is no per-forward interpretation: fx generates and compiles Python source once.
 With ``kernels="on"`` (or "auto") chains such as Linear -> ReLU or Conv2d -> BatchNorm2d ->
 ReLU are then swapped for fused Triton modules (``kernels/fuse.py``); node ids still name
@@ -15,6 +20,8 @@ modules and ``state_dict`` keys do not change. Exports compile with the default,
 """
 
 from __future__ import annotations
+
+import operator
 
 import torch
 from torch import fx, nn
@@ -35,8 +42,39 @@ def build_modules(graph: Graph, analysis: Analysis) -> nn.Module:
             continue
         spec = get_spec(node.type)
         shapes = analysis.input_shapes(node_id)
-        root.add_module(node_id, spec.build(shapes, analysis.params[node_id]))
+        params = analysis.params[node_id]
+        if node.repeat == 1:
+            module = spec.build(shapes, params)
+        else:
+            copies = []
+            for _ in range(node.repeat):  # each copy takes the previous copy's output
+                copies.append(spec.build(shapes, params))
+                shapes = [spec.output_shape(shapes, params)]
+            module = nn.Sequential(*copies)
+        if not node.trainable:
+            freeze(module)
+        root.add_module(node_id, module)
     return root
+
+
+def freeze(module: nn.Module) -> None:
+    """No gradients for ``module``'s parameters, and its normalization statistics fixed:
+    its normalization layers stay in eval mode whatever mode the model is put in."""
+    module.requires_grad_(False)
+    if any(isinstance(m, _NORMS) for m in module.modules()):
+        module.register_forward_pre_hook(_norms_in_eval)
+
+
+# the layers that keep running statistics (BatchNorm*, InstanceNorm* tracking them)
+_NORMS = (nn.modules.batchnorm._NormBase,)
+
+
+def _norms_in_eval(module: nn.Module, args) -> None:
+    """A frozen node's forward pre-hook: ``model.train()`` set every submodule training;
+    its normalization layers go back to eval before they run."""
+    for m in module.modules():
+        if isinstance(m, _NORMS) and m.training:
+            m.eval()
 
 
 def compile_graph(
@@ -72,21 +110,38 @@ def compile_graph(
     values: dict[str, fx.Node] = {}
     for node_id, name in _argument_names(a.inputs).items():
         values[node_id] = g.placeholder(name)
+    ports: dict[tuple[str, int], fx.Node] = {}
+
+    def port(source: str, k: int) -> fx.Node:
+        """The value of output ``k`` of ``source``: item k of a multi-output node's tuple."""
+        if not get_spec(graph.nodes[source].type).multi_output():
+            return values[source]
+        if (source, k) not in ports:
+            ports[source, k] = g.create_node("call_function", operator.getitem, (values[source], k),
+                                             name=f"{source}_{k}")
+        return ports[source, k]
+
     for node_id in a.order:
         if node_id in values or node_id not in needed:
             continue
-        args = tuple(values[e.source] for e in a.incoming.get(node_id, []))
+        args = tuple(port(e.source, e.source_port) for e in a.incoming.get(node_id, []))
         values[node_id] = g.call_module(node_id, args)
-    g.output(values[out_id])
+    g.output(port(out_id, 0))  # the model's output: port 0 of the sink
     g.lint()
     gm = fx.GraphModule(root, g, class_name="NetCanvasModel")
     gm.input_shapes = [a.shapes[i] for i in a.inputs]  # type: ignore[attr-defined]
+    gm.input_dtypes = [input_dtype(a, i) for i in a.inputs]  # type: ignore[attr-defined]
     gm.output_shape = a.shapes[out_id]  # type: ignore[attr-defined]
     if device is not None:
         gm.to(device)
     if kernels != "off":
         return fuse_graph_module(gm, a, mode=kernels, allow_cpu=allow_cpu, device=device)
     return gm
+
+
+def input_dtype(a: Analysis, input_id: str) -> torch.dtype:
+    """The torch dtype an Input takes: float32, or int64 for token ids."""
+    return torch.int64 if a.params[input_id].get("dtype") == "int64" else torch.float32
 
 
 def _argument_names(inputs: list[str]) -> dict[str, str]:

@@ -2,8 +2,8 @@
 
 The canvas, the inspector and the undo commands act on a ``Graph`` and listen to its
 signals (``node_added``, ``node_removed``, ``edge_added``, ``edge_removed``,
-``params_changed``, ``node_moved``, ``nodes_reordered``, and ``changed`` after any of
-them). A graph may hold a
+``params_changed``, ``options_changed`` (repeat, trainable), ``node_moved``,
+``nodes_reordered``, and ``changed`` after any of them). A graph may hold a
 structure that is not a valid model (a file can say anything); ``inference.analyze``
 reports what is wrong. Edits made through the editor are checked first with
 ``connection_problem`` so they never create a cycle or fill an occupied slot.
@@ -36,7 +36,7 @@ MODULE_ATTRIBUTES = frozenset(
     "requires_grad_ set_extra_state set_submodule share_memory state_dict to to_empty "
     "train training type xpu zero_grad code graph meta "
     "add_submodule delete_all_unused_submodules delete_submodule print_readable recompile "
-    "to_folder shape_env input_shapes output_shape".split()
+    "to_folder shape_env input_shapes input_dtypes output_shape".split()
 )
 
 # Their private attributes (names with one leading underscore); any ``__dunder__`` name is
@@ -56,7 +56,9 @@ PRIVATE_MODULE_ATTRIBUTES = frozenset(
     "_save_to_state_dict _set_replace_hook _slow_forward _state_dict_hooks "
     "_state_dict_pre_hooks _tracer_cls _tracer_extras _unregister_create_node_hook "
     "_unregister_deepcopy_hook _unregister_erase_node_hook _unregister_replace_node_hook "
-    "_version _wrapped_call _wrapped_call_impl".split()
+    "_version _wrapped_call _wrapped_call_impl"
+    # set on every module once torch._dynamo has been imported (ONNX export imports it)
+    " ___needs_generation_tag_patch".split()
 )
 
 
@@ -81,21 +83,27 @@ def _is_dunder(name: str) -> bool:
 @dataclass
 class Node:
     """A layer on the canvas. ``params`` holds only what was set explicitly; the layer's
-    declared defaults fill in the rest (``inference.resolve_params``)."""
+    declared defaults fill in the rest (``inference.resolve_params``). ``repeat``: that many
+    copies in a chain, each with its own weights; ``trainable`` false freezes the node's
+    parameters and normalization statistics (format version 2)."""
 
     id: str
     type: str
     params: dict[str, Any] = field(default_factory=dict)
     position: tuple[float, float] | None = None
+    repeat: int = 1
+    trainable: bool = True
 
 
 @dataclass(frozen=True)
 class Edge:
-    """The output of ``source`` feeding input slot ``target_port`` of ``target``."""
+    """Output port ``source_port`` of ``source`` feeding input slot ``target_port`` of
+    ``target`` (most types have one output, port 0)."""
 
     source: str
     target: str
     target_port: int = 0
+    source_port: int = 0
 
 
 class Graph:
@@ -109,6 +117,7 @@ class Graph:
         self.edge_added = Signal()
         self.edge_removed = Signal()
         self.params_changed = Signal()
+        self.options_changed = Signal()
         self.node_moved = Signal()
         self.nodes_reordered = Signal()
         self.changed = Signal()
@@ -150,8 +159,12 @@ class Graph:
             n += 1
         return f"{base}{n}"
 
-    def connection_problem(self, source: str, target: str, port: int) -> str | None:
-        """Why connecting ``source`` to slot ``port`` of ``target`` must be refused, or None."""
+    def connection_problem(self, source: str, target: str, port: int, source_port: int = 0) -> str | None:
+        """Why connecting output ``source_port`` of ``source`` to slot ``port`` of
+        ``target`` must be refused, or None. (Whether ``source`` has that output depends on
+        its type and parameters: ``inference.analyze`` reports a port it lacks.)"""
+        if source_port < 0 or port < 0:
+            return "port numbers start at 0"
         if source not in self.nodes or target not in self.nodes:
             missing = source if source not in self.nodes else target
             return f"there is no node {missing!r}"
@@ -186,7 +199,7 @@ class Graph:
         """Add an edge, last in the file's order or at ``index`` (undoing a removal); with
         ``check`` refuse (ValueError) one that ``connection_problem`` objects to."""
         if check:
-            problem = self.connection_problem(edge.source, edge.target, edge.target_port)
+            problem = self.connection_problem(edge.source, edge.target, edge.target_port, edge.source_port)
             if problem:
                 raise ValueError(problem)
         if index is None:
@@ -206,6 +219,18 @@ class Graph:
         node = self.nodes[node_id]
         old, node.params = node.params, dict(params)
         self.params_changed.emit(node, old)
+        self.changed.emit()
+
+    def set_options(self, node_id: str, repeat: int | None = None, trainable: bool | None = None) -> None:
+        """Set a node's ``repeat`` and/or ``trainable``; announced as
+        ``options_changed(node, (old_repeat, old_trainable))``."""
+        node = self.nodes[node_id]
+        old = (node.repeat, node.trainable)
+        if repeat is not None:
+            node.repeat = int(repeat)
+        if trainable is not None:
+            node.trainable = bool(trainable)
+        self.options_changed.emit(node, old)
         self.changed.emit()
 
     def move_node(self, node_id: str, position: tuple[float, float] | None) -> None:
@@ -230,7 +255,7 @@ class Graph:
         """A deep copy without any connected listeners."""
         other = Graph()
         for n in self.nodes.values():
-            other.nodes[n.id] = Node(n.id, n.type, _deep(n.params), n.position)
+            other.nodes[n.id] = Node(n.id, n.type, _deep(n.params), n.position, n.repeat, n.trainable)
         other.edges = list(self.edges)
         return other
 

@@ -20,13 +20,18 @@ from .params import show
 
 Shape = tuple[int, ...]
 
+MAX_REPEAT = 1000  # copies of one node (``repeat``): each is a module with its own weights
+
 
 @dataclass
 class Analysis:
-    """Per node: output shape (None where unknown) and trainable parameter count; the
-    issues found; the topological order; the Input nodes (in file order) and the output."""
+    """Per node: output shape (None where unknown: of output port 0 for a type with several
+    outputs, whose every port's shape ``port_shapes`` holds) and trainable parameter count
+    (all copies of a repeated node together); the issues found; the topological order; the
+    Input nodes (in file order) and the output (the sink; the model's output is its port 0)."""
 
     shapes: dict[str, Shape | None] = field(default_factory=dict)
+    port_shapes: dict[str, tuple[Shape, ...] | None] = field(default_factory=dict)
     param_counts: dict[str, int] = field(default_factory=dict)
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     issues: list[Issue] = field(default_factory=list)
@@ -51,7 +56,13 @@ class Analysis:
         return [i for i in self.issues if i.node == node_id]
 
     def input_shapes(self, node_id: str) -> list[Shape | None]:
-        return [self.shapes.get(e.source) for e in self.incoming.get(node_id, [])]
+        """The shapes arriving at ``node_id``'s input slots, in slot order."""
+        return [self.edge_shape(e) for e in self.incoming.get(node_id, [])]
+
+    def edge_shape(self, e: Edge) -> Shape | None:
+        """The shape an edge carries: output ``e.source_port`` of ``e.source``."""
+        ports = self.port_shapes.get(e.source)
+        return ports[e.source_port] if ports and e.source_port < len(ports) else None
 
 
 def resolve_params(spec: LayerSpec, given: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str | None, str]]]:
@@ -153,37 +164,74 @@ def analyze(graph: Graph) -> Analysis:
     incoming, outgoing = _connect(graph, issues)
     a.incoming = incoming
     slots_ok = _check_slots(graph, specs, incoming, issues)
+    slots_ok -= _check_ports(graph, specs, a.params, param_ok, incoming, issues)
+    repeat_ok = _check_options(graph, specs, incoming, issues)
     a.order = _topological_order(graph, outgoing, incoming, issues)
     _check_ends(graph, a, outgoing, issues)
+    _check_dtypes(graph, a, specs, outgoing, issues)
 
     for node_id in a.order:
         spec = specs.get(node_id)
-        a.shapes[node_id] = None
+        a.shapes[node_id] = a.port_shapes[node_id] = None
         a.param_counts[node_id] = 0
-        if spec is None or node_id not in param_ok or node_id not in slots_ok:
+        if spec is None or node_id not in param_ok or node_id not in slots_ok or node_id not in repeat_ok:
             continue
-        in_shapes = [a.shapes.get(e.source) for e in incoming.get(node_id, [])]
+        in_shapes = a.input_shapes(node_id)
         if any(s is None for s in in_shapes):
             continue
         p = a.params[node_id]
         try:
-            shape = spec.infer(in_shapes, p)
-            count = spec.count(in_shapes, p)
-            hints = spec.hints(in_shapes, p) if spec.hints else []
+            ports, count, hints = _infer(spec, in_shapes, p, graph.nodes[node_id].repeat)
         except ShapeError as e:
             issues.append(Issue(node_id, e.param, str(e)))
             continue
         except (ArithmeticError, ValueError) as e:  # a shape rule that met sizes it cannot take
             issues.append(Issue(node_id, None, f"{UNCOMPUTABLE} ({type(e).__name__}: {first_line(e)})"))
             continue
-        problem = limits_problem(shape) or count_problem(count)
+        problem = next(filter(None, map(limits_problem, ports)), None) or count_problem(count)
         if problem:
             issues.append(Issue(node_id, None, f"{spec.type} cannot be built: {problem}"))
             continue
-        a.shapes[node_id], a.param_counts[node_id] = shape, count
+        a.shapes[node_id], a.port_shapes[node_id], a.param_counts[node_id] = ports[0], ports, count
         for param, message in hints:
             issues.append(Issue(node_id, param, message, "warning"))
     return a
+
+
+def _infer(spec: LayerSpec, in_shapes: list[Shape], p: dict[str, Any], repeat: int):
+    """``(port shapes, count, hints)`` of a node, with ``repeat`` copies in a chain (each
+    taking the previous copy's output). The chain's shapes reach a fixed point or a cycle
+    within a few copies for any real layer; once one repeats, the rest is arithmetic."""
+    hints = spec.hints(in_shapes, p) if spec.hints else []
+    if repeat == 1:
+        return spec.port_shapes(in_shapes, p), spec.count(in_shapes, p), hints
+    inputs: list[Shape] = []  # the input of copy k
+    counts: list[int] = []
+    seen: dict[Shape, int] = {}
+    shape = tuple(in_shapes[0])
+    while len(inputs) < repeat and shape not in seen:
+        k = len(inputs)
+        seen[shape] = k
+        inputs.append(shape)
+        try:
+            counts.append(spec.count([shape], p))
+            out = spec.output_shape([shape], p)
+        except ShapeError as e:
+            if k == 0:
+                raise
+            raise ShapeError(f"copy {k} of {repeat} (repeat) receives {fmt(shape)} from copy {k - 1}: {e}",
+                             e.param) from None
+        problem = limits_problem(out)
+        if problem:
+            raise ShapeError(f"copy {k} of {repeat} (repeat) cannot be built: {problem}")
+        shape = out
+    if len(inputs) == repeat:
+        return (shape,), sum(counts), hints
+    start = seen[shape]  # copies start..k-1 repeat from here on, in a cycle
+    cycle = len(inputs) - start
+    full, rest = divmod(repeat - len(inputs), cycle)
+    count = sum(counts) + full * sum(counts[start:]) + sum(counts[start:start + rest])
+    return (inputs[start + rest] if rest else shape,), count, hints
 
 
 # what a node says when its shape rule fails in a way the rule did not foresee; tests check
@@ -244,6 +292,66 @@ def _check_slots(graph, specs, incoming, issues) -> set[str]:
         if not bad:
             ok.add(node_id)
     return ok
+
+
+def _check_ports(graph, specs, params, param_ok, incoming, issues) -> set[str]:
+    """The nodes fed from an output port that their source does not have (how many a node
+    has depends on its type and, for Split, its parameters)."""
+    bad: set[str] = set()
+    for node_id, edges in incoming.items():
+        for e in edges:
+            spec = specs.get(e.source)
+            if e.source_port == 0 or spec is None or e.source not in param_ok:
+                continue
+            n = len(spec.output_names(params[e.source]))
+            if e.source_port >= n:
+                outputs = f"{n} output" + ("s" if n > 1 else "")
+                issues.append(Issue(node_id, None,
+                    f"input slot {e.target_port} is fed from output {e.source_port} of {e.source!r}, "
+                    f"a {spec.type} with {outputs} (ports 0 to {n - 1})"))
+                bad.add(node_id)
+    return bad
+
+
+def _check_options(graph, specs, incoming, issues) -> set[str]:
+    """The nodes whose ``repeat`` can be carried out: only a node with one input and one
+    output repeats."""
+    ok: set[str] = set()
+    for node_id, spec in specs.items():
+        repeat = graph.nodes[node_id].repeat
+        if repeat != 1:
+            if not (isinstance(repeat, int) and 1 <= repeat <= MAX_REPEAT):
+                issues.append(Issue(node_id, None, f"repeat must be an integer from 1 to {MAX_REPEAT}; "
+                                                   f"received {show(repeat)}"))
+                continue
+            if spec.max_inputs == 0 or spec.multi_output():
+                issues.append(Issue(node_id, None, f"{spec.type} cannot repeat: only a node with one "
+                                                   "input and one output can"))
+                continue
+            n = len(incoming.get(node_id, ()))
+            if n > 1:
+                issues.append(Issue(node_id, None, f"a repeated node takes one input (each copy feeds "
+                                                   f"the next); received {n}"))
+                continue
+        ok.add(node_id)
+    return ok
+
+
+# the categories whose layers compute on values: an int64 Input (token ids) feeds an
+# Embedding, perhaps through layers that only move values around (Shape)
+_INDEX_SAFE = frozenset(("Shape",))
+
+
+def _check_dtypes(graph, a: Analysis, specs, outgoing, issues) -> None:
+    for input_id in a.inputs:
+        if a.params.get(input_id, {}).get("dtype", "float32") != "int64":
+            continue
+        for e in outgoing.get(input_id, ()):
+            spec = specs.get(e.target)
+            if spec is not None and spec.type != "Embedding" and spec.category not in _INDEX_SAFE:
+                issues.append(Issue(input_id, "dtype",
+                    f"an int64 Input holds token ids for an Embedding, but it feeds {e.target!r} "
+                    f"({spec.type}), which computes with float32 values", "warning"))
 
 
 def _topological_order(graph, outgoing, incoming, issues) -> list[str]:

@@ -1,4 +1,4 @@
-"""Project files (format version 1, ../shared/PROJECT_FORMAT.md): load, check, save.
+"""Project files (format version 2, ../shared/PROJECT_FORMAT.md): load, check, save.
 
 Loading parses JSON into typed records, checks every field, and only then builds the
 model; anything wrong raises ``ProjectError`` naming the file and the field. Nothing in a
@@ -17,22 +17,29 @@ from . import config
 from .errors import ProjectError
 from .files import atomic_write, read_bytes
 from .graph import Edge, Graph, Node, id_problem
-from .inference import resolve_params
+from .inference import MAX_REPEAT, resolve_params
 from .layers import CATALOGUE, get_spec
-from .params import is_int, is_number, show
+from .params import INT_LIMIT, is_int, is_number, show
 
 FORMAT = "netcanvas"
-VERSION = 1
+VERSION = 2
 SUFFIX = ".netcanvas.json"
 TOP_KEYS = ("format", "version", "name", "graph", "dataset", "training", "editor")
 
-# keys NetCanvas adds to format version 1 (documented in docs/FORMAT_EXTENSIONS.md): written
-# only when they differ from their default, so files that don't use them stay plain version 1
+NODE_KEYS = ("id", "type", "params", "position", "repeat", "trainable")
+EDGE_KEYS = ("source", "target", "target_port", "source_port")
+# what format version 2 added to nodes and edges (new types and parameters: ``LayerSpec.since``
+# and ``param_since``); a file that says version 1 may not use them
+V2_KEYS = frozenset(("repeat", "trainable", "source_port"))
+
+# keys NetCanvas adds to the format (documented in docs/FORMAT_EXTENSIONS.md): written
+# only when they differ from their default, so files that don't use them stay plain
 EXTENSIONS = {"target": "labels"}
 
-# MIGRATIONS[n] turns a version-n document into a version-(n+1) one. Version 1 is the
-# first, so there is none yet; a future format adds its step here.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+# MIGRATIONS[n] turns a version-n document into a version-(n+1) one (the loop in
+# ``_migrate`` then sets its version). Every version-1 file is a valid version-2 file, so the
+# step changes nothing; what version 2 added is refused in a version-1 file while parsing.
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: lambda data: data}
 
 
 @dataclass
@@ -86,8 +93,9 @@ def parse_project(raw: bytes | str | Any, source: str = "<project>") -> Project:
     if isinstance(raw, (bytearray, memoryview)):
         raw = bytes(raw)
     data = _decode(raw, source) if isinstance(raw, (bytes, str)) else raw
+    written = _check_version(data, source)
     data = _migrate(data, source)
-    return _Parser(source).project(data)
+    return _Parser(source, written).project(data)
 
 
 def _decode(raw: bytes | str, source: str) -> Any:
@@ -141,7 +149,8 @@ def _finite(value: Any) -> bool:
         return False
 
 
-def _migrate(data: Any, source: str) -> Any:
+def _check_version(data: Any, source: str) -> int:
+    """The format version the file says it is (refusing what no version can be)."""
     if not isinstance(data, dict):
         raise ProjectError(f"expected a JSON object at the top, received {_kind(data)}", source)
     if data.get("format") != FORMAT:
@@ -153,6 +162,11 @@ def _migrate(data: Any, source: str) -> Any:
         raise ProjectError(
             f"version: the file is format version {show(version)}, but this NetCanvas reads "
             f"versions up to {VERSION}; open it with a newer NetCanvas", source)
+    return version
+
+
+def _migrate(data: Any, source: str) -> Any:
+    version = _check_version(data, source)
     while version < VERSION:
         step = MIGRATIONS.get(version)
         if step is None:
@@ -170,8 +184,15 @@ def _kind(value: Any) -> str:
 
 
 class _Parser:
-    def __init__(self, source: str):
+    def __init__(self, source: str, version: int = VERSION):
         self.source = source
+        self.version = version  # the version the file says it is (before migrating)
+
+    def since(self, introduced: int, where: str, what: str) -> None:
+        """Refuse ``what`` in a file of a version older than the one that introduced it."""
+        if introduced > max(self.version, 1):  # (a version-0 file migrated: version 1's own)
+            self.fail(where, f"{what} is new in format version {introduced}; this file says "
+                             f"version {self.version}")
 
     def fail(self, where: str, message: str) -> None:
         raise ProjectError(message, f"{self.source}: {where}")
@@ -229,8 +250,8 @@ class _Parser:
     def node(self, raw: Any, where: str) -> Node:
         self.expect(raw, dict, where, "an object with id, type and params")
         for key in raw:
-            if key not in ("id", "type", "params", "position"):
-                self.fail(f"{where}.{key}", "unknown key; a node takes: id, type, params, position")
+            if key not in NODE_KEYS:
+                self.fail(f"{where}.{key}", "unknown key; a node takes: " + ", ".join(NODE_KEYS))
         if "id" not in raw:
             self.fail(f"{where}.id", "missing")
         problem = id_problem(raw["id"])
@@ -242,8 +263,16 @@ class _Parser:
         if not isinstance(type_name, str) or get_spec(type_name) is None:
             self.fail(f"{where}.type", f"unknown layer type {show(type_name)}; known types: "
                       + ", ".join(sorted(CATALOGUE)))
+        spec = get_spec(type_name)
+        self.since(spec.since, f"{where}.type", f"type {type_name!r}")
+        for key in V2_KEYS.intersection(raw):
+            self.since(2, f"{where}.{key}", f"the node key {key!r}")
         params = raw.get("params", {})
         self.expect(params, dict, f"{where}.params", "an object")
+        for name in params:
+            if name in spec.param_index:
+                self.since(spec.param_since(name), f"{where}.params.{name}",
+                           f"the parameter {name!r} of {type_name}")
         _, problems = resolve_params(get_spec(type_name), params)
         if problems:
             param, message = problems[0]
@@ -254,39 +283,60 @@ class _Parser:
                     and all(map(_finite, position))):
                 self.fail(f"{where}.position", f"expected [x, y] (two numbers), received {show(position)}")
             position = (float(position[0]), float(position[1]))
-        return Node(node_id, type_name, dict(params), position)
+        repeat = raw.get("repeat", 1)
+        if not is_int(repeat) or not 1 <= repeat <= MAX_REPEAT:
+            self.fail(f"{where}.repeat", f"expected an integer from 1 to {MAX_REPEAT}, received {show(repeat)}")
+        if repeat != 1 and (spec.max_inputs == 0 or spec.multi_output()):
+            self.fail(f"{where}.repeat", f"{type_name} cannot repeat: only a node with one input and "
+                                         "one output can")
+        trainable = raw.get("trainable", True)
+        self.expect(trainable, bool, f"{where}.trainable", "true or false")
+        return Node(node_id, type_name, dict(params), position, repeat, trainable)
 
     def edge(self, raw: Any, where: str, g: Graph) -> Edge:
         self.expect(raw, dict, where, "an object with source and target")
         for key in raw:
-            if key not in ("source", "target", "target_port"):
-                self.fail(f"{where}.{key}", "unknown key; an edge takes: source, target, target_port")
+            if key not in EDGE_KEYS:
+                self.fail(f"{where}.{key}", "unknown key; an edge takes: " + ", ".join(EDGE_KEYS))
+            if key in V2_KEYS:
+                self.since(2, f"{where}.{key}", f"the edge key {key!r}")
         for end in ("source", "target"):
             if end not in raw:
                 self.fail(f"{where}.{end}", "missing")
             if not isinstance(raw[end], str) or raw[end] not in g.nodes:
                 self.fail(f"{where}.{end}", f"no node has the id {show(raw[end])}")
-        port = raw.get("target_port", 0)
-        if not is_int(port) or port < 0:
-            self.fail(f"{where}.target_port", f"expected an integer >= 0, received {show(port)}")
-        return Edge(raw["source"], raw["target"], port)
+        ports = []
+        for key in ("target_port", "source_port"):
+            port = raw.get(key, 0)
+            # a port beyond what a node has is the analysis's to report; beyond INT_LIMIT
+            # it is nobody's (and would be quoted in messages as a huge number)
+            if not is_int(port) or not 0 <= port <= INT_LIMIT:
+                self.fail(f"{where}.{key}", f"expected an integer >= 0, received {show(port)}")
+            ports.append(port)
+        return Edge(raw["source"], raw["target"], ports[0], ports[1])
 
 
 # -- saving -------------------------------------------------------------------------------
 def project_to_dict(project: Project) -> dict[str, Any]:
-    """The project as format-version-1 JSON data. Settings equal to their defaults are
+    """The project as format-version-2 JSON data. Settings equal to their defaults are
     written too, so a file states exactly what it trains with."""
     nodes = []
     for n in project.graph.nodes.values():
         item: dict[str, Any] = {"id": n.id, "type": n.type, "params": n.params}
         if n.position is not None:
             item["position"] = [_tidy(n.position[0]), _tidy(n.position[1])]
+        if n.repeat != 1:
+            item["repeat"] = n.repeat
+        if not n.trainable:
+            item["trainable"] = False
         nodes.append(item)
     edges = []
     for e in project.graph.edges:
         item = {"source": e.source, "target": e.target}
         if e.target_port:
             item["target_port"] = e.target_port
+        if e.source_port:
+            item["source_port"] = e.source_port
         edges.append(item)
     data: dict[str, Any] = {"format": FORMAT, "version": VERSION, "name": project.name,
                             "graph": {"nodes": nodes, "edges": edges},

@@ -30,9 +30,16 @@ def sample_input(graph: Graph, analysis: Analysis, input_id: str | None, shape: 
     return rng.standard_normal(shape).astype(dtype)
 
 
+def input_numpy_dtype(analysis: Analysis, input_id: str) -> type:
+    """The numpy dtype of the Input ``input_id``'s values: its ``dtype`` (float32 default)."""
+    return np.int64 if analysis.params.get(input_id, {}).get("dtype") == "int64" else np.float32
+
+
 def sample_tensors(graph: Graph, analysis: Analysis, batch: int, seed: int) -> tuple[torch.Tensor, ...]:
-    """One float32 tensor of ``batch`` samples per Input, in ``analysis.inputs`` order
-    (what the compiled module's ``forward`` takes), drawn from ``seed``."""
+    """One tensor of ``batch`` samples per Input (float32, or int64 token ids where the
+    Input says so), in ``analysis.inputs`` order (what the compiled module's ``forward``
+    takes), drawn from ``seed``."""
     rng = np.random.default_rng(seed)
-    return tuple(torch.from_numpy(sample_input(graph, analysis, i, [batch, *analysis.shapes[i]], rng))
+    return tuple(torch.from_numpy(sample_input(graph, analysis, i, [batch, *analysis.shapes[i]], rng,
+                                               input_numpy_dtype(analysis, i)))
                  for i in analysis.inputs)

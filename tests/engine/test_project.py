@@ -376,7 +376,7 @@ def test_version_not_an_integer(value):
 def test_newer_version_names_both_versions():
     data = example()
     data["version"] = 7
-    e = refused(data, "version", "format version 7", "versions up to 1", "newer NetCanvas")
+    e = refused(data, "version", "format version 7", "versions up to 2", "newer NetCanvas")
     data["version"] = 10**5000  # no crash while quoting an absurd number
     refused(data, "version")
     assert e.where == "<project>"
@@ -385,7 +385,7 @@ def test_newer_version_names_both_versions():
 def test_older_version_without_a_migration():
     data = example()
     data["version"] = 0
-    refused(data, "version", "no migration from format version 0 to 1")
+    refused(data, "version", "no migration from format version 0 to 2")
 
 
 def test_older_version_goes_through_the_migrations(monkeypatch):
@@ -479,7 +479,7 @@ def test_duplicate_id():
     refused(data, "graph.nodes[2].id", "'conv1' is used by two nodes")
 
 
-@pytest.mark.parametrize("type_name", ["Conv3d", "conv2d", "", None, 3, ["ReLU"]])
+@pytest.mark.parametrize("type_name", ["Conv4d", "conv2d", "", None, 3, ["ReLU"]])
 def test_unknown_type(type_name):
     refused(with_node(example(), 1, type=type_name), "graph.nodes[1] (conv1).type",
             "unknown layer type", json.dumps(type_name), "Conv2d, ")

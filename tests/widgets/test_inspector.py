@@ -97,7 +97,7 @@ def test_header_shows_id_type_doc_shape_and_count(inspector):
     assert inspector.field("bias").isChecked()
     assert inspector.findChild(QLineEdit, "param_kernel_size") is inspector.field("kernel_size")
     tip = inspector.field("kernel_size").toolTip()
-    assert "Filter size." in tip and "an integer >= 1 or a list of two such integers" in tip
+    assert "Filter size" in tip and "an integer >= 1 or a list of two such integers" in tip
 
 
 def test_output_unknown_without_analysis(inspector):

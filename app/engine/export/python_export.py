@@ -148,11 +148,17 @@ def model_source(project: Project, a: Analysis, compiled: nn.Module, class_name:
     for node_id in a.order:
         if project.graph.nodes[node_id].type == "Input":
             continue
+        node = project.graph.nodes[node_id]
         module = getattr(compiled, node_id)
-        call, name = constructor(node_id, module)
-        if name and name not in custom:
-            custom.append(name)
+        if node.repeat > 1:
+            call, names = _repeated(node_id, module)
+        else:
+            call, name = constructor(node_id, module)
+            names = [name]
+        custom += [n for n in names if n and n not in custom]
         lines.append(f"self.{node_id} = {call}  # -> {fmt(a.shapes[node_id])}")
+        if not node.trainable:
+            lines.append(f"self.{node_id}.requires_grad_(False)  # frozen in NetCanvas (trainable: false)")
     inlined, imports = _inlined_source(custom)
     title = doc_text(project.name)
     inputs = ", ".join(f"``{i}`` [N, {', '.join(map(str, a.shapes[i]))}]" for i in a.inputs)
@@ -243,6 +249,20 @@ def constructor(node_id: str, module: nn.Module) -> tuple[str, str | None]:
                              [f"{p}={_literal(v)}" for p, v in keywords.items()])
             return f"{name}({text})", custom
     raise ExportError(f"node {node_id!r}: cannot write a constructor call that rebuilds {module!r}")
+
+
+def _repeated(node_id: str, module: nn.Module) -> tuple[str, list[str | None]]:
+    """The call that builds a repeated node's ``nn.Sequential`` of copies: a list
+    comprehension where the copies are built alike (the first may differ: it reads the
+    node's input, the others the previous copy's output)."""
+    built = [constructor(f"{node_id}.{k}", m) for k, m in enumerate(module)]
+    calls = [call for call, _ in built]
+    names = [name for _, name in built]
+    if len(set(calls)) == 1:
+        return f"nn.Sequential(*[{calls[0]} for _ in range({len(calls)})])", names
+    if len(set(calls[1:])) == 1:
+        return f"nn.Sequential({calls[0]}, *[{calls[1]} for _ in range({len(calls) - 1})])", names
+    return f"nn.Sequential({', '.join(calls)})", names
 
 
 def _arguments(node_id: str, module: nn.Module) -> list[tuple[str, Any, Any, bool]]:

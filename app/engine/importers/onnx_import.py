@@ -273,7 +273,7 @@ class _Importer:
             param, message = problems[0]
             raise Unsupported(f"as NetCanvas {kind}{' ' + param if param else ''}: {message}")
         try:
-            shape = spec.infer([self.shapes[i] for i in inputs], resolved)
+            shape = spec.output_shape([self.shapes[i] for i in inputs], resolved)
         except ShapeError as e:
             raise Unsupported(f"as NetCanvas {kind}: {e}") from None
         clean = {p.name: params[p.name] for p in spec.params

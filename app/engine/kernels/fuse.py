@@ -100,8 +100,8 @@ def find_chains(gm: fx.GraphModule) -> list[Chain]:
                 chain.bn = u
             tail = chain.nodes[-1]
             u = only_user(tail)
-            if (type(module(u)) is engine_modules.Add and len(u.args) == 2 and u.args.count(tail) == 1
-                    and not u.kwargs):
+            if (type(module(u)) is engine_modules.Add and not module(u).pads and len(u.args) == 2
+                    and u.args.count(tail) == 1 and not u.kwargs):
                 chain.residual = u.args[0] if u.args[1] is tail else u.args[1]
                 chain.nodes.append(u)
             u, a = activation_after(chain.nodes[-1])
@@ -110,14 +110,19 @@ def find_chains(gm: fx.GraphModule) -> list[Chain]:
                 chain.act, chain.slope = a
             if len(chain.nodes) == 1:
                 chain = None
-        elif type(m) is engine_modules.Add and len(node.args) == 2:
+        elif type(m) is engine_modules.Add and not m.pads and len(node.args) == 2:
             u, a = activation_after(node)
             if u is not None:
                 chain = Chain("add_act", [node, u], *a)
-        if chain is not None:
+        # a frozen node (trainable false) keeps its own module: its eval-mode hook stays
+        if chain is not None and not any(_frozen(module(n)) for n in chain.nodes):
             chains.append(chain)
             taken.update(chain.nodes)
     return chains
+
+
+def _frozen(module: nn.Module | None) -> bool:
+    return module is not None and any(not p.requires_grad for p in module.parameters())
 
 
 def _device_of(gm: nn.Module) -> torch.device:
@@ -230,7 +235,7 @@ def _rewrite(gm: fx.GraphModule, chains: list[Chain]) -> fx.GraphModule:
             root.add_module(node.target, replaced.get(node.target, mods[node.target]))
     out = fx.GraphModule(root, g, class_name="NetCanvasModel")
     out.training = gm.training
-    for name in ("input_shapes", "output_shape"):
+    for name in ("input_shapes", "input_dtypes", "output_shape"):
         if hasattr(gm, name):
             setattr(out, name, getattr(gm, name))
     out.fused = [c.ids for c in chains]

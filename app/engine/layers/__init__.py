@@ -6,14 +6,16 @@ Adding a layer type means adding one ``LayerSpec`` to the ``SPECS`` list of one 
 
 from __future__ import annotations
 
-from . import activations, attention, conv, core, merge, norm, padding, recurrent, regularization, reshaping, tokens
+from . import (activations, attention, conv, core, merge, norm, padding, pooling, recurrent, regularization,
+               reshaping, tokens)
 from .spec import LayerSpec, ShapeError
 
-FAMILIES = (core, activations, conv, padding, norm, regularization, reshaping, tokens, recurrent, attention, merge)
+FAMILIES = (core, activations, conv, pooling, padding, norm, regularization, reshaping, tokens, recurrent, attention,
+            merge)
 CATALOGUE: dict[str, LayerSpec] = {spec.type: spec for family in FAMILIES for spec in family.SPECS}
 
-CATEGORIES = ("Input", "Dense", "Convolution", "Pooling", "Normalization", "Activation",
-              "Regularization", "Shape", "Recurrent", "Merge")
+CATEGORIES = ("Input", "Dense", "Convolution", "Pooling", "Padding", "Normalization", "Activation",
+              "Regularization", "Shape", "Transformer", "Attention", "Recurrent", "Merge")
 
 
 def get_spec(type_name: str) -> LayerSpec | None:

@@ -1,50 +1,89 @@
-"""Convolution, pooling and upsampling layers."""
+"""Convolution (1-d to 3-d, plain and transposed) and upsampling layers; the sliding-window
+arithmetic that pooling shares."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from math import floor, prod
 
 from torch import nn
 
 from .. import modules
-from ..params import Param, pair
+from ..params import REQUIRED, Param, is_int
 from .helpers import fmt, need_rank
 from .spec import LayerSpec, ShapeError
 
-_RANKS = {1: {2: "[channels, length]"}, 2: {3: "[channels, height, width]"}}
+# the sample shape each N-d layer takes (the batch dimension is never part of a shape)
+RANKS = {1: "[channels, length]", 2: "[channels, height, width]", 3: "[channels, depth, height, width]"}
+SHAPES = {1: ("[C, L]", "L'"), 2: ("[C, H, W]", "H', W'"), 3: ("[C, D, H, W]", "D', H', W'")}
+_WORDS = {1: "one", 2: "two", 3: "three", 4: "four"}
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
-def _sizes(value, ndim: int, name: str) -> tuple[int, ...]:
-    """An int-or-pair parameter as one size per spatial dimension."""
-    if ndim == 1:
-        if isinstance(value, list):
+@dataclass(frozen=True)
+class SizedParam(Param):
+    """An integer-or-tuple parameter whose list holds ``size`` integers, where ``Param``'s
+    int_or_pair holds two: one per dimension of a 3-d layer, or the four sides of a 2-d pad."""
+
+    size: int = 2
+
+    def _int_or_pair(self, v) -> bool:
+        if isinstance(v, list):
+            return len(v) == self.size and all(is_int(x) and self._in_range(x) for x in v)
+        return super()._int_or_pair(v)
+
+    def expected(self, full: bool = False) -> str:
+        return super().expected(full).replace("a list of two such", f"a list of {_WORDS[self.size]} such")
+
+
+def int_tuple(name: str, ndim: int, default=REQUIRED, doc: str = "",
+              **kw) -> Param:
+    """An int-or-tuple parameter of an ``ndim``-d layer (2-d: an int or a pair; 1-d: Param's
+    int-or-pair, whose lists the shape rule refuses; 3-d: an int or three)."""
+    if ndim == 3:
+        return SizedParam(name, "int_or_pair", default, doc, size=3, **kw)
+    return Param(name, "int_or_pair", default, doc, **kw)
+
+
+def sizes(value, ndim: int, name: str) -> tuple[int, ...]:
+    """An int-or-tuple parameter as one size per spatial dimension; raises for a list of
+    another length."""
+    if not isinstance(value, list):
+        return (int(value),) * ndim
+    if len(value) != ndim:
+        if ndim == 1:
             raise ShapeError(f"{name} of a 1-d layer is one integer; received {value}", name)
-        return (int(value),)
-    return pair(value)
+        raise ShapeError(f"{name} of a {ndim}-d layer is an integer or a list of {ndim}; received {value}", name)
+    return tuple(int(v) for v in value)
 
 
-def _spatial_out(layer, spatial, k, s, pad, d, kname="kernel_size"):
-    """Output sizes of a convolution or pooling window; raises if the window does not fit."""
+def window_out(layer, spatial, k, s, pad, d, ceil_mode=False, kname="kernel_size"):
+    """Output sizes of a convolution or pooling window, as torch computes them (with
+    ceil_mode the last window may hang over the end but must start inside the input or the
+    left padding); raises if no window fits."""
     eff = tuple(di * (ki - 1) + 1 for ki, di in zip(k, d))
     padded = tuple(n + 2 * p for n, p in zip(spatial, pad))
-    if any(e > n for e, n in zip(eff, padded)):
+    if ceil_mode:
+        out = [(m - e + si - 1) // si + 1 for m, e, si in zip(padded, eff, s)]
+        out = [o - 1 if (o - 1) * si >= n + p else o for o, si, n, p in zip(out, s, spatial, pad)]
+    else:
+        out = [(m - e) // si + 1 for m, e, si in zip(padded, eff, s)]
+    if any(o < 1 for o in out):
         x = "x".join
         raise ShapeError(
             f"{layer} kernel {x(map(str, eff))} is larger than its padded input "
             f"{x(map(str, padded))} (input {x(map(str, spatial))}, padding {x(map(str, pad))})",
             kname,
         )
-    return tuple((n - e) // si + 1 for n, e, si in zip(padded, eff, s))
+    return tuple(out)
 
 
-def _conv_geometry(ndim, shapes, p):
-    shape = shapes[0]
-    layer = f"Conv{ndim}d"
-    need_rank(layer, shape, _RANKS[ndim])
-    channels, spatial = shape[0], shape[1:]
-    k = _sizes(p["kernel_size"], ndim, "kernel_size")
-    s = _sizes(p["stride"], ndim, "stride")
-    d = _sizes(p["dilation"], ndim, "dilation")
+def as_torch(value):
+    """A parameter value as torch's constructors take it (tuples, not lists)."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _check_groups(channels, p):
     g = p["groups"]
     if channels % g or p["out_channels"] % g:
         raise ShapeError(
@@ -52,22 +91,56 @@ def _conv_geometry(ndim, shapes, p):
             f"and out_channels ({p['out_channels']})",
             "groups",
         )
-    if p["padding"] == "same":
-        if any(si != 1 for si in s):
-            raise ShapeError('padding "same" needs stride 1; received stride ' + str(p["stride"]), "padding")
-        out = spatial
-    else:
-        out = _spatial_out(layer, spatial, k, s, _sizes(p["padding"], ndim, "padding"), d)
-    return channels, k, (p["out_channels"], *out)
+
+
+def _same_pads(k, d):
+    """(left, right) per dimension of "same" padding: torch puts an odd extra on the right."""
+    totals = [di * (ki - 1) for ki, di in zip(k, d)]
+    return [(t // 2, t - t // 2) for t in totals]
+
+
+def _check_padding_mode(mode, spatial, pads):
+    """torch's limits on the non-zero padding modes: reflect mirrors at most size - 1 values,
+    circular wraps around at most once."""
+    for n, (left, right) in zip(spatial, pads):
+        side = max(left, right)
+        if mode == "reflect" and side >= n:
+            raise ShapeError(f'padding_mode "reflect" needs padding smaller than the input size; '
+                             f"received padding {side} for a size of {n}", "padding")
+        if mode == "circular" and side > n:
+            raise ShapeError(f'padding_mode "circular" needs padding at most the input size; '
+                             f"received padding {side} for a size of {n}", "padding")
 
 
 def _conv_infer(ndim):
-    return lambda shapes, p: _conv_geometry(ndim, shapes, p)[2]
+    layer = f"Conv{ndim}d"
+
+    def infer(shapes, p):
+        shape = shapes[0]
+        need_rank(layer, shape, {ndim + 1: RANKS[ndim]})
+        channels, spatial = shape[0], shape[1:]
+        k = sizes(p["kernel_size"], ndim, "kernel_size")
+        s = sizes(p["stride"], ndim, "stride")
+        d = sizes(p["dilation"], ndim, "dilation")
+        _check_groups(channels, p)
+        if p["padding"] == "same":
+            if any(si != 1 for si in s):
+                raise ShapeError('padding "same" needs stride 1; received stride ' + str(p["stride"]), "padding")
+            pads = _same_pads(k, d)
+            out = spatial
+        else:
+            pad = sizes(p["padding"], ndim, "padding")
+            pads = [(pi, pi) for pi in pad]
+            out = window_out(layer, spatial, k, s, pad, d)
+        _check_padding_mode(p["padding_mode"], spatial, pads)
+        return (p["out_channels"], *out)
+
+    return infer
 
 
 def _conv_count(shapes, p):
     ndim = len(shapes[0]) - 1
-    k = _sizes(p["kernel_size"], ndim, "kernel_size")
+    k = sizes(p["kernel_size"], ndim, "kernel_size")
     w = p["out_channels"] * (shapes[0][0] // p["groups"]) * prod(k)
     return w + (p["out_channels"] if p["bias"] else 0)
 
@@ -75,102 +148,107 @@ def _conv_count(shapes, p):
 def _conv_build(ndim):
     def build(shapes, p):
         padding = p["padding"]
-        cls = {1: nn.Conv1d, 2: nn.Conv2d}[ndim]
-        if padding == "same":
-            k = _sizes(p["kernel_size"], ndim, "kernel_size")
-            d = _sizes(p["dilation"], ndim, "dilation")
+        cls = getattr(nn, f"Conv{ndim}d")
+        if padding == "same" and p["padding_mode"] == "zeros":
+            k = sizes(p["kernel_size"], ndim, "kernel_size")
+            d = sizes(p["dilation"], ndim, "dilation")
             if any((di * (ki - 1)) % 2 for ki, di in zip(k, d)):
                 # an even window cannot be padded alike on both sides: pad explicitly
-                # (torch's own "same" warns about this case on every new process)
-                cls = {1: modules.SameConv1d, 2: modules.SameConv2d}[ndim]
-        return cls(shapes[0][0], p["out_channels"], _tuple(p["kernel_size"]), _tuple(p["stride"]),
-                   padding if padding == "same" else _tuple(padding),
-                   _tuple(p["dilation"]), p["groups"], p["bias"])
+                # (torch's own "same" warns about this case on every new process; the other
+                # padding modes pad explicitly already). Until modules declares SameConv3d,
+                # torch's own class (right, with its warning).
+                cls = getattr(modules, f"SameConv{ndim}d", cls)
+        return cls(shapes[0][0], p["out_channels"], as_torch(p["kernel_size"]), as_torch(p["stride"]),
+                   as_torch(padding), as_torch(p["dilation"]), p["groups"], p["bias"], p["padding_mode"])
 
     return build
 
 
-def _tuple(value):
-    return tuple(value) if isinstance(value, list) else value
-
-
-def _conv_spec(ndim: int) -> LayerSpec:
-    shape = "[C, L] -> [out_channels, L']" if ndim == 1 else "[C, H, W] -> [out_channels, H', W']"
+def _conv_spec(ndim: int, samples) -> LayerSpec:
+    shape_in, out = SHAPES[ndim]
+    what = "pairs" if ndim == 2 else "triples" if ndim == 3 else "integers"
     return LayerSpec(
         f"Conv{ndim}d", "Convolution",
-        f"{ndim}-d convolution: {shape}.",
+        f"{ndim}-d convolution: {shape_in} -> [out_channels, {out}].",
         (
             Param("out_channels", "int", doc="Number of filters.", minimum=1, key=True),
-            Param("kernel_size", "int_or_pair", doc="Filter size.", minimum=1, key=True),
-            Param("stride", "int_or_pair", 1, "Step between filter positions.", minimum=1),
-            Param("padding", "padding", 0, 'Zeros added on each side, or "same" to keep the size.', minimum=0),
-            Param("dilation", "int_or_pair", 1, "Spacing between filter taps.", minimum=1),
-            Param("groups", "int", 1, "Split channels into this many independent groups.", minimum=1),
+            int_tuple("kernel_size", ndim, doc=f"Filter size (integer or {what}).", minimum=1, key=True),
+            int_tuple("stride", ndim, 1, "Step between filter positions.", minimum=1),
+            (SizedParam("padding", "padding", 0, 'Padding on each side, or "same" to keep the size.',
+                        minimum=0, size=3) if ndim == 3 else
+             Param("padding", "padding", 0, 'Padding on each side, or "same" to keep the size.', minimum=0)),
+            int_tuple("dilation", ndim, 1, "Spacing between filter taps.", minimum=1),
+            Param("groups", "int", 1, "Split channels into this many independent groups "
+                  "(must divide the input channels and out_channels).", minimum=1),
             Param("bias", "bool", True, "Learn an additive bias per filter."),
+            Param("padding_mode", "choice", "zeros", "What the padding holds: zeros, a mirror image "
+                  "(reflect), the edge values (replicate) or the other end (circular).",
+                  choices=PADDING_MODES),
         ),
-        _conv_infer(ndim), _conv_build(ndim), _conv_count,
+        _conv_infer(ndim), _conv_build(ndim), _conv_count, samples=samples,
     )
 
 
-def _convt_infer(shapes, p):
-    shape = shapes[0]
-    need_rank("ConvTranspose2d", shape, _RANKS[2])
-    k, s = pair(p["kernel_size"]), pair(p["stride"])
-    pad, op = pair(p["padding"]), pair(p["output_padding"])
-    if any(o >= si for o, si in zip(op, s)):
-        raise ShapeError(
-            f"output_padding {p['output_padding']} must be smaller than the stride {p['stride']}",
-            "output_padding",
-        )
-    out = tuple((n - 1) * si - 2 * pi + ki + oi for n, si, pi, ki, oi in zip(shape[1:], s, pad, k, op))
-    if any(o < 1 for o in out):
-        raise ShapeError(f"padding {p['padding']} leaves no output from input {fmt(shape)}", "padding")
-    return (p["out_channels"], *out)
+def _convt_infer(ndim):
+    layer = f"ConvTranspose{ndim}d"
 
-
-def _convt_count(shapes, p):
-    return shapes[0][0] * p["out_channels"] * prod(pair(p["kernel_size"])) + (
-        p["out_channels"] if p["bias"] else 0
-    )
-
-
-def _pool_infer(layer):
     def infer(shapes, p):
         shape = shapes[0]
-        need_rank(layer, shape, _RANKS[2])
-        k = pair(p["kernel_size"])
-        s = pair(p["stride"]) if p["stride"] is not None else k
-        pad = pair(p["padding"])
-        if any(2 * pi > ki for pi, ki in zip(pad, k)):
+        need_rank(layer, shape, {ndim + 1: RANKS[ndim]})
+        k = sizes(p["kernel_size"], ndim, "kernel_size")
+        s = sizes(p["stride"], ndim, "stride")
+        pad = sizes(p["padding"], ndim, "padding")
+        op = sizes(p["output_padding"], ndim, "output_padding")
+        d = sizes(p["dilation"], ndim, "dilation")
+        _check_groups(shape[0], p)
+        if any(o >= si and o >= di for o, si, di in zip(op, s, d)):
             raise ShapeError(
-                f"padding {p['padding']} must be at most half the kernel size {p['kernel_size']}",
-                "padding",
+                f"output_padding {p['output_padding']} must be smaller than the stride "
+                f"{p['stride']} or the dilation {p['dilation']}",
+                "output_padding",
             )
-        return (shape[0], *_spatial_out(layer, shape[1:], k, s, pad, (1, 1)))
+        out = tuple((n - 1) * si - 2 * pi + di * (ki - 1) + oi + 1
+                    for n, si, pi, di, ki, oi in zip(shape[1:], s, pad, d, k, op))
+        if any(o < 1 for o in out):
+            raise ShapeError(f"padding {p['padding']} leaves no output from input {fmt(shape)}", "padding")
+        return (p["out_channels"], *out)
 
     return infer
 
 
-def _pool_spec(name, cls, what):
-    def build(shapes, p):
-        stride = _tuple(p["stride"]) if p["stride"] is not None else None
-        return cls(_tuple(p["kernel_size"]), stride, _tuple(p["padding"]))
-
-    return LayerSpec(
-        name, "Pooling",
-        f"{what} over windows: [C, H, W] -> [C, H', W'].",
-        (
-            Param("kernel_size", "int_or_pair", doc="Window size.", minimum=1, key=True),
-            Param("stride", "int_or_pair", None, "Step between windows (null: kernel_size).", minimum=1, nullable=True),
-            Param("padding", "int_or_pair", 0, "Padding on each side (at most half the window).", minimum=0),
-        ),
-        _pool_infer(name), build,
+def _convt_count(shapes, p):
+    ndim = len(shapes[0]) - 1
+    k = sizes(p["kernel_size"], ndim, "kernel_size")
+    return shapes[0][0] * (p["out_channels"] // p["groups"]) * prod(k) + (
+        p["out_channels"] if p["bias"] else 0
     )
 
 
-def _adaptive_infer(shapes, p):
-    need_rank("AdaptiveAvgPool2d", shapes[0], _RANKS[2])
-    return (shapes[0][0], *pair(p["output_size"]))
+def _convt_spec(ndim: int, samples) -> LayerSpec:
+    shape_in, out = SHAPES[ndim]
+    cls = getattr(nn, f"ConvTranspose{ndim}d")
+    return LayerSpec(
+        f"ConvTranspose{ndim}d", "Convolution",
+        f"Transposed {ndim}-d convolution (learned upsampling): {shape_in} -> [out_channels, {out}].",
+        (
+            Param("out_channels", "int", doc="Number of filters.", minimum=1, key=True),
+            int_tuple("kernel_size", ndim, doc="Filter size.", minimum=1, key=True),
+            int_tuple("stride", ndim, 1, "Upsampling step.", minimum=1),
+            int_tuple("padding", ndim, 0, "Rows and columns removed from each side.", minimum=0),
+            int_tuple("output_padding", ndim, 0, "Extra size on one side (< stride or dilation).", minimum=0),
+            Param("groups", "int", 1, "Split channels into this many independent groups "
+                  "(must divide the input channels and out_channels).", minimum=1),
+            Param("bias", "bool", True, "Learn an additive bias per filter."),
+            int_tuple("dilation", ndim, 1, "Spacing between filter taps.", minimum=1),
+            Param("padding_mode", "choice", "zeros", 'Only "zeros", as torch.', choices=("zeros",)),
+        ),
+        _convt_infer(ndim),
+        lambda shapes, p: cls(
+            shapes[0][0], p["out_channels"], as_torch(p["kernel_size"]), as_torch(p["stride"]),
+            as_torch(p["padding"]), as_torch(p["output_padding"]), p["groups"], p["bias"],
+            as_torch(p["dilation"]), p["padding_mode"]),
+        _convt_count, samples=samples,
+    )
 
 
 MAX_SCALE = 1000  # an Upsample's factor: 1 pixel to 1000 is already more than any model uses
@@ -201,33 +279,44 @@ def _upsample_build(shapes, p):
 
 
 SPECS = [
-    _conv_spec(1),
-    _conv_spec(2),
-    LayerSpec(
-        "ConvTranspose2d", "Convolution",
-        "Transposed 2-d convolution (learned upsampling): [C, H, W] -> [out_channels, H', W'].",
-        (
-            Param("out_channels", "int", doc="Number of filters.", minimum=1, key=True),
-            Param("kernel_size", "int_or_pair", doc="Filter size.", minimum=1, key=True),
-            Param("stride", "int_or_pair", 1, "Upsampling step.", minimum=1),
-            Param("padding", "int_or_pair", 0, "Rows and columns removed from each side.", minimum=0),
-            Param("output_padding", "int_or_pair", 0, "Extra rows and columns on one side (< stride).", minimum=0),
-            Param("bias", "bool", True, "Learn an additive bias per filter."),
-        ),
-        _convt_infer,
-        lambda shapes, p: nn.ConvTranspose2d(
-            shapes[0][0], p["out_channels"], _tuple(p["kernel_size"]), _tuple(p["stride"]),
-            _tuple(p["padding"]), _tuple(p["output_padding"]), bias=p["bias"]),
-        _convt_count,
-    ),
-    _pool_spec("MaxPool2d", nn.MaxPool2d, "Maximum"),
-    _pool_spec("AvgPool2d", nn.AvgPool2d, "Average"),
-    LayerSpec(
-        "AdaptiveAvgPool2d", "Pooling",
-        "Averages each channel down to output_size: [C, H, W] -> [C, h, w].",
-        (Param("output_size", "int_or_pair", doc="Output height and width.", minimum=1, key=True),),
-        _adaptive_infer, lambda shapes, p: nn.AdaptiveAvgPool2d(_tuple(p["output_size"])),
-    ),
+    _conv_spec(1, (
+        (((3, 10),), {"out_channels": 4, "kernel_size": 3}),
+        (((4, 17),), {"out_channels": 6, "kernel_size": 4, "stride": 2, "padding": 1, "groups": 2}),
+        (((2, 9),), {"out_channels": 3, "kernel_size": 4, "padding": "same", "dilation": 2, "bias": False}),
+        (((3, 8),), {"out_channels": 2, "kernel_size": 3, "padding": 2, "padding_mode": "reflect"}),
+    )),
+    _conv_spec(2, (
+        (((3, 12, 12),), {"out_channels": 8, "kernel_size": 3, "padding": 1}),
+        (((4, 11, 9),), {"out_channels": 8, "kernel_size": [3, 2], "stride": [2, 1], "padding": [1, 0],
+                        "dilation": [1, 2], "groups": 4}),
+        (((6, 7, 7),), {"out_channels": 6, "kernel_size": 4, "padding": "same", "groups": 6, "bias": False}),
+        (((2, 6, 5),), {"out_channels": 3, "kernel_size": 3, "padding": [2, 1], "padding_mode": "circular"}),
+    )),
+    _conv_spec(3, (
+        (((2, 6, 7, 8),), {"out_channels": 4, "kernel_size": 3, "padding": 1}),
+        (((4, 9, 8, 7),), {"out_channels": 6, "kernel_size": [3, 2, 1], "stride": [2, 1, 2],
+                          "padding": [1, 0, 0], "dilation": [1, 2, 1], "groups": 2}),
+        (((2, 5, 6, 7),), {"out_channels": 2, "kernel_size": [2, 3, 4], "padding": "same", "bias": False}),
+        (((3, 4, 5, 6),), {"out_channels": 2, "kernel_size": 3, "padding": [1, 2, 1], "padding_mode": "replicate"}),
+    )),
+    _convt_spec(1, (
+        (((4, 9),), {"out_channels": 3, "kernel_size": 3, "stride": 2, "padding": 1, "output_padding": 1}),
+        (((4, 7),), {"out_channels": 6, "kernel_size": 4, "groups": 2, "dilation": 2, "bias": False}),
+        (((2, 5),), {"out_channels": 2, "kernel_size": 3, "stride": 1, "dilation": 3, "output_padding": 2}),
+    )),
+    _convt_spec(2, (
+        (((8, 7, 7),), {"out_channels": 4, "kernel_size": 2, "stride": 2}),
+        (((4, 5, 6),), {"out_channels": 6, "kernel_size": [3, 4], "stride": [2, 3], "padding": [1, 2],
+                       "output_padding": [1, 2], "groups": 2}),
+        (((3, 6, 5),), {"out_channels": 2, "kernel_size": 3, "dilation": [2, 1], "padding": 1, "bias": False}),
+    )),
+    _convt_spec(3, (
+        (((4, 3, 4, 5),), {"out_channels": 2, "kernel_size": 2, "stride": 2}),
+        (((4, 3, 5, 4),), {"out_channels": 6, "kernel_size": [3, 2, 3], "stride": [2, 1, 3],
+                          "padding": [1, 0, 1], "output_padding": [1, 0, 2], "groups": 2}),
+        (((2, 3, 3, 3),), {"out_channels": 3, "kernel_size": 3, "dilation": 2, "padding": [0, 1, 2],
+                          "bias": False}),
+    )),
     LayerSpec(
         "Upsample", "Pooling",
         "Enlarges by scale_factor: [C, H, W] -> [C, H*s, W*s] ([C, L] for nearest and linear).",
@@ -236,5 +325,11 @@ SPECS = [
             Param("mode", "choice", "nearest", "Interpolation.", choices=tuple(_UPSAMPLE_RANKS)),
         ),
         _upsample_infer, _upsample_build,
+        samples=(
+            (((3, 5, 6),), {"scale_factor": 2, "mode": "nearest"}),
+            (((2, 7),), {"scale_factor": 1.5, "mode": "linear"}),
+            (((2, 4, 5),), {"scale_factor": [2, 3], "mode": "bilinear"}),
+            (((1, 3, 4),), {"scale_factor": 2, "mode": "bicubic"}),
+        ),
     ),
 ]

@@ -38,7 +38,24 @@ def _flatten(shapes, p):
             f"(dimensions count from 1 after the batch; use 1 to {len(shape)})",
             "start_dim",
         )
-    return shape[: start - 1] + (numel(shape[start - 1 :]),)
+    end = batch_dim(p["end_dim"], len(shape), "end_dim") + 1  # counted with the batch
+    if end < start:
+        raise ShapeError(f"end_dim {p['end_dim']} comes before start_dim {start} in {fmt(shape)} "
+                         "(both counted with the batch)", "end_dim")
+    return shape[: start - 1] + (numel(shape[start - 1 : end]),) + shape[end:]
+
+
+def _split_outputs(p) -> tuple[str, ...]:
+    return tuple(f"part {k}" for k in range(len(p["sizes"])))
+
+
+def _split(shapes, p):
+    shape, sizes = shapes[0], p["sizes"]
+    d = batch_dim(p["dim"], len(shape))
+    if sum(sizes) != shape[d]:
+        raise ShapeError(f"sizes {fmt(sizes)} add up to {sum(sizes)}, but dim {p['dim']} of {fmt(shape)} "
+                         f"has size {shape[d]}; they must add up to it", "sizes")
+    return [shape[:d] + (n,) + shape[d + 1 :] for n in sizes]
 
 
 def _reshape(shapes, p):
@@ -69,7 +86,7 @@ def _embedding(shapes, p):
     return shapes[0] + (p["embedding_dim"],)
 
 
-def _activation(name, torch_cls, doc, params=(), make=None):
+def _activation(name, torch_cls, doc, params=(), make=None, samples=()):
     return LayerSpec(
         name,
         "Activation",
@@ -77,6 +94,7 @@ def _activation(name, torch_cls, doc, params=(), make=None):
         tuple(params),
         _identity,
         make or (lambda shapes, p: torch_cls(**p)),
+        samples=((((6,),), {}), (((2, 3, 4),), {})) + tuple(samples),
     )
 
 
@@ -87,7 +105,9 @@ SPECS = [
     LayerSpec(
         "Input", "Input",
         "A model input. Gives samples of `shape` (no batch dimension), e.g. [1, 28, 28].",
-        (Param("shape", "shape", doc="Shape of one sample, without the batch dimension.", key=True),),
+        (Param("shape", "shape", doc="Shape of one sample, without the batch dimension.", key=True),
+         Param("dtype", "choice", "float32", "float32 for values; int64 for token ids that feed an Embedding.",
+               choices=("float32", "int64"))),
         _input, lambda shapes, p: None, min_inputs=0, max_inputs=0,
     ),
     LayerSpec(
@@ -100,18 +120,35 @@ SPECS = [
         _linear,
         lambda shapes, p: nn.Linear(shapes[0][-1], p["out_features"], bias=p["bias"]),
         _linear_count,
+        samples=((((20,),), {"out_features": 7}), (((3, 5),), {"out_features": 4, "bias": False})),
     ),
     LayerSpec(
         "Dropout", "Regularization",
         "Zeroes each value with probability p while training. Same shape out.",
         (Param("p", "float", 0.5, "Probability of zeroing a value.", 0.0, 1.0, key=True),),
         _identity, lambda shapes, p: nn.Dropout(p["p"]),
+        samples=((((10,),), {"p": 0.3}), (((3, 4, 5),), {})),
     ),
     LayerSpec(
         "Flatten", "Shape",
-        "Flattens dimensions from start_dim on: [C, H, W] -> [C*H*W].",
-        (Param("start_dim", "int", 1, "First dimension to flatten, counted with the batch.", 1, MAX_RANK),),
-        _flatten, lambda shapes, p: nn.Flatten(p["start_dim"]),
+        "Flattens dimensions start_dim to end_dim: [C, H, W] -> [C*H*W] (end_dim 2: [C*H, W]).",
+        (Param("start_dim", "int", 1, "First dimension to flatten, counted with the batch.", 1, MAX_RANK),
+         Param("end_dim", "int", -1, "Last dimension to flatten, counted with the batch (-1: the last).",
+               -MAX_RANK, MAX_RANK)),
+        _flatten, lambda shapes, p: nn.Flatten(p["start_dim"], p["end_dim"]),
+        samples=((((3, 4, 5),), {}), (((2, 3, 4, 5),), {"start_dim": 2, "end_dim": 3}),
+                 (((2, 3, 4),), {"end_dim": -2})),
+    ),
+    LayerSpec(
+        "Split", "Shape",
+        "Cuts along dim into parts of the given sizes, one output each: [10] with sizes [3, 7] "
+        "-> [3] and [7] (sizes must add up to the size of dim).",
+        (Param("sizes", "shape", doc="Size of each part, in order; one output port per part.", key=True),
+         Param("dim", "int", 1, "Dimension to cut, counted with the batch.", -MAX_RANK, MAX_RANK)),
+        _split, lambda shapes, p: modules.Split(p["sizes"], p["dim"]),
+        outputs=_split_outputs,
+        samples=((((10,),), {"sizes": [3, 7]}), (((4, 6),), {"sizes": [1, 2, 3], "dim": 2}),
+                 (((5, 3),), {"sizes": [2, 3], "dim": -2}), (((4,),), {"sizes": [4]})),
     ),
     LayerSpec(
         "Reshape", "Shape",
@@ -119,6 +156,7 @@ SPECS = [
         (Param("shape", "shape", doc="Target shape without the batch; one entry may be -1.",
                allow_minus_one=True, key=True),),
         _reshape, lambda shapes, p: modules.Reshape(p["shape"]),
+        samples=((((12,),), {"shape": [3, 4]}), (((2, 3, 4),), {"shape": [-1, 4]})),
     ),
     LayerSpec(
         "Embedding", "Dense",
@@ -130,28 +168,39 @@ SPECS = [
         _embedding,
         lambda shapes, p: modules.Embedding(p["num_embeddings"], p["embedding_dim"]),
         lambda shapes, p: p["num_embeddings"] * p["embedding_dim"],
+        samples=((((5,),), {"num_embeddings": 10, "embedding_dim": 3}),
+                 (((2, 3),), {"num_embeddings": 7, "embedding_dim": 4})),
     ),
     _activation("ReLU", nn.ReLU, "max(0, x)."),
     _activation("Sigmoid", nn.Sigmoid, "1 / (1 + exp(-x)), values in (0, 1)."),
     _activation("Tanh", nn.Tanh, "Hyperbolic tangent, values in (-1, 1)."),
-    _activation("GELU", nn.GELU, "Gaussian error linear unit."),
+    _activation(
+        "GELU", nn.GELU, "Gaussian error linear unit (approximate \"tanh\": its tanh approximation).",
+        [Param("approximate", "choice", "none", "The exact form, or the faster tanh approximation.",
+               choices=("none", "tanh"))],
+        samples=[(((5,),), {"approximate": "tanh"})],
+    ),
     _activation("Identity", nn.Identity, "Passes its input through unchanged."),
     _activation(
         "LeakyReLU", nn.LeakyReLU, "x if x > 0 else negative_slope * x.",
         [Param("negative_slope", "float", 0.01, "Slope for negative inputs.", key=True)],
+        samples=[(((7,),), {"negative_slope": 0.2})],
     ),
     _activation(
         "ELU", nn.ELU, "x if x > 0 else alpha * (exp(x) - 1).",
         [Param("alpha", "float", 1.0, "Value approached for large negative inputs.", key=True)],
+        samples=[(((7,),), {"alpha": 0.5})],
     ),
     LayerSpec(
         "Softmax", "Activation",
         "Turns scores into probabilities along dim: [classes] -> [classes].",
         (_dim,), _softmax, lambda shapes, p: nn.Softmax(dim=p["dim"]),
+        samples=((((10,),), {}), (((3, 4),), {"dim": -1}), (((3, 4),), {"dim": 1})),
     ),
     LayerSpec(
         "LogSoftmax", "Activation",
         "Log of softmax along dim (pairs with NLLLoss): [classes] -> [classes].",
         (_dim,), _softmax, lambda shapes, p: nn.LogSoftmax(dim=p["dim"]),
+        samples=((((10,),), {}), (((3, 4),), {"dim": 2})),
     ),
 ]

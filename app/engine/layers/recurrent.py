@@ -28,7 +28,8 @@ def recurrent_count(name: str, size_in: int, hidden: int, layers: int, bidirecti
 def _recurrent(name: str) -> LayerSpec:
     def infer(shapes, p):
         need_rank(name, shapes[0], {2: "[time, features]"})
-        return (shapes[0][0], p["hidden_size"] * (2 if p["bidirectional"] else 1))
+        width = p["hidden_size"] * (2 if p["bidirectional"] else 1)
+        return [(shapes[0][0], width), (width,)]
 
     def count(shapes, p):
         return recurrent_count(name, shapes[0][1], p["hidden_size"], p["num_layers"], p["bidirectional"])
@@ -48,15 +49,19 @@ def _recurrent(name: str) -> LayerSpec:
 
     return LayerSpec(
         name, "Recurrent",
-        f"{name} over a sequence (batch first): [T, F] -> [T, hidden_size * directions]; "
-        "follow with LastStep to classify the sequence.",
+        f"{name} over a sequence (batch first): [T, F] -> output 0, the sequence "
+        "[T, hidden_size * directions] (follow with LastStep to classify it), and output 1, the "
+        "last layer's final hidden state [hidden_size * directions].",
         (
             Param("hidden_size", "int", doc="Units in the hidden state.", minimum=1, key=True),
             Param("num_layers", "int", 1, "Stacked recurrent layers.", 1, MAX_LAYERS),
             Param("bidirectional", "bool", False, "Also read the sequence backwards."),
             Param("dropout", "float", 0.0, "Dropout between stacked layers.", 0.0, 0.99),
         ),
-        infer, build, count, hints=hints,
+        infer, build, count, hints=hints, outputs=("sequence", "hidden"),
+        samples=((((5, 3),), {"hidden_size": 4}),
+                 (((6, 2),), {"hidden_size": 3, "num_layers": 2, "bidirectional": True, "dropout": 0.1}),
+                 (((4, 5),), {"hidden_size": 2, "num_layers": 3})),
     )
 
 
@@ -73,5 +78,6 @@ SPECS = [
         "LastStep", "Recurrent",
         "The last time step of a sequence: [T, F] -> [F].",
         (), _laststep, lambda shapes, p: modules.LastStep(),
+        samples=((((5, 3),), {}), (((1, 4),), {})),
     ),
 ]

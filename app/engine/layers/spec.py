@@ -11,6 +11,29 @@ Shape = tuple[int, ...]
 Params = dict[str, Any]
 
 
+# The 32 types of format version 1 and the parameters each had then (PROJECT_FORMAT.md's
+# "Version 1 types"): every other type, and every other parameter of these, is new in
+# version 2, which a file that says version 1 may not use. Listed here rather than in each
+# family so that a family adding a type or a parameter needs no version bookkeeping; the
+# tests check that these names exist in the catalogue.
+V1_PARAMS: dict[str, frozenset[str]] = {name: frozenset(params) for name, params in {
+    "Input": ("shape",), "Linear": ("out_features", "bias"), "Dropout": ("p",),
+    "Flatten": ("start_dim",), "Reshape": ("shape",), "Embedding": ("num_embeddings", "embedding_dim"),
+    "ReLU": (), "Sigmoid": (), "Tanh": (), "GELU": (), "Identity": (),
+    "LeakyReLU": ("negative_slope",), "ELU": ("alpha",), "Softmax": ("dim",), "LogSoftmax": ("dim",),
+    "Conv1d": ("out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "bias"),
+    "Conv2d": ("out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "bias"),
+    "ConvTranspose2d": ("out_channels", "kernel_size", "stride", "padding", "output_padding", "bias"),
+    "MaxPool2d": ("kernel_size", "stride", "padding"), "AvgPool2d": ("kernel_size", "stride", "padding"),
+    "AdaptiveAvgPool2d": ("output_size",), "Upsample": ("scale_factor", "mode"),
+    "BatchNorm1d": ("eps", "momentum"), "BatchNorm2d": ("eps", "momentum"), "LayerNorm": ("eps",),
+    "RNN": ("hidden_size", "num_layers", "bidirectional", "dropout"),
+    "LSTM": ("hidden_size", "num_layers", "bidirectional", "dropout"),
+    "GRU": ("hidden_size", "num_layers", "bidirectional", "dropout"),
+    "LastStep": (), "Add": (), "Multiply": (), "Concat": ("dim",),
+}.items()}
+
+
 class ShapeError(ValueError):
     """Raised by a shape rule: the message says what was received and what was expected;
     ``param`` names the parameter at fault, if one is."""
@@ -52,13 +75,38 @@ class LayerSpec:
     # the names of the input slots, shown at the ports (None: "input", or numbered for merges)
     input_names: tuple[str, ...] | None = None
     # the names of the output ports; a callable when they depend on the parameters (Split).
-    # With more than one, ``infer`` returns a list of shapes, one per port, and the built
-    # module returns a tuple of tensors in that order.
+    # With more than one (or a callable), ``infer`` returns a list of shapes, one per port,
+    # and the built module returns a tuple of tensors in that order (``port_shapes``).
     outputs: tuple[str, ...] | Callable[[Params], tuple[str, ...]] = ("output",)
+    # the format version that introduced the type: 0 (the default) means "derive it":
+    # 1 for the types in ``V1_PARAMS``, else 2
+    since: int = 0
     param_index: dict[str, Param] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "param_index", {p.name: p for p in self.params})
+        if not self.since:
+            object.__setattr__(self, "since", 1 if self.type in V1_PARAMS else 2)
+
+    def param_since(self, name: str) -> int:
+        """The format version that introduced parameter ``name`` of this type."""
+        return 1 if name in V1_PARAMS.get(self.type, ()) else max(self.since, 2)
+
+    def multi_output(self) -> bool:
+        """Whether nodes of this type may have several output ports (a callable
+        ``outputs`` such as Split's may give one or several)."""
+        return callable(self.outputs) or len(self.outputs) > 1
+
+    def port_shapes(self, shapes: list[Shape], params: Params) -> tuple[Shape, ...]:
+        """``infer``'s result as one shape per output port (a 1-tuple for one output)."""
+        result = self.infer(shapes, params)
+        if self.multi_output():
+            return tuple(tuple(s) for s in result)
+        return (tuple(result),)
+
+    def output_shape(self, shapes: list[Shape], params: Params) -> Shape:
+        """The shape of output port 0 (what ``infer`` gives for a one-output type)."""
+        return self.port_shapes(shapes, params)[0]
 
     def output_names(self, params: Params) -> tuple[str, ...]:
         """The names of this node's output ports (``source_port`` k is the k-th)."""

@@ -23,6 +23,21 @@ class Reshape(nn.Module):
         return f"shape={list(self.shape)}"
 
 
+class Split(nn.Module):
+    """``[N, ..., sum(sizes), ...] -> ([N, ..., sizes[0], ...], ...)``: one part per size."""
+
+    def __init__(self, sizes: list[int], dim: int = 1):
+        super().__init__()
+        self.sizes = list(sizes)
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(torch.split(x, self.sizes, dim=self.dim))
+
+    def extra_repr(self) -> str:
+        return f"sizes={self.sizes}, dim={self.dim}"
+
+
 class LastStep(nn.Module):
     """``[N, T, F] -> [N, F]``: the last time step of a sequence."""
 
@@ -57,6 +72,7 @@ def _same_padding(base: type[nn.Module]) -> type[nn.Module]:
 
 SameConv1d = _same_padding(nn.Conv1d)
 SameConv2d = _same_padding(nn.Conv2d)
+SameConv3d = _same_padding(nn.Conv3d)
 
 
 class Embedding(nn.Embedding):

@@ -45,15 +45,22 @@ class Clipping:
 
 def new_node_params(type_name: str) -> dict:
     """The parameters a new layer of ``type_name`` starts with: a starting value for each
-    one it must be given, the declared defaults for the rest (left out). Raises KeyError
-    for a type the catalogue does not have."""
+    one it must be given (a common value, else the value of the type's first example use),
+    the declared defaults for the rest (left out). Raises KeyError for a type the catalogue
+    does not have."""
     spec = get_spec(type_name)
     if spec is None:
         raise KeyError(f"unknown layer type {type_name!r}")
+    example = dict(spec.samples[0][1]) if spec.samples else {}
     params = {}
     for p in spec.params:
         if p.required:
-            params[p.name] = [-1] if (type_name, p.name) == ("Reshape", "shape") else STARTING_VALUES[p.name]
+            if (type_name, p.name) == ("Reshape", "shape"):
+                params[p.name] = [-1]
+            elif p.name in STARTING_VALUES:
+                params[p.name] = STARTING_VALUES[p.name]
+            else:
+                params[p.name] = copy.deepcopy(example[p.name])
     return params
 
 
@@ -124,8 +131,9 @@ def paste_command(doc: Document, clip: Clipping, offset: float = PASTE_OFFSET) -
         taken.add(new_id)
         renamed[node.id] = new_id
         x, y = node.position or (0.0, 0.0)
-        nodes.append(Node(new_id, node.type, copy.deepcopy(node.params), (x + offset, y + offset)))
-    edges = [Edge(renamed[e.source], renamed[e.target], e.target_port)
+        nodes.append(Node(new_id, node.type, copy.deepcopy(node.params), (x + offset, y + offset),
+                          node.repeat, node.trainable))
+    edges = [Edge(renamed[e.source], renamed[e.target], e.target_port, e.source_port)
              for e in clip.edges if e.source in renamed and e.target in renamed]
     return AddItems(doc, nodes, edges, f"Paste {len(nodes)} layers")
 

@@ -565,10 +565,12 @@ def _lower_lr(lr: float) -> str:
 
 
 def _optimizer(model, s) -> torch.optim.Optimizer:
-    if not list(model.parameters()):
-        raise TrainingError("the model has no trainable parameters; add a Linear or Conv layer")
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise TrainingError("the model has no trainable parameters; add a Linear or Conv layer, "
+                            "or set trainable on a frozen one")
     choice = OPTIMIZERS[s["optimizer"]]
-    return getattr(torch.optim, choice.cls)(model.parameters(), lr=s["lr"], **keyword_arguments(choice, s))
+    return getattr(torch.optim, choice.cls)(trainable, lr=s["lr"], **keyword_arguments(choice, s))
 
 
 def _scheduler(optimizer, s):

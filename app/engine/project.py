@@ -204,6 +204,9 @@ class _Parser:
 
     def project(self, data: dict[str, Any]) -> Project:
         for key in data:
+            if key == "blocks":  # in format version 2, not read by this NetCanvas yet: refused, never ignored
+                self.fail(key, "blocks (reusable sub-networks, format version 2) are not supported by this "
+                               "version of NetCanvas yet; write the layers of each block into the graph")
             if key not in TOP_KEYS:
                 self.fail(key, "unknown key at the top level; allowed: " + ", ".join(TOP_KEYS))
         name = data.get("name", "Untitled")

@@ -337,21 +337,31 @@ def _check_options(graph, specs, incoming, issues) -> set[str]:
     return ok
 
 
-# the categories whose layers compute on values: an int64 Input (token ids) feeds an
-# Embedding, perhaps through layers that only move values around (Shape)
-_INDEX_SAFE = frozenset(("Shape",))
+# the layers that only move values around: int64 token ids pass through them on their way
+# to an Embedding; every other layer computes with float32 values
+_INDEX_MOVERS = frozenset(("Reshape", "Flatten", "Unflatten", "Permute", "Transpose", "Select", "Split",
+                           "Identity"))
 
 
 def _check_dtypes(graph, a: Analysis, specs, outgoing, issues) -> None:
+    """An int64 Input (token ids) must reach Embeddings only, through layers that move values."""
     for input_id in a.inputs:
         if a.params.get(input_id, {}).get("dtype", "float32") != "int64":
             continue
-        for e in outgoing.get(input_id, ()):
-            spec = specs.get(e.target)
-            if spec is not None and spec.type != "Embedding" and spec.category not in _INDEX_SAFE:
+        stack, seen = [input_id], {input_id}
+        while stack:
+            for e in outgoing.get(stack.pop(), ()):
+                spec = specs.get(e.target)
+                if spec is None or spec.type == "Embedding" or e.target in seen:
+                    continue
+                if spec.type in _INDEX_MOVERS:
+                    seen.add(e.target)
+                    stack.append(e.target)
+                    continue
                 issues.append(Issue(input_id, "dtype",
-                    f"an int64 Input holds token ids for an Embedding, but it feeds {e.target!r} "
-                    f"({spec.type}), which computes with float32 values", "warning"))
+                    f"an int64 Input holds token ids for an Embedding, but they reach {e.target!r} "
+                    f"({spec.type}), which computes with float32 values; use dtype float32, or put an "
+                    f"Embedding first"))
 
 
 def _topological_order(graph, outgoing, incoming, issues) -> list[str]:

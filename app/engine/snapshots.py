@@ -94,6 +94,8 @@ def activations(model: nn.Module, analysis: Analysis, x: torch.Tensor) -> dict[s
 
 def _keep(store: dict[str, np.ndarray], node_id: str):
     def hook(module, inputs, output):
+        if isinstance(output, tuple) and output:  # several outputs (LSTM, Split, attention): port 0
+            output = output[0]
         if isinstance(output, torch.Tensor):
             store[node_id] = output.detach().float().cpu().numpy()
 

@@ -319,10 +319,21 @@ def test_int64_inputs_compile_and_export(tmp_path):
     export_python(p, tmp_path / "py", data=False)
 
 
-def test_an_int64_input_feeding_a_computing_layer_is_warned_about():
+def test_an_int64_input_reaching_a_computing_layer_is_an_error():
     data = chain(("ids", "Input", {"shape": [6], "dtype": "int64"}, {}), ("fc", "Linear", {"out_features": 3}, {}))
     a = analyze(parse_project(data).graph)
-    assert a.ok and any(i.param == "dtype" and "float32" in i.message for i in a.issues)
+    assert not a.ok and any(i.param == "dtype" and "'fc' (Linear)" in i.message for i in a.errors)
+    # through a layer that only moves values, and through Mean, which computes
+    data = chain(("ids", "Input", {"shape": [2, 3], "dtype": "int64"}, {}), ("f", "Flatten", {}, {}),
+                 ("fc", "Linear", {"out_features": 3}, {}))
+    assert any("'fc' (Linear)" in i.message for i in analyze(parse_project(data).graph).errors)
+    data = chain(("ids", "Input", {"shape": [2, 3], "dtype": "int64"}, {}), ("m", "Mean", {"dims": [2]}, {}),
+                 ("e", "Embedding", {"num_embeddings": 5, "embedding_dim": 2}, {}))
+    assert any("'m' (Mean)" in i.message for i in analyze(parse_project(data).graph).errors)
+    # token ids flattened into an Embedding are fine
+    data = chain(("ids", "Input", {"shape": [2, 3], "dtype": "int64"}, {}), ("f", "Flatten", {}, {}),
+                 ("e", "Embedding", {"num_embeddings": 5, "embedding_dim": 2}, {}))
+    assert analyze(parse_project(data).graph).ok
 
 
 # -- other version-2 parameters of core types -------------------------------------------------------

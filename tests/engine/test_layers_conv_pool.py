@@ -239,3 +239,14 @@ def test_onnx_export_refuses_what_it_cannot_express(name, shape, params, tmp_pat
         pytest.skip(f"{name} is not in the catalogue (layers/__init__.py FAMILIES lacks pooling)")
     with pytest.raises(ExportError):
         export_onnx(one_node(name, shape, params), tmp_path / "model.onnx")
+
+
+def test_avgpool3d_refuses_a_window_larger_than_its_padded_input():
+    from app.engine.layers import CATALOGUE
+    from app.engine.layers.spec import ShapeError
+
+    spec = CATALOGUE["AvgPool3d"]
+    params = {**spec.defaults(), "kernel_size": 9, "stride": 9, "ceil_mode": True}
+    with pytest.raises(ShapeError, match=r"larger than its input \[8, 8, 8\]"):
+        spec.infer([(1, 8, 8, 8)], params)
+    assert spec.infer([(1, 9, 9, 9)], params) == (1, 1, 1, 1)

@@ -7,7 +7,7 @@ from torch import nn
 
 from ..params import Param
 from .conv import RANKS, SHAPES, as_torch, int_tuple, sizes, window_out
-from .helpers import need_rank
+from .helpers import fmt, need_rank
 from .spec import LayerSpec, ShapeError
 
 
@@ -74,9 +74,21 @@ def _avg_pool_spec(ndim, samples):
         return cls(as_torch(p["kernel_size"]), as_torch(p["stride"]), as_torch(p["padding"]),
                    p["ceil_mode"], p["count_include_pad"], **extra)
 
+    infer = _pool_infer(name, ndim)
+
+    def infer_checked(shapes, p):
+        out_shape = infer(shapes, p)
+        if ndim == 3:  # torch's 3-d average (unlike its other pools) needs the padded input to hold a window
+            k, pad = sizes(p["kernel_size"], 3, "kernel_size"), sizes(p["padding"], 3, "padding")
+            for size, window, extra in zip(shapes[0][1:], k, pad):
+                if size + 2 * extra < window:
+                    raise ShapeError(f"{name}'s window {list(k)} is larger than its input {fmt(shapes[0][1:])} "
+                                     f"with padding {list(pad)}", "kernel_size")
+        return out_shape
+
     return LayerSpec(
         name, "Pooling", f"Average over windows: {shape_in} -> [C, {out}].",
-        params, _pool_infer(name, ndim), build, samples=samples,
+        params, infer_checked, build, samples=samples,
     )
 
 

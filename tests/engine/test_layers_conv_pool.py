@@ -15,27 +15,10 @@ from app.engine.export.onnx_export import ExportError, export_onnx
 from app.engine.graph import Edge, Graph, Node
 from app.engine.layers import CATALOGUE, conv, pooling
 from app.engine.layers.spec import ShapeError
+from tests.layer_cases import complete, infer, infer_error
 from app.engine.project import Project
 
 SPECS = {s.type: s for s in conv.SPECS + pooling.SPECS}
-
-
-def complete(name: str, given: dict) -> dict:
-    spec = SPECS[name]
-    params = {**spec.defaults(), **given}
-    for p in spec.params:
-        assert p.check(params[p.name]) == params[p.name], p.name
-    return params
-
-
-def infer(name: str, shape, given: dict):
-    return SPECS[name].infer([tuple(shape)], complete(name, given))
-
-
-def infer_error(name: str, shape, given: dict) -> ShapeError:
-    with pytest.raises(ShapeError) as info:
-        infer(name, shape, given)
-    return info.value
 
 
 def torch_shape(module: nn.Module, shape) -> tuple[int, ...] | None:

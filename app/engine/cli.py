@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate a project and show its shapes and parameters")
     check.add_argument("file", help="a project file, or the name of a bundled example")
     check.add_argument("--json", action="store_true", help="print one JSON object")
+    check.add_argument("--expand", action="store_true",
+                       help="also show the layers inside each block node (indented under it)")
 
     train = sub.add_parser("train", help="train a project without the editor")
     train.add_argument("file", help="a project file, or the name of a bundled example")
@@ -175,33 +177,49 @@ def _check(args, out: TextIO, err: TextIO) -> int:
     memory = check_warning(a, project.training)
     extra = [memory] if memory else []
     if args.json:
-        json.dump(check_report(project, a, extra), out)
+        json.dump(check_report(project, a, extra, expand=args.expand), out)
         out.write("\n")
     else:
-        out.write(summary_table(project, a, extra))
+        out.write(summary_table(project, a, extra, expand=args.expand))
     return 0 if a.ok else 1
 
 
-def check_report(project: Project, a: Analysis, extra_warnings: list[str] = ()) -> dict:
-    """The ``check --json`` object; ``extra_warnings``: about the whole model (memory)."""
-    nodes = {}
-    for node in project.graph.nodes.values():
-        shape = a.shapes.get(node.id)
-        nodes[node.id] = {"type": node.type, "output_shape": list(shape) if shape else None,
-                          "params": a.param_counts.get(node.id, 0)}
-    return {"ok": a.ok, "total_params": a.total_params, "nodes": nodes,
-            "errors": [{"node": i.node, "message": str(i.message) if not i.param else f"{i.param}: {i.message}"}
+def check_report(project: Project, a: Analysis, extra_warnings: list[str] = (), expand: bool = False) -> dict:
+    """The ``check --json`` object; ``extra_warnings``: about the whole model (memory).
+    A block node's entry names its ``block`` parameters and ``repeat``; with ``expand``,
+    ``inside`` holds the entries of the nodes inside it (of its first copy)."""
+    def where(i):
+        return "/".join((i.node, *i.path)) if i.node else None
+
+    return {"ok": a.ok, "total_params": a.total_params, "nodes": _node_entries(project.graph, a, expand),
+            "errors": [{"node": where(i), "message": str(i.message) if not i.param else f"{i.param}: {i.message}"}
                        for i in a.errors],
-            "warnings": [{"node": i.node, "message": i.message} for i in a.issues if i.severity != "error"]
+            "warnings": [{"node": where(i), "message": i.message} for i in a.issues if i.severity != "error"]
             + [{"node": None, "message": m} for m in extra_warnings]}
 
 
-def summary_table(project: Project, a: Analysis, extra_warnings: list[str] = ()) -> str:
+def _node_entries(graph, a: Analysis, expand: bool) -> dict:
+    nodes = {}
+    for node in graph.nodes.values():
+        shape = a.shapes.get(node.id)
+        entry = {"type": node.type, "output_shape": list(shape) if shape else None,
+                 "params": a.param_counts.get(node.id, 0)}
+        if node.repeat != 1:
+            entry["repeat"] = node.repeat
+        if node.type in graph.blocks:
+            entry["block"] = a.params.get(node.id, {})
+            inside = a.expansions.get(node.id)
+            if expand and inside is not None:
+                entry["inside"] = _node_entries(inside.graph, inside.analysis, expand)
+        nodes[node.id] = entry
+    return nodes
+
+
+def summary_table(project: Project, a: Analysis, extra_warnings: list[str] = (), expand: bool = False) -> str:
     """A torchinfo-like table: node (type), output shape, parameters; then totals and issues
-    (``extra_warnings``: about the whole model)."""
-    rows = [(f"{n.id} ({n.type})", describe_shape(a.shapes.get(n.id)), f"{a.param_counts.get(n.id, 0):,}")
-            for n in (project.graph.nodes[i] for i in a.order)]
-    rows += [(f"{n.id} ({n.type})", "?", "0") for n in project.graph.nodes.values() if n.id not in a.order]
+    (``extra_warnings``: about the whole model). A block node is one row naming its
+    parameters; ``expand`` adds the rows inside it, indented (a repeated block's: of its first copy)."""
+    rows = _rows(project.graph, a, expand, "")
     w1 = max([len("Node (type)")] + [len(r[0]) for r in rows]) + 2
     w2 = max([len("Output shape")] + [len(r[1]) for r in rows]) + 2
     w3 = max([len("Params")] + [len(r[2]) for r in rows])
@@ -219,6 +237,25 @@ def summary_table(project: Project, a: Analysis, extra_warnings: list[str] = ())
     lines += [f"Warning: {i}" for i in warnings]
     lines += [f"Warning: {m}" for m in extra_warnings]
     return utf8_safe("\n".join(lines) + "\n")
+
+
+def _rows(graph, a: Analysis, expand: bool, indent: str) -> list[tuple[str, str, str]]:
+    rows = []
+    for n in [graph.nodes[i] for i in a.order] + [n for n in graph.nodes.values() if n.id not in a.order]:
+        if indent and n.type == "Input":
+            continue  # (a block's Input shows what the block node receives)
+        label = n.type
+        if n.type in graph.blocks:
+            label += "(" + ", ".join(f"{k}={json.dumps(v)}" for k, v in a.params.get(n.id, {}).items()) + ")"
+        if n.repeat != 1:
+            label += f" x{n.repeat}"
+        placed = n.id in a.order
+        rows.append((f"{indent}{n.id} ({label})", describe_shape(a.shapes.get(n.id)) if placed else "?",
+                     f"{a.param_counts.get(n.id, 0):,}" if placed else "0"))
+        inside = a.expansions.get(n.id)
+        if expand and inside is not None:
+            rows += _rows(inside.graph, inside.analysis, expand, indent + "  ")
+    return rows
 
 
 def _train(args, out: TextIO, err: TextIO) -> int:

@@ -30,7 +30,6 @@ from .errors import GraphError
 from .graph import Graph
 from .inference import Analysis, analyze
 from .kernels.fuse import fuse_graph_module
-from .layers import get_spec
 
 
 def build_modules(graph: Graph, analysis: Analysis) -> nn.Module:
@@ -40,7 +39,7 @@ def build_modules(graph: Graph, analysis: Analysis) -> nn.Module:
         node = graph.nodes[node_id]
         if node.type == "Input":
             continue
-        spec = get_spec(node.type)
+        spec = graph.spec(node.type)
         shapes = analysis.input_shapes(node_id)
         params = analysis.params[node_id]
         if node.repeat == 1:
@@ -86,6 +85,7 @@ def compile_graph(
     modules: nn.Module | None = None,
     kernels: str = "off",
     allow_cpu: bool | None = None,
+    class_name: str = "NetCanvasModel",
 ) -> fx.GraphModule:
     """Compile ``graph`` (which must have no errors) into a ``GraphModule``.
 
@@ -94,7 +94,8 @@ def compile_graph(
     compile, so both modules share their weights. ``kernels`` ("off", "on", "auto") fuses
     chains into Triton kernels on a CUDA model (``allow_cpu``: on a CPU model too, for
     tests under ``TRITON_INTERPRET=1``); the result's ``kernel_notes`` say what was fused
-    and why not, ``fused`` lists the fused chains. Raises ``GraphError`` listing the
+    and why not, ``fused`` lists the fused chains. ``class_name``: the module's class name
+    (a block's inside is compiled as a module named after the block). Raises ``GraphError`` listing the
     graph's errors when it has any, ``ValueError`` for an unknown ``kernels``.
     """
     a = analysis or analyze(graph)
@@ -114,7 +115,7 @@ def compile_graph(
 
     def port(source: str, k: int) -> fx.Node:
         """The value of output ``k`` of ``source``: item k of a multi-output node's tuple."""
-        if not get_spec(graph.nodes[source].type).multi_output():
+        if not graph.spec(graph.nodes[source].type).multi_output():
             return values[source]
         if (source, k) not in ports:
             ports[source, k] = g.create_node("call_function", operator.getitem, (values[source], k),
@@ -128,7 +129,7 @@ def compile_graph(
         values[node_id] = g.call_module(node_id, args)
     g.output(port(out_id, 0))  # the model's output: port 0 of the sink
     g.lint()
-    gm = fx.GraphModule(root, g, class_name="NetCanvasModel")
+    gm = fx.GraphModule(root, g, class_name=class_name)
     gm.input_shapes = [a.shapes[i] for i in a.inputs]  # type: ignore[attr-defined]
     gm.input_dtypes = [input_dtype(a, i) for i in a.inputs]  # type: ignore[attr-defined]
     gm.output_shape = a.shapes[out_id]  # type: ignore[attr-defined]

@@ -51,15 +51,24 @@ class WeightsError(NetCanvasError):
 class Issue:
     """A problem tied to a place in the graph: the node (or None for the whole graph),
     the parameter (or None), and a message saying what was received and what was expected.
-    ``severity`` is ``"error"`` (blocks compiling) or ``"warning"`` (a hint)."""
+    ``severity`` is ``"error"`` (blocks compiling) or ``"warning"`` (a hint). An issue
+    inside a block node has the ids of the nodes within, from the outside in, in ``path``:
+    ``Issue("layer1_0", "kernel_size", ..., path=("conv1",))`` reads
+    ``layer1_0/conv1.kernel_size: ...``."""
 
     node: str | None
     param: str | None
     message: str
     severity: str = "error"
+    path: tuple[str, ...] = ()
+
+    def inside(self, node_id: str) -> "Issue":
+        """This issue of a block's graph as an issue of the block node ``node_id``."""
+        path = (self.node, *self.path) if self.node is not None else ()
+        return Issue(node_id, self.param, self.message, self.severity, path)
 
     def __str__(self) -> str:
-        where = self.node or "graph"
+        where = "/".join((self.node or "graph", *self.path))
         if self.param:
             where += f".{self.param}"
         return f"{where}: {self.message}"

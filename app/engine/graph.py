@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .layers import get_spec
+from .layers.spec import LayerSpec
 from .signals import Signal
 
 ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -106,10 +108,136 @@ class Edge:
     source_port: int = 0
 
 
-class Graph:
-    """Nodes in insertion order and the edges between them, with change signals."""
+@dataclass
+class Block:
+    """A named sub-graph with parameters (format version 2, "Blocks"): ``params`` declares
+    the block's parameters with their defaults; inside ``graph``, a parameter value that is
+    exactly ``"$name"`` takes that parameter's value. Nodes use ``name`` as their type."""
+
+    name: str
+    params: dict[str, Any]
+    graph: "Graph"
+
+    def inputs(self) -> list[str]:
+        """The block's Input nodes in file order: the k-th takes the node's input slot k."""
+        return [n.id for n in self.graph.nodes.values() if n.type == "Input"]
+
+    def uses(self) -> set[str]:
+        """The types of the block's nodes (those that are blocks are the blocks it uses)."""
+        return {n.type for n in self.graph.nodes.values()}
+
+
+class Blocks:
+    """The block definitions of one project, shared by its graph and by the graphs inside
+    its blocks (blocks may use other blocks). Announces ``changed()`` after a definition is
+    added, removed or given new parameters, and after any edit inside one; the layer
+    declarations made from the definitions (``spec``) are rebuilt after each change."""
 
     def __init__(self) -> None:
+        self._defs: dict[str, Block] = {}
+        self._specs: dict[str, LayerSpec] = {}
+        self.expanding: list[str] = []  # the blocks being expanded (a block using itself)
+        self.changed = Signal()
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self._defs
+
+    def __getitem__(self, name: str) -> Block:
+        return self._defs[name]
+
+    def __iter__(self):
+        return iter(self._defs)
+
+    def __len__(self) -> int:
+        return len(self._defs)
+
+    def get(self, name: str) -> Block | None:
+        return self._defs.get(name)
+
+    def values(self):
+        return self._defs.values()
+
+    def items(self):
+        return self._defs.items()
+
+    def spec(self, name: str) -> LayerSpec | None:
+        """The layer declaration of block ``name`` (None when there is no such block)."""
+        if name not in self._defs:
+            return None
+        spec = self._specs.get(name)
+        if spec is None:
+            from .blocks import block_spec  # (blocks.py needs the analysis, which needs this module)
+            spec = self._specs[name] = block_spec(self._defs[name], self)
+        return spec
+
+    def add(self, block: Block) -> Block:
+        """Add a definition (its graph then shares these blocks). Raises ValueError for a
+        name already taken."""
+        if block.name in self._defs:
+            raise ValueError(f"there is already a block {block.name!r}")
+        self._defs[block.name] = block
+        block.graph.blocks = self
+        block.graph.changed.connect(self.touch)
+        self.touch()
+        return block
+
+    def remove(self, name: str) -> Block:
+        block = self._defs.pop(name)
+        block.graph.changed.disconnect(self.touch)
+        self.touch()
+        return block
+
+    def set_params(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Give block ``name`` new declared parameters; returns the old ones."""
+        block = self._defs[name]
+        old, block.params = block.params, dict(params)
+        self.touch()
+        return old
+
+    def touch(self) -> None:
+        """Forget what was derived from the definitions, and announce the change."""
+        self._specs.clear()
+        self.changed.emit()
+
+    def cycle(self) -> list[str] | None:
+        """A chain of blocks that uses itself, as [a, b, ..., a], or None when there is none."""
+        state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+        def visit(name: str, path: list[str]) -> list[str] | None:
+            state[name] = 1
+            for used in sorted(self._defs[name].uses()):
+                if used not in self._defs:
+                    continue
+                if state.get(used) == 1:
+                    return path[path.index(used):] + [used] if used in path else [name, used]
+                if used not in state:
+                    found = visit(used, path + [used])
+                    if found:
+                        return found
+            state[name] = 2
+            return None
+
+        for name in self._defs:
+            if name not in state:
+                found = visit(name, [name])
+                if found:
+                    return found
+        return None
+
+    def copy(self) -> "Blocks":
+        """A deep copy (the definitions' graphs copied), without listeners."""
+        other = Blocks()
+        for block in self._defs.values():
+            other.add(Block(block.name, _deep(block.params), block.graph.copy(other)))
+        return other
+
+
+class Graph:
+    """Nodes in insertion order and the edges between them, with change signals. ``blocks``:
+    the block definitions its nodes may use as types (shared with the graphs inside them)."""
+
+    def __init__(self, blocks: Blocks | None = None) -> None:
+        self.blocks: Blocks = blocks if blocks is not None else Blocks()
         self.nodes: dict[str, Node] = {}
         self.edges: list[Edge] = []
         self.node_added = Signal()
@@ -123,6 +251,11 @@ class Graph:
         self.changed = Signal()
 
     # -- queries ---------------------------------------------------------------------
+    def spec(self, type_name: str) -> LayerSpec | None:
+        """The declaration of ``type_name``: one of the project's blocks, or a catalogue
+        type (block names never equal catalogue types), or None."""
+        return self.blocks.spec(type_name) if type_name in self.blocks else get_spec(type_name)
+
     def node(self, node_id: str) -> Node:
         return self.nodes[node_id]
 
@@ -251,9 +384,10 @@ class Graph:
         self.nodes_reordered.emit(list(order))
         self.changed.emit()
 
-    def copy(self) -> "Graph":
-        """A deep copy without any connected listeners."""
-        other = Graph()
+    def copy(self, blocks: Blocks | None = None) -> "Graph":
+        """A deep copy without any connected listeners; its block definitions are copied
+        too, unless ``blocks`` gives the ones it is to share (the copy of a block's graph)."""
+        other = Graph(blocks if blocks is not None else self.blocks.copy())
         for n in self.nodes.values():
             other.nodes[n.id] = Node(n.id, n.type, _deep(n.params), n.position, n.repeat, n.trainable)
         other.edges = list(self.edges)

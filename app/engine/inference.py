@@ -14,6 +14,7 @@ from typing import Any
 from .errors import Issue, first_line
 from .graph import Edge, Graph, id_problem
 from .layers import get_spec
+from .layers.spec import BLOCK_CATEGORY, BlockIssues
 from .layers.helpers import count_problem, fmt, limits_problem
 from .layers.spec import LayerSpec, ShapeError
 from .params import show
@@ -39,6 +40,8 @@ class Analysis:
     inputs: list[str] = field(default_factory=list)
     output: str | None = None
     incoming: dict[str, list[Edge]] = field(default_factory=dict)
+    # per block node: its inside for the shapes it receives (its first copy's, if repeated)
+    expansions: dict[str, Any] = field(default_factory=dict)
 
     @property
     def errors(self) -> list[Issue]:
@@ -147,12 +150,15 @@ def analyze(graph: Graph) -> Analysis:
         problem = id_problem(node.id)
         if problem:
             issues.append(Issue(node.id, None, problem))
-        spec = get_spec(node.type)
+        spec = graph.spec(node.type)
         if spec is None:
             issues.append(Issue(node.id, None, f"unknown layer type {node.type!r}"))
             continue
         specs[node.id] = spec
-        resolved, problems = _resolve_cached(spec, node.params)
+        if spec.category == BLOCK_CATEGORY:  # (its parameters are the file's, not the catalogue's)
+            resolved, problems = resolve_params(spec, node.params)
+        else:
+            resolved, problems = _resolve_cached(spec, node.params)
         a.params[node.id] = resolved
         for param, message in problems:
             issues.append(Issue(node.id, param, message))
@@ -182,6 +188,9 @@ def analyze(graph: Graph) -> Analysis:
         p = a.params[node_id]
         try:
             ports, count, hints = _infer(spec, in_shapes, p, graph.nodes[node_id].repeat)
+        except BlockIssues as e:  # (raised by the first copy: its issues, with their paths)
+            issues.extend(i.inside(node_id) for i in e.issues)
+            continue
         except ShapeError as e:
             issues.append(Issue(node_id, e.param, str(e)))
             continue
@@ -195,6 +204,10 @@ def analyze(graph: Graph) -> Analysis:
         a.shapes[node_id], a.port_shapes[node_id], a.param_counts[node_id] = ports[0], ports, count
         for param, message in hints:
             issues.append(Issue(node_id, param, message, "warning"))
+        if spec.category == BLOCK_CATEGORY:
+            inside = spec.expand(in_shapes, p)
+            a.expansions[node_id] = inside
+            issues.extend(i.inside(node_id) for i in inside.issues)  # (warnings only: errors raised)
     return a
 
 

@@ -76,7 +76,8 @@ class Param:
 
     kind: ``int``, ``float``, ``bool``, ``choice`` (one of ``choices``), ``int_or_pair``
     (an int or ``[a, b]``), ``padding`` (int-or-pair or ``"same"``), ``shape`` (a list of
-    ints, ``-1`` allowed once when ``allow_minus_one``), ``scale`` (a number or ``[a, b]``).
+    ints, ``-1`` allowed once when ``allow_minus_one``), ``scale`` (a number or ``[a, b]``),
+    ``any`` (a block's parameter: any value the layers inside the block accept).
     ``nullable`` lets ``null`` through (e.g. pooling stride: null means kernel_size).
     ``minimum`` and ``maximum`` narrow the kind's own limits (``INT_LIMIT``, ``FLOAT_LIMIT``),
     never widen them. ``label``: the name a form shows, when the file's key says too little.
@@ -141,6 +142,7 @@ class Param:
             "scale": f"a number{rng} or a list of two such numbers",
             "string": "a non-empty string",
             "column": f"a column name (string) or a column index ({index})",
+            "any": "any JSON value",
         }[self.kind]
         return text + (" or null" if self.nullable else "")
 
@@ -170,6 +172,7 @@ class Param:
             "scale": self._scale,
             "string": lambda v: isinstance(v, str) and v != "",
             "column": lambda v: (isinstance(v, str) and v != "") or (is_int(v) and 0 <= v <= self.high),
+            "any": lambda v: True,  # a block's parameter: what its inner layers accept decides
         }[self.kind](value)
         if not ok:
             full = self._beyond_limits(value)

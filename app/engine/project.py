@@ -8,6 +8,7 @@ file is executed. Saving is atomic (``files.atomic_write``).
 from __future__ import annotations
 
 import json
+import keyword
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,8 @@ from typing import Any, Callable
 from . import config
 from .errors import ProjectError
 from .files import atomic_write, read_bytes
-from .graph import Edge, Graph, Node, id_problem
+from .blocks import reference
+from .graph import ID_PATTERN, Block, Blocks, Edge, Graph, Node, id_problem
 from .inference import MAX_REPEAT, resolve_params
 from .layers import CATALOGUE, get_spec
 from .params import INT_LIMIT, is_int, is_number, show
@@ -24,7 +26,8 @@ from .params import INT_LIMIT, is_int, is_number, show
 FORMAT = "netcanvas"
 VERSION = 2
 SUFFIX = ".netcanvas.json"
-TOP_KEYS = ("format", "version", "name", "graph", "dataset", "training", "editor")
+TOP_KEYS = ("format", "version", "name", "blocks", "graph", "dataset", "training", "editor")
+BLOCK_KEYS = ("params", "graph")
 
 NODE_KEYS = ("id", "type", "params", "position", "repeat", "trainable")
 EDGE_KEYS = ("source", "target", "target_port", "source_port")
@@ -187,6 +190,7 @@ class _Parser:
     def __init__(self, source: str, version: int = VERSION):
         self.source = source
         self.version = version  # the version the file says it is (before migrating)
+        self.blocks = Blocks()
 
     def since(self, introduced: int, where: str, what: str) -> None:
         """Refuse ``what`` in a file of a version older than the one that introduced it."""
@@ -204,16 +208,16 @@ class _Parser:
 
     def project(self, data: dict[str, Any]) -> Project:
         for key in data:
-            if key == "blocks":  # in format version 2, not read by this NetCanvas yet: refused, never ignored
-                self.fail(key, "blocks (reusable sub-networks, format version 2) are not supported by this "
-                               "version of NetCanvas yet; write the layers of each block into the graph")
             if key not in TOP_KEYS:
                 self.fail(key, "unknown key at the top level; allowed: " + ", ".join(TOP_KEYS))
         name = data.get("name", "Untitled")
         self.expect(name, str, "name", "a string")
+        if "blocks" in data:
+            self.since(2, "blocks", "blocks (reusable sub-networks)")
+            self.block_definitions(data["blocks"])
         if "graph" not in data:
             self.fail("graph", "missing; a project needs a graph with nodes and edges")
-        graph = self.graph(data["graph"])
+        graph = self.graph(data["graph"], "graph")
         sections = {}
         for section, fields in (("dataset", config.DATASET_FIELDS), ("training", config.TRAINING_FIELDS)):
             settings, problems = config.check_section(section, data.get(section, {}), fields)
@@ -233,24 +237,73 @@ class _Parser:
         except (TypeError, ValueError, RecursionError) as e:
             self.fail(where, f"expected JSON values only (finite numbers); {e}")
 
-    def graph(self, data: Any) -> Graph:
-        self.expect(data, dict, "graph", "an object with nodes and edges")
+    def block_definitions(self, data: Any) -> None:
+        """Read ``blocks`` into ``self.blocks``: every name first (blocks may use blocks
+        defined after them), then each definition."""
+        self.expect(data, dict, "blocks", "an object naming each block")
+        for name, raw in data.items():
+            where = f"blocks.{name}"
+            if not ID_PATTERN.match(name) or keyword.iskeyword(name):
+                self.fail(where, f"a block name must be a Python identifier (letters, digits and _, not "
+                                 f"starting with a digit, not a keyword); received {name!r}")
+            if get_spec(name) is not None:
+                self.fail(where, f"{name} is a layer type of the catalogue; a block needs a name of its own")
+            self.expect(raw, dict, where, "an object with params and graph")
+            for key in raw:
+                if key not in BLOCK_KEYS:
+                    self.fail(f"{where}.{key}", "unknown key; a block takes: " + ", ".join(BLOCK_KEYS))
+            params = self.expect(raw.get("params", {}), dict, f"{where}.params",
+                                 "an object of parameter names and their defaults")
+            for param, value in params.items():
+                if not ID_PATTERN.match(param):
+                    self.fail(f"{where}.params", f"a block parameter's name must be an identifier; "
+                                                 f"received {param!r}")
+                self.json_only(value, f"{where}.params.{param}")
+            self.blocks.add(Block(name, dict(params), Graph(self.blocks)))
+        for name, raw in data.items():
+            where = f"blocks.{name}.graph"
+            if "graph" not in raw:
+                self.fail(where, "missing; a block needs a graph with nodes and edges")
+            block = self.blocks[name]
+            parsed = self.graph(raw["graph"], where, block)
+            block.graph.nodes.update(parsed.nodes)
+            block.graph.edges.extend(parsed.edges)
+            self.block_shape(block, where)
+        self.blocks.touch()  # (block types were looked up while the definitions were being read)
+        cycle = self.blocks.cycle()
+        if cycle:
+            self.fail(f"blocks.{cycle[0]}", "a block cannot use itself, directly or not: " + " -> ".join(cycle))
+
+    def block_shape(self, block: Block, where: str) -> None:
+        """At least one Input and exactly one sink (the block's output)."""
+        if not block.inputs():
+            self.fail(f"{where}.nodes", "a block needs at least one Input node (its k-th Input takes "
+                                        "input slot k of the block's nodes)")
+        fed = {e.source for e in block.graph.edges}
+        sinks = [n for n in block.graph.nodes if n not in fed]
+        if len(sinks) != 1:
+            self.fail(f"{where}.nodes", f"a block has exactly one output (a node that feeds nothing); "
+                                        f"this one has {len(sinks)}: " + ", ".join(sinks))
+
+    def graph(self, data: Any, where: str, block: Block | None = None) -> Graph:
+        """A graph, the project's (at ``where`` "graph") or ``block``'s."""
+        self.expect(data, dict, where, "an object with nodes and edges")
         for key in data:
             if key not in ("nodes", "edges"):
-                self.fail(f"graph.{key}", "unknown key; graph takes: nodes, edges")
-        nodes = self.expect(data.get("nodes"), list, "graph.nodes", "a list of nodes")
-        edges = self.expect(data.get("edges", []), list, "graph.edges", "a list of edges")
-        g = Graph()
+                self.fail(f"{where}.{key}", "unknown key; graph takes: nodes, edges")
+        nodes = self.expect(data.get("nodes"), list, f"{where}.nodes", "a list of nodes")
+        edges = self.expect(data.get("edges", []), list, f"{where}.edges", "a list of edges")
+        g = Graph(self.blocks)
         for i, raw in enumerate(nodes):
-            node = self.node(raw, f"graph.nodes[{i}]")
+            node = self.node(raw, f"{where}.nodes[{i}]", block)
             if node.id in g.nodes:
-                self.fail(f"graph.nodes[{i}].id", f"the id {node.id!r} is used by two nodes; ids must be unique")
+                self.fail(f"{where}.nodes[{i}].id", f"the id {node.id!r} is used by two nodes; ids must be unique")
             g.nodes[node.id] = node
         for i, raw in enumerate(edges):
-            g.edges.append(self.edge(raw, f"graph.edges[{i}]", g))
+            g.edges.append(self.edge(raw, f"{where}.edges[{i}]", g))
         return g
 
-    def node(self, raw: Any, where: str) -> Node:
+    def node(self, raw: Any, where: str, block: Block | None = None) -> Node:
         self.expect(raw, dict, where, "an object with id, type and params")
         for key in raw:
             if key not in NODE_KEYS:
@@ -263,10 +316,13 @@ class _Parser:
         node_id = raw["id"]
         where = f"{where} ({node_id})"
         type_name = raw.get("type")
-        if not isinstance(type_name, str) or get_spec(type_name) is None:
+        spec = None
+        if isinstance(type_name, str):
+            spec = self.blocks.spec(type_name) if type_name in self.blocks else get_spec(type_name)
+        if spec is None:
+            blocks = f"; the file's blocks: {', '.join(self.blocks)}" if len(self.blocks) else ""
             self.fail(f"{where}.type", f"unknown layer type {show(type_name)}; known types: "
-                      + ", ".join(sorted(CATALOGUE)))
-        spec = get_spec(type_name)
+                      + ", ".join(sorted(CATALOGUE)) + blocks)
         self.since(spec.since, f"{where}.type", f"type {type_name!r}")
         for key in V2_KEYS.intersection(raw):
             self.since(2, f"{where}.{key}", f"the node key {key!r}")
@@ -276,7 +332,13 @@ class _Parser:
             if name in spec.param_index:
                 self.since(spec.param_since(name), f"{where}.params.{name}",
                            f"the parameter {name!r} of {type_name}")
-        _, problems = resolve_params(get_spec(type_name), params)
+        if block is not None:
+            self.block_node_params(block, type_name, params, where)
+        checked = {k: v for k, v in params.items() if block is None or reference(v) is None}
+        _, problems = resolve_params(spec, checked)
+        if block is not None:  # a parameter set by "$name" is checked where the block is used
+            problems = [(k, m) for k, m in problems
+                        if type_name != "Input" and (k not in params or k in checked)]
         if problems:
             param, message = problems[0]
             self.fail(f"{where}.params" + (f".{param}" if param else ""), message)
@@ -295,6 +357,18 @@ class _Parser:
         trainable = raw.get("trainable", True)
         self.expect(trainable, bool, f"{where}.trainable", "true or false")
         return Node(node_id, type_name, dict(params), position, repeat, trainable)
+
+    def block_node_params(self, block: Block, type_name: str, params: dict[str, Any], where: str) -> None:
+        """Inside ``block``: an Input takes no parameters; a ``"$name"`` must be declared."""
+        if type_name == "Input" and params:
+            self.fail(f"{where}.params", "a block's Input takes no parameters: its shape comes from the "
+                                         "edge into the block's node")
+        for param, value in params.items():
+            name = reference(value)
+            if name is not None and name not in block.params:
+                declared = ", ".join(block.params) or "none"
+                self.fail(f"{where}.params.{param}", f"refers to \"${name}\", which block {block.name} does "
+                                                     f"not declare (it declares: {declared})")
 
     def edge(self, raw: Any, where: str, g: Graph) -> Edge:
         self.expect(raw, dict, where, "an object with source and target")
@@ -323,8 +397,24 @@ class _Parser:
 def project_to_dict(project: Project) -> dict[str, Any]:
     """The project as format-version-2 JSON data. Settings equal to their defaults are
     written too, so a file states exactly what it trains with."""
+    data: dict[str, Any] = {"format": FORMAT, "version": VERSION, "name": project.name}
+    if len(project.graph.blocks):
+        data["blocks"] = {b.name: {"params": b.params, "graph": graph_to_dict(b.graph)}
+                          for b in project.graph.blocks.values()}
+    data["graph"] = graph_to_dict(project.graph)
+    data["dataset"] = {k: v for k, v in project.dataset.items() if v is not None}
+    data["training"] = {k: v for k, v in project.training.items()
+                        if (v is not None or k in ("schedule", "early_stopping_patience"))
+                        and not (k in EXTENSIONS and v == EXTENSIONS[k])}
+    if project.editor is not None:
+        data["editor"] = project.editor
+    return data
+
+
+def graph_to_dict(graph: Graph) -> dict[str, Any]:
+    """A graph's ``nodes`` and ``edges`` as the file writes them."""
     nodes = []
-    for n in project.graph.nodes.values():
+    for n in graph.nodes.values():
         item: dict[str, Any] = {"id": n.id, "type": n.type, "params": n.params}
         if n.position is not None:
             item["position"] = [_tidy(n.position[0]), _tidy(n.position[1])]
@@ -334,22 +424,14 @@ def project_to_dict(project: Project) -> dict[str, Any]:
             item["trainable"] = False
         nodes.append(item)
     edges = []
-    for e in project.graph.edges:
+    for e in graph.edges:
         item = {"source": e.source, "target": e.target}
         if e.target_port:
             item["target_port"] = e.target_port
         if e.source_port:
             item["source_port"] = e.source_port
         edges.append(item)
-    data: dict[str, Any] = {"format": FORMAT, "version": VERSION, "name": project.name,
-                            "graph": {"nodes": nodes, "edges": edges},
-                            "dataset": {k: v for k, v in project.dataset.items() if v is not None},
-                            "training": {k: v for k, v in project.training.items()
-                                         if (v is not None or k in ("schedule", "early_stopping_patience"))
-                                         and not (k in EXTENSIONS and v == EXTENSIONS[k])}}
-    if project.editor is not None:
-        data["editor"] = project.editor
-    return data
+    return {"nodes": nodes, "edges": edges}
 
 
 def dumps_project(project: Project) -> str:

@@ -385,9 +385,3 @@ def test_a_frozen_normalization_exports_to_onnx_and_python(tmp_path):
     export_python(p, tmp_path / "py", data=False)
 
 
-def test_blocks_are_refused_with_a_message_saying_so_not_as_an_unknown_key():
-    data = {"format": "netcanvas", "version": 2, "name": "x",
-            "blocks": {"B": {"params": {}, "graph": {"nodes": [], "edges": []}}},
-            "graph": {"nodes": [{"id": "i", "type": "Input", "params": {"shape": [2]}}], "edges": []}}
-    with pytest.raises(ProjectError, match=r"blocks.*not supported by this version of NetCanvas yet"):
-        parse_project(data)

@@ -34,6 +34,10 @@ V1_PARAMS: dict[str, frozenset[str]] = {name: frozenset(params) for name, params
 }.items()}
 
 
+# the category of every block type (``blocks.block_spec``): a project's own, not the catalogue's
+BLOCK_CATEGORY = "Blocks"
+
+
 class ShapeError(ValueError):
     """Raised by a shape rule: the message says what was received and what was expected;
     ``param`` names the parameter at fault, if one is."""
@@ -41,6 +45,15 @@ class ShapeError(ValueError):
     def __init__(self, message: str, param: str | None = None):
         super().__init__(message)
         self.param = param
+
+
+class BlockIssues(ShapeError):
+    """Raised by a block type's shape rule when the block's inside has errors: ``issues``
+    (naming the nodes inside) are reported on the block node, each with its path."""
+
+    def __init__(self, issues: list):
+        super().__init__(str(issues[0]) if issues else "the block has errors")
+        self.issues = issues
 
 
 @dataclass(frozen=True)

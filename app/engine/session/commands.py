@@ -2,14 +2,16 @@
 
 Commands change the model only through ``Graph`` and ``Document`` methods that announce
 the change; views follow those events. Each command keeps what it needs to undo itself
-exactly, down to the order the project file lists its nodes in.
+exactly, down to the order the project file lists its nodes in. A graph command acts on
+the project's graph, or on ``graph``: the graph inside a block open in the editor (an edit
+there changes the block's definition, so every node of the block follows).
 """
 
 from __future__ import annotations
 
 import copy
 
-from ..graph import Edge, Node
+from ..graph import Edge, Graph, Node
 from .document import Document
 from .history import Command
 
@@ -19,29 +21,32 @@ Position = tuple[float, float]
 class AddItems(Command):
     """Add nodes and edges (a dropped layer, a paste, a duplicate)."""
 
-    def __init__(self, doc: Document, nodes: list[Node], edges: list[Edge] = (), text: str = ""):
+    def __init__(self, doc: Document, nodes: list[Node], edges: list[Edge] = (), text: str = "",
+                 graph: Graph | None = None):
         self.text = text or (f"Add {nodes[0].type}" if len(nodes) == 1 else f"Add {len(nodes)} layers")
         self.doc, self.nodes, self.edges = doc, [copy.deepcopy(n) for n in nodes], list(edges)
+        self.graph = graph if graph is not None else doc.graph
 
     def redo(self) -> None:
         with self.doc.batch():
             for n in self.nodes:
-                self.doc.graph.add_node(copy.deepcopy(n))
+                self.graph.add_node(copy.deepcopy(n))
             for e in self.edges:
-                self.doc.graph.add_edge(e, check=False)
+                self.graph.add_edge(e, check=False)
 
     def undo(self) -> None:
         with self.doc.batch():
             for n in reversed(self.nodes):
-                self.doc.graph.remove_node(n.id)
+                self.graph.remove_node(n.id)
 
 
 class RemoveItems(Command):
     """Delete nodes (with every edge touching them) and edges."""
 
-    def __init__(self, doc: Document, node_ids: list[str], edges: list[Edge] = (), text: str = "Delete"):
+    def __init__(self, doc: Document, node_ids: list[str], edges: list[Edge] = (), text: str = "Delete",
+                 graph: Graph | None = None):
         self.text = text
-        g = doc.graph
+        g = self.graph = graph if graph is not None else doc.graph
         self.doc = doc
         wanted = set(node_ids)
         self.nodes = [copy.deepcopy(n) for i, n in g.nodes.items() if i in wanted]
@@ -55,13 +60,13 @@ class RemoveItems(Command):
     def redo(self) -> None:
         with self.doc.batch():
             for e in self.edges:
-                if e in self.doc.graph.edges:
-                    self.doc.graph.remove_edge(e)
+                if e in self.graph.edges:
+                    self.graph.remove_edge(e)
             for n in self.nodes:
-                self.doc.graph.remove_node(n.id)
+                self.graph.remove_node(n.id)
 
     def undo(self) -> None:
-        g = self.doc.graph
+        g = self.graph
         with self.doc.batch():
             for n in self.nodes:
                 g.add_node(copy.deepcopy(n))
@@ -74,49 +79,53 @@ class RemoveItems(Command):
 class Connect(Command):
     """Feed input slot ``edge.target_port`` of ``edge.target`` from ``edge.source``."""
 
-    def __init__(self, doc: Document, edge: Edge):
+    def __init__(self, doc: Document, edge: Edge, graph: Graph | None = None):
         self.text = f"Connect {edge.source} to {edge.target}"
         self.doc, self.edge = doc, edge
+        self.graph = graph if graph is not None else doc.graph
 
     def redo(self) -> None:
-        self.doc.graph.add_edge(self.edge, check=False)
+        self.graph.add_edge(self.edge, check=False)
 
     def undo(self) -> None:
-        self.doc.graph.remove_edge(self.edge)
+        self.graph.remove_edge(self.edge)
 
 
 class MoveNodes(Command):
     """Move nodes to new positions (a drag, or an automatic layout). ``moves``: node id ->
     (old position or None when it had none, new position)."""
 
-    def __init__(self, doc: Document, moves: dict[str, tuple[Position | None, Position]], text: str = ""):
+    def __init__(self, doc: Document, moves: dict[str, tuple[Position | None, Position]], text: str = "",
+                 graph: Graph | None = None):
         self.text = text or (f"Move {next(iter(moves))}" if len(moves) == 1 else f"Move {len(moves)} layers")
         self.doc, self.moves = doc, moves
+        self.graph = graph if graph is not None else doc.graph
 
     def redo(self) -> None:
         with self.doc.batch():
             for node_id, (_, new) in self.moves.items():
-                self.doc.graph.move_node(node_id, new)
+                self.graph.move_node(node_id, new)
 
     def undo(self) -> None:
         with self.doc.batch():
             for node_id, (old, _) in self.moves.items():
-                self.doc.graph.move_node(node_id, old)
+                self.graph.move_node(node_id, old)
 
 
 class SetParams(Command):
     """Change a node's parameters. Successive edits of the same fields of one node merge
     into one step, so typing "128" is undone at once rather than digit by digit."""
 
-    def __init__(self, doc: Document, node_id: str, params: dict):
+    def __init__(self, doc: Document, node_id: str, params: dict, graph: Graph | None = None):
         self.text = f"Edit {node_id}"
         self.doc, self.node_id = doc, node_id
-        self.old = copy.deepcopy(doc.graph.nodes[node_id].params)
+        self.graph = graph if graph is not None else doc.graph
+        self.old = copy.deepcopy(self.graph.nodes[node_id].params)
         self.new = copy.deepcopy(params)
         self.changed_keys = {k for k in set(self.old) | set(self.new) if self.old.get(k) != self.new.get(k)}
 
     def merge(self, other: Command) -> bool:
-        if not isinstance(other, SetParams) or other.node_id != self.node_id:
+        if not isinstance(other, SetParams) or other.node_id != self.node_id or other.graph is not self.graph:
             return False
         if other.changed_keys != self.changed_keys:
             return False
@@ -124,10 +133,10 @@ class SetParams(Command):
         return True
 
     def redo(self) -> None:
-        self.doc.graph.set_params(self.node_id, copy.deepcopy(self.new))
+        self.graph.set_params(self.node_id, copy.deepcopy(self.new))
 
     def undo(self) -> None:
-        self.doc.graph.set_params(self.node_id, copy.deepcopy(self.old))
+        self.graph.set_params(self.node_id, copy.deepcopy(self.old))
 
 
 class SetSetting(Command):

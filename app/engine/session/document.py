@@ -47,7 +47,7 @@ class Document:
         self._scratch_dir = scratch_dir or default_scratch_dir
         self.weights = ProjectWeights(lambda: self.project, self._scratch_dir)
         self.analysis: Analysis = analyze(self.project.graph)
-        self.graph.changed.connect(self._changed)
+        self._listen(True)
 
     @property
     def graph(self):
@@ -94,11 +94,11 @@ class Document:
         """Replace the open project (New, Open): nodes without a position are laid out
         (``layered_layout``), the history is cleared and no weights are held."""
         _place(project)
-        self.graph.changed.disconnect(self._changed)
+        self._listen(False)
         self.project = project
         self.history.clear()
         self.weights.reset()
-        self.graph.changed.connect(self._changed)
+        self._listen(True)
         self.analysis = analyze(self.graph)
         self.reset.emit()
         self.analyzed.emit(self.analysis)
@@ -141,6 +141,12 @@ class Document:
         return target
 
     # -- analysis ----------------------------------------------------------------------
+    def _listen(self, on: bool) -> None:
+        """Follow (or stop following) changes of the graph and of its blocks' definitions
+        (an edit inside a block changes every node of it)."""
+        for signal in (self.graph.changed, self.graph.blocks.changed):
+            (signal.connect if on else signal.disconnect)(self._changed)
+
     def _changed(self) -> None:
         if self._batch:
             self._pending = True

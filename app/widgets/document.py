@@ -19,20 +19,23 @@ from ..engine.session.weights import ProjectWeights
 class Document(QObject):
     """Signals: ``analyzed(Analysis)`` after each change; ``reset()`` when another project
     replaces this one (views rebuild); ``path_changed(str)``; ``dirty_changed(bool)``;
-    ``settings_changed(str)`` ("dataset" or "training" was replaced). Everything else is
-    the engine document's (``model``)."""
+    ``settings_changed(str)`` ("dataset" or "training" was replaced); ``scope_changed(tuple)``
+    (a block was opened or left: ``current_graph`` is what the canvas shows and edits).
+    Everything else is the engine document's (``model``)."""
 
     analyzed = Signal(object)
     reset = Signal()
     path_changed = Signal(str)
     dirty_changed = Signal(bool)
     settings_changed = Signal(str)
+    scope_changed = Signal(object)
 
     def __init__(self, project: Project | None = None, parent: QObject | None = None, *,
                  scratch_dir: Callable[[], Path] | None = None):
         super().__init__(parent)
         self.model = document.Document(project, scratch_dir=scratch_dir)
-        for name in ("analyzed", "reset", "path_changed", "dirty_changed", "settings_changed"):
+        for name in ("analyzed", "reset", "path_changed", "dirty_changed", "settings_changed",
+                     "scope_changed"):
             getattr(self.model, name).connect(getattr(self, name).emit)
 
     @property
@@ -54,6 +57,24 @@ class Document(QObject):
     @property
     def analysis(self) -> Analysis:
         return self.model.analysis
+
+    @property
+    def scope(self) -> tuple[str, ...]:
+        return self.model.scope
+
+    @property
+    def current_graph(self):
+        return self.model.current_graph
+
+    @property
+    def current_analysis(self) -> Analysis:
+        return self.model.current_analysis
+
+    def open_block(self, node_id: str) -> None:
+        self.model.open_block(node_id)
+
+    def set_scope(self, scope) -> None:
+        self.model.set_scope(scope)
 
     @property
     def dirty(self) -> bool:

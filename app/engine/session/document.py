@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
+from ..graph import Graph
 from ..inference import Analysis, analyze
 from ..layout import layered_layout
 from ..project import Project, load_project, save_project
@@ -27,7 +28,13 @@ class Document:
     """Signals: ``analyzed(analysis)`` after each change of the graph; ``reset()`` when
     another project replaces this one (views rebuild); ``path_changed(path)`` ("" when
     none); ``dirty_changed(dirty)``; ``settings_changed(section)`` ("dataset" or
-    "training") when a section of settings is replaced.
+    "training") when a section of settings is replaced; ``scope_changed(scope)`` when the
+    editor opens or leaves a block.
+
+    ``scope`` is the path of block nodes opened, outermost first (``()``: the project's own
+    graph). ``current_graph`` is the graph shown there, whose edits change the block's
+    definition, and ``current_analysis`` its analysis: the inside of the opened node, with
+    the shapes it receives.
 
     ``scratch_dir`` returns the folder where runs of a never-saved project write their
     weights (see ``ProjectWeights``)."""
@@ -38,6 +45,8 @@ class Document:
         self.path_changed = Signal()
         self.dirty_changed = Signal()
         self.settings_changed = Signal()
+        self.scope_changed = Signal()
+        self.scope: tuple[str, ...] = ()
         self.history = History()
         self.history.clean_changed.connect(lambda clean: self.dirty_changed.emit(not clean))
         self._batch = 0
@@ -100,6 +109,7 @@ class Document:
         self.weights.reset()
         self._listen(True)
         self.analysis = analyze(self.graph)
+        self.scope = ()
         self.reset.emit()
         self.analyzed.emit(self.analysis)
         self.path_changed.emit(str(project.path or ""))
@@ -140,6 +150,53 @@ class Document:
         self.path_changed.emit(str(target))
         return target
 
+    # -- inside blocks -----------------------------------------------------------------
+    @property
+    def current_graph(self) -> Graph:
+        return self._walk(self.scope)[0]
+
+    @property
+    def current_analysis(self) -> Analysis:
+        return self._walk(self.scope)[1]
+
+    def open_block(self, node_id: str) -> None:
+        """Show the inside of block node ``node_id`` of the current graph. Raises
+        ValueError when it is not a block node."""
+        node = self.current_graph.nodes.get(node_id)
+        if node is None or node.type not in self.graph.blocks:
+            raise ValueError(f"{node_id!r} is not a block node; only a block can be opened")
+        self.set_scope(self.scope + (node_id,))
+
+    def set_scope(self, scope) -> None:
+        """Show the graph at ``scope`` (a path of block node ids; ``()`` is the project's
+        graph); as far along it as it leads."""
+        scope = self._valid(tuple(scope))
+        if scope != self.scope:
+            self.scope = scope
+            self.scope_changed.emit(scope)
+
+    def _valid(self, scope: tuple[str, ...]) -> tuple[str, ...]:
+        g, kept = self.graph, []
+        for node_id in scope:
+            node = g.nodes.get(node_id)
+            block = self.graph.blocks.get(node.type) if node is not None else None
+            if block is None:
+                break
+            kept.append(node_id)
+            g = block.graph
+        return tuple(kept)
+
+    def _walk(self, scope: tuple[str, ...]) -> tuple[Graph, Analysis]:
+        g, a = self.graph, self.analysis
+        for node_id in scope:
+            block = self.graph.blocks[g.nodes[node_id].type]
+            inside = a.expansions.get(node_id)
+            g = block.graph
+            # a node whose input shapes are unknown has no expansion: the bare definition's
+            # analysis (its Inputs have no shapes) still shows its structure and parameters
+            a = inside.analysis if inside is not None else _bare(g)
+        return g, a
+
     # -- analysis ----------------------------------------------------------------------
     def _listen(self, on: bool) -> None:
         """Follow (or stop following) changes of the graph and of its blocks' definitions
@@ -155,7 +212,15 @@ class Document:
 
     def _analyze(self) -> None:
         self.analysis = analyze(self.graph)
+        self.set_scope(self.scope)  # (the opened block node may be gone)
         self.analyzed.emit(self.analysis)
+
+
+def _bare(graph: Graph) -> Analysis:
+    """The analysis of a block's graph on its own: its Inputs' missing shapes are not issues."""
+    a = analyze(graph)
+    a.issues = [i for i in a.issues if not (i.node in graph.nodes and graph.nodes[i.node].type == "Input")]
+    return a
 
 
 def _place(project: Project) -> None:

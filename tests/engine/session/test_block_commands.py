@@ -179,3 +179,29 @@ def test_the_document_follows_blocks_of_a_project_opened_later():
     doc.push(SetParams(doc, "l", {"out_features": 7}, graph=doc.graph.blocks["B"].graph))
     assert doc.analysis.shapes["b"] == (7,)
     assert analyze(doc.graph).shapes["b"] == (7,)
+
+
+def test_opening_a_block_shows_its_inside_with_the_shapes_the_node_receives():
+    doc = _residual_doc()
+    doc.push(GroupIntoBlock(doc, ["conv_a", "bn", "relu", "add"], name="Residual"))
+    seen = []
+    doc.scope_changed.connect(seen.append)
+    doc.open_block("residual1")
+    assert doc.scope == ("residual1",) and seen == [("residual1",)]
+    assert doc.current_graph is doc.graph.blocks["Residual"].graph
+    assert doc.current_analysis.shapes["conv_a"] == (4, 8, 8)
+    with pytest.raises(ValueError, match="not a block node"):
+        doc.open_block("conv_a")
+    doc.undo()  # the grouping: the opened node is gone, so the editor is back at the top
+    assert doc.scope == () and seen[-1] == ()
+    assert doc.current_graph is doc.graph
+
+
+def test_a_block_whose_node_gets_no_shapes_still_opens():
+    doc = _residual_doc()
+    doc.push(GroupIntoBlock(doc, ["conv_a", "bn", "relu", "add"], name="Residual"))
+    doc.graph.remove_edge(Edge("stem", "residual1"))
+    doc.open_block("residual1")
+    a = doc.current_analysis
+    assert a.shapes.get("conv_a") is None
+    assert not any(i.node == "x" for i in a.issues)

@@ -15,25 +15,31 @@ from .inference import Analysis
 _PASS_THROUGH = {"Flatten", "Reshape", "Dropout", "Identity"}
 
 
-def conv_filters(model: nn.Module, graph: Graph) -> dict[str, np.ndarray]:
+def conv_filters(model: nn.Module, graph: Graph, prefix: str = "") -> dict[str, np.ndarray]:
     """Each Conv1d/Conv2d/ConvTranspose2d node's kernels, ``[out, in, kh, kw]`` (1-d kernels
     as ``[out, in, 1, k]``), and, for a first Linear fed (through Flatten or Reshape only) by
     an image Input, its weights shaped like the image, ``[out, C, H, W]``: the classic
-    MNIST templates."""
+    MNIST templates. A repeated node shows its first copy; the layers inside a block node
+    are named by their path (``layer1/conv1``)."""
     out: dict[str, np.ndarray] = {}
     for node in graph.nodes.values():
         module = getattr(model, node.id, None) if node.type != "Input" else None
         if module is None:
             continue
-        if node.type in ("Conv2d", "Conv1d", "ConvTranspose2d"):
+        if node.repeat > 1 and isinstance(module, nn.Sequential):
+            module = module[0]
+        if node.type in graph.blocks:
+            out.update(conv_filters(module, graph.blocks[node.type].graph, f"{prefix}{node.id}/"))
+        elif node.type in ("Conv2d", "Conv1d", "ConvTranspose2d") and isinstance(
+                getattr(module, "weight", None), torch.Tensor):
             w = module.weight.detach().float().cpu()
             if node.type == "ConvTranspose2d":
                 w = w.transpose(0, 1)  # torch stores [in, out, kh, kw]
             if w.dim() == 3:
                 w = w.unsqueeze(2)
-            out[node.id] = w.numpy().copy()
-    image_linear = _first_linear_on_image(graph)
-    if image_linear is not None:
+            out[prefix + node.id] = w.numpy().copy()
+    image_linear = _first_linear_on_image(graph) if not prefix else None
+    if image_linear is not None and graph.nodes[image_linear[0]].repeat == 1:
         node_id, shape = image_linear
         w = getattr(model, node_id).weight.detach().float().cpu()
         out[node_id] = w.reshape(w.shape[0], *shape).numpy().copy()

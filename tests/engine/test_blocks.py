@@ -298,3 +298,15 @@ def test_deep_copies_of_parsed_data_do_not_share_block_parameters():
     p = _load(copy.deepcopy(data))
     p.graph.blocks["Res"].params["width"] = 99
     assert _load(data).graph.blocks["Res"].params["width"] == 8
+
+
+def test_filters_and_activations_reach_inside_blocks_and_repeats():
+    from app.engine import snapshots
+    p = _load(_project())
+    a = analyze(p.graph)
+    model = compile_graph(p.graph, a)
+    filters = snapshots.conv_filters(model, p.graph)
+    assert {"layer1/conv1", "layer1/proj", "layer2/conv2"} <= set(filters)
+    assert filters["layer2/conv1"].shape == (6, 4, 3, 3)  # the first copy: 4 channels in
+    acts = snapshots.activations(model, a, torch.randn(2, 1, 12, 12))
+    assert acts["layer2"].shape == (2, 6, 2, 2)

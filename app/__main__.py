@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
 
 from . import __version__
@@ -32,6 +33,18 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError):
             pass
         return INTERRUPTED
+    except BrokenPipeError:  # the reader went away (``netcanvas check x --json | head``): not an error of ours
+        _quiet_stdout()
+        return 0
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit does not fail again on the
+    closed pipe (what Python's documentation advises for SIGPIPE)."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _printable_streams() -> None:

@@ -4,7 +4,10 @@ It shows the node and reports edits; it never keeps parameter values of its own.
 calls ``set_node`` when the selection changes and ``refresh`` after the model changes; a
 valid edit is announced as ``params_edited(node_id, params)`` with the node's complete new
 explicit parameters, which the window turns into an undoable command. Text that does not
-parse or that ``Param.check`` refuses is marked in place and not announced.
+parse or that ``Param.check`` refuses is marked in place and not announced. The node's
+options, which are not parameters of its type (``repeat``, ``trainable``), have their own
+rows below, announced as ``options_edited(node_id, {"repeat": 12})`` (or ``"trainable"``),
+for ``option_commands.SetOptions``.
 """
 
 from __future__ import annotations
@@ -18,12 +21,28 @@ from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QScrollArea, QSizePol
 
 from ..engine.errors import Issue
 from ..engine.graph import Node
-from ..engine.inference import Analysis
+from ..engine.inference import MAX_REPEAT, Analysis
 from ..engine.layers import get_spec
 from ..engine.layers.spec import LayerSpec
+from ..engine.params import Param
 from .param_fields import MISSING, Field, error_colours, make_field, same
 
 HINT = "Select a layer to edit its parameters"
+
+REPEAT = Param("repeat", "int", 1, doc="Copies of this layer in a chain, each with its own weights, "
+               "each taking the previous copy's output.", minimum=1, maximum=MAX_REPEAT)
+TRAINABLE = Param("trainable", "bool", True, doc="Unchecked: frozen. Training leaves its weights and "
+                  "normalization statistics as they are (transfer learning).")
+
+
+def can_repeat(spec: LayerSpec | None) -> bool:
+    """Whether nodes of ``spec``'s type may repeat: one input and one output."""
+    return spec is not None and spec.max_inputs != 0 and spec.min_inputs <= 1 and not spec.multi_output()
+
+
+def can_freeze(spec: LayerSpec | None) -> bool:
+    """Whether ``trainable`` means anything for ``spec``'s type (every type but Input)."""
+    return spec is not None and spec.max_inputs != 0
 
 
 def summary_text(shape: tuple[int, ...] | None, count: int | None) -> str:
@@ -37,9 +56,11 @@ def summary_text(shape: tuple[int, ...] | None, count: int | None) -> str:
 
 
 class Inspector(QWidget):
-    """Parameter form of one node. Signal ``params_edited(node_id, params)``."""
+    """Parameter form of one node. Signals ``params_edited(node_id, params)`` and
+    ``options_edited(node_id, {option: value})``."""
 
     params_edited = Signal(str, dict)
+    options_edited = Signal(str, dict)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -47,6 +68,7 @@ class Inspector(QWidget):
         self._node: Node | None = None
         self._spec: LayerSpec | None = None
         self._fields: dict[str, Field] = {}
+        self._options: dict[str, Field] = {}  # repeat, trainable: the node's, not its type's
         self._synced: dict[str, Any] = {}  # per field: the model value it last showed or sent
         self._typing_errors: dict[str, str] = {}
         self._issues: list[Issue] = []
@@ -108,6 +130,12 @@ class Inspector(QWidget):
         """The editor widget of parameter ``name`` (QSpinBox, QLineEdit, QCheckBox, QComboBox)."""
         return self._fields[name].editor
 
+    def option_field(self, name: str) -> QWidget | None:
+        """The editor of option ``name`` ("repeat": QSpinBox, "trainable": QCheckBox), or
+        None where the node's type has no such option."""
+        field = self._options.get(name)
+        return field.editor if field is not None else None
+
     def message_label(self, name: str) -> QLabel:
         """The label under parameter ``name`` that shows its error or warning."""
         return self._fields[name].message
@@ -117,6 +145,7 @@ class Inspector(QWidget):
         self._node = node
         self._spec = get_spec(node.type) if node is not None else None
         self._fields = {}
+        self._options = {}
         self._synced = {}
         self._typing_errors = {}
         old = self.scroll.takeWidget()
@@ -165,12 +194,35 @@ class Inspector(QWidget):
             label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
             grid.addWidget(label, row, 0, Qt.AlignmentFlag.AlignTop)
             grid.addWidget(field.container, row, 1, Qt.AlignmentFlag.AlignTop)
+        row = len(params)
         if not params and self._spec is not None:
             none = QLabel("This layer has no parameters.")
             none.setEnabled(False)
             grid.addWidget(none, 0, 0, 1, 2)
+            row = 1
+        options = [p for p, shown in ((REPEAT, can_repeat(self._spec) or self._node.repeat != 1),
+                                      (TRAINABLE, can_freeze(self._spec) or self._node.trainable is not True))
+                   if shown]
+        if options:
+            line = QFrame()
+            line.setFrameShape(QFrame.Shape.HLine)
+            line.setFrameShadow(QFrame.Shadow.Sunken)
+            grid.addWidget(line, row, 0, 1, 2)
+            row += 1
+        for param in options:
+            field = make_field(param, lambda name=param.name: self._option_edited(name))
+            field.editor.setObjectName(f"option_{param.name}")
+            self._options[param.name] = field
+            label = QLabel(param.name)
+            label.setBuddy(field.editor)
+            label.setToolTip(field.editor.toolTip())
+            label.setMinimumHeight(field.row_height())
+            label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+            grid.addWidget(label, row, 0, Qt.AlignmentFlag.AlignTop)
+            grid.addWidget(field.container, row, 1, Qt.AlignmentFlag.AlignTop)
+            row += 1
         grid.setColumnStretch(1, 1)
-        grid.setRowStretch(max(len(params), 1), 1)
+        grid.setRowStretch(max(row, 1), 1)
         form.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
         return form
 
@@ -187,6 +239,9 @@ class Inspector(QWidget):
         return params if isinstance(params, dict) else {}
 
     def _sync_values(self, force: bool) -> None:
+        for name, field in self._options.items():
+            value = getattr(self._node, name)
+            field.show_value(value) if force else field.sync(value)
         for name, field in self._fields.items():
             value = self._model_value(name)
             if not force and name in self._synced and same(self._synced[name], value):
@@ -250,6 +305,17 @@ class Inspector(QWidget):
         params = copy.deepcopy(given)
         params[name] = value
         self.params_edited.emit(node.id, params)
+
+    def _option_edited(self, name: str) -> None:
+        field, node = self._options.get(name), self._node
+        if field is None or node is None:
+            return
+        try:
+            value = field.value()
+        except ValueError:  # (a spin box and a check box hold valid values only)
+            return
+        if not same(getattr(node, name), value):
+            self.options_edited.emit(node.id, {name: value})
 
     # -- style ------------------------------------------------------------------------
     def changeEvent(self, event: QEvent) -> None:

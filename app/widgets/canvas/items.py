@@ -25,7 +25,12 @@ TITLE_PX, TEXT_PX, LABEL_PX = 13, 12, 12
 READABLE_PX = 9.0  # the smallest text on screen that reads without effort
 DETAIL_PX = 5.0  # below this on screen a line of text is a smear: draw the type name alone
 TYPE_MIN_PX = 6.0  # ... and below this even a large type name is not worth drawing
-SMALLEST_TEXT_PX = min(TEXT_PX, LABEL_PX)
+PORT_PX = 11  # a port's label: name and shape
+SMALLEST_TEXT_PX = min(TEXT_PX, LABEL_PX)  # (port labels, a little smaller, are secondary)
+PILL_PAD = 4.0  # text to the edge of a port's label
+PILL_LR_W = 110.0  # the widest a port's label gets left to right (a layout makes room for two)
+STACK = 5.0  # a repeated node: each card behind it this far up and to the right
+FROZEN_LIGHT, FROZEN_DARK = QColor(40, 120, 200), QColor(130, 190, 245)  # the snowflake of a frozen node
 
 
 def node_font(pixels: float, bold: bool = False) -> QFont:
@@ -52,7 +57,8 @@ def key_summary(node: Node, params: dict) -> str:
         label = {"out_channels": "{} ch", "out_features": "{} units", "hidden_size": "{} hidden",
                  "p": "p = {}", "num_embeddings": "{} words", "embedding_dim": "dim {}",
                  "negative_slope": "slope {}", "alpha": "α {}", "dim": "dim {}", "scale_factor": "×{}",
-                 "output_size": "out {}"}.get(p.name, "{}")
+                 "output_size": "out {}", "padding": "pad {}", "value": "value {}", "num_heads": "{} heads",
+                 "nhead": "{} heads", "dim_feedforward": "ff {}"}.get(p.name, "{}")
         parts.append(label.format(v))
     return " · ".join(parts)
 
@@ -62,9 +68,14 @@ def _title_width(text: str, pixels: int) -> float:
     return QFontMetricsF(node_font(pixels, bold=True)).horizontalAdvance(text)
 
 
+@lru_cache(maxsize=1)
+def _port_metrics() -> QFontMetricsF:
+    return QFontMetricsF(node_font(PORT_PX))
+
+
 class PortItem(QGraphicsItem):
-    """An input slot (top edge, or left edge left to right) or the output (bottom edge, or
-    right edge) of a node."""
+    """An input slot (top edge, or left edge, in slot order) or an output port (bottom edge,
+    or right edge, in port order) of a node."""
 
     def __init__(self, node_item: "NodeItem", output: bool, index: int = 0):
         super().__init__(node_item)
@@ -100,9 +111,20 @@ class PortItem(QGraphicsItem):
             self.node_item.update()
 
 
+class Pill:
+    """A port's label beside it, outside the box: its lines and where they go (node
+    coordinates)."""
+
+    def __init__(self, rect: QRectF, lines: list[tuple[str, bool]]):
+        self.rect, self.lines = rect, lines  # lines: (text, dim)
+
+
 class NodeItem(QGraphicsItem):
     """A layer: type and id, key parameters, output shape and parameter count; red with
-    the message as tooltip when the analysis found an error."""
+    the message as tooltip when the analysis found an error. A node with several inputs or
+    outputs labels each port (its name and the shape on it); a repeated node is drawn as a
+    stack with ``×12`` on it; a frozen one (``trainable: false``) has a muted fill and a
+    snowflake."""
 
     def __init__(self, node: Node, theme: Theme):
         super().__init__()
@@ -110,17 +132,28 @@ class NodeItem(QGraphicsItem):
         self.node_id = node.id
         spec = get_spec(node.type)
         self.category = spec.category if spec else "?"
+        self.input_names: tuple[str, ...] | None = spec.input_names if spec else None
         self.summary, self.shape_text, self.problem, self.severity = "", "", "", ""
+        self.repeat, self.trainable = 1, True
         self.inputs: list[PortItem] = []
-        self.direction = "TB"  # "LR": inputs on the left side, the output on the right
-        self.output_port = PortItem(self, True)
-        self.output_port.setPos(NODE_W / 2, NODE_H)
+        self.outputs: list[PortItem] = [PortItem(self, True)]
+        self.output_names: tuple[str, ...] = ("output",)
+        self.input_shapes: list[str] = []  # the shape on each input slot, as text ("" unknown)
+        self.output_shapes: list[str] = []  # ... on each output port
+        self._pills: list[Pill] = []
+        self._extent = QRectF()  # the bounding rectangle, cached (see _layout_extras)
+        self.direction = "TB"  # "LR": inputs on the left side, the outputs on the right
         self.setFlags(QGraphicsItem.GraphicsItemFlag.ItemIsMovable
                       | QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
         self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.setAcceptHoverEvents(True)
         self.setZValue(1)
         self.set_input_count(self._slots_wanted(0))
+
+    @property
+    def output_port(self) -> PortItem:
+        """Output port 0 (the only one of most types)."""
+        return self.outputs[0]
 
     def _slots_wanted(self, connected: int) -> int:
         spec = get_spec(self.node.type)
@@ -130,16 +163,24 @@ class NodeItem(QGraphicsItem):
             return max(spec.min_inputs, connected + 1)
         return spec.max_inputs
 
-    def set_input_count(self, n: int) -> None:
+    def _set_count(self, ports: list[PortItem], n: int, output: bool) -> None:
         self.update()
-        while len(self.inputs) < n:
-            self.inputs.append(PortItem(self, False, len(self.inputs)))
-        while len(self.inputs) > n:
-            port = self.inputs.pop()
+        while len(ports) < n:
+            ports.append(PortItem(self, output, len(ports)))
+        while len(ports) > n:
+            port = ports.pop()
             port.setParentItem(None)
             if port.scene():
                 port.scene().removeItem(port)
         self._place_ports()
+
+    def set_input_count(self, n: int) -> None:
+        self._set_count(self.inputs, n, False)
+
+    def set_output_count(self, n: int) -> None:
+        """Show ``n`` output ports (at least one)."""
+        if max(1, n) != len(self.outputs):
+            self._set_count(self.outputs, max(1, n), True)
 
     def set_direction(self, direction: str) -> None:
         """Ports on the top and bottom sides ("TB") or on the left and right ("LR")."""
@@ -149,11 +190,16 @@ class NodeItem(QGraphicsItem):
             self.update()
 
     def _place_ports(self) -> None:
-        n = len(self.inputs)
+        """Each port at the middle of its share of its side (one port: the side's middle)."""
         lr = self.direction == "LR"
-        for i, port in enumerate(self.inputs):
-            port.setPos(0, NODE_H * (i + 1) / (n + 1)) if lr else port.setPos(NODE_W * (i + 1) / (n + 1), 0)
-        self.output_port.setPos(NODE_W, NODE_H / 2) if lr else self.output_port.setPos(NODE_W / 2, NODE_H)
+        for ports, far in ((self.inputs, 0.0), (self.outputs, NODE_W if lr else NODE_H)):
+            n = len(ports)
+            for i, port in enumerate(ports):
+                if lr:
+                    port.setPos(far, NODE_H * (i + 0.5) / n)
+                else:
+                    port.setPos(NODE_W * (i + 0.5) / n, far)
+        self._layout_extras()
 
     def update_slots(self, highest_connected: int) -> None:
         wanted = self._slots_wanted(highest_connected + 1)
@@ -165,8 +211,9 @@ class NodeItem(QGraphicsItem):
             return self.inputs[port].scenePos()
         return self.mapToScene(QPointF(0, NODE_H / 2) if self.direction == "LR" else QPointF(NODE_W / 2, 0))
 
-    def output_pos(self) -> QPointF:
-        return self.output_port.scenePos()
+    def output_pos(self, port: int = 0) -> QPointF:
+        """Where output ``port`` is (a port the node does not show: port 0's place)."""
+        return self.outputs[port if 0 <= port < len(self.outputs) else 0].scenePos()
 
     def box(self) -> QRectF:
         """The node's box in the scene, ports aside: what its edges keep out of."""
@@ -180,8 +227,133 @@ class NodeItem(QGraphicsItem):
             self.setToolTip(self.tooltip())
         self.update()
 
+    def set_options(self, repeat, trainable) -> None:
+        """Draw ``repeat`` copies (a stack above 1) and ``trainable`` (False: frozen)."""
+        repeat = repeat if isinstance(repeat, int) and not isinstance(repeat, bool) else 1
+        if (repeat, trainable is not False) != (self.repeat, self.trainable):
+            self.repeat, self.trainable = repeat, trainable is not False
+            self._layout_extras()
+            if self.isUnderMouse():
+                self.setToolTip(self.tooltip())
+            self.update()
+
+    def set_ports(self, output_names: tuple[str, ...], input_shapes: list[str], output_shapes: list[str]) -> None:
+        """The names of the output ports (their number) and the shapes (text, "" where
+        unknown) on each input slot and output port, for the ports' labels."""
+        if (tuple(output_names), input_shapes, output_shapes) == (self.output_names, self.input_shapes,
+                                                                   self.output_shapes):
+            return
+        self.output_names, self.input_shapes, self.output_shapes = tuple(output_names), input_shapes, output_shapes
+        self.set_output_count(len(output_names))
+        self._layout_extras()
+        self.update()
+
+    # -- port labels ---------------------------------------------------------------------
+    def port_name(self, output: bool, index: int) -> str:
+        """What port ``index`` is called: the type's name for it, or its number (a merge's
+        slots)."""
+        if output:
+            return self.output_names[index] if index < len(self.output_names) else f"output {index}"
+        names = self.input_names or ()
+        return names[index] if index < len(names) else str(index)
+
+    def port_shape(self, output: bool, index: int) -> str:
+        shapes = self.output_shapes if output else self.input_shapes
+        return shapes[index] if index < len(shapes) else ""
+
+    def labels_side(self, output: bool) -> str:
+        """How a side's ports are labeled: "" (one port: as a plain node), "number" (a merge's
+        slots: the number alone, the shape is on the edge), or "full" (name and shape, which
+        the edges attached there then leave off)."""
+        ports = self.outputs if output else self.inputs
+        if len(ports) < 2:
+            return ""
+        return "full" if output or self.input_names else "number"
+
+    def label_reach(self, output: bool, direction: str) -> float:
+        """How far the labels of the inputs (or outputs) stick out of the box in a layout in
+        ``direction`` (at most: two lines top to bottom, the widest left to right); 0 without."""
+        mode = self.labels_side(output)
+        if not mode:
+            return 0.0
+        line_h = _port_metrics().height()
+        if direction == "LR":
+            return PORT_R + 3 + (PILL_LR_W if mode == "full" else 2 * line_h)  # (numbers: 1 or 2 digits)
+        if mode == "number":  # the edges into a merge's slots keep their shape labels: room for one
+            return PORT_R + 2 + line_h + 2 + LABEL_PX + 4
+        return PORT_R + 2 + 2 * line_h + 2
+
+    def label_rects(self) -> list[QRectF]:
+        """The ports' labels in the scene (what the labels of its edges keep off)."""
+        return [self.mapRectToScene(pill.rect) for pill in self._pills]
+
+    def port_tooltip(self, output: bool, index: int) -> str:
+        name, shape = self.port_name(output, index), self.port_shape(output, index)
+        text = f"{'output' if output else 'input'} {index}" + ("" if name == str(index) else f": {name}")
+        return text + (f" {shape}" if shape else "")
+
+    def _layout_extras(self) -> None:
+        """Place the ports' labels and grow the bounding rectangle around them and the stack."""
+        self.prepareGeometryChange()
+        self._pills = []
+        for output, ports in ((False, self.inputs), (True, self.outputs)):
+            mode = self.labels_side(output)
+            if mode:  # (most nodes have none: no font metrics built for them)
+                for port in ports:
+                    port.setToolTip(self.port_tooltip(output, port.index))
+                self._pills += self._side_pills(output, ports, mode, _port_metrics())
+            elif len(ports) == 1 and ports[0].toolTip():
+                ports[0].setToolTip("")
+        r = PORT_R + 3
+        rect = QRectF(-r, -r, NODE_W + 2 * r, NODE_H + 2 * r)
+        if self.repeat > 1:
+            rect = rect.united(QRectF(0, 0, NODE_W, NODE_H).translated(2 * STACK, -2 * STACK))
+        for pill in self._pills:
+            rect = rect.united(pill.rect.adjusted(-1, -1, 1, 1))
+        self._extent = rect
+
+    def _side_pills(self, output: bool, ports: list[PortItem], mode: str, metrics: QFontMetricsF) -> list[Pill]:
+        """One label per port of a side, outside the box: top to bottom centred on the port,
+        left to right beside it. On one line when every label of the side fits its room
+        (its share of the side; left to right, ``PILL_LR_W``), else on two (name, shape)
+        where the ports are far enough apart for that, else elided."""
+        lr = self.direction == "LR"
+        texts = [(self.port_name(output, p.index), "" if mode == "number" else self.port_shape(output, p.index))
+                 for p in ports]
+        room = (PILL_LR_W if lr else NODE_W / len(ports) - 6) - 2 * PILL_PAD
+        line_h = metrics.height()
+        one_line = (all(metrics.horizontalAdvance(f"{n}  {s}".strip()) <= room for n, s in texts)
+                    or (lr and NODE_H / len(ports) < 2 * line_h + 4))
+        pills = []
+        for port, (name, shape) in zip(ports, texts):
+            if one_line:
+                joined = metrics.elidedText(f"{name}  {shape}".strip(), Qt.TextElideMode.ElideRight, room)
+                lines = [(joined, False)]
+            else:
+                lines = [(metrics.elidedText(name, Qt.TextElideMode.ElideRight, room), False)]
+                if shape:
+                    lines.append((metrics.elidedText(shape, Qt.TextElideMode.ElideRight, room), True))
+            w = max(metrics.horizontalAdvance(t) for t, _ in lines) + 2 * PILL_PAD
+            h = line_h * len(lines) + 2
+            x, y = port.pos().x(), port.pos().y()
+            if lr:
+                left = x - PORT_R - 3 - w if not output else x + PORT_R + 3
+                rect = QRectF(left, y - h / 2, w, h)
+            else:
+                top = y - PORT_R - 2 - h if not output else y + PORT_R + 2
+                rect = QRectF(x - w / 2, top, w, h)
+            pills.append(Pill(rect, lines))
+        return pills
+
+    # -- showing -------------------------------------------------------------------------
     def tooltip(self) -> str:
         tip = f"<b>{self.node.type}</b> {self.node_id}<br>{escape(self.shape_text, quote=False)}"
+        if self.repeat > 1:
+            tip += (f"<br>Repeated ×{self.repeat}: a chain of {self.repeat} copies, each with its own "
+                    "weights, each taking the previous one's output")
+        if not self.trainable:
+            tip += ("<br>❄ Frozen (trainable: false): training leaves its weights and normalization "
+                    "statistics as they are")
         if self.problem:
             tip += f"<br><span style='color:{self.theme.error.name()}'>{escape(self.problem, quote=False)}</span>"
         return tip
@@ -192,8 +364,20 @@ class NodeItem(QGraphicsItem):
         super().hoverEnterEvent(event)
 
     def boundingRect(self) -> QRectF:
+        return QRectF(self._extent)
+
+    def shape(self) -> QPainterPath:
+        # the box and its ports: what a click selects (not the labels and the stack around it)
         r = PORT_R + 3
-        return QRectF(-r, -r, NODE_W + 2 * r, NODE_H + 2 * r)
+        path = QPainterPath()
+        path.addRect(QRectF(-r, -r, NODE_W + 2 * r, NODE_H + 2 * r))
+        return path
+
+    def fill(self) -> QColor:
+        """The box's colour: the theme's, muted (a cold tint) when the node is frozen."""
+        if self.trainable:
+            return self.theme.node
+        return QColor(44, 52, 64) if self.theme.dark else QColor(231, 237, 245)
 
     def paint(self, painter: QPainter, option, widget=None) -> None:
         t = self.theme
@@ -201,14 +385,19 @@ class NodeItem(QGraphicsItem):
         rect = QRectF(0, 0, NODE_W, NODE_H)
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
         border = t.error if self.severity == "error" else t.warning if self.severity == "warning" else t.node_border
+        if self.repeat > 1:  # two cards behind it: a stack of copies
+            painter.setPen(QPen(t.node_border, 1.2))
+            painter.setBrush(self.fill())
+            for k in (2, 1):
+                painter.drawRoundedRect(rect.translated(k * STACK, -k * STACK), 7, 7)
         pen = QPen(t.selection if selected else border, 2.5 if (selected or self.severity) else 1.2)
         painter.setPen(pen)
-        painter.setBrush(t.node)
+        painter.setBrush(self.fill())
         painter.drawRoundedRect(rect, 7, 7)
         strip = QPainterPath()
         strip.addRoundedRect(QRectF(0, 0, 7, NODE_H), 3, 3)
         painter.fillPath(strip, t.category(self.category))
-        for port in (*self.inputs, self.output_port):
+        for port in (*self.inputs, *self.outputs):
             r = PORT_R + (2 if port.hovered else 0)
             painter.setPen(QPen(t.node, 2))
             painter.setBrush(t.selection if port.hovered else t.port)
@@ -217,6 +406,7 @@ class NodeItem(QGraphicsItem):
         detail = self.detail(scale)
         if detail == "text":
             self._paint_text(painter)
+            self._paint_pills(painter)
         elif detail == "type":  # far out: the type name alone, as large as the box allows
             font = node_font(self._type_only_pixels(scale), bold=True)
             painter.setFont(font)
@@ -242,20 +432,46 @@ class NodeItem(QGraphicsItem):
             pixels = max(pixels * (NODE_W - 22) / width, min(pixels, TYPE_MIN_PX / scale))
         return pixels
 
+    def repeat_text(self) -> str:
+        """``×12`` for a node repeated 12 times; "" for one copy."""
+        return f"×{self.repeat}" if self.repeat > 1 else ""
+
+    def _paint_marks(self, painter: QPainter) -> float:
+        """The repeat badge and the frozen snowflake at the title's right end; returns the
+        width they take."""
+        right = NODE_W - 6
+        badge = self.repeat_text()
+        if badge:
+            font = node_font(TEXT_PX, bold=True)
+            w = QFontMetricsF(font).horizontalAdvance(badge) + 10
+            box = QRectF(right - w, 5, w, 18)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(self.theme.category(self.category))
+            painter.drawRoundedRect(box, 9, 9)
+            painter.setFont(font)
+            painter.setPen(QColor(255, 255, 255))
+            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, badge)
+            right -= w + 4
+        if not self.trainable:
+            snowflake(painter, QPointF(right - 8, 14), 7.5, FROZEN_DARK if self.theme.dark else FROZEN_LIGHT)
+            right -= 20
+        return NODE_W - 6 - right
+
     def _paint_text(self, painter: QPainter) -> None:
         t = self.theme
+        marks = self._paint_marks(painter)
         title = node_font(TITLE_PX, bold=True)
         painter.setFont(title)
         painter.setPen(t.text)
         metrics = QFontMetricsF(title)
-        type_text = metrics.elidedText(self.node.type, Qt.TextElideMode.ElideRight, NODE_W - 22)
+        type_text = metrics.elidedText(self.node.type, Qt.TextElideMode.ElideRight, NODE_W - 22 - marks)
         painter.drawText(QPointF(15, 19), type_text)
         id_font = node_font(TITLE_PX)
         painter.setFont(id_font)
         painter.setPen(t.dim_text)
         x = 15 + metrics.horizontalAdvance(type_text) + 8
-        if x < NODE_W - 20:
-            room = NODE_W - x - 6
+        if x < NODE_W - 20 - marks:
+            room = NODE_W - x - 6 - marks
             painter.drawText(QRectF(x, 5, room, 18), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
                              QFontMetricsF(id_font).elidedText(self.node_id, Qt.TextElideMode.ElideRight, room))
         small = node_font(TEXT_PX)
@@ -266,6 +482,39 @@ class NodeItem(QGraphicsItem):
         painter.setPen(t.error if self.severity == "error" else t.dim_text)
         bottom = self.problem if self.severity == "error" else self.shape_text
         painter.drawText(QPointF(15, 57), sm.elidedText(bottom, Qt.TextElideMode.ElideRight, NODE_W - 22))
+
+    def _paint_pills(self, painter: QPainter) -> None:
+        if not self._pills:
+            return
+        t = self.theme
+        font = node_font(PORT_PX)
+        painter.setFont(font)
+        line_h = QFontMetricsF(font).height()
+        for pill in self._pills:
+            painter.setPen(QPen(t.node_border, 1))
+            painter.setBrush(t.label_background)
+            painter.drawRoundedRect(pill.rect, 4, 4)
+            y = pill.rect.top() + 1
+            for text, dim in pill.lines:
+                painter.setPen(t.dim_text if dim else t.text)
+                painter.drawText(QRectF(pill.rect.left(), y, pill.rect.width(), line_h),
+                                 Qt.AlignmentFlag.AlignCenter, text)
+                y += line_h
+
+
+def snowflake(painter: QPainter, centre: QPointF, r: float, colour: QColor) -> None:
+    """A six-armed snowflake of radius ``r`` (drawn, so it needs no font with the glyph)."""
+    painter.save()
+    painter.setPen(QPen(colour, 1.6, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
+    painter.translate(centre)
+    for k in range(6):
+        painter.save()
+        painter.rotate(60 * k)
+        painter.drawLine(QPointF(0, 0), QPointF(0, -r))
+        painter.drawLine(QPointF(0, -r * 0.55), QPointF(r * 0.3, -r * 0.8))
+        painter.drawLine(QPointF(0, -r * 0.55), QPointF(-r * 0.3, -r * 0.8))
+        painter.restore()
+    painter.restore()
 
 
 class EdgeItem(QGraphicsPathItem):
@@ -300,10 +549,11 @@ class EdgeItem(QGraphicsPathItem):
             self._place_label()
 
     def route(self, start: QPointF, end: QPointF, direction: str = "TB",
-              source: QRectF | None = None, target: QRectF | None = None) -> None:
-        """Run from ``start`` to ``end`` around the ``source`` and ``target`` boxes."""
+              source: QRectF | None = None, target: QRectF | None = None, avoid: list[QRectF] = ()) -> None:
+        """Run from ``start`` to ``end`` around the ``source`` and ``target`` boxes; the label
+        keeps off them and off the rectangles in ``avoid`` (their ports' labels)."""
         self.direction = direction
-        self._boxes = [box for box in (source, target) if box is not None]
+        self._boxes = [box for box in (source, target) if box is not None] + list(avoid)
         path, self._curve = edge_route(start, end, direction, source, target)
         self.setPath(path)
         if self._label_text:  # (an edge just built has none yet: set_label places it)

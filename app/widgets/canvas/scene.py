@@ -22,6 +22,7 @@ from .routing import edge_path
 from .theme import current_theme
 
 GRID = 24
+LABEL_CLEAR = 16.0  # between the port labels at the two ends of a short edge, after a layout
 OVERVIEW_BELOW = 0.12  # zoom under which the graph is drawn as two paths, not items (text is unreadable)
 
 
@@ -37,7 +38,8 @@ class CanvasScene(QGraphicsScene):
         self.nodes: dict[str, NodeItem] = {}
         self.edges: dict[Edge, EdgeItem] = {}
         self._touching: dict[str, set[Edge]] = {}  # node id -> its edges, for O(degree) updates
-        self._connecting: tuple[NodeItem, QGraphicsPathItem] | None = None
+        # a connection being dragged: its source node, the line drawn, the source's output port
+        self._connecting: tuple[NodeItem, QGraphicsPathItem, int] | None = None
         self._hover_port: PortItem | None = None
         self._press_positions: dict[str, tuple[float, float] | None] = {}
         self._syncing = False
@@ -191,7 +193,9 @@ class CanvasScene(QGraphicsScene):
     def _route(self, item: EdgeItem) -> None:
         e = item.edge
         source, target = self.nodes[e.source], self.nodes[e.target]
-        item.route(source.output_pos(), target.input_pos(e.target_port), self.direction, source.box(), target.box())
+        avoid = source.label_rects() + target.label_rects()
+        item.route(source.output_pos(e.source_port), target.input_pos(e.target_port), self.direction,
+                   source.box(), target.box(), avoid)
 
     # -- direction and layout ------------------------------------------------------------------
     def set_direction(self, direction: str) -> None:
@@ -226,7 +230,8 @@ class CanvasScene(QGraphicsScene):
     def layout_positions(self, direction: str, wrap: int | None = None) -> dict[str, tuple[float, float]]:
         """Where a layered layout in ``direction`` puts every node, its first layer where the
         graph's top-left corner is now."""
-        positions = layered_layout(self._graph, direction=direction, wrap=wrap)
+        positions = self._room_for_port_labels(layered_layout(self._graph, direction=direction, wrap=wrap),
+                                               direction)
         if not positions:
             return positions
         left = min(x for x, _ in positions.values())
@@ -235,6 +240,36 @@ class CanvasScene(QGraphicsScene):
         x0 = min((p[0] for p in current), default=0.0)
         y0 = min((p[1] for p in current), default=0.0)
         return {n: (round(x - left + x0, 1), round(y - top + y0, 1)) for n, (x, y) in positions.items()}
+
+    def _room_for_port_labels(self, positions: dict[str, tuple[float, float]],
+                              direction: str) -> dict[str, tuple[float, float]]:
+        """``positions`` with the layers moved apart where the labels of the ports on both
+        sides of a gap (outputs above it, inputs below, or left and right of it) would
+        otherwise meet; the edges keep ``LABEL_CLEAR`` between them."""
+        axis, size = (0, NODE_W) if direction == LR else (1, NODE_H)
+        levels = sorted({p[axis] for p in positions.values()})
+        if len(levels) < 2:
+            return positions
+        reach: dict[float, list[float]] = {level: [0.0, 0.0] for level in levels}  # inputs, outputs
+        for node_id, p in positions.items():
+            item = self.nodes.get(node_id)
+            if item is not None:
+                room = reach[p[axis]]
+                room[0] = max(room[0], item.label_reach(False, direction))
+                room[1] = max(room[1], item.label_reach(True, direction))
+        shift, shifts = 0.0, {levels[0]: 0.0}
+        for above, below in zip(levels, levels[1:]):
+            gap = below - above - size
+            shift += max(0.0, reach[above][1] + reach[below][0] + LABEL_CLEAR - gap)
+            shifts[below] = shift
+        if not shift:
+            return positions
+        moved = {}
+        for node_id, p in positions.items():
+            q = list(p)
+            q[axis] += shifts[p[axis]]
+            moved[node_id] = (q[0], q[1])
+        return moved
 
     def apply_layout(self, direction: str | None = None, wrap: int | None = None) -> bool:
         """Lay the graph out in ``direction`` (default: the current one), undoably (View >
@@ -263,23 +298,58 @@ class CanvasScene(QGraphicsScene):
             count = a.param_counts.get(node_id, 0)
             issues = by_node.get(node_id, ())
             params = a.params.get(node_id, node.params)
-            facts = (shape, count, tuple(issues), node.type)
+            ports = self._port_facts(a, node, item, params)
+            facts = (shape, count, tuple(issues), node.type, node.repeat, node.trainable, ports)
             previous = self._shown.get(node_id)
             if previous is not None and previous[0] == facts and previous[1] == params:
                 continue
             self._shown[node_id] = (facts, params)
+            item.set_options(node.repeat, node.trainable)
+            if ports is not None:
+                before = len(item.outputs)
+                item.set_ports(*ports)
+                if len(item.outputs) != before:  # edges from the ports that moved follow them
+                    self.node_item_moved(item)
             shape_text = f"→ {describe_shape(shape)}" + (f" · {count:,} params" if count else "")
             errors = [i for i in issues if i.severity == "error"]
             shown = errors or issues
             problem = "; ".join((f"{i.param}: " if i.param else "") + i.message for i in shown)
             severity = "error" if errors else ("warning" if issues else "")
             item.set_info(key_summary(node, params), shape_text, problem, severity)
-        labels: dict[str, str] = {}
+        labels: dict[tuple[str, int], str] = {}
         for e, item in self.edges.items():
-            text = labels.get(e.source)
+            if (self.nodes[e.source].labels_side(True) == "full"
+                    or self.nodes[e.target].labels_side(False) == "full"):
+                item.set_label("")  # the port's label at its end says the shape
+                continue
+            text = labels.get((e.source, e.source_port))
             if text is None:
-                text = labels[e.source] = describe_shape(a.shapes.get(e.source))
+                text = labels[(e.source, e.source_port)] = describe_shape(a.edge_shape(e))
             item.set_label(text)
+
+    def _port_facts(self, a: Analysis, node: Node, item: NodeItem,
+                    params: dict) -> tuple[tuple[str, ...], list[str], list[str]] | None:
+        """For a node with several inputs or outputs: the names of its output ports and the
+        shapes (text) on its input slots and output ports; None for a node of one of each
+        (which shows no port labels: computed for the few nodes that need them)."""
+        spec = self._graph.spec(node.type)
+        if spec is None or (len(item.inputs) < 2 and not spec.multi_output()):
+            return None
+        port_shapes = a.port_shapes.get(node.id) or ()
+        try:
+            names = tuple(spec.output_names(params))
+        except (KeyError, TypeError, ValueError):  # parameters the analysis refused (Split's sizes)
+            names = tuple(f"output {k}" for k in range(len(port_shapes))) or ("output",)
+        used = max((e.source_port for e in self._touching[node.id] if e.source == node.id), default=0)
+        names += tuple(f"output {k}" for k in range(len(names), used + 1))  # fed from a port it lacks
+        inputs = [""] * len(item.inputs)
+        for e in self._touching[node.id]:
+            if e.target == node.id and e.target_port < len(inputs):
+                shape = a.edge_shape(e)
+                inputs[e.target_port] = describe_shape(shape) if shape is not None else ""
+        outputs = [describe_shape(s) for s in port_shapes] if len(port_shapes) > 1 else (
+            [describe_shape(port_shapes[0])] if port_shapes else [])
+        return names, inputs, outputs
 
     def _grow_scene_rect(self) -> None:
         rect = self.nodes_rect().adjusted(-2000, -2000, 2000, 2000)
@@ -318,7 +388,7 @@ class CanvasScene(QGraphicsScene):
             path.setPen(temp_pen(self.theme))
             path.setZValue(5)
             self.addItem(path)
-            self._connecting = (item.node_item, path)
+            self._connecting = (item.node_item, path, item.index)
             event.accept()
             return
         super().mousePressEvent(event)
@@ -333,7 +403,7 @@ class CanvasScene(QGraphicsScene):
                     self.node_item_moved(self.nodes[node_id])
             return
         if self._connecting is not None:
-            source, path = self._connecting
+            source, path, source_port = self._connecting
             end = event.scenePos()
             port = self._input_port_at(end)
             if self._hover_port is not port:
@@ -342,7 +412,7 @@ class CanvasScene(QGraphicsScene):
                 self._hover_port = port
                 if port is not None:
                     port.set_hovered(True)
-            path.setPath(edge_path(source.output_pos(), port.scenePos() if port else end, self.direction,
+            path.setPath(edge_path(source.output_pos(source_port), port.scenePos() if port else end, self.direction,
                                    source.box(), port.node_item.box() if port else None))
             event.accept()
             return
@@ -350,13 +420,13 @@ class CanvasScene(QGraphicsScene):
 
     def mouseReleaseEvent(self, event) -> None:
         if self._connecting is not None:
-            source, path = self._connecting
+            source, path, source_port = self._connecting
             self._connecting = None
             self.removeItem(path)
             if self._hover_port is not None:
                 self._hover_port.set_hovered(False)
                 self._hover_port = None
-            self.connect_at(source.node_id, event.scenePos())
+            self.connect_at(source.node_id, event.scenePos(), source_port)
             event.accept()
             return
         super().mouseReleaseEvent(event)
@@ -377,9 +447,10 @@ class CanvasScene(QGraphicsScene):
                 return port
         return item.inputs[0] if item.inputs else None
 
-    def connect_at(self, source: str, pos: QPointF) -> bool:
-        """Connect ``source`` to the input slot at ``pos`` (a port, or a node's first free
-        slot); a refused connection says why through ``message``. True when connected."""
+    def connect_at(self, source: str, pos: QPointF, source_port: int = 0) -> bool:
+        """Connect output ``source_port`` of ``source`` to the input slot at ``pos`` (a port,
+        or a node's first free slot); a refused connection says why through ``message``.
+        True when connected."""
         port = self._input_port_at(pos)
         if port is None:
             return False
@@ -387,11 +458,11 @@ class CanvasScene(QGraphicsScene):
         if not port.node_item.inputs:
             self.message.emit(f"{target!r} takes no inputs")
             return False
-        problem = self._graph.connection_problem(source, target, port.index)
+        problem = self._graph.connection_problem(source, target, port.index, source_port)
         if problem:
             self.message.emit(f"Cannot connect: {problem}")
             return False
-        self.doc.push(Connect(self.doc.model, Edge(source, target, port.index)))
+        self.doc.push(Connect(self.doc.model, Edge(source, target, port.index, source_port)))
         return True
 
     def _commit_moves(self) -> None:
@@ -447,7 +518,7 @@ class CanvasScene(QGraphicsScene):
         for item in self.nodes.values():
             boxes.addRect(item.sceneBoundingRect().adjusted(9, 9, -9, -9))
         for e in self.edges:
-            a, b = self.nodes[e.source].output_pos(), self.nodes[e.target].input_pos(e.target_port)
+            a, b = self.nodes[e.source].output_pos(e.source_port), self.nodes[e.target].input_pos(e.target_port)
             lines.moveTo(a)
             lines.lineTo(b)
         edge_item = QGraphicsPathItem(lines)

@@ -1,0 +1,41 @@
+"""The undoable command for a node's options (``repeat``, ``trainable``), which are not
+parameters of its layer type and change through ``Graph.set_options`` (DESIGN rule 3)."""
+
+from __future__ import annotations
+
+from .document import Document
+from .history import Command
+
+
+class SetOptions(Command):
+    """Set a node's ``repeat`` and/or ``trainable`` (None: leave it). Successive edits of the
+    same option of one node merge into one step, so typing "12" in the repeat field is
+    undone at once rather than digit by digit."""
+
+    def __init__(self, doc: Document, node_id: str, repeat: int | None = None, trainable: bool | None = None):
+        node = doc.graph.nodes[node_id]
+        self.doc, self.node_id = doc, node_id
+        self.old = (node.repeat, node.trainable)
+        self.new = (node.repeat if repeat is None else repeat, node.trainable if trainable is None else trainable)
+        self.changed = tuple(name for name, a, b in zip(("repeat", "trainable"), self.old, self.new) if a != b)
+        self.obsolete = not self.changed  # (the history then neither applies nor keeps it)
+        if self.changed == ("trainable",):
+            self.text = f"{'Unfreeze' if self.new[1] else 'Freeze'} {node_id}"
+        else:
+            self.text = f"Repeat {node_id} ×{self.new[0]}" if self.changed == ("repeat",) else f"Edit {node_id}"
+
+    def merge(self, other: Command) -> bool:
+        if not isinstance(other, SetOptions) or other.node_id != self.node_id or other.changed != self.changed:
+            return False
+        if self.changed != ("repeat",):  # toggling a check box twice is two steps
+            return False
+        self.new = other.new
+        self.text = other.text
+        self.obsolete = self.new == self.old  # typed back to what it was: no step at all
+        return True
+
+    def redo(self) -> None:
+        self.doc.graph.set_options(self.node_id, repeat=self.new[0], trainable=self.new[1])
+
+    def undo(self) -> None:
+        self.doc.graph.set_options(self.node_id, repeat=self.old[0], trainable=self.old[1])

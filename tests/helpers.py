@@ -34,3 +34,20 @@ def gone(pid: int) -> bool:
     except ProcessLookupError:
         return True
     return False
+
+
+def without_metadata(path, out=None):
+    """A copy of the ONNX file ``path`` without the project NetCanvas records in it, so that
+    it imports as its ops say (as a file from another tool would). Returns its path."""
+    import onnx  # (here: most tests that use these helpers need no ONNX)
+
+    from app.engine.importers.onnx_project import PROJECT_KEY, WEIGHTS_KEY
+    model = onnx.load(str(path))
+    kept = [(p.key, p.value) for p in model.metadata_props if p.key not in (PROJECT_KEY, WEIGHTS_KEY)]
+    del model.metadata_props[:]
+    for key, value in kept:
+        model.metadata_props.add(key=key, value=value)
+    out = out or path.with_name(path.stem + "-plain.onnx")
+    onnx.save(model, str(out))
+    return out
+

@@ -16,6 +16,7 @@ calls these functions for thousands.
 from __future__ import annotations
 
 import hashlib
+import json
 import tempfile
 import warnings
 from functools import lru_cache
@@ -190,7 +191,8 @@ def _mutate(draw, model) -> None:
     g = model.graph
     what = draw(st.sampled_from(["input", "attribute", "attr_value", "attr_value", "init_data", "init_dims",
                                  "init_reshape", "init_reshape", "init_type", "op_type", "remove_init",
-                                 "remove_node", "bomb", "constant", "opset", "metadata", "graph_io"]))
+                                 "remove_node", "bomb", "constant", "opset", "metadata", "graph_io",
+                                 "project", "project"]))
     nodes = list(g.node)
     node = nodes[draw(st.integers(0, len(nodes) - 1))] if nodes else None
     inits = list(g.initializer)
@@ -327,6 +329,8 @@ def _mutate(draw, model) -> None:
                                       "[" + "'a'," * 100000 + "]"]))
         node.metadata_props.add(key="pkg.torch.onnx.name_scopes", value=value)
         node.metadata_props.add(key="pkg.torch.onnx.class_hierarchy", value=value)
+    elif what == "project":
+        _mutate_project(draw, model)
     elif what == "graph_io":
         how = draw(st.sampled_from(["no_output", "output_rank", "input_type", "input_dims"]))
         if how == "no_output":
@@ -339,6 +343,57 @@ def _mutate(draw, model) -> None:
             dims = g.input[0].type.tensor_type.shape.dim
             if len(dims) > 1:
                 dims[1].dim_value = draw(st.sampled_from([0, 2 ** 40, 10 ** 15]))
+
+
+def _mutate_project(draw, model) -> None:
+    """The project NetCanvas records (``netcanvas.project`` / ``netcanvas.weights``): bad JSON,
+    huge, deeply nested, a valid project that does not fit the file, bad weight locations."""
+    props = {p.key: p.value for p in model.metadata_props}
+    text = props.get("netcanvas.project", "{}")
+    how = draw(st.sampled_from(["truncate", "huge", "nested", "not_fitting", "weights", "drop", "bytes"]))
+    key = "netcanvas.project"
+    if how == "truncate":
+        value = text[:draw(st.integers(0, max(len(text) - 1, 0)))]
+    elif how == "huge":
+        value = text + " " * draw(st.sampled_from([10, 17 * 1024 * 1024]))
+    elif how == "nested":
+        value = "[" * 100000 + "]" * 100000
+    elif how == "not_fitting":
+        try:
+            data = json.loads(text)
+            node = draw(st.sampled_from(data["graph"]["nodes"]))
+            params = node.setdefault("params", {})
+            name = draw(st.sampled_from(sorted(params) or ["shape"]))
+            params[name] = draw(st.sampled_from([[3], [1, 2], 1, 7, 0.5, "same", None, True]))
+            value = json.dumps(data)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            value = text
+    elif how == "weights":
+        key = "netcanvas.weights"
+        value = draw(st.sampled_from(['{"a": [["no_such", 0, 0, 1]]}', "[]", "{", "null",
+                                      '{"x": {"fill": "nan"}}', '{"fc1.weight": [["fc1.weight", 1, -5, 99]]}']))
+    elif how == "drop":
+        key, value = "netcanvas.weights", None
+    else:
+        value = draw(st.text(max_size=200))
+    kept = [(p.key, p.value) for p in model.metadata_props if p.key != key]
+    del model.metadata_props[:]
+    for k, v in kept + ([(key, value)] if value is not None else []):
+        model.metadata_props.add(key=k, value=v)
+
+
+@st.composite
+def _project_mutated(draw) -> bytes:
+    model = onnx.load_from_string(seeds()[draw(st.sampled_from(SEED_NAMES))])
+    for _ in range(draw(st.integers(1, 2))):
+        _mutate_project(draw, model)
+    return model.SerializeToString()
+
+
+def project_metadata_models():
+    """A hypothesis strategy of NetCanvas exports whose recorded project is damaged (every one
+    must still import from its ops, or be refused cleanly)."""
+    return _project_mutated()
 
 
 def onnx_models():

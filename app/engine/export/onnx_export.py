@@ -10,7 +10,10 @@ reported, and more than ``TOLERANCE`` is an error, never a silent success.
 
 The file's metadata records how inputs are prepared: the weights' input normalization
 (``input_mean``, ``input_std``, ``input_shape``) and class names, and the project's dataset
-settings (``netcanvas.dataset``), which an import restores (``importers.onnx_metadata``).
+settings (``netcanvas.dataset``), which an import restores (``importers.onnx_metadata``), and
+the project itself with where the file holds each weight (``netcanvas.project``,
+``netcanvas.weights``), from which an import restores what an inference graph drops
+(``importers.onnx_project``).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from ..files import atomic_write
 from ..importers.onnx_checks import string_list
 from ..importers.onnx_compare import onnxruntime_difference
 from ..importers.onnx_metadata import exported_metadata
+from ..importers.onnx_project import project_metadata
 from ..inference import analyze
 from ..predict import read_metadata
 from ..project import Project
@@ -94,7 +98,8 @@ def export_onnx(project: Project, out: str | Path, weights: str | Path | None = 
         raise ExportError(f"torch's exporter could not write this model in opset {opset} (it wrote opset "
                           f"{written}); choose opset {written} or another it can convert to", str(out))
     _name_nodes(proto)
-    _record(proto, exported_metadata(project.dataset, recorded))
+    _record(proto, {**exported_metadata(project.dataset, recorded),
+                    **project_metadata(project, model.state_dict(), proto)})
     data = proto.SerializeToString()
     try:
         atomic_write(out, data)

@@ -43,6 +43,7 @@ from .onnx_compare import onnxruntime_difference
 from .onnx_checks import DEFAULT_MAX_BYTES, check_opset, folded_size, malformed_nodes, too_big, undecodable_name
 from .onnx_metadata import imported_metadata
 from .onnx_names import base_id, outer_names, sanitize, torch_scope
+from .onnx_project import PROJECT_KEY, NotFitting, recorded_project
 from .onnx_tensors import gigabytes, prepare_tensors, type_name
 from .onnx_values import Const, Filled, N, NotExact, Pending, Poison, Poisoned, Tensor, Unsupported, plain, show_shape
 
@@ -97,9 +98,37 @@ def import_onnx(path: str | Path, input_shapes: dict[str, list[int]] | None = No
     ``OnnxFileError`` for a file that cannot be read, ``OnnxImportError`` for a model that
     cannot be imported (a malformed one: naming the node or tensor and what is wrong)."""
     model = _load(Path(path), max_bytes)
-    result = _Importer(model, Path(path), input_shapes or {}, output, max_bytes).run()
+    props = {p.key: p.value for p in model.metadata_props if isinstance(p.key, str) and isinstance(p.value, str)}
+    unused = None
+    if PROJECT_KEY in props:
+        try:
+            result = _recorded(model, Path(path), props, input_shapes or {}, output)
+        except NotFitting as e:
+            unused = f"the project recorded in the file was not used ({e}); the model was imported from its operators"
+        else:
+            result.source = Path(path)
+            return result
+    try:
+        result = _Importer(model, Path(path), input_shapes or {}, output, max_bytes).run()
+    except OnnxImportError as e:
+        if unused is None:
+            raise
+        raise type(e)(f"{e.message}; {unused}", e.where, e.failures) from None
+    if unused is not None:
+        result.notes.insert(0, unused)
     result.source = Path(path)
     return result
+
+
+def _recorded(model, path: Path, props: dict[str, str], input_shapes: dict[str, list[int]],
+              output: str | None) -> ImportResult:
+    """The project NetCanvas' exporter recorded in the file (``onnx_project``), with the
+    file's weights and metadata. Raises ``NotFitting`` when it is unusable."""
+    project, state, inputs, out = recorded_project(model, props, output, input_shapes)
+    meta, _, notes = imported_metadata(props, [tuple(project.graph.nodes[n].params["shape"])
+                                               for n in inputs.values()])
+    return ImportResult(project, state, ["the project recorded in the file was restored, with the file's weights",
+                                         *notes], inputs, out, metadata=meta)
 
 
 def save_imported(result: ImportResult, out_path: str | Path) -> tuple[Path, Path]:

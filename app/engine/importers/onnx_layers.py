@@ -56,8 +56,14 @@ def _matmul(ctx, node, ins):
     if isinstance(ins[0], Const) and isinstance(ins[1], Tensor):
         raise Unsupported("multiplies a constant by the data from the left; NetCanvas' Linear "
                           "multiplies the data by its weights")
+    if isinstance(ins[0], Tensor) and isinstance(ins[1], Tensor):
+        a, b = (ctx.materialize(v, label) for v in ins)
+        if len(a.shape) != len(b.shape):
+            raise Unsupported("multiplies data tensors of different ranks; NetCanvas' MatMul does not "
+                              "broadcast batch dimensions against feature dimensions")
+        return [ctx.add(label, "MatMul", {}, [a.node, b.node])]
     if not isinstance(ins[1], Const):
-        raise Unsupported("multiplies two data tensors; NetCanvas' Linear holds constant weights")
+        raise Unsupported("multiplies the data by a value computed from it")
     t = ctx.materialize(ins[0], label)
     b = ins[1].array
     if b.ndim != 2:
@@ -123,8 +129,8 @@ def _conv(ctx, node, ins):
     w = const(ins[1], "weight")
     shape = ctx.true_shape(t.node)
     nd = len(shape) - 2
-    if nd not in (1, 2) or w.ndim != nd + 2:
-        raise Unsupported(f"a {nd}-d convolution; NetCanvas has Conv1d and Conv2d")
+    if nd not in (1, 2, 3) or w.ndim != nd + 2:
+        raise Unsupported(f"a {nd}-d convolution; NetCanvas has Conv1d, Conv2d and Conv3d")
     k = [int(v) for v in w.shape[2:]]
     s = list(ctx.attr(node, "strides", [1] * nd))
     d = list(ctx.attr(node, "dilations", [1] * nd))
@@ -187,36 +193,38 @@ def _conv_transpose(ctx, node, ins):
     return [ctx.add(label, "ConvTranspose2d", params, [t.node], state)]
 
 
-def _pool(kind):
+def _pool(base):
     def convert(ctx, node, ins):
         label = ctx.current_label
         t = ctx.materialize(ins[0], label)
         shape = ctx.true_shape(t.node)
-        if len(shape) != 4:
-            raise Unsupported(f"{len(shape) - 2}-d pooling; NetCanvas pools 2-d feature maps")
+        nd = len(shape) - 2
+        if nd not in (1, 2, 3):
+            raise Unsupported(f"{nd}-d pooling; NetCanvas pools 1-d, 2-d and 3-d feature maps")
+        kind = f"{base}{nd}d"
         if len(node.output) > 1 and node.output[1] and ctx.consumers[node.output[1]]:
             raise Unsupported("its indices output is used")
         k = list(ctx.attr(node, "kernel_shape"))
-        s = list(ctx.attr(node, "strides", [1, 1]))
-        lengths(node, 2, kernel_shape=k, strides=s, dilations=ctx.attr(node, "dilations"))
-        if any(v != 1 for v in ctx.attr(node, "dilations", [1, 1])):
+        s = list(ctx.attr(node, "strides", [1] * nd))
+        lengths(node, nd, kernel_shape=k, strides=s, dilations=ctx.attr(node, "dilations"))
+        if any(v != 1 for v in ctx.attr(node, "dilations", [1] * nd)):
             raise Unsupported("dilated pooling")
-        begin, end = _pads(ctx, node, shape[2:], k, s, [1, 1])
+        begin, end = _pads(ctx, node, shape[2:], k, s, [1] * nd)
         if begin != end:
             raise Unsupported(f"pads unevenly (begin {begin}, end {end})")
         if any(2 * p > ki for p, ki in zip(begin, k)):
             raise Unsupported(f"pads {begin} more than half the window {k}")
-        if kind == "AvgPool2d" and any(begin) and not ctx.attr(node, "count_include_pad", 0):
+        if base == "AvgPool" and any(begin) and not ctx.attr(node, "count_include_pad", 0):
             raise Unsupported("averages without counting the padding (count_include_pad=0); "
-                              "NetCanvas' AvgPool2d counts it")
+                              f"NetCanvas' {kind} counts it")
         if ctx.attr(node, "ceil_mode", 0):
             for n, ki, si, p in zip(shape[2:], k, s, begin):
                 span = n + 2 * p - ki
                 if span % si:
                     raise Unsupported("rounds its output size up (ceil_mode=1)")
-        params = {"kernel_size": int_or_list(k, 2), "padding": int_or_list(begin, 2)}
+        params = {"kernel_size": int_or_list(k, nd), "padding": int_or_list(begin, nd)}
         if s != k:
-            params["stride"] = int_or_list(s, 2)
+            params["stride"] = int_or_list(s, nd)
         return [ctx.add(label, kind, params, [t.node])]
 
     return convert
@@ -258,7 +266,7 @@ def _batchnorm(ctx, node, ins):
         raise Unsupported("normalizes per element (spatial=0)")
     if any(o and ctx.consumers[o] for o in node.output[1:]):
         raise Unsupported("its running statistics outputs are used")
-    kind = {2: "BatchNorm1d", 3: "BatchNorm1d", 4: "BatchNorm2d"}.get(rank)
+    kind = {2: "BatchNorm1d", 3: "BatchNorm1d", 4: "BatchNorm2d", 5: "BatchNorm3d"}.get(rank)
     if kind is None:
         raise Unsupported(f"batch normalization of rank-{rank} data")
     state = {"weight": const(ins[1], "scale"), "bias": const(ins[2], "bias"),
@@ -360,9 +368,37 @@ def _resize(ctx, node, ins):
     return [ctx.add(label, "Upsample", params, [t.node])]
 
 
+def _instance_norm(ctx, node, ins):
+    label = ctx.current_label
+    t = ctx.materialize(ins[0], label)
+    shape = ctx.true_shape(t.node)
+    kind = {3: "InstanceNorm1d", 4: "InstanceNorm2d"}.get(len(shape))
+    if kind is None:
+        raise Unsupported(f"instance normalization of rank-{len(shape)} data")
+    c = shape[1]
+    scale, bias = const(ins[1], "scale").astype(np.float32), const(ins[2], "bias").astype(np.float32)
+    if scale.shape != (c,) or bias.shape != (c,):
+        raise Unsupported(f"has a scale {list(scale.shape)} and a bias {list(bias.shape)} for {c} channels")
+    eps = f32(ctx.attr(node, "epsilon", 1e-5))
+    params = {} if eps == 1e-5 else {"eps": eps}
+    if np.all(scale == 1) and not np.any(bias):  # torch's exporter writes these for affine=False
+        return [ctx.add(label, kind, params, [t.node])]
+    return [ctx.add(label, kind, {**params, "affine": True}, [t.node], {"weight": scale, "bias": bias})]
+
+
+def _depth_to_space(ctx, node, ins):
+    label = ctx.current_label
+    t = ctx.materialize(ins[0], label)
+    if len(ctx.true_shape(t.node)) != 4 or ctx.attr(node, "mode", "DCR") != "CRD":
+        raise Unsupported("moves depth to space in DCR order (or not of [batch, C, H, W]); NetCanvas' "
+                          "PixelShuffle is the CRD order")
+    return [ctx.add(label, "PixelShuffle", {"upscale_factor": int(ctx.attr(node, "blocksize"))}, [t.node])]
+
+
 LAYERS = {
     "Gemm": _gemm, "MatMul": _matmul, "Pad": _pad, "Conv": _conv, "ConvTranspose": _conv_transpose,
-    "MaxPool": _pool("MaxPool2d"), "AveragePool": _pool("AvgPool2d"), "GlobalAveragePool": _global_avg,
+    "MaxPool": _pool("MaxPool"), "AveragePool": _pool("AvgPool"), "GlobalAveragePool": _global_avg,
     "ReduceMean": _reduce_mean, "BatchNormalization": _batchnorm, "LayerNormalization": _layernorm,
-    "Resize": _resize, "Upsample": _resize,
+    "Resize": _resize, "Upsample": _resize, "InstanceNormalization": _instance_norm,
+    "DepthToSpace": _depth_to_space,
 }

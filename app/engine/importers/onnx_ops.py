@@ -108,7 +108,47 @@ def _clip(ctx, node, ins):
             raise Unsupported("clips to bounds that are not constant")
     if low == 0.0 and (high is None or high == float("inf")):
         return _unary(ctx, node, ins[0], "ReLU")
-    raise Unsupported(f"clips the data to [{low}, {high}]; NetCanvas maps only Clip(min=0) (ReLU)")
+    if low == 0.0 and high == 6.0:
+        return _unary(ctx, node, ins[0], "ReLU6")
+    if low is not None and high is not None and np.isfinite(low) and np.isfinite(high) and low < high:
+        params = {} if (low, high) == (-1.0, 1.0) else {"min_val": f32(low), "max_val": f32(high)}
+        return _unary(ctx, node, ins[0], "Hardtanh", params)
+    raise Unsupported(f"clips the data to [{low}, {high}]; NetCanvas maps Clip to ReLU, ReLU6 or Hardtanh "
+                      "(both bounds finite)")
+
+
+def _selu(ctx, node):
+    # ONNX's defaults are torch's constants, in float32
+    if not (isclose(ctx.attr(node, "alpha", 1.6732632), 1.6732632, rel_tol=1e-6)
+            and isclose(ctx.attr(node, "gamma", 1.0507010), 1.0507010, rel_tol=1e-6)):
+        raise Unsupported("has an alpha or gamma other than SELU's constants")
+    return {}
+
+
+def _celu(ctx, node):
+    a = f32(ctx.attr(node, "alpha", 1.0))
+    return {} if a == 1.0 else {"alpha": a}
+
+
+def _hard_sigmoid(ctx, node):
+    if not (isclose(ctx.attr(node, "alpha", 0.2), 1 / 6, rel_tol=1e-6) and ctx.attr(node, "beta", 0.5) == 0.5):
+        raise Unsupported("has a slope other than 1/6 or an offset other than 0.5 (torch's Hardsigmoid)")
+    return {}
+
+
+def _prelu(ctx, node, ins):
+    x, slope = ins
+    t = ctx.materialize(x, ctx.current_label)
+    s = const(slope, "slope").astype(np.float32)
+    shape = ctx.true_shape(t.node)
+    full = (1,) * (len(shape) - s.ndim) + tuple(s.shape)
+    if s.size == 1:
+        n = 1
+    elif len(shape) >= 2 and len(full) == len(shape) and full[1] == shape[1] and s.size == shape[1]:
+        n = int(shape[1])
+    else:
+        raise Unsupported(f"has slopes of shape {list(s.shape)}; NetCanvas' PReLU has one or one per channel")
+    return [ctx.add(ctx.current_label, "PReLU", {"num_parameters": n}, [t.node], {"weight": s.reshape(-1)})]
 
 
 def _identity(ctx, node, ins):
@@ -259,6 +299,8 @@ def _mul(ctx, node, ins):
 
 def _div(ctx, node, ins):
     a, b = ins
+    if isinstance(a, Tensor) and isinstance(b, Tensor):
+        return _merge(ctx, "Divide", [a, b])
     if isinstance(a, Tensor) and scalar(b) not in (None, 0.0):
         if scalar(b) == 1.0:
             return [a]
@@ -436,7 +478,9 @@ CONVERTERS = {
     "Identity": _identity, "Cast": _cast, "Relu": _activation("ReLU"), "Clip": _clip,
     "Sigmoid": _activation("Sigmoid"), "Tanh": _activation("Tanh"),
     "LeakyRelu": _activation("LeakyReLU", _leaky), "Elu": _activation("ELU", _elu),
-    "Gelu": _gelu, "Dropout": _dropout, "Softmax": _softmax("Softmax"),
+    "Gelu": _gelu, "Dropout": _dropout, "Selu": _activation("SELU", _selu), "Celu": _activation("CELU", _celu),
+    "Mish": _activation("Mish"), "HardSwish": _activation("Hardswish"),
+    "HardSigmoid": _activation("Hardsigmoid", _hard_sigmoid), "PRelu": _prelu, "Softmax": _softmax("Softmax"),
     "LogSoftmax": _softmax("LogSoftmax"), "Add": _add, "Sum": _sum, "Mul": _mul, "Div": _div,
     "Erf": _erf, "Concat": _concat, "Reshape": _view(_do_reshape), "Flatten": _view(_do_flatten),
     "Transpose": _view(_do_transpose), "Squeeze": _view(_do_squeeze),

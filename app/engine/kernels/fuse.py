@@ -94,7 +94,7 @@ def find_chains(gm: fx.GraphModule) -> list[Chain]:
             chain = Chain("conv_affine_act", [node])
             u = only_user(node)
             bn = module(u)
-            if (type(bn) is nn.BatchNorm2d and bn.affine and bn.track_running_stats
+            if (type(bn) is nn.BatchNorm2d and bn.affine and bn.bias is not None and bn.track_running_stats
                     and u.args == (node,) and not u.kwargs):
                 chain.nodes.append(u)
                 chain.bn = u

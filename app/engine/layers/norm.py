@@ -23,8 +23,17 @@ _INSTANCE_RANKS = {1: {2: "[C, L]"}, 2: {3: "[C, H, W]"}}
 
 
 def _affine_count(shapes, p) -> int:
-    """A weight and a bias per channel when ``affine`` (BatchNorm, InstanceNorm, GroupNorm)."""
-    return 2 * shapes[0][0] if p["affine"] else 0
+    """A weight (and a bias, unless ``bias`` is false) per channel when ``affine``
+    (BatchNorm, InstanceNorm, GroupNorm)."""
+    return (2 if p["bias"] else 1) * shapes[0][0] if p["affine"] else 0
+
+
+_bias = Param("bias", "bool", True, "Learn the shift too (with affine).")
+
+
+def _with_bias(p) -> dict:
+    """The keyword arguments of a norm: ``bias`` only when false (older torch lacks it)."""
+    return {k: v for k, v in p.items() if k != "bias" or not v}
 
 
 def _shape_text(ranks: dict[int, str]) -> str:
@@ -35,7 +44,7 @@ _BATCH_SAMPLES = {
     1: ((((7,),), {}), (((4, 9),), {"eps": 1e-3, "momentum": 0.5}),
         (((5, 3),), {"affine": False}), (((3,),), {"track_running_stats": False})),
     2: ((((6, 5, 7),), {}), (((1, 3, 3),), {"momentum": 0.0}),
-        (((4, 2, 9),), {"affine": False, "track_running_stats": False})),
+        (((4, 2, 9),), {"affine": False, "track_running_stats": False}), (((3, 4, 4),), {"bias": False})),
     3: ((((3, 4, 5, 6),), {}), (((2, 3, 1, 5),), {"eps": 1e-3, "affine": False}),
         (((1, 2, 2, 2),), {"momentum": 0.3, "track_running_stats": False})),
 }
@@ -53,9 +62,9 @@ def _batchnorm(ndim: int) -> LayerSpec:
         name, "Normalization",
         f"Normalizes each channel over the batch (and positions): {_shape_text(ranks)}, same shape out.",
         (_eps, _momentum, Param("affine", "bool", True, "Learn a scale and a shift per channel."),
-         Param("track_running_stats", "bool", True, _track)),
+         Param("track_running_stats", "bool", True, _track), _bias),
         infer,
-        lambda shapes, p: cls(shapes[0][0], **p),
+        lambda shapes, p: cls(shapes[0][0], **_with_bias(p)),
         _affine_count,
         samples=_BATCH_SAMPLES[ndim],
     )
@@ -65,7 +74,7 @@ _INSTANCE_SAMPLES = {
     1: ((((3, 10),), {}), (((4, 2),), {"affine": True, "eps": 1e-3}),
         (((2, 7),), {"track_running_stats": True, "momentum": 0.5})),
     2: ((((3, 5, 7),), {}), (((4, 1, 2),), {"affine": True}),
-        (((2, 3, 3),), {"affine": True, "track_running_stats": True})),
+        (((2, 3, 3),), {"affine": True, "track_running_stats": True}), (((2, 4, 3),), {"affine": True, "bias": False})),
 }
 
 
@@ -85,9 +94,9 @@ def _instancenorm(ndim: int) -> LayerSpec:
         name, "Normalization",
         f"Normalizes each channel of each sample over its positions: {_shape_text(ranks)}, same shape out.",
         (_eps, _momentum, Param("affine", "bool", False, "Learn a scale and a shift per channel."),
-         Param("track_running_stats", "bool", False, _track)),
+         Param("track_running_stats", "bool", False, _track), _bias),
         infer,
-        lambda shapes, p: cls(shapes[0][0], **p),
+        lambda shapes, p: cls(shapes[0][0], **_with_bias(p)),
         _affine_count,
         samples=_INSTANCE_SAMPLES[ndim],
     )
@@ -140,15 +149,17 @@ SPECS = [
             Param("num_groups", "int", doc="Groups the channels are split into.", minimum=1, key=True),
             _eps,
             Param("affine", "bool", True, "Learn a scale and a shift per channel."),
+            _bias,
         ),
         _groupnorm,
-        lambda shapes, p: nn.GroupNorm(p["num_groups"], shapes[0][0], eps=p["eps"], affine=p["affine"]),
+        lambda shapes, p: nn.GroupNorm(p["num_groups"], shapes[0][0], eps=p["eps"], affine=p["affine"],
+                                       **({"bias": False} if not p["bias"] else {})),
         _affine_count,
         samples=(
             (((6, 5, 7),), {"num_groups": 3}),
             (((8, 9),), {"num_groups": 8, "eps": 1e-3}),
             (((4,),), {"num_groups": 1, "affine": False}),
-            (((4, 2, 3, 3),), {"num_groups": 2}),
+            (((4, 2, 3, 3),), {"num_groups": 2, "bias": False}),
         ),
     ),
     LayerSpec(

@@ -9,7 +9,8 @@ writes into the folder:
   (``self.conv1 = nn.Conv2d(1, 6, kernel_size=5)``: only arguments that differ from
   torch's defaults); ``forward`` is the code torch.fx generates for the compiled graph,
   cleaned up. The few NetCanvas modules torch has no class for (``app/engine/modules/``) are copied
-  in as source.
+  in as source. A project's blocks become one class each, shared by the block's nodes
+  (``block_classes``): ``self.layer1 = Res(in_channels=8, width=16)``.
 - ``weights.safetensors``: the state_dict, under the same names as the compiled graph's.
 - ``data.npz`` and ``train.py`` (see ``train_script``), and a short ``README.md``.
 
@@ -32,12 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors.torch import load_file
 from torch import nn
 
 from .. import modules as netcanvas_modules
+from ..blocks import is_block
 from ..compiler import compile_graph
 from ..errors import GraphError, NetCanvasError
 from ..files import atomic_write
@@ -48,7 +49,8 @@ from ..samples import sample_tensors
 from ..training import prepare_run
 from ..weights import load_weights, save_weights
 from .onnx_export import ExportError
-from .source_text import doc_text
+from .block_classes import Arg, Instance, LayerCall, block_classes, call_text, instances, sequential
+from .source_text import clean_forward, doc_text, forward_arguments, indent, literal
 from .train_script import readme_text, save_data, train_source
 
 TOLERANCE = 1e-5
@@ -145,17 +147,34 @@ def export_python(project: Project, out_dir: str | Path, weights: str | Path | N
 def model_source(project: Project, a: Analysis, compiled: nn.Module, class_name: str) -> str:
     """The text of model.py for the compiled graph ``compiled`` of ``project``."""
     lines, custom = [], []
+    calls: dict[str, list] = {}  # node id -> one LayerCall or block Instance per copy
     for node_id in a.order:
-        if project.graph.nodes[node_id].type == "Input":
-            continue
         node = project.graph.nodes[node_id]
+        if node.type == "Input":
+            continue
         module = getattr(compiled, node_id)
-        if node.repeat > 1:
-            call, names = _repeated(node_id, module)
+        spec = project.graph.spec(node.type)
+        if is_block(spec):
+            calls[node_id] = instances(spec, module, a.input_shapes(node_id), a.params[node_id], set(node.params),
+                                       node_id, node.repeat, layer_call)
+        elif node.repeat > 1:
+            calls[node_id] = [layer_call(f"{node_id}.{k}", m) for k, m in enumerate(module)]
         else:
-            call, name = constructor(node_id, module)
-            names = [name]
-        custom += [n for n in names if n and n not in custom]
+            calls[node_id] = [layer_call(node_id, module)]
+    top = [c for found in calls.values() for c in found if isinstance(c, Instance)]
+    classes = block_classes(top, project.graph.blocks, _reserved_names(class_name))
+    for node_id, found in calls.items():
+        node = project.graph.nodes[node_id]
+        texts = []
+        for c in found:
+            if isinstance(c, Instance):
+                texts.append(classes.call(c))
+                layers = c.layer_calls()
+            else:
+                texts.append(call_text(c.callee, [(x.name, literal(x.value), x.positional) for x in c.args if x.kept]))
+                layers = [c]
+            custom += [x.custom for x in layers if x.custom and x.custom not in custom]
+        call = sequential(texts) if node.repeat > 1 else texts[0]
         lines.append(f"self.{node_id} = {call}  # -> {fmt(a.shapes[node_id])}")
         if not node.trainable:
             lines.append(f"self.{node_id}.requires_grad_(False)  # frozen in NetCanvas (trainable: false)")
@@ -181,8 +200,11 @@ def model_source(project: Project, a: Analysis, compiled: nn.Module, class_name:
     if inlined:
         parts.append("# Layers torch has no module for, copied from NetCanvas so that this file needs\n"
                      "# nothing but torch.\n" + "\n\n\n".join(inlined))
+    if classes.sources:
+        parts.append("# The project's blocks: one class per block, used by each of its nodes.\n"
+                     + "\n\n\n".join(classes.sources))
     body = "\n".join("        " + line for line in lines) or "        pass"
-    forward = _indent(_forward_source(compiled, a), 4)
+    forward = indent(_forward_source(compiled, a), 4)
     shapes = ", ".join(f'"{i}": {tuple(a.shapes[i])!r}' for i in a.inputs)
     parts.append(
         f"class {class_name}(nn.Module):\n"
@@ -195,6 +217,14 @@ def model_source(project: Project, a: Analysis, compiled: nn.Module, class_name:
                  f"INPUT_SHAPES = {{{shapes}}}\n"
                  f"OUTPUT_SHAPE = {tuple(a.shapes[a.output])!r}\n")
     return "\n\n\n".join(parts)
+
+
+def _reserved_names(class_name: str) -> set[str]:
+    """The names model.py uses at its top level, which a block's class must not take: the
+    imports, the model class, the constants, and what NetCanvas's modules define (a
+    superset of what is copied in)."""
+    defined = {n for family in netcanvas_modules.FAMILIES for n in vars(family)}
+    return {"torch", "nn", "F", "INPUT_SHAPES", "OUTPUT_SHAPE", class_name} | defined | set(vars(netcanvas_modules))
 
 
 def class_name_for(project_name: str) -> str:
@@ -223,11 +253,11 @@ def class_name_for(project_name: str) -> str:
 _LINKING = {"on", "with", "for", "of", "in", "by", "and", "from", "to", "using", "via", "-", "->"}
 
 
-def constructor(node_id: str, module: nn.Module) -> tuple[str, str | None]:
-    """The source of the call that builds ``module``, with only the arguments that differ
-    from the defaults (``nn.Conv2d(1, 6, kernel_size=5)``), and the name of the NetCanvas
-    class to copy into model.py (None for a torch class). Raises ``ExportError`` when the
-    module's class has no standalone source or its call cannot be reproduced."""
+def layer_call(node_id: str, module: nn.Module) -> LayerCall:
+    """How ``module`` is built: its class (``nn.Conv2d``, or a NetCanvas class to copy into
+    model.py) and every constructor argument, those that differ from the defaults marked
+    ``kept``. Raises ``ExportError`` when the module's class has no standalone source or
+    its call cannot be reproduced."""
     cls = type(module)
     # a class made by a factory in app/engine/modules (SameConv2d) carries its base's __name__
     local = next((n for n, v in vars(netcanvas_modules).items() if v is cls), None)
@@ -240,29 +270,23 @@ def constructor(node_id: str, module: nn.Module) -> tuple[str, str | None]:
                           "which has no standalone PyTorch source to export")
     arguments = _arguments(node_id, module)
     for simplify in (True, False):
-        args = [(p, _simplified(v) if simplify else v, d, pos) for p, v, d, pos in arguments]
-        kept = [(p, v, pos) for p, v, d, pos in args if not _is_default(v, d)]
-        positional = [v for p, v, pos in kept if pos]
-        keywords = {p: v for p, v, pos in kept if not pos}
+        values = [(p, _simplified(v) if simplify else v, d, pos) for p, v, d, pos in arguments]
+        args = [Arg(p, v, d, pos, not _is_default(v, d)) for p, v, d, pos in values]
+        positional = [a.value for a in args if a.kept and a.positional]
+        keywords = {a.name: a.value for a in args if a.kept and not a.positional}
         if _rebuilds(module, positional, keywords):
-            text = ", ".join([_literal(v) for v in positional] +
-                             [f"{p}={_literal(v)}" for p, v in keywords.items()])
-            return f"{name}({text})", custom
+            return LayerCall(name, custom, args)
     raise ExportError(f"node {node_id!r}: cannot write a constructor call that rebuilds {module!r}")
 
 
-def _repeated(node_id: str, module: nn.Module) -> tuple[str, list[str | None]]:
-    """The call that builds a repeated node's ``nn.Sequential`` of copies: a list
-    comprehension where the copies are built alike (the first may differ: it reads the
-    node's input, the others the previous copy's output)."""
-    built = [constructor(f"{node_id}.{k}", m) for k, m in enumerate(module)]
-    calls = [call for call, _ in built]
-    names = [name for _, name in built]
-    if len(set(calls)) == 1:
-        return f"nn.Sequential(*[{calls[0]} for _ in range({len(calls)})])", names
-    if len(set(calls[1:])) == 1:
-        return f"nn.Sequential({calls[0]}, *[{calls[1]} for _ in range({len(calls) - 1})])", names
-    return f"nn.Sequential({', '.join(calls)})", names
+def constructor(node_id: str, module: nn.Module) -> tuple[str, str | None]:
+    """The source of the call that builds ``module``, with only the arguments that differ
+    from the defaults (``nn.Conv2d(1, 6, kernel_size=5)``), and the name of the NetCanvas
+    class to copy into model.py (None for a torch class). Raises ``ExportError`` as
+    ``layer_call`` does."""
+    built = layer_call(node_id, module)
+    kept = [(a.name, literal(a.value), a.positional) for a in built.args if a.kept]
+    return call_text(built.callee, kept), built.custom
 
 
 def _arguments(node_id: str, module: nn.Module) -> list[tuple[str, Any, Any, bool]]:
@@ -341,52 +365,12 @@ def _settings(module: nn.Module) -> dict[str, Any]:
             and isinstance(v, (int, float, str, bool, tuple, list, type(None)))}
 
 
-def _literal(value: Any) -> str:
-    """Python source for a constructor argument (plain values only; never a repr of an
-    arbitrary object)."""
-    if isinstance(value, float) and not np.isfinite(value):
-        return f'float("{value}")'
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return repr(value)
-    if isinstance(value, (tuple, list)):
-        inner = ", ".join(_literal(v) for v in value)
-        if isinstance(value, list):
-            return f"[{inner}]"
-        return f"({inner},)" if len(value) == 1 else f"({inner})"
-    raise ExportError(f"cannot write {type(value).__name__} {value!r} as Python source")
-
-
 def _forward_source(compiled, a: Analysis) -> str:
-    """torch.fx's generated ``forward``, without its memory bookkeeping (``x = None`` after
-    a value's last use) and its copies of arguments (``input_1 = input``), plus a docstring
-    with the shapes."""
-    tree = ast.parse(compiled.code)
-    fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "forward")
-    arguments = {arg.arg for arg in fn.args.args[1:]}
-    renamed: dict[str, str] = {}
-    body: list[ast.stmt] = []
-    for stmt in fn.body:
-        if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Constant) and stmt.value.value is None:
-            continue
-        if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
-                and isinstance(stmt.value, ast.Name) and stmt.value.id in arguments):
-            renamed[stmt.targets[0].id] = stmt.value.id
-            continue
-        body.append(stmt)
-
-    class Rename(ast.NodeTransformer):
-        def visit_Name(self, node: ast.Name) -> ast.Name:
-            node.id = renamed.get(node.id, node.id)
-            return node
-
-    names = [arg.arg for arg in fn.args.args[1:]]
+    """torch.fx's generated ``forward``, cleaned up (``clean_forward``), with a docstring
+    giving the shapes."""
+    names = forward_arguments(compiled.code)
     shapes = ", ".join(f"{n} [N, {', '.join(map(str, a.shapes[i]))}]" for n, i in zip(names, a.inputs))
-    doc = f"{shapes} -> [N, {', '.join(map(str, a.shapes[a.output]))}]"
-    fn.body = [ast.Expr(ast.Constant(doc))] + [Rename().visit(s) for s in body]
-    fn.returns = None
-    text = ast.unparse(fn)
-    # ast writes the docstring with single quotes; the usual style is triple double quotes
-    return text.replace(f"    {doc!r}", f'    """{doc}"""', 1)
+    return clean_forward(compiled.code, f"{shapes} -> [N, {', '.join(map(str, a.shapes[a.output]))}]")
 
 
 def _inlined_source(names: list[str]) -> tuple[list[str], list[str]]:
@@ -448,11 +432,6 @@ def _collect(stmt: ast.stmt, defined: dict[str, ast.stmt], imported: dict[str, a
             isinstance(stmt, ast.ImportFrom) and stmt.module == "__future__"):
         for alias in stmt.names:
             imported[(alias.asname or alias.name).split(".")[0]] = stmt
-
-
-def _indent(text: str, spaces: int) -> str:
-    pad = " " * spaces
-    return "\n".join(pad + line if line else line for line in text.splitlines())
 
 
 # -- files and the check -----------------------------------------------------------------------

@@ -256,10 +256,21 @@ _UPSAMPLE_RANKS = {"nearest": (2, 3), "linear": (2,), "bilinear": (3,), "bicubic
 
 
 def _upsample_infer(shapes, p):
-    shape, mode, scale = shapes[0], p["mode"], p["scale_factor"]
+    shape, mode, scale, size = shapes[0], p["mode"], p["scale_factor"], p["size"]
     ranks = _UPSAMPLE_RANKS[mode]
     need_rank(f"Upsample ({mode})", shape, {r: ("[C, L]" if r == 2 else "[C, H, W]") for r in ranks})
     spatial = shape[1:]
+    if p["align_corners"] is not None and mode == "nearest":
+        raise ShapeError("align_corners applies to the linear, bilinear and bicubic modes; leave it null "
+                         "for nearest", "align_corners")
+    if size is not None:
+        sizes = size if isinstance(size, list) else [size] * len(spatial)
+        if len(sizes) != len(spatial):
+            raise ShapeError(f"size {size} gives {len(sizes)} sizes for the {len(spatial)} spatial "
+                             f"dimensions of {fmt(shape)}", "size")
+        return (shape[0], *sizes)
+    if scale is None:
+        raise ShapeError("give scale_factor or size", "scale_factor")
     if isinstance(scale, list):
         if len(spatial) != 2:
             raise ShapeError("a pair of scale factors needs an input of shape [C, H, W]", "scale_factor")
@@ -273,9 +284,13 @@ def _upsample_infer(shapes, p):
 
 
 def _upsample_build(shapes, p):
+    extra = {k: p[k] for k in ("align_corners", "recompute_scale_factor") if p[k] is not None}
+    if p["size"] is not None:  # the size wins over the scale factor (whose default is 2)
+        size = p["size"]
+        return nn.Upsample(size=tuple(size) if isinstance(size, list) else size, mode=p["mode"], **extra)
     scale = p["scale_factor"]
     scale = tuple(float(x) for x in scale) if isinstance(scale, list) else float(scale)
-    return nn.Upsample(scale_factor=scale, mode=p["mode"])
+    return nn.Upsample(scale_factor=scale, mode=p["mode"], **extra)
 
 
 SPECS = [
@@ -319,10 +334,17 @@ SPECS = [
     )),
     LayerSpec(
         "Upsample", "Pooling",
-        "Enlarges by scale_factor: [C, H, W] -> [C, H*s, W*s] ([C, L] for nearest and linear).",
+        "Enlarges by scale_factor, or to size: [C, H, W] -> [C, H*s, W*s] ([C, L] for nearest and linear).",
         (
-            Param("scale_factor", "scale", 2, "Size multiplier.", 0.01, MAX_SCALE, key=True),
+            Param("scale_factor", "scale", 2, "Size multiplier (not used when size is given).", 0.01, MAX_SCALE,
+                  key=True, nullable=True),
             Param("mode", "choice", "nearest", "Interpolation.", choices=tuple(_UPSAMPLE_RANKS)),
+            Param("size", "int_or_pair", None, "The output's spatial size, instead of a scale factor.",
+                  minimum=1, nullable=True),
+            Param("align_corners", "bool", None, "Align the corner pixels (linear modes only); null: "
+                  "torch's default.", nullable=True),
+            Param("recompute_scale_factor", "bool", None, "Recompute the scale from the output size when "
+                  "interpolating (torch's option).", nullable=True),
         ),
         _upsample_infer, _upsample_build,
         samples=(
@@ -330,6 +352,9 @@ SPECS = [
             (((2, 7),), {"scale_factor": 1.5, "mode": "linear"}),
             (((2, 4, 5),), {"scale_factor": [2, 3], "mode": "bilinear"}),
             (((1, 3, 4),), {"scale_factor": 2, "mode": "bicubic"}),
+            (((2, 3, 5),), {"size": [6, 7], "mode": "bilinear", "align_corners": True}),
+            (((2, 5),), {"size": 9, "mode": "linear"}),
+            (((2, 3, 5),), {"scale_factor": 1.5, "mode": "bilinear", "recompute_scale_factor": True}),
         ),
     ),
 ]

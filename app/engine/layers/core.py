@@ -83,7 +83,24 @@ def _softmax(shapes, p):
 
 
 def _embedding(shapes, p):
+    n, pad = p["num_embeddings"], p["padding_idx"]
+    if pad is not None and not -n <= pad < n:
+        raise ShapeError(f"padding_idx {pad} is not an index of the {n} embeddings (use {-n} to {n - 1})",
+                         "padding_idx")
     return shapes[0] + (p["embedding_dim"],)
+
+
+def _embedding_build(shapes, p):
+    return modules.Embedding(p["num_embeddings"], p["embedding_dim"], padding_idx=p["padding_idx"],
+                             max_norm=p["max_norm"], norm_type=p["norm_type"],
+                             scale_grad_by_freq=p["scale_grad_by_freq"], sparse=p["sparse"])
+
+
+def _embedding_hints(shapes, p):
+    if p["sparse"]:
+        return [("sparse", "sparse gradients train only with SGD, SparseAdam or Adagrad; other optimizers "
+                           "stop with an error")]
+    return []
 
 
 def _activation(name, torch_cls, doc, params=(), make=None, samples=()):
@@ -164,12 +181,23 @@ SPECS = [
         (
             Param("num_embeddings", "int", doc="Size of the vocabulary (indices 0 to n-1).", minimum=1, key=True),
             Param("embedding_dim", "int", doc="Length of each vector.", minimum=1, key=True),
+            Param("padding_idx", "int", None, "An index whose vector stays zero and gets no gradient "
+                  "(padding tokens); null for none.", nullable=True),
+            Param("max_norm", "float", None, "Renormalize looked-up vectors longer than this; null: never.",
+                  minimum=1e-12, nullable=True),
+            Param("norm_type", "float", 2.0, "The p of the p-norm max_norm measures with.", minimum=1e-12),
+            Param("scale_grad_by_freq", "bool", False, "Scale gradients by the inverse frequency of the "
+                  "indices in the batch."),
+            Param("sparse", "bool", False, "Sparse gradients for the weight (few optimizers take them)."),
         ),
         _embedding,
-        lambda shapes, p: modules.Embedding(p["num_embeddings"], p["embedding_dim"]),
+        _embedding_build,
         lambda shapes, p: p["num_embeddings"] * p["embedding_dim"],
+        hints=_embedding_hints,
         samples=((((5,),), {"num_embeddings": 10, "embedding_dim": 3}),
-                 (((2, 3),), {"num_embeddings": 7, "embedding_dim": 4})),
+                 (((2, 3),), {"num_embeddings": 7, "embedding_dim": 4, "padding_idx": 0}),
+                 (((4,),), {"num_embeddings": 6, "embedding_dim": 2, "padding_idx": -1, "max_norm": 1.0,
+                            "norm_type": 1.0, "scale_grad_by_freq": True})),
     ),
     _activation("ReLU", nn.ReLU, "max(0, x)."),
     _activation("Sigmoid", nn.Sigmoid, "1 / (1 + exp(-x)), values in (0, 1)."),

@@ -28,7 +28,7 @@ from app.engine.layers import get_spec
 from app.engine.predict import predict
 from app.engine.project import Project, load_project, weights_path_for
 from app.engine.weights import apply_weights, load_weights, read_weights, save_weights
-from tests.engine.test_onnx_roundtrip import BY_OPS
+from tests.engine.test_catalogue import BY_OPS
 from tests.helpers import chain, without_metadata
 
 EXAMPLES = [e.name for e in list_examples()]

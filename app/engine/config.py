@@ -19,8 +19,15 @@ MAX_BATCH = 1_000_000
 MAX_EPOCHS = 100_000
 
 DATASET_NAMES = ("digits", "digits28", "iris", "mnist", "fashion_mnist", "idx", "csv",
-                 "image_folder", "xor", "moons", "spirals")
+                 "image_folder", "xor", "moons", "spirals", "sorted_digits")
 SYNTHETIC = ("xor", "moons", "spirals")
+# generated sequences of int64 token ids (a NetCanvas addition, docs/FORMAT_EXTENSIONS.md):
+# they read ``samples`` and ``seed``, never ``noise``
+SEQUENCES = ("sorted_digits",)
+# what ``training.target`` may say: class labels, the input itself (autoencoders), or the
+# input's pixels above MASK_THRESHOLD (segmentation; both additions of NetCanvas)
+TARGETS = ("labels", "input", "mask")
+MASK_THRESHOLD = 0.5  # on the data's own scale (images in [0, 1]), before normalization
 
 DATASET_FIELDS: tuple[Param, ...] = (
     Param("name", "choice", "digits", "Which data to train on.", choices=DATASET_NAMES),
@@ -28,7 +35,8 @@ DATASET_FIELDS: tuple[Param, ...] = (
     Param("images", "string", None, "IDX images file (for idx).", nullable=True),
     Param("labels", "string", None, "IDX labels file (for idx).", nullable=True),
     Param("label_column", "column", None, "CSV column holding the label (default: the first).", nullable=True),
-    Param("samples", "int", None, "Number of points of a synthetic set.", 4, MAX_SAMPLES, nullable=True),
+    Param("samples", "int", None, "Number of points of a synthetic set, or of sequences.", 4, MAX_SAMPLES,
+          nullable=True),
     Param("noise", "float", None, "Noise of a synthetic set (standard deviation).", 0.0, 100.0, nullable=True),
     Param("validation_fraction", "float", 0.1, "Share of the training data held out for validation.", 0.0, 0.9),
     Param("test_fraction", "float", 0.2, "Share held out for testing when the data has no test split.", 0.0, 0.9),
@@ -70,8 +78,9 @@ TRAINING_FIELDS: tuple[Param, ...] = (
           "the dataset's data split seed.", 0, INT64_MAX, label="initialization seed", wide=True),
     Param("device", "string", "auto", "auto, cpu, cuda, cuda:N or mps."),
     Param("kernels", "choice", "auto", "Fused GPU kernels.", choices=("auto", "on", "off")),
-    Param("target", "choice", "labels", "What the output is compared with: the labels, or the "
-          "input itself (autoencoders).", choices=("labels", "input")),
+    Param("target", "choice", "labels", "What the output is compared with: the labels, the "
+          "input itself (autoencoders), or a mask of the input's pixels above 0.5 "
+          "(segmentation).", choices=TARGETS),
 )
 
 

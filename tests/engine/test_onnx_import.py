@@ -50,8 +50,12 @@ def _randomized(project, seed=0):
 
 
 def _sample(project, batch=4, seed=1):
-    shape = compile_graph(project.graph).input_shapes[0]
-    return torch.randn((batch, *shape), generator=torch.Generator().manual_seed(seed))
+    net = compile_graph(project.graph)
+    shape, generator = net.input_shapes[0], torch.Generator().manual_seed(seed)
+    if net.input_dtypes[0] == torch.int64:  # token ids, below every Embedding's vocabulary size
+        vocabulary = min(n.params["num_embeddings"] for n in project.graph.nodes.values() if n.type == "Embedding")
+        return torch.randint(0, vocabulary, (batch, *shape), generator=generator)
+    return torch.randn((batch, *shape), generator=generator)
 
 
 def _onnx_nodes(path):

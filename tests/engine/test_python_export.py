@@ -431,3 +431,20 @@ def test_distributed_trainer_reports_divergence(one_process_group):
     run = prepare_run(project, dataset=prepare(RawData(x, y, ["a", "b", "c"], "blobs"), "blobs", {}))
     result = DistributedTrainer(run, rank=0, world=1).run()
     assert result.reason == "diverged" and "learning rate" in result.message
+
+
+def test_mask_objective_in_train_py_matches_the_engine(tmp_path, monkeypatch):
+    """target "mask": train.py's loss and pixel accuracy are the engine's, on the exported data."""
+    project = load_example("unet")
+    export_python(project, tmp_path / "unet")
+    monkeypatch.syspath_prepend(str(tmp_path / "unet"))
+    written = import_file(tmp_path / "unet" / "train.py")
+    a = analyze(project.graph)
+    with np.load(tmp_path / "unet" / "data.npz") as data:
+        x = torch.from_numpy(data["x_test"][:5])
+        mean, std = torch.from_numpy(data["mean"]), torch.from_numpy(data["std"])
+    objective = make_objective(project.graph, a, project.training, 10, a.shapes[a.inputs[0]], mean, std)
+    out = torch.randn(5, *a.shapes[a.output], generator=torch.Generator().manual_seed(0))
+    y = torch.zeros(5, dtype=torch.long)
+    assert torch.allclose(written.compute_loss(out, x, y), objective.loss(out, x, y))
+    assert float(written.count_correct(out, y, x)) == pytest.approx(float(objective.correct(out, y, x)))

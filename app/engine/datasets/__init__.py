@@ -12,18 +12,18 @@ from typing import Any
 
 from ..config import DATASET_FIELDS, DATASET_NAMES, defaults
 from ..errors import DatasetError
-from .base import Dataset, RawData, Split, batch_count, batches, fit_raw, fit_to_input, prepare
+from .base import Dataset, RawData, Split, batch_count, batches, check_input_dtype, fit_raw, fit_to_input, prepare
 from .sources import load_raw
 
-__all__ = ["DATASET_NAMES", "Dataset", "RawData", "Split", "batch_count", "batches", "describe",
-           "fit_to_input", "load_dataset", "load_raw", "prepare"]
+__all__ = ["DATASET_NAMES", "Dataset", "RawData", "Split", "batch_count", "batches", "check_input_dtype",
+           "describe", "fit_to_input", "load_dataset", "load_raw", "prepare"]
 
 
 def load_dataset(settings: dict, base_dir: Path | None = None, input_shape: tuple[int, ...] | None = None,
                  input_id: str = "input") -> Dataset:
-    """The ``Dataset`` (train / val / test splits of float32 samples and int64 labels) that
-    the ``dataset`` settings describe; settings missing from ``settings`` take their
-    defaults. Relative ``path`` / ``images`` / ``labels`` resolve against ``base_dir``. With
+    """The ``Dataset`` (train / val / test splits of float32 samples or int64 token ids,
+    and int64 labels) that the ``dataset`` settings describe; settings missing from
+    ``settings`` take their defaults. Relative ``path`` / ``images`` / ``labels`` resolve against ``base_dir``. With
     ``input_shape`` (no batch dimension) the samples are fitted to the Input ``input_id``.
     Raises ``DatasetError`` for anything wrong with the data, including unexpected failures
     of third-party readers (reported with the file they were reading)."""

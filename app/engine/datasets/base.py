@@ -20,7 +20,8 @@ from ..errors import DatasetError
 @dataclass
 class RawData:
     """What a loader returns. ``x``: float32 ``[N, *sample_shape]`` (images scaled to
-    [0, 1]); ``y``: int64 ``[N]`` class indices from 0; ``test``: the data's own test split."""
+    [0, 1]), or int64 token ids when ``tokens``; ``y``: int64 ``[N]`` class indices from 0;
+    ``test``: the data's own test split."""
 
     x: np.ndarray
     y: np.ndarray
@@ -29,6 +30,7 @@ class RawData:
     test: tuple[np.ndarray, np.ndarray] | None = None
     image: bool = False  # samples are images [C, H, W]: normalize per channel
     notes: list[str] = field(default_factory=list)
+    tokens: bool = False  # samples are int64 token ids (for an Embedding): never normalized
 
 
 @dataclass
@@ -83,10 +85,10 @@ class Dataset:
 
 def prepare(raw: RawData, name: str, settings: dict) -> Dataset:
     """Split and normalize ``raw`` as the project's ``dataset`` settings say."""
-    x, y = _check(raw.x, raw.y, name, len(raw.class_names))
+    x, y = _check(raw.x, raw.y, name, len(raw.class_names), raw.tokens)
     rng = np.random.default_rng(settings.get("seed", 0))
     if raw.test is not None:
-        test_x, test_y = _check(*raw.test, name + " (test split)", len(raw.class_names))
+        test_x, test_y = _check(*raw.test, name + " (test split)", len(raw.class_names), raw.tokens)
     else:
         order = rng.permutation(len(x))
         n_test = int(round(len(x) * settings.get("test_fraction", 0.2)))
@@ -100,7 +102,7 @@ def prepare(raw: RawData, name: str, settings: dict) -> Dataset:
         raise DatasetError(f"{name}: no samples are left for training after the splits")
 
     mean = std = None
-    if settings.get("normalize", True):
+    if settings.get("normalize", True) and not raw.tokens:  # token ids are names, not amounts
         image = raw.image and train_x.ndim == 4
         axes = (0, 2, 3) if image else (0,)
         mean = train_x.mean(axis=axes, keepdims=True)[0]
@@ -116,8 +118,10 @@ def prepare(raw: RawData, name: str, settings: dict) -> Dataset:
         std = np.broadcast_to(std, sample).astype(np.float32)
         train_x, val_x, test_x = ((a - mean) / std for a in (train_x, val_x, test_x))
 
+    kind = np.int64 if raw.tokens else np.float32
+
     def split(a: np.ndarray, b: np.ndarray) -> Split:
-        return Split(torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)),
+        return Split(torch.from_numpy(np.ascontiguousarray(a, dtype=kind)),
                      torch.from_numpy(np.ascontiguousarray(b, dtype=np.int64)))
 
     return Dataset(name, split(train_x, train_y), split(val_x, val_y), split(test_x, test_y),
@@ -126,12 +130,13 @@ def prepare(raw: RawData, name: str, settings: dict) -> Dataset:
                    None if std is None else torch.from_numpy(std.astype(np.float32)), list(raw.notes))
 
 
-def _check(x: np.ndarray, y: np.ndarray, name: str, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+def _check(x: np.ndarray, y: np.ndarray, name: str, n_classes: int,
+           tokens: bool = False) -> tuple[np.ndarray, np.ndarray]:
     if len(x) != len(y):
         raise DatasetError(f"{name}: {len(x)} samples but {len(y)} labels")
     if len(x) == 0:
         raise DatasetError(f"{name}: the data holds no samples")
-    x = np.asarray(x, dtype=np.float32)
+    x = np.asarray(x, dtype=np.int64 if tokens else np.float32)
     if not np.isfinite(x).all():
         bad = int(np.argwhere(~np.isfinite(x.reshape(len(x), -1)))[0][0])
         raise DatasetError(f"{name}: sample {bad} holds a NaN or infinite value")
@@ -150,6 +155,19 @@ def fit_to_input(data: Dataset, input_shape: tuple[int, ...], input_id: str = "i
     return data
 
 
+def check_input_dtype(data: Dataset, dtype: torch.dtype, input_id: str = "input") -> None:
+    """Raises ``DatasetError`` when the samples' kind does not suit the Input: token ids
+    (int64) for an Input of dtype int64, numbers (float32) for a float32 one."""
+    tokens = not data.train.x.is_floating_point()
+    if tokens and dtype != torch.int64:
+        raise DatasetError(f"dataset {data.name!r} gives int64 token ids, but Input {input_id!r} takes "
+                           "float32 values; set the Input's dtype to int64 and feed it to an Embedding")
+    if not tokens and dtype == torch.int64:
+        raise DatasetError(f"dataset {data.name!r} gives float32 values, but Input {input_id!r} has dtype "
+                           "int64 (token ids for an Embedding); set its dtype to float32, or choose a "
+                           "dataset of token ids such as sorted_digits")
+
+
 def fit_raw(raw: RawData, name: str, input_shape: tuple[int, ...], input_id: str = "input") -> RawData:
     """Raw data reshaped to the Input before splitting, so normalization sees the model's
     view of a sample (flat CSV pixels fed to [1, 28, 28] are normalized as an image)."""
@@ -158,8 +176,9 @@ def fit_raw(raw: RawData, name: str, input_shape: tuple[int, ...], input_id: str
         return raw
     test = None if raw.test is None else (raw.test[0].reshape(len(raw.test[0]), *want), raw.test[1])
     return RawData(raw.x.reshape(len(raw.x), *want), raw.y, raw.class_names, raw.description,
-                   test, image=len(want) == 3,
-                   notes=raw.notes + [f"samples reshaped from {list(raw.x.shape[1:])} to {list(want)}"])
+                   test, image=len(want) == 3 and not raw.tokens,
+                   notes=raw.notes + [f"samples reshaped from {list(raw.x.shape[1:])} to {list(want)}"],
+                   tokens=raw.tokens)
 
 
 def needs_reshape(name: str, have: tuple[int, ...], want: tuple[int, ...], input_id: str) -> bool:
@@ -182,6 +201,8 @@ def _fit_hint(name: str, have: tuple[int, ...], want: tuple[int, ...]) -> str:
         return "use the dataset digits28 (the same digits at 28x28), or set the Input shape to [1, 8, 8]"
     if name in ("digits28", "mnist", "fashion_mnist") and want in ((1, 8, 8), (64,)):
         return "use the dataset digits (8x8), or set the Input shape to [1, 28, 28]"
+    if name == "sorted_digits":
+        return f"set the Input shape to {list(have)} (its sequences have {have[-1]} tokens)"
     return f"set the Input shape to {list(have)}"
 
 

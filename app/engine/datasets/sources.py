@@ -17,6 +17,7 @@ from ..errors import DatasetError
 from .base import RawData
 from .idx import load_idx, load_mnist
 from .images import load_image_folder
+from .sequences import make_sorted_digits
 from .tabular import load_csv
 
 DEFAULT_SAMPLES = 200
@@ -162,5 +163,6 @@ def load_raw(settings: dict, base_dir: Path | None = None,
         "xor": lambda: make_xor(samples, noise, seed),
         "moons": lambda: make_moons(samples, noise, seed),
         "spirals": lambda: make_spirals(samples, noise, seed),
+        "sorted_digits": lambda: make_sorted_digits(settings.get("samples"), seed),
     }
     return loaders[name]()

@@ -14,6 +14,7 @@ from string import Template
 
 import numpy as np
 
+from ..config import MASK_THRESHOLD
 from ..datasets import Dataset
 from ..files import atomic_write
 from ..inference import Analysis
@@ -56,11 +57,14 @@ def objective_source(run) -> tuple[str, str | None]:
         return (f'def compute_loss(out, x, y):\n    """{loss} between the output and the input '
                 f'itself (a reconstruction)."""\n    return {fn}(out, x)\n\n\n'
                 "count_correct = None  # a reconstruction has no accuracy\n"), skipped
+    if target == "mask":
+        return _MASK.substitute(loss=loss, fn=fn, threshold=MASK_THRESHOLD,
+                                cut="0.0" if loss == "BCEWithLogitsLoss" else "0.5"), skipped
     if units == 1:
         threshold = "0.0" if loss == "BCEWithLogitsLoss" else "0.5"
         return (f'def compute_loss(out, x, y):\n    """{loss} of the one output unit against the '
                 f'0/1 labels."""\n    return {fn}(out, y.to(out.dtype).reshape(out.shape))\n\n\n'
-                f'def count_correct(out, y):\n    """Predictions (output above {threshold}) that '
+                f'def count_correct(out, y, x=None):\n    """Predictions (output above {threshold}) that '
                 f'match the labels."""\n    return ((out.reshape(-1) > {threshold}).long() == y).sum()\n'), skipped
     body = {
         "CrossEntropyLoss": ("CrossEntropyLoss on the scores" + (" (logits)" if skipped else ""),
@@ -74,8 +78,38 @@ def objective_source(run) -> tuple[str, str | None]:
                     f"F.binary_cross_entropy(out, F.one_hot(y, {units}).to(out.dtype))"),
     }[loss]
     return (f'def compute_loss(out, x, y):\n    """{body[0]}."""\n    return {body[1]}\n\n\n'
-            'def count_correct(out, y):\n    """Predictions (the largest score) that match the '
+            'def count_correct(out, y, x=None):\n    """Predictions (the largest score) that match the '
             'labels."""\n    return (out.argmax(1) == y).sum()\n'), skipped
+
+
+# target "mask" (training/objective.py): the input's pixels above the threshold, on the data's
+# own scale; the samples in data.npz are normalized, so the threshold is moved like them
+_MASK = Template('''def _mask_threshold():
+    """$threshold on the data's own scale, normalized like the samples in data.npz."""
+    with np.load(HERE / "data.npz", allow_pickle=False) as data:
+        if "mean" not in data:
+            return torch.tensor($threshold)
+        return ($threshold - torch.from_numpy(data["mean"])) / torch.from_numpy(data["std"])
+
+
+MASK_AT = _mask_threshold()
+
+
+def target_mask(x, like):
+    """The input's pixels above $threshold (before normalization) as 1, the others as 0."""
+    return (x > MASK_AT.to(x.device)).to(like.dtype)
+
+
+def compute_loss(out, x, y):
+    """$loss between the output and the mask of the input's pixels above $threshold."""
+    return $fn(out, target_mask(x, out))
+
+
+def count_correct(out, y, x):
+    """Each sample's share of pixels predicted right (output above $cut), summed."""
+    right = ((out > $cut) == (target_mask(x, out) > 0.5)).to(out.dtype)
+    return right.reshape(len(out), -1).mean(1).sum()
+''')
 
 
 def train_source(project: Project, run, class_name: str) -> str:
@@ -256,7 +290,7 @@ def evaluate(model, split, device, batch_size):
         out = model(x)
         loss_sum += float(compute_loss(out, x, y)) * len(y)
         if count_correct is not None:
-            correct += float(count_correct(out, y))
+            correct += float(count_correct(out, y, x))
     model.train()
     return loss_sum / n, (correct / n if count_correct is not None else None)
 
@@ -276,7 +310,7 @@ def train_epoch(trained, optimizer, x_train, y_train, order, per_process, device
         optimizer.step()
         totals[0] += loss.detach() * len(y)
         if count_correct is not None:
-            totals[1] += count_correct(out.detach(), y)
+            totals[1] += count_correct(out.detach(), y, x)
         totals[2] += len(y)
         step += 1
         if max_steps and step >= max_steps:

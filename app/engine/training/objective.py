@@ -12,6 +12,7 @@ from typing import Callable
 import torch
 from torch.nn import functional as F
 
+from ..config import MASK_THRESHOLD
 from ..errors import TrainingError
 from ..graph import Graph
 from ..inference import Analysis
@@ -27,7 +28,9 @@ _LOGIT_LOSSES = {"CrossEntropyLoss": ("Softmax",), "BCEWithLogitsLoss": ("Sigmoi
 @dataclass
 class Objective:
     """``loss_node``: the node whose output the loss reads; ``loss(output, x, y)`` and
-    ``correct(output, y)`` (number of right predictions, or None) as torch computations."""
+    ``correct(output, y, x=None)`` (number of right predictions, or None; for target "mask"
+    the sum over samples of each one's share of right pixels, and it needs ``x``) as torch
+    computations; ``predict(output)``: the predicted classes, or None."""
 
     loss_node: str
     loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -37,8 +40,11 @@ class Objective:
 
 
 def make_objective(graph: Graph, analysis: Analysis, settings: dict, num_classes: int,
-                   input_shape: tuple[int, ...]) -> Objective:
-    """Raises ``TrainingError`` when the output, the loss and the data do not fit."""
+                   input_shape: tuple[int, ...], mean: torch.Tensor | None = None,
+                   std: torch.Tensor | None = None) -> Objective:
+    """``mean`` / ``std``: the data's normalization (of the input's shape), which target
+    "mask" undoes to find the pixels above MASK_THRESHOLD. Raises ``TrainingError`` when the
+    output, the loss and the data do not fit."""
     loss_name, target = settings["loss"], settings.get("target", "labels")
     out_id = analysis.output
     out_shape = analysis.shapes[out_id]
@@ -65,6 +71,8 @@ def make_objective(graph: Graph, analysis: Analysis, settings: dict, num_classes
                                 "(target 'input') needs MSELoss, BCELoss or BCEWithLogitsLoss")
         fn = {"MSELoss": F.mse_loss, "BCELoss": _bce, "BCEWithLogitsLoss": F.binary_cross_entropy_with_logits}[loss_name]
         return Objective(loss_node, lambda out, x, y: fn(out, x), None, None, notes)
+    if target == "mask":
+        return _mask(loss_name, loss_node, out_id, out_shape, tuple(input_shape), mean, std, notes)
 
     if len(out_shape) != 1:
         flatten = " (add a Flatten before the first Linear layer)" if len(out_shape) >= 2 else ""
@@ -78,7 +86,7 @@ def make_objective(graph: Graph, analysis: Analysis, settings: dict, num_classes
                             f"{units} units; set out_features of the last Linear to {num_classes}")
     if loss_name == "NLLLoss" and sink.type != "LogSoftmax":
         notes.append("NLLLoss expects log-probabilities; end the graph with LogSoftmax")
-    correct = lambda out, y: (out.argmax(1) == y).sum()  # noqa: E731
+    correct = lambda out, y, x=None: (out.argmax(1) == y).sum()  # noqa: E731
     predict = lambda out: out.argmax(1)  # noqa: E731
     if loss_name == "CrossEntropyLoss":
         ce = _cross_entropy(settings.get("kernels", "off"))
@@ -111,10 +119,45 @@ def _binary(loss_name, loss_node, out_id, num_classes, notes) -> Objective:
     return Objective(
         loss_node,
         lambda out, x, y: fn(out, target(out, y)),
-        lambda out, y: ((out.reshape(-1) > threshold).long() == y).sum(),
+        lambda out, y, x=None: ((out.reshape(-1) > threshold).long() == y).sum(),
         lambda out: (out.reshape(-1) > threshold).long(),
         notes,
     )
+
+
+def _mask(loss_name, loss_node, out_id, out_shape, input_shape, mean, std, notes) -> Objective:
+    """Target "mask": every output value is the logit (BCEWithLogitsLoss) or probability
+    (BCELoss) that the input's pixel at its place is above MASK_THRESHOLD; accuracy is the
+    share of pixels right, averaged over the samples."""
+    if out_shape != input_shape:
+        raise TrainingError(f"with target 'mask' the output {out_id!r} must have the input's shape "
+                            f"{fmt(input_shape)} (one score per pixel of the mask); it has {fmt(out_shape)}")
+    if loss_name not in ("BCEWithLogitsLoss", "BCELoss"):
+        raise TrainingError(f"{loss_name} does not fit a mask (target 'mask'): use BCEWithLogitsLoss "
+                            "(or BCELoss after a final Sigmoid)")
+    # the samples are normalized: the threshold moves with them, pixel by pixel
+    threshold = torch.full(input_shape, MASK_THRESHOLD)
+    if mean is not None and std is not None:
+        threshold = (threshold - mean.reshape(input_shape)) / std.reshape(input_shape)
+    cached: dict[torch.device, torch.Tensor] = {}
+
+    def mask(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        if x.device not in cached:
+            cached[x.device] = threshold.to(x.device)
+        return (x > cached[x.device]).to(like.dtype)
+
+    fn = F.binary_cross_entropy_with_logits if loss_name == "BCEWithLogitsLoss" else _bce
+    cut = 0.0 if loss_name == "BCEWithLogitsLoss" else 0.5
+
+    def correct(out: torch.Tensor, y: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
+        if x is None:
+            raise ValueError("target 'mask' counts right pixels against the input: pass x")
+        right = ((out > cut) == (mask(x, out) > 0.5)).to(out.dtype)
+        return right.reshape(len(out), -1).mean(1).sum()
+
+    notes.append(f"target 'mask': the output is compared with the input's pixels above {MASK_THRESHOLD}; "
+                 "accuracy is the share of pixels right")
+    return Objective(loss_node, lambda out, x, y: fn(out, mask(x, out)), correct, None, notes)
 
 
 def _cross_entropy(kernels: str):

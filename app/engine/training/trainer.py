@@ -25,8 +25,8 @@ import torch
 from torch import fx
 
 from .. import footprint, snapshots
-from ..compiler import compile_graph
-from ..datasets import Dataset, batch_count, batches, fit_to_input, load_dataset
+from ..compiler import compile_graph, input_dtype
+from ..datasets import Dataset, batch_count, batches, check_input_dtype, fit_to_input, load_dataset
 from ..devices import resolve_device
 from ..errors import GraphError, TrainingError, WeightsError
 from ..inference import Analysis, analyze
@@ -66,11 +66,13 @@ def prepare_run(project: Project, dataset: Dataset | None = None, **overrides) -
         dataset = load_dataset(project.dataset, base, input_shape, input_id)
     else:
         dataset = fit_to_input(dataset, input_shape, input_id)
+    check_input_dtype(dataset, input_dtype(analysis, input_id), input_id)
     if settings["drop_last"] and len(dataset.train) < settings["batch_size"]:
         raise TrainingError(f"batch_size {settings['batch_size']} is larger than the {len(dataset.train)} "
                             "training samples, and drop_last drops that one short batch: lower the "
                             "batch size or turn drop_last off")
-    objective = make_objective(project.graph, analysis, settings, dataset.num_classes, input_shape)
+    objective = make_objective(project.graph, analysis, settings, dataset.num_classes, input_shape,
+                               dataset.mean, dataset.std)
     return TrainingRun(project, analysis, dataset, objective, settings,
                        dataset.notes + objective.notes)
 
@@ -253,7 +255,8 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if objective.correct is not None:
-                loss_value, correct = torch.stack([loss.detach().float(), objective.correct(out.detach(), y).float()]).tolist()
+                right = objective.correct(out.detach(), y, x).float()
+                loss_value, correct = torch.stack([loss.detach().float(), right]).tolist()
             else:
                 loss_value, correct = loss.item(), None
             self.step += 1
@@ -323,7 +326,9 @@ class Trainer:
 
     def snapshot(self, samples: torch.Tensor) -> SnapshotEvent:
         filters = snapshots.conv_filters(self.model, self.run_spec.project.graph)
-        acts = snapshots.activations(self.model, self.run_spec.analysis, samples.to(self.device))
+        # samples come as float32 from the editor: token ids go back to the Input's int64
+        x = samples.to(self.device, dtype=self.model.input_dtypes[0])
+        acts = snapshots.activations(self.model, self.run_spec.analysis, x)
         return SnapshotEvent(self.step, filters, acts)
 
     def _default_samples(self) -> torch.Tensor:
@@ -347,8 +352,8 @@ class Trainer:
             out = self.train_model(x)
             total_loss += float(objective.loss(out, x, y)) * len(y)
             if objective.correct is not None:
-                total_correct += float(objective.correct(out, y))
-                if details:
+                total_correct += float(objective.correct(out, y, x))
+                if details and objective.predict is not None:
                     predictions.append(objective.predict(out).cpu())
         self.model.train()
         self.train_model.train()

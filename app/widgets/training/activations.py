@@ -4,6 +4,8 @@ what one node makes of it next to the network's class probabilities.
 Arrays in, pictures out (DESIGN rule 6): ``show_activations`` takes
 ``{node_id: [n_samples, *node_output_shape]}`` (``app.engine.snapshots.activations``) and
 draws sample 0; ``sample_changed`` hands the panel the sample to run, ``[1, *input_shape]``.
+With ``set_target("mask", ...)`` the output node of a segmentation model is drawn as the
+predicted mask (probabilities, 0 black to 1 white) beside the mask it is trained towards.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ...engine.config import MASK_THRESHOLD
 from .data_view import to_display, to_qimage
 from .filters import DIVERGING, ImageCanvas, to_diverging
 from .live_label import LiveLabel
@@ -37,7 +40,7 @@ NARROW = 640  # below this width the sample chooser moves above the views
 class ActivationsView(QWidget):
     """Choose a sample (an index into ``set_samples``' data, or a drawing), see one node's
     output for it, and the class probabilities. ``sample_changed(np.ndarray)``:
-    ``[1, *input_shape]`` float32, already normalized like the data."""
+    ``[1, *input_shape]`` float32, already normalized like the data (int64 for token ids)."""
 
     sample_changed = Signal(object)
 
@@ -57,6 +60,8 @@ class ActivationsView(QWidget):
         self._shown: str | None = None  # the node shown last (the default's pick included)
         self._kind = "none"
         self._values: np.ndarray | None = None
+        self.target = "labels"  # training.target: "mask" draws the output as a mask
+        self.output_is_probability = False  # the output node gives probabilities, not logits
         self._build()
         self._narrow: bool | None = None
         # explicit, so that a wide arrangement's minimum cannot stop the panel from getting
@@ -193,7 +198,8 @@ class ActivationsView(QWidget):
         """Samples ``[N, *input_shape]`` (as the model sees them), their labels ``[N]`` and
         the class names. Shows the pad when the input is a 1-channel image; emits
         ``sample_changed`` with the sample now chosen."""
-        self.x = np.asarray(x, dtype=np.float32)
+        x = np.asarray(x)
+        self.x = x if np.issubdtype(x.dtype, np.integer) else x.astype(np.float32)  # token ids stay ids
         self.labels = None if labels is None else np.asarray(labels)
         self.class_names = [str(c) for c in class_names]
         shape = self.x.shape[1:]
@@ -288,10 +294,20 @@ class ActivationsView(QWidget):
         self.sample_image.update()
 
     def _emit(self, sample: np.ndarray) -> None:
-        self.sample = np.ascontiguousarray(sample, dtype=np.float32)
+        kind = np.int64 if np.issubdtype(np.asarray(sample).dtype, np.integer) else np.float32
+        self.sample = np.ascontiguousarray(sample, dtype=kind)
         self.sample_changed.emit(self.sample)
 
     # -- activations ---------------------------------------------------------------------------
+    def set_target(self, target: str, output_is_probability: bool = False) -> None:
+        """What the model is trained towards (``training.target``): with ``"mask"`` the
+        output node is drawn as a mask, the sigmoid of its values unless
+        ``output_is_probability`` (the output is a final Sigmoid's)."""
+        changed = (target, output_is_probability) != (self.target, self.output_is_probability)
+        self.target, self.output_is_probability = target, output_is_probability
+        if changed and self.activations:
+            self._draw_node()
+
     def show_activations(self, activations: dict[str, np.ndarray], order: list[str], output_node: str | None,
                          class_names: list[str]) -> None:
         """Every node's output ``[n, *shape]`` (sample 0 is drawn), the nodes in graph
@@ -324,7 +340,8 @@ class ActivationsView(QWidget):
         return self.node_combo.currentData()
 
     def current_kind(self) -> str:
-        """``"maps"`` ([C, H, W]), ``"rows"`` ([C, L]), ``"bars"`` (a vector) or ``"none"``."""
+        """``"maps"`` ([C, H, W]), ``"rows"`` ([C, L]), ``"bars"`` (a vector), ``"mask"``
+        (the output of a mask target, with the target beside it) or ``"none"``."""
         return self._kind
 
     def current_values(self) -> np.ndarray | None:
@@ -362,6 +379,9 @@ class ActivationsView(QWidget):
         a = np.asarray(self.activations[node][0], dtype=np.float32)
         shape = "×".join(str(s) for s in a.shape) or "1"
         shared = self.shared_scale.isChecked()
+        if self.target == "mask" and node == self.output_node and a.ndim == 3:
+            self._draw_mask(node, a, shape)
+            return
         if a.ndim >= 2:
             values = a.reshape(-1, *a.shape[-2:]) if a.ndim >= 3 else a
             axes = (1, 2) if values.ndim == 3 else (1,)
@@ -387,6 +407,36 @@ class ActivationsView(QWidget):
         self._values = values
         self.shared_scale.setEnabled(self._kind != "bars")
         self.title.setText(f"<b>{node}</b> · output {shape} · {what} · {scale}")
+
+    def _draw_mask(self, node: str, a: np.ndarray, shape: str) -> None:
+        """The predicted mask (probabilities, black 0 to white 1) and, when the sample is
+        known, the target beside it: the sample's pixels above MASK_THRESHOLD."""
+        predicted = a if self.output_is_probability else 1.0 / (1.0 + np.exp(-np.clip(a, -60, 60)))
+        tiles = [predicted.reshape(-1, *a.shape[-2:])]
+        target = self._target_mask(a.shape)
+        if target is not None:
+            tiles.append(target.reshape(-1, *a.shape[-2:]))
+        grey = np.clip(np.concatenate(tiles), 0.0, 1.0)
+        self._kind, self._values = "mask", grey
+        self.canvas.set_tiles(np.repeat(np.rint(grey * 255).astype(np.uint8)[..., None], 3, axis=-1),
+                              columns=len(tiles))
+        self.stack.setCurrentWidget(self.canvas)
+        self.shared_scale.setEnabled(False)
+        how = "probabilities" if self.output_is_probability else "sigmoid of the logits"
+        what = f"predicted mask ({how}, black 0 to white 1)"
+        if target is not None:
+            what = f"left: {what}; right: the target (input above {MASK_THRESHOLD:g})"
+        self.title.setText(f"<b>{node}</b> · output {shape} · {what}")
+
+    def _target_mask(self, shape: tuple[int, ...]) -> np.ndarray | None:
+        """The mask the model learns for the sample shown: its pixels, on the data's scale,
+        above MASK_THRESHOLD; None when no sample of that shape is shown."""
+        if self.sample is None or tuple(self.sample.shape[1:]) != tuple(shape):
+            return None
+        raw = self.sample[0].astype(np.float32)
+        if self.mean is not None and self.std is not None and self.mean.shape == raw.shape:
+            raw = raw * self.std + self.mean
+        return (raw > MASK_THRESHOLD).astype(np.float32)
 
     def _draw_bars(self, node: str, values: np.ndarray) -> None:
         pos, neg = (QBrush(QColor(*DIVERGING[k])) for k in (len(DIVERGING) * 4 // 5, len(DIVERGING) // 5))

@@ -45,7 +45,7 @@ from .session import TrainingSession
 
 # dataset keys that only some datasets read
 _DATASET_ROWS = {"path": ("mnist", "fashion_mnist", "csv", "image_folder"), "images": ("idx",),
-                 "labels": ("idx",), "label_column": ("csv",), "samples": config.SYNTHETIC,
+                 "labels": ("idx",), "label_column": ("csv",), "samples": config.SYNTHETIC + config.SEQUENCES,
                  "noise": config.SYNTHETIC, "test_fraction": None}
 # snapshots (filters, activations) are pulled by the panel, paced by wall time and by what
 # drawing them costs, never by minibatch count: a small model runs hundreds of steps a second;
@@ -469,6 +469,9 @@ class TrainingPanel(QWidget):
     def _show_activations(self, acts: dict) -> None:
         a = self.doc.analysis
         names = self.dataset.class_names if self.dataset else [str(i) for i in range(10)]
+        sink = self.doc.graph.nodes.get(a.output) if a.output else None
+        self.activations.set_target(self.doc.project.training.get("target", "labels"),
+                                    sink is not None and sink.type == "Sigmoid")
         self.activations.show_activations(acts, a.order, a.output, names)
 
     def _finished(self, event) -> None:

@@ -8,17 +8,23 @@ parse or that ``Param.check`` refuses is marked in place and not announced. The 
 options, which are not parameters of its type (``repeat``, ``trainable``), have their own
 rows below, announced as ``options_edited(node_id, {"repeat": 12})`` (or ``"trainable"``),
 for ``option_commands.SetOptions``.
+
+Types are looked up with ``spec_of`` (the window gives the open graph's ``spec``, which
+knows the project's blocks: a block node's parameters are fields like a layer's). With
+``inside_block`` set, the node is a layer inside a block: its fields also take ``$name``,
+a reference to one of the block's parameters, and the block's Inputs have no form.
 """
 
 from __future__ import annotations
 
 import copy
 import html
-from typing import Any
+from typing import Any, Callable
 
 from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
+from ..engine.blocks import reference
 from ..engine.errors import Issue
 from ..engine.graph import Node
 from ..engine.inference import MAX_REPEAT, Analysis
@@ -55,6 +61,16 @@ def summary_text(shape: tuple[int, ...] | None, count: int | None) -> str:
     return text
 
 
+def same_form(a: LayerSpec | None, b: LayerSpec | None) -> bool:
+    """Whether the forms of ``a`` and ``b`` have the same rows: the same declaration, or
+    a block's declaration made again with parameters of the same names and kinds."""
+    if a is b:
+        return True
+    if a is None or b is None or a.type != b.type or (a.min_inputs, a.max_inputs) != (b.min_inputs, b.max_inputs):
+        return False
+    return [(p.name, p.kind) for p in a.params] == [(p.name, p.kind) for p in b.params]
+
+
 class Inspector(QWidget):
     """Parameter form of one node. Signals ``params_edited(node_id, params)`` and
     ``options_edited(node_id, {option: value})``."""
@@ -72,6 +88,8 @@ class Inspector(QWidget):
         self._synced: dict[str, Any] = {}  # per field: the model value it last showed or sent
         self._typing_errors: dict[str, str] = {}
         self._issues: list[Issue] = []
+        self.spec_of: Callable[[str], LayerSpec | None] = get_spec
+        self.inside_block = False
 
         self.hint = QLabel(HINT)
         self.hint.setObjectName("inspector_hint")
@@ -143,7 +161,7 @@ class Inspector(QWidget):
     def set_node(self, node: Node | None, analysis: Analysis | None) -> None:
         """Rebuild the form for ``node`` (None: show the hint)."""
         self._node = node
-        self._spec = get_spec(node.type) if node is not None else None
+        self._spec = self.spec_of(node.type) if node is not None else None
         self._fields = {}
         self._options = {}
         self._synced = {}
@@ -166,11 +184,12 @@ class Inspector(QWidget):
         """Show ``node``'s current values, shape, count and issues. The form is rebuilt only
         for a different node; fields already showing the model's value are left untouched
         (focus and cursor stay where the user has them), and nothing is announced."""
+        spec = self.spec_of(node.type) if node is not None else None
         if (node is None or self._node is None or node.id != self._node.id
-                or get_spec(node.type) is not self._spec):
+                or not same_form(spec, self._spec)):
             self.set_node(node, analysis)
             return
-        self._node = node
+        self._node, self._spec = node, spec  # (a block's declaration is rebuilt on any change of the blocks)
         self._sync_values(force=False)
         self._show_analysis(analysis)
 
@@ -183,8 +202,20 @@ class Inspector(QWidget):
         grid.setHorizontalSpacing(10)
         grid.setVerticalSpacing(8)
         params = self._spec.params if self._spec else ()
+        if self.inside_block and self._node.type == "Input":
+            note = QLabel("An input of the block: it takes the value coming into the block node (the "
+                          "block's k-th Input takes its input slot k), with the shape it has there.")
+            note.setWordWrap(True)
+            note.setEnabled(False)
+            grid.addWidget(note, 0, 0, 1, 2)
+            grid.setRowStretch(1, 1)
+            return form
         for row, param in enumerate(params):
-            field = make_field(param, lambda name=param.name: self._field_edited(name))
+            # inside a block a value may refer to a block parameter ("$width"); check boxes and
+            # lists of choices keep their own editor unless they hold a reference already
+            refs = self.inside_block and (param.kind not in ("bool", "choice")
+                                          or reference(self._explicit().get(param.name)) is not None)
+            field = make_field(param, lambda name=param.name: self._field_edited(name), references=refs)
             self._fields[param.name] = field
             label = QLabel(param.name)
             label.setBuddy(field.editor)

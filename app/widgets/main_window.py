@@ -9,12 +9,16 @@ from pathlib import Path
 import shiboken6
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent
-from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox,
+                               QVBoxLayout, QWidget)
 
 from ..engine.errors import NetCanvasError
 from ..engine.examples import list_examples
 from ..engine.project import SUFFIX, Project, load_project
+from .block_actions import BlockActions
+from .blocks_ui import BlockParamsEditor
 from .canvas.arrange import Arrange
+from .canvas.breadcrumb import Breadcrumb
 from .canvas.scene import CanvasScene
 from .canvas.view import CanvasView
 from .document import Document
@@ -44,9 +48,26 @@ class MainWindow(QMainWindow):
         self.scene = CanvasScene(self.doc, self)
         self.view = CanvasView(self.scene, self)
         self.editor = Editor(self.doc, self.scene)
-        self.setCentralWidget(self.view)
+        self.blocks = BlockActions(self)
+        self.breadcrumb = Breadcrumb()
+        centre = QWidget()
+        column = QVBoxLayout(centre)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.breadcrumb)
+        column.addWidget(self.view, 1)
+        self.setCentralWidget(centre)
         self.palette = Palette(self)
         self.inspector = Inspector(self)
+        self.inspector.spec_of = lambda type_name: self.doc.current_graph.spec(type_name)  # (blocks too)
+        self.block_params = BlockParamsEditor()
+        inspector_pane = QWidget()
+        pane = QVBoxLayout(inspector_pane)
+        pane.setContentsMargins(0, 0, 0, 0)
+        pane.setSpacing(0)
+        pane.addWidget(self.inspector, 1)
+        pane.addWidget(self.block_params)
+        pane.addStretch(0)  # (takes the room only while the inspector is hidden)
         self.issues = IssuesList(self)
         self.history = HistoryView(self.doc.history, self)
         self.training = TrainingPanel(self.doc, self)
@@ -58,7 +79,7 @@ class MainWindow(QMainWindow):
         self.exporter.busy_changed.connect(lambda busy: self._state_message("Exporting…" if busy else ""))
         self._docks = {}
         self._dock("palette", "Layers", self.palette, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self._dock("inspector", "Inspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._dock("inspector", "Inspector", inspector_pane, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("history", "History", self.history, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("issues", "Issues", self.issues, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("training", "Training", self.training, Qt.DockWidgetArea.BottomDockWidgetArea)
@@ -67,6 +88,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.params_label)
         self._build_actions()
         self._wire()
+        self.palette.set_blocks(self.editor.library_entries())  # the built-in blocks and the user's
         self.autosaver = Autosaver(self.doc, parent=self)
         self.resize(1400, 880)
         self._restore_layout()
@@ -117,7 +139,7 @@ class MainWindow(QMainWindow):
             "copy": self._action("&Copy", self.editor.copy),
             "paste": self._action("&Paste", self.editor.paste),
             "duplicate": self._action("&Duplicate", self.editor.duplicate),
-            "delete": self._action("De&lete", self.editor.delete_selection),
+            "delete": self._action("De&lete", self._delete_or_up),
             "select_all": self._action("Select &All", self.editor.select_all),
             "zoom_in": self._action("Zoom &In", lambda: self.view.zoom_by(1.25)),
             "zoom_out": self._action("Zoom &Out", lambda: self.view.zoom_by(0.8)),
@@ -135,6 +157,15 @@ class MainWindow(QMainWindow):
                 "A folder with model.py, the weights, the data and a torchrun-ready train.py"),
             "train": self._action("&Train", self.train, "Train the network on its dataset"),
             "stop": self._action("&Stop Training", self.training.stop),
+            "group": self._action("&Group into Block", self.editor.group_selection,
+                                  "Make the selected layers one block node (a named sub-network)"),
+            "ungroup": self._action("U&ngroup Block", self.editor.ungroup_selection,
+                                    "Put the layers of the selected block node in its place"),
+            "open_block": self._action("&Open Block", lambda: self.editor.open_block(),
+                                       "Show the inside of the selected block node (or double-click it)"),
+            "up_level": self._action("Leave Block", self.editor.go_up, "Back to the graph around the open block"),
+            "save_block": self._action("Save Block to Li&brary…", self.blocks.save_to_library,
+                                       "Keep the selected block's definition in your block library"),
         }
         for name, sequences in resolve_shortcuts().items():  # each key bound once (shortcuts.py)
             a[name].setShortcuts(sequences)
@@ -166,6 +197,8 @@ class MainWindow(QMainWindow):
         edit.addActions([a["cut"], a["copy"], a["paste"], a["duplicate"], a["delete"]])
         edit.addSeparator()
         edit.addAction(a["select_all"])
+        edit.addSeparator()
+        edit.addActions([a["group"], a["ungroup"], a["open_block"], a["up_level"], a["save_block"]])
         view = menu.addMenu("&View")
         view.addActions([a["zoom_in"], a["zoom_out"], a["fit"], a["layout"], a["layout_lr"]])
         view.addSeparator()
@@ -201,10 +234,21 @@ class MainWindow(QMainWindow):
         self.view.layer_dropped.connect(lambda t, pos: self.editor.add_layer(t, pos))
         self.palette.layer_activated.connect(self._add_from_palette)
         self.inspector.params_edited.connect(self.editor.set_params)
+        self.inspector.options_edited.connect(self.editor.set_options)
+        self.block_params.params_edited.connect(self.blocks.set_block_params)
+        self.view.node_activated.connect(self.blocks.node_activated)
+        self.view.up_requested.connect(self.editor.go_up)
+        self.view.node_menu.connect(self.blocks.show_node_menu)
+        self.view.block_dropped.connect(self.blocks.add_library_block)
+        self.palette.block_activated.connect(self.blocks.add_library_block)
+        self.breadcrumb.scope_chosen.connect(self.blocks.choose_scope)
+        self.doc.scope_changed.connect(self._scope_changed)
+        self.doc.reset.connect(lambda: self._scope_changed(self.doc.scope))  # another project: at its top
         self.issues.node_chosen.connect(self.focus_node)
         self.training.training_active.connect(self._lock_editing)
         self.doc.history.changed.connect(self._follow_history)
         self._follow_history()
+        self._follow_selection()
 
     # -- reacting ----------------------------------------------------------------------------
     def _state_message(self, text: str) -> None:
@@ -238,17 +282,50 @@ class MainWindow(QMainWindow):
         self.errors_label.setText("no errors" if not errors else f"{errors} error" + ("s" if errors > 1 else ""))
         self.errors_label.setStyleSheet("" if not errors else f"color: {self.scene.theme.error.name()}")
         self.issues.show_analysis(a)
+        # the inspector shows the graph on the canvas: inside an open block, its analysis
+        inside = self.doc.current_analysis
+        node = self.selected_node()
+        self.inspector.refresh(node, inside) if node else self.inspector.set_node(None, inside)
+        self.blocks.show_block_params(node)
+
+    def selected_node(self):
+        """The one node selected on the canvas (in the graph shown), else None."""
         ids = self.scene.selected_node_ids()
-        node = self.doc.graph.nodes.get(ids[0]) if len(ids) == 1 else None
-        self.inspector.refresh(node, a) if node else self.inspector.set_node(None, a)
+        return self.doc.current_graph.nodes.get(ids[0]) if len(ids) == 1 else None
 
     def _selection_changed(self) -> None:
-        ids = self.scene.selected_node_ids()
-        node = self.doc.graph.nodes.get(ids[0]) if len(ids) == 1 else None
-        self.inspector.set_node(node, self.doc.analysis)
-        if node is not None:  # the training views follow the canvas
+        node = self.selected_node()
+        self.inspector.set_node(node, self.doc.current_analysis)
+        self.blocks.show_block_params(node)
+        if node is not None and not self.doc.scope:  # the training views follow the canvas
             self.training.activations.select_node(node.id)
             self.training.filters.select_layer(node.id)
+        self._follow_selection()
+
+    def _follow_selection(self) -> None:
+        """The block actions are enabled for a block node (Group for any selection)."""
+        node = self.selected_node()
+        is_block = node is not None and node.type in self.doc.graph.blocks
+        for name in ("ungroup", "open_block", "save_block"):
+            self.actions_by_name[name].setEnabled(is_block and (name != "ungroup" or not self._editing_locked))
+        self.actions_by_name["group"].setEnabled(not self._editing_locked)
+        self.actions_by_name["up_level"].setEnabled(bool(self.doc.scope))
+
+    def _delete_or_up(self) -> None:
+        """Delete (Backspace) the selection; with nothing selected inside a block, go up."""
+        if not self.scene.selected_node_ids() and not self.scene.selected_edges() and self.doc.scope:
+            self.editor.go_up()
+        else:
+            self.editor.delete_selection()
+
+    def _scope_changed(self, scope) -> None:
+        """A block was opened or left (or another project opened): the breadcrumb, the
+        inspector and the view follow."""
+        self.breadcrumb.show_scope(self.doc.graph, scope)
+        self.inspector.inside_block = bool(scope)
+        self.view.fit(arrange=False)
+        self._selection_changed()
+        self._show_analysis(self.doc.analysis)
 
     def train(self) -> None:
         self._docks["training"].show()
@@ -257,7 +334,8 @@ class MainWindow(QMainWindow):
             self.resizeDocks([self._docks["training"]], [int(self.height() * 0.5)], Qt.Orientation.Vertical)
         self.training.start()
 
-    _EDIT_ACTIONS = ("new", "open", "cut", "paste", "duplicate", "delete", "layout", "layout_lr")
+    _EDIT_ACTIONS = ("new", "open", "cut", "paste", "duplicate", "delete", "layout", "layout_lr", "group",
+                     "ungroup")
 
     def _lock_editing(self, training: bool) -> None:
         """While a run trains this graph, the graph cannot change under it."""
@@ -265,11 +343,13 @@ class MainWindow(QMainWindow):
         self.scene.set_read_only(training, "Training is running: stop it to edit the network")
         # every way to change the graph or replace the project: the palette, the inspector,
         # the history view (a click there undoes), Open Recent and Examples
-        for widget in (self.palette, self.inspector, self.history, self.recent_menu, self.examples_menu):
+        for widget in (self.palette, self.inspector, self.block_params, self.history, self.recent_menu,
+                       self.examples_menu):
             widget.setEnabled(not training)
         for name in self._EDIT_ACTIONS:
             self.actions_by_name[name].setEnabled(not training)
         self._follow_history()  # undo/redo: only the view's own layout while locked
+        self._follow_selection()
         self.actions_by_name["train"].setEnabled(not training)
         self._state_message("Training… editing is locked until it stops." if training else "")
 
@@ -297,6 +377,8 @@ class MainWindow(QMainWindow):
             self.editor.add_layer(type_name, self.view.mapToScene(self.view.viewport().rect().center()))
 
     def focus_node(self, node_id: str) -> None:
+        if node_id not in self.scene.nodes and node_id in self.doc.graph.nodes:
+            self.doc.set_scope(())  # an issue of the project's graph: back to its level
         if node_id in self.scene.nodes:
             self.scene.select_nodes([node_id])
             self.view.centerOn(self.scene.nodes[node_id])

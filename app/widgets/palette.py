@@ -1,8 +1,11 @@
-"""The layer palette: every catalogue type under its category, searchable, draggable.
+"""The layer palette: every catalogue type under its category, then a **Blocks** section
+(the library's blocks: built-in and the user's own), searchable, draggable.
 
 Double-click or Enter on a layer announces ``layer_activated(type_name)`` (the window adds
 it to the canvas); dragging a layer carries ``LAYER_MIME`` with the type name to the canvas.
-The palette reads the catalogue and holds nothing else.
+A block announces ``block_activated(key)`` and drags ``BLOCK_MIME`` with its entry's key
+(the library file it comes from). The palette reads the catalogue and the entries it is
+given (``set_blocks``) and holds nothing else.
 """
 
 from __future__ import annotations
@@ -17,9 +20,13 @@ from PySide6.QtWidgets import QAbstractItemView, QLineEdit, QTreeWidget, QTreeWi
 from ..engine.layers import CATALOGUE, CATEGORIES
 from ..engine.layers.spec import LayerSpec
 from ..engine.params import show
+from .blocks_ui import block_mime_data
 from .mime import LAYER_MIME
 
 TYPE_ROLE = Qt.ItemDataRole.UserRole
+BLOCK_ROLE = Qt.ItemDataRole.UserRole + 1  # a library block's key
+TEXT_ROLE = Qt.ItemDataRole.UserRole + 2  # what the search looks in
+BLOCKS_CATEGORY = "Blocks"
 ENTER_KEYS = (Qt.Key.Key_Return, Qt.Key.Key_Enter)
 
 
@@ -47,15 +54,31 @@ def tooltip_for(spec: LayerSpec) -> str:
     return "<qt>" + "".join(parts) + "</qt>"
 
 
-def _matches(spec: LayerSpec, terms: list[str]) -> bool:
-    haystack = f"{spec.type}\n{spec.category}\n{spec.doc}".lower()
+def _matches(haystack: str, terms: list[str]) -> bool:
     return all(term in haystack for term in terms)
+
+
+def search_text(spec: LayerSpec) -> str:
+    return f"{spec.type}\n{spec.category}\n{spec.doc}".lower()
+
+
+def block_tooltip(entry) -> str:
+    """Rich-text tooltip of a library entry: its name, where it comes from, its doc (or why
+    it cannot be read)."""
+    esc = html.escape
+    where = "built-in" if entry.builtin else f"your library: {entry.path}"
+    if entry.error:
+        return f"<qt><b>{esc(entry.name)}</b> <i>({esc(where)})</i><p>Cannot be read: {esc(entry.error)}</p></qt>"
+    return (f"<qt><b>{esc(entry.name)}</b> <i>(block, {esc(where)})</i>"
+            + (f"<p style='margin-top:4px'>{esc(entry.doc)}</p>" if entry.doc else "")
+            + "<p>Drop it on the canvas: its definition is copied into the project.</p></qt>")
 
 
 class LayerTree(QTreeWidget):
     """The tree of categories and layers; dragging a layer item carries its type name."""
 
     layer_activated = Signal(str)
+    block_activated = Signal(str)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -71,29 +94,44 @@ class LayerTree(QTreeWidget):
         self.itemDoubleClicked.connect(self._double_clicked)
 
     def mimeTypes(self) -> list[str]:
+        # what drops onto the tree would accept (none: it only drags); a block's drag
+        # payload is ``mimeData``'s, with BLOCK_MIME
         return [LAYER_MIME]
 
     def mimeData(self, items: Sequence[QTreeWidgetItem]) -> QMimeData | None:
-        names = [i.data(0, TYPE_ROLE) for i in items if i.data(0, TYPE_ROLE)]
-        return mime_data_for(names[0]) if names else None
+        for item in items:
+            if item.data(0, TYPE_ROLE):
+                return mime_data_for(item.data(0, TYPE_ROLE))
+            if item.data(0, BLOCK_ROLE):
+                return block_mime_data(item.data(0, BLOCK_ROLE))
+        return None
+
+    def activate(self, item: QTreeWidgetItem | None) -> bool:
+        """Announce ``item``'s layer or block; False for a category."""
+        if item is not None and item.data(0, TYPE_ROLE):
+            self.layer_activated.emit(item.data(0, TYPE_ROLE))
+            return True
+        if item is not None and item.data(0, BLOCK_ROLE):
+            self.block_activated.emit(item.data(0, BLOCK_ROLE))
+            return True
+        return False
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
-        item = self.currentItem()
-        if event.key() in ENTER_KEYS and item is not None and item.data(0, TYPE_ROLE):
-            self.layer_activated.emit(item.data(0, TYPE_ROLE))
+        if event.key() in ENTER_KEYS and self.activate(self.currentItem()):
             event.accept()
             return
         super().keyPressEvent(event)
 
     def _double_clicked(self, item: QTreeWidgetItem, _column: int) -> None:
-        if item.data(0, TYPE_ROLE):
-            self.layer_activated.emit(item.data(0, TYPE_ROLE))
+        self.activate(item)
 
 
 class Palette(QWidget):
-    """Search box above the layer tree. Signal ``layer_activated(type_name)``."""
+    """Search box above the layer tree. Signals ``layer_activated(type_name)`` and
+    ``block_activated(key)``."""
 
     layer_activated = Signal(str)
+    block_activated = Signal(str)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -107,6 +145,8 @@ class Palette(QWidget):
         self.tree = LayerTree()
         self.tree.setObjectName("palette_tree")
         self.tree.layer_activated.connect(self.layer_activated)
+        self.tree.block_activated.connect(self.block_activated)
+        self.blocks_item: QTreeWidgetItem | None = None
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -126,20 +166,52 @@ class Palette(QWidget):
         for category, specs in by_category.items():
             if not specs:
                 continue
-            top = QTreeWidgetItem(self.tree, [category])
-            top.setFlags(Qt.ItemFlag.ItemIsEnabled)  # not selectable, not draggable
-            font = top.font(0)
-            font.setBold(True)
-            top.setFont(0, font)
-            top.setSizeHint(0, row)
+            top = self._category(category)
             for spec in specs:
                 item = QTreeWidgetItem(top, [spec.type])
                 item.setData(0, TYPE_ROLE, spec.type)
+                item.setData(0, TEXT_ROLE, search_text(spec))
                 item.setSizeHint(0, row)
                 item.setToolTip(0, tooltip_for(spec))
                 item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
                               | Qt.ItemFlag.ItemIsDragEnabled)
         self.tree.expandAll()
+
+    def _category(self, name: str) -> QTreeWidgetItem:
+        top = QTreeWidgetItem(self.tree, [name])
+        top.setFlags(Qt.ItemFlag.ItemIsEnabled)  # not selectable, not draggable
+        font = top.font(0)
+        font.setBold(True)
+        top.setFont(0, font)
+        top.setSizeHint(0, QSize(0, self.tree.fontMetrics().height() + 6))
+        return top
+
+    def set_blocks(self, entries) -> None:
+        """Show the library's blocks (``block_library.LibraryEntry``: ``name``, ``path``,
+        ``doc``, ``builtin``, ``error``) in the Blocks section, built-in ones first; no
+        section when there are none. An entry that could not be loaded is listed greyed,
+        its error as the tooltip."""
+        if self.blocks_item is not None:
+            self.tree.takeTopLevelItem(self.tree.indexOfTopLevelItem(self.blocks_item))
+            self.blocks_item = None
+        entries = sorted(entries, key=lambda e: (not e.builtin, e.name.lower()))
+        if not entries:
+            return
+        top = self.blocks_item = self._category(BLOCKS_CATEGORY)
+        row = QSize(0, self.tree.fontMetrics().height() + 6)
+        for entry in entries:
+            item = QTreeWidgetItem(top, [entry.name + ("" if entry.builtin else "  (yours)")])
+            item.setData(0, TEXT_ROLE, f"{entry.name}\n{BLOCKS_CATEGORY}\nblock\n{entry.doc}".lower())
+            item.setSizeHint(0, row)
+            item.setToolTip(0, block_tooltip(entry))
+            if entry.error:  # shown, so that a broken file in the folder is not a mystery
+                item.setText(0, f"{entry.name} (cannot be read)")
+                item.setFlags(Qt.ItemFlag.NoItemFlags)
+                continue
+            item.setData(0, BLOCK_ROLE, str(entry.path))
+            item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsDragEnabled)
+        top.setExpanded(True)
+        self.filter(self.search.text())
 
     # -- queries ----------------------------------------------------------------------
     @staticmethod
@@ -156,7 +228,12 @@ class Palette(QWidget):
     def visible_layers(self) -> list[str]:
         """Type names not hidden by the search, in display order."""
         return [item.data(0, TYPE_ROLE) for item in self.layer_items()
-                if not item.isHidden() and not item.parent().isHidden()]
+                if item.data(0, TYPE_ROLE) and not item.isHidden() and not item.parent().isHidden()]
+
+    def visible_blocks(self) -> list[str]:
+        """Keys of the library blocks not hidden by the search, in display order."""
+        return [item.data(0, BLOCK_ROLE) for item in self.layer_items()
+                if item.data(0, BLOCK_ROLE) and not item.isHidden() and not item.parent().isHidden()]
 
     def first_visible_item(self) -> QTreeWidgetItem | None:
         return next((i for i in self.layer_items()
@@ -171,7 +248,7 @@ class Palette(QWidget):
             shown = 0
             for j in range(cat.childCount()):
                 item = cat.child(j)
-                ok = _matches(CATALOGUE[item.data(0, TYPE_ROLE)], terms)
+                ok = _matches(item.data(0, TEXT_ROLE) or "", terms)
                 item.setHidden(not ok)
                 shown += ok
             cat.setHidden(shown == 0)
@@ -190,8 +267,7 @@ class Palette(QWidget):
                 self.tree.setFocus(Qt.FocusReason.TabFocusReason)
                 return True
             if key in ENTER_KEYS:
-                if first is not None:
-                    self.layer_activated.emit(first.data(0, TYPE_ROLE))
+                self.tree.activate(first)
                 return True
             if key == Qt.Key.Key_Escape and self.search.text():
                 self.search.clear()

@@ -4,10 +4,14 @@ the line-edit fields share.
 A field shows a value and reports user edits; it never keeps the value itself. Parsing is
 lenient about spelling ("5, 3", "[5, 3]", "5 3") and leaves judging to ``Param.check``, so
 the messages the user reads are the engine's own ("expected ..., received ...").
+A block's parameters (kind ``any``) take any JSON value (``AnyField``); inside a block, a
+field may also hold a reference to one of the block's parameters, ``"$width"``
+(``ReferenceField``).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Callable
 
@@ -25,6 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..engine.blocks import reference
 from ..engine.params import Param, is_int, show
 
 MISSING = object()  # a parameter the node does not set and that has no default
@@ -92,6 +97,48 @@ def parse_text(param: Param, text: str) -> Any:
         if param.kind == "float" and is_int(value):
             value = float(value)
     return param.check(value)
+
+
+def parse_any(text: str) -> Any:
+    """The value typed as ``text`` where any JSON value is allowed (a block's parameter):
+    JSON as written (``64``, ``[3, 3]``, ``true``, ``"same"``), plus the spellings the other
+    fields accept: ``True``/``False``/``None``, ``3, 3`` or ``3 3`` for a list of numbers,
+    and a bare word as text. Raises ValueError for empty text and for a broken list."""
+    t = text.strip()
+    if not t:
+        raise ValueError("expected a value: a number, true or false, a list such as [3, 3], or text")
+    try:
+        return json.loads(t)
+    except (ValueError, RecursionError):
+        pass
+    lowered = t.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    inner = t[1:-1].strip() if t.startswith("[") and t.endswith("]") else t
+    parts = [p for p in re.split(r"\s*,\s*|\s+", inner) if p]
+    numbers = [_number(p) for p in parts]
+    if len(parts) > 1 and not any(isinstance(n, str) for n in numbers):
+        return numbers
+    if t.startswith(("[", "{")):
+        raise ValueError(f"{t} is not a value that reads: lists look like [3, 3], text like \"same\"")
+    return t
+
+
+def format_any(value: Any) -> str:
+    """The text an ``any`` field shows for ``value``, which ``parse_any`` reads back as it
+    was: JSON, but a text that reads as itself without quotes (``same``) bare."""
+    if isinstance(value, str):
+        try:
+            if parse_any(value) == value:
+                return value
+        except ValueError:
+            pass
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):  # (values come from JSON: not expected)
+        return show(value)
 
 
 def error_colours(palette: QPalette) -> tuple[str, str]:
@@ -340,15 +387,63 @@ class ChoiceField(Field):
         combo.setCurrentIndex(index)
 
 
+class AnyField(TextField):
+    """QLineEdit for a block's parameter (kind ``any``): what ``parse_any`` reads (numbers,
+    true/false, lists, text); whether the layers inside accept it is the analysis's say."""
+
+    def make_editor(self) -> QLineEdit:
+        edit = super().make_editor()
+        edit.setPlaceholderText("a number, true/false, a list such as [3, 3], or text")
+        return edit
+
+    def value(self) -> Any:
+        return self.param.check(parse_any(self.editor.text()))
+
+    def _display(self, value: Any) -> None:
+        self.editor.setText("" if value is MISSING else format_any(value))
+        self.editor.setCursorPosition(0)
+
+
+class ReferenceField(TextField):
+    """QLineEdit for a parameter of a layer inside a block: its kind's value, or
+    ``$name``, a reference to one of the block's parameters (the analysis says when the
+    block does not declare it)."""
+
+    def make_editor(self) -> QLineEdit:
+        edit = super().make_editor()
+        edit.setPlaceholderText((edit.placeholderText() + ", or " if edit.placeholderText() else "")
+                                + "$name of a block parameter")
+        return edit
+
+    def value(self) -> Any:
+        text = self.editor.text().strip()
+        if reference(text) is not None:
+            return text
+        if self.param.kind in ("bool", "choice", "any"):
+            return self.param.check(parse_any(text))
+        return parse_text(self.param, text)
+
+    def _display(self, value: Any) -> None:
+        if isinstance(value, bool) or (self.param.kind == "choice" and value is not MISSING):
+            self.editor.setText(format_any(value))
+        else:
+            super()._display(value)
+        self.editor.setCursorPosition(0)
+
+
 FIELDS: dict[str, type[Field]] = {
     "int": IntField,
     "bool": BoolField,
     "choice": ChoiceField,
+    "any": AnyField,
     **{kind: TextField for kind in
        ("float", "int_or_pair", "padding", "shape", "scale", "string", "column")},
 }
 
 
-def make_field(param: Param, on_edit: Callable[[], None]) -> Field:
-    """The field for ``param``'s kind; ``on_edit`` is called after each user edit."""
+def make_field(param: Param, on_edit: Callable[[], None], references: bool = False) -> Field:
+    """The field for ``param``'s kind; ``on_edit`` is called after each user edit. With
+    ``references`` (a layer inside a block), a line edit that also takes ``$name``."""
+    if references:
+        return ReferenceField(param, on_edit)
     return FIELDS.get(param.kind, TextField)(param, on_edit)

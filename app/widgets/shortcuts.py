@@ -22,6 +22,7 @@ KEYS: dict[str, tuple] = {
     "zoom_in": (K.ZoomIn, "Ctrl+="), "zoom_out": (K.ZoomOut,), "fit": ("F",), "layout": ("Ctrl+L",),
     "getting_started": ("F1",), "export_onnx": ("Ctrl+E",), "export_python": ("Ctrl+Shift+E",),
     "train": ("F5",), "stop": ("Shift+F5",),
+    "group": ("Ctrl+G",), "ungroup": ("Ctrl+Shift+G",),
 }
 
 Bindings = Callable[[QKeySequence.StandardKey], Iterable[QKeySequence]]

@@ -3,6 +3,7 @@ parameters of its layer type and change through ``Graph.set_options`` (DESIGN ru
 
 from __future__ import annotations
 
+from ..graph import Graph
 from .document import Document
 from .history import Command
 
@@ -10,10 +11,13 @@ from .history import Command
 class SetOptions(Command):
     """Set a node's ``repeat`` and/or ``trainable`` (None: leave it). Successive edits of the
     same option of one node merge into one step, so typing "12" in the repeat field is
-    undone at once rather than digit by digit."""
+    undone at once rather than digit by digit. ``graph``: the graph inside an open block
+    (default: the project's), as for the commands of ``commands.py``."""
 
-    def __init__(self, doc: Document, node_id: str, repeat: int | None = None, trainable: bool | None = None):
-        node = doc.graph.nodes[node_id]
+    def __init__(self, doc: Document, node_id: str, repeat: int | None = None, trainable: bool | None = None,
+                 graph: Graph | None = None):
+        self.graph = graph if graph is not None else doc.graph
+        node = self.graph.nodes[node_id]
         self.doc, self.node_id = doc, node_id
         self.old = (node.repeat, node.trainable)
         self.new = (node.repeat if repeat is None else repeat, node.trainable if trainable is None else trainable)
@@ -25,7 +29,8 @@ class SetOptions(Command):
             self.text = f"Repeat {node_id} ×{self.new[0]}" if self.changed == ("repeat",) else f"Edit {node_id}"
 
     def merge(self, other: Command) -> bool:
-        if not isinstance(other, SetOptions) or other.node_id != self.node_id or other.changed != self.changed:
+        if (not isinstance(other, SetOptions) or other.node_id != self.node_id or other.graph is not self.graph
+                or other.changed != self.changed):
             return False
         if self.changed != ("repeat",):  # toggling a check box twice is two steps
             return False
@@ -35,7 +40,7 @@ class SetOptions(Command):
         return True
 
     def redo(self) -> None:
-        self.doc.graph.set_options(self.node_id, repeat=self.new[0], trainable=self.new[1])
+        self.graph.set_options(self.node_id, repeat=self.new[0], trainable=self.new[1])
 
     def undo(self) -> None:
-        self.doc.graph.set_options(self.node_id, repeat=self.old[0], trainable=self.old[1])
+        self.graph.set_options(self.node_id, repeat=self.old[0], trainable=self.old[1])

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QGraphicsSimpleT
 from ...engine.graph import Edge, Node
 from ...engine.layers import get_spec
 from ...engine.layers.helpers import fmt
+from ...engine.layers.spec import BLOCK_CATEGORY, LayerSpec
 from .routing import NODE_H, NODE_W, edge_route, label_spot
 from .theme import Theme
 
@@ -40,11 +41,32 @@ def node_font(pixels: float, bold: bool = False) -> QFont:
     return font
 
 
-def key_summary(node: Node, params: dict) -> str:
-    """A short line of the node's key parameters: ``6 ch · 5×5`` for a Conv2d."""
-    spec = get_spec(node.type)
+def inner_layers(spec: LayerSpec | None) -> int:
+    """How many layers a block's definition holds (its Inputs aside); 0 for a layer type."""
+    block = getattr(spec, "block", None)
+    if block is None:
+        return 0
+    return sum(1 for n in block.graph.nodes.values() if n.type != "Input")
+
+
+def _block_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return fmt(v) if isinstance(v, list) else str(v)
+
+
+def key_summary(node: Node, params: dict, spec: LayerSpec | None = None) -> str:
+    """A short line of the node's key parameters: ``6 ch · 5×5`` for a Conv2d; for a block
+    node, the layers inside and each parameter by name, ``3 layers · width 64 · stride 2``.
+    ``spec``: the node's declaration (a block's comes from its graph), else the catalogue's."""
+    spec = spec if spec is not None else get_spec(node.type)
     if spec is None:
         return ""
+    if spec.category == BLOCK_CATEGORY:
+        n = inner_layers(spec)
+        parts = [f"{n} layer" + ("" if n == 1 else "s")]
+        parts += [f"{p.name} {_block_value(params[p.name])}" for p in spec.params if p.name in params]
+        return " · ".join(parts)
     parts = []
     for p in spec.params:
         if not p.key or p.name not in params:
@@ -126,12 +148,14 @@ class NodeItem(QGraphicsItem):
     stack with ``×12`` on it; a frozen one (``trainable: false``) has a muted fill and a
     snowflake."""
 
-    def __init__(self, node: Node, theme: Theme):
+    def __init__(self, node: Node, theme: Theme, lookup=get_spec):
         super().__init__()
         self.node, self.theme = node, theme
         self.node_id = node.id
-        spec = get_spec(node.type)
+        self._lookup = lookup  # type name -> declaration: the graph's (its blocks), else the catalogue's
+        spec = lookup(node.type)
         self.category = spec.category if spec else "?"
+        self.is_block = self.category == BLOCK_CATEGORY
         self.input_names: tuple[str, ...] | None = spec.input_names if spec else None
         self.summary, self.shape_text, self.problem, self.severity = "", "", "", ""
         self.repeat, self.trainable = 1, True
@@ -155,8 +179,21 @@ class NodeItem(QGraphicsItem):
         """Output port 0 (the only one of most types)."""
         return self.outputs[0]
 
+    def follow_spec(self) -> bool:
+        """Read the node's declaration again (a block's changes with its definition: its
+        inputs); True when its input slots may have changed (the scene updates them)."""
+        spec = self._lookup(self.node.type)
+        names = spec.input_names if spec else None
+        changed = names != self.input_names or (spec is not None and spec.max_inputs is not None
+                                                and len(self.inputs) != spec.max_inputs)
+        self.input_names = names
+        if changed:
+            self._layout_extras()
+        self.update()
+        return changed
+
     def _slots_wanted(self, connected: int) -> int:
-        spec = get_spec(self.node.type)
+        spec = self._lookup(self.node.type)
         if spec is None:
             return max(1, connected)
         if spec.max_inputs is None:  # variadic: the connected slots plus one free
@@ -348,6 +385,8 @@ class NodeItem(QGraphicsItem):
     # -- showing -------------------------------------------------------------------------
     def tooltip(self) -> str:
         tip = f"<b>{self.node.type}</b> {self.node_id}<br>{escape(self.shape_text, quote=False)}"
+        if self.is_block:
+            tip += "<br>A block: double-click (or Enter) to open it; Ctrl+Shift+G ungroups it"
         if self.repeat > 1:
             tip += (f"<br>Repeated ×{self.repeat}: a chain of {self.repeat} copies, each with its own "
                     "weights, each taking the previous one's output")
@@ -374,7 +413,10 @@ class NodeItem(QGraphicsItem):
         return path
 
     def fill(self) -> QColor:
-        """The box's colour: the theme's, muted (a cold tint) when the node is frozen."""
+        """The box's colour: the theme's, muted (a cold tint) when the node is frozen, a
+        little of the category's colour for a block."""
+        if self.trainable and self.is_block:
+            return blend(self.theme.node, self.theme.category(self.category), 0.08)
         if self.trainable:
             return self.theme.node
         return QColor(44, 52, 64) if self.theme.dark else QColor(231, 237, 245)
@@ -394,6 +436,10 @@ class NodeItem(QGraphicsItem):
         painter.setPen(pen)
         painter.setBrush(self.fill())
         painter.drawRoundedRect(rect, 7, 7)
+        if self.is_block:  # a double border: a box with a network inside
+            painter.setPen(QPen(t.category(self.category), 1.2))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRoundedRect(rect.adjusted(3.5, 3.5, -3.5, -3.5), 5, 5)
         strip = QPainterPath()
         strip.addRoundedRect(QRectF(0, 0, 7, NODE_H), 3, 3)
         painter.fillPath(strip, t.category(self.category))
@@ -464,12 +510,16 @@ class NodeItem(QGraphicsItem):
         painter.setFont(title)
         painter.setPen(t.text)
         metrics = QFontMetricsF(title)
-        type_text = metrics.elidedText(self.node.type, Qt.TextElideMode.ElideRight, NODE_W - 22 - marks)
-        painter.drawText(QPointF(15, 19), type_text)
+        left = 15.0
+        if self.is_block:
+            block_glyph(painter, QPointF(left, 8), t.category(self.category))
+            left += BLOCK_GLYPH_W
+        type_text = metrics.elidedText(self.node.type, Qt.TextElideMode.ElideRight, NODE_W - 7 - left - marks)
+        painter.drawText(QPointF(left, 19), type_text)
         id_font = node_font(TITLE_PX)
         painter.setFont(id_font)
         painter.setPen(t.dim_text)
-        x = 15 + metrics.horizontalAdvance(type_text) + 8
+        x = left + metrics.horizontalAdvance(type_text) + 8
         if x < NODE_W - 20 - marks:
             room = NODE_W - x - 6 - marks
             painter.drawText(QRectF(x, 5, room, 18), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
@@ -500,6 +550,29 @@ class NodeItem(QGraphicsItem):
                 painter.drawText(QRectF(pill.rect.left(), y, pill.rect.width(), line_h),
                                  Qt.AlignmentFlag.AlignCenter, text)
                 y += line_h
+
+
+BLOCK_GLYPH_W = 17.0  # the block glyph before a block node's name, with its gap
+
+
+def block_glyph(painter: QPainter, top_left: QPointF, colour: QColor) -> None:
+    """A box holding three layers: the mark before a block node's name."""
+    painter.save()
+    painter.setPen(QPen(colour, 1.4))
+    painter.setBrush(Qt.BrushStyle.NoBrush)
+    x, y = top_left.x(), top_left.y()
+    painter.drawRoundedRect(QRectF(x, y, 13, 13), 2.5, 2.5)
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(colour)
+    for k in range(3):
+        painter.drawRoundedRect(QRectF(x + 3, y + 2.6 + 3 * k, 7, 1.9), 0.8, 0.8)
+    painter.restore()
+
+
+def blend(a: QColor, b: QColor, share: float) -> QColor:
+    """``a`` with ``share`` of ``b`` mixed in."""
+    return QColor(round(a.red() + (b.red() - a.red()) * share), round(a.green() + (b.green() - a.green()) * share),
+                  round(a.blue() + (b.blue() - a.blue()) * share))
 
 
 def snowflake(painter: QPainter, centre: QPointF, r: float, colour: QColor) -> None:

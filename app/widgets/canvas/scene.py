@@ -2,7 +2,9 @@
 
 It follows the graph's signals (never keeping a second copy of the truth) and turns mouse
 gestures into undoable commands: dragging nodes, and dragging from an output port to an
-input port to connect them.
+input port to connect them. It shows the graph the document has open
+(``doc.current_graph``: the project's, or the inside of a block, with the shapes the
+opened node receives) and is rebuilt when that changes (``scope_changed``).
 """
 
 from __future__ import annotations
@@ -61,13 +63,15 @@ class CanvasScene(QGraphicsScene):
         self._direction_timer.setInterval(0)
         self._direction_timer.timeout.connect(self._follow_moves)
         doc.reset.connect(self.rebuild)
-        doc.analyzed.connect(self.show_analysis)
+        doc.scope_changed.connect(self.rebuild)
+        doc.analyzed.connect(lambda _a: self.show_analysis(self.doc.current_analysis))
         self._graph = None
+        self._placed: dict[str, tuple[float, float]] = {}  # while rebuilding: where unplaced nodes go
         self.rebuild()
 
     # -- following the model -------------------------------------------------------------
-    def rebuild(self) -> None:
-        """Drop every item and build them again from the document's graph."""
+    def rebuild(self, *_args) -> None:
+        """Drop every item and build them again from the graph the document has open."""
         if self._graph is not None:
             for signal, slot in self._connections():
                 signal.disconnect(slot)
@@ -78,21 +82,26 @@ class CanvasScene(QGraphicsScene):
         self._touching.clear()
         self._shown.clear()
         self._overview = []
-        self._graph = self.doc.graph
+        self._graph = self.doc.current_graph
         self.direction = infer_direction(self._graph)
         self.auto_arrange = True
         self._moved.clear()
         for signal, slot in self._connections():
             signal.connect(slot)
+        # a block's layers from a file may have no positions (the document places the
+        # project's own at load): shown where a layered layout puts them, until moved
+        unplaced = any(n.position is None for n in self._graph.nodes.values())
+        self._placed = layered_layout(self._graph, direction=self.direction) if unplaced else {}
         for node in self._graph.nodes.values():
             self._add_node(node)
+        self._placed = {}
         for edge in self._graph.edges:
             self._add_edge(edge, update=False)
         for node_id in self.nodes:
             self._update_slots(node_id, route=False)
         for item in self.edges.values():  # each edge once, now that every port is in place
             self._route(item)
-        self.show_analysis(self.doc.analysis)
+        self.show_analysis(self.doc.current_analysis)
         self._grow_scene_rect()
         self._apply_detail(force=True)
 
@@ -109,12 +118,12 @@ class CanvasScene(QGraphicsScene):
             item.setFlag(NodeItem.GraphicsItemFlag.ItemIsMovable, not on)
 
     def _add_node(self, node: Node) -> None:
-        item = NodeItem(node, self.theme)
+        item = NodeItem(node, self.theme, self._graph.spec)
         item.set_direction(self.direction)
         if self.read_only:
             item.setFlag(NodeItem.GraphicsItemFlag.ItemIsMovable, False)
         self._syncing = True
-        item.setPos(*(node.position or self._free_spot()))
+        item.setPos(*(node.position or self._placed.get(node.id) or self._free_spot()))
         self._syncing = False
         self.addItem(item)
         self.nodes[node.id] = item
@@ -283,7 +292,9 @@ class CanvasScene(QGraphicsScene):
         if not moves:
             self.set_direction(direction)
             return False
-        self.doc.push(Arrange(self, moves, self.direction, direction))
+        step = Arrange(self, moves, self.direction, direction)
+        step.graph = self._graph  # (inside an open block: the moves are of its layers)
+        self.doc.push(step)
         return True
 
     def show_analysis(self, a: Analysis) -> None:
@@ -299,11 +310,15 @@ class CanvasScene(QGraphicsScene):
             issues = by_node.get(node_id, ())
             params = a.params.get(node_id, node.params)
             ports = self._port_facts(a, node, item, params)
-            facts = (shape, count, tuple(issues), node.type, node.repeat, node.trainable, ports)
+            # a block's declaration is rebuilt when its definition changes (inputs, parameters)
+            spec = self._graph.spec(node.type) if item.is_block else None
+            facts = (shape, count, tuple(issues), node.type, node.repeat, node.trainable, ports, spec)
             previous = self._shown.get(node_id)
             if previous is not None and previous[0] == facts and previous[1] == params:
                 continue
             self._shown[node_id] = (facts, params)
+            if spec is not None and item.follow_spec():
+                self._update_slots(node_id)
             item.set_options(node.repeat, node.trainable)
             if ports is not None:
                 before = len(item.outputs)
@@ -315,7 +330,7 @@ class CanvasScene(QGraphicsScene):
             shown = errors or issues
             problem = "; ".join((f"{i.param}: " if i.param else "") + i.message for i in shown)
             severity = "error" if errors else ("warning" if issues else "")
-            item.set_info(key_summary(node, params), shape_text, problem, severity)
+            item.set_info(key_summary(node, params, self._graph.spec(node.type)), shape_text, problem, severity)
         labels: dict[tuple[str, int], str] = {}
         for e, item in self.edges.items():
             if (self.nodes[e.source].labels_side(True) == "full"
@@ -462,7 +477,7 @@ class CanvasScene(QGraphicsScene):
         if problem:
             self.message.emit(f"Cannot connect: {problem}")
             return False
-        self.doc.push(Connect(self.doc.model, Edge(source, target, port.index, source_port)))
+        self.doc.push(Connect(self.doc.model, Edge(source, target, port.index, source_port), graph=self._graph))
         return True
 
     def _commit_moves(self) -> None:
@@ -476,7 +491,7 @@ class CanvasScene(QGraphicsScene):
                 moves[node_id] = (old, new)
         self._press_positions = {}
         if moves:
-            self.doc.push(MoveNodes(self.doc.model, moves))
+            self.doc.push(MoveNodes(self.doc.model, moves, graph=self._graph))
             self._grow_scene_rect()
 
     def follow_palette(self) -> None:

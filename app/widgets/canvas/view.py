@@ -1,16 +1,19 @@
-"""The canvas view: zoom, pan, fit, drops from the palette, and the Tab quick-add popup."""
+"""The canvas view: zoom, pan, fit, drops from the palette (layers and library blocks), the
+Tab quick-add popup, and the gestures that open a block (double-click, Enter), leave it
+(Escape) and ask for a node's context menu."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QPointF, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QPoint, QPointF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QPainter
 from PySide6.QtWidgets import QCompleter, QGraphicsView, QLineEdit
 
 from ...engine.layers import CATALOGUE
 from ...engine.layout import LR
+from ..blocks_ui import block_entry
 from ..mime import layer_type
 from .arrange import MARGIN, auto_arrange, wrap_for
-from .items import READABLE_PX, SMALLEST_TEXT_PX
+from .items import READABLE_PX, SMALLEST_TEXT_PX, NodeItem
 from .scene import CanvasScene
 
 MIN_ZOOM, MAX_ZOOM = 0.05, 4.0
@@ -20,10 +23,18 @@ MIN_CANVAS_W, MIN_CANVAS_H = 400, 260  # with scroll bars: two rows of nodes at 
 
 class CanvasView(QGraphicsView):
     """Signals: ``layer_dropped(type, scene_pos)`` when a palette layer is dropped or picked
-    in the quick-add popup; ``zoom_changed(float)``."""
+    in the quick-add popup; ``block_dropped(entry, scene_pos)`` when a library block (its
+    entry's key, see ``blocks_ui``) is dropped; ``zoom_changed(float)``;
+    ``node_activated(node_id)`` on a double-click on a node or Enter with one selected
+    (a block opens); ``up_requested()`` on Escape (leave the open block);
+    ``node_menu(node_id, global_pos)`` on a right-click ("" away from any node)."""
 
     layer_dropped = Signal(str, QPointF)
+    block_dropped = Signal(str, QPointF)
     zoom_changed = Signal(float)
+    node_activated = Signal(str)
+    up_requested = Signal()
+    node_menu = Signal(str, QPoint)
 
     def __init__(self, scene: CanvasScene, parent=None):
         super().__init__(scene, parent)
@@ -38,6 +49,7 @@ class CanvasView(QGraphicsView):
         self._pan_from: QPointF | None = None
         self._space = False
         self._quick_add: QLineEdit | None = None
+        self._enter_taken = False  # the Enter that added a layer in the quick-add field
         self._fitted = False  # keep the whole graph in view on resizes until the user zooms or pans
         # a layout to suit the canvas waits until its size settles (a window being shown or
         # dragged larger passes through sizes that would each ask for another)
@@ -110,7 +122,8 @@ class CanvasView(QGraphicsView):
         """Lay the graph out to suit the canvas if that shows much more of it (arrange.py).
         True when it did."""
         scene = self.scene()
-        if scene.arranging or not self.isVisible():
+        # (the automatic layout reads the project's own graph: never inside an open block)
+        if scene.arranging or not self.isVisible() or scene.doc.scope:
             return False
         layout = self.window().layout()  # docks just shown or resized: the canvas they leave
         if layout is not None:
@@ -233,7 +246,46 @@ class CanvasView(QGraphicsView):
         if event.matches(QKeySequence.StandardKey.ZoomOut):
             self.zoom_by(0.8)
             return
+        if event.key() == Qt.Key.Key_Escape and not event.modifiers():
+            if self._quick_add is not None:  # (the quick-add field passes its Escape on): close it
+                self._quick_add.hide()
+                self._quick_add.deleteLater()
+                self._quick_add = None
+                self.setFocus()
+                return
+            if self.scene().doc.scope:
+                self.up_requested.emit()
+                return
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not event.modifiers():
+            if self._enter_taken:  # the quick-add field's Enter, passed on by the line edit
+                self._enter_taken = False
+                return
+            ids = self.scene().selected_node_ids()
+            if len(ids) == 1:
+                self.node_activated.emit(ids[0])
+                return
         super().keyPressEvent(event)
+
+    def node_at(self, pos: QPoint) -> str | None:
+        """The id of the node under viewport position ``pos`` (its box or a port), or None."""
+        for item in self.items(pos):
+            while item is not None and not isinstance(item, NodeItem):
+                item = item.parentItem()
+            if isinstance(item, NodeItem):
+                return item.node_id
+        return None
+
+    def mouseDoubleClickEvent(self, event) -> None:
+        node_id = self.node_at(event.position().toPoint()) if event.button() == Qt.MouseButton.LeftButton else None
+        if node_id is not None:
+            self.node_activated.emit(node_id)
+            event.accept()
+            return
+        super().mouseDoubleClickEvent(event)
+
+    def contextMenuEvent(self, event) -> None:
+        self.node_menu.emit(self.node_at(event.pos()) or "", event.globalPos())
+        event.accept()
 
     def keyReleaseEvent(self, event) -> None:
         if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
@@ -267,31 +319,44 @@ class CanvasView(QGraphicsView):
         painter.restore()
 
     # -- palette drops -----------------------------------------------------------------------
+    @staticmethod
+    def _carries(data) -> bool:
+        return layer_type(data) is not None or block_entry(data) is not None
+
     def dragEnterEvent(self, event) -> None:
-        if layer_type(event.mimeData()) is not None:
+        if self._carries(event.mimeData()):
             event.acceptProposedAction()
         else:
             super().dragEnterEvent(event)
 
     def dragMoveEvent(self, event) -> None:
-        if layer_type(event.mimeData()) is not None:
+        if self._carries(event.mimeData()):
             event.acceptProposedAction()
         else:
             super().dragMoveEvent(event)
 
     def dropEvent(self, event) -> None:
-        type_name = layer_type(event.mimeData())
-        if type_name is not None and self.scene().read_only:
+        data = event.mimeData()
+        type_name, entry = layer_type(data), block_entry(data)
+        if (type_name is not None or entry is not None) and self.scene().read_only:
             self.scene().message.emit(self.scene()._read_only_reason)
             event.ignore()
             return
-        if type_name in CATALOGUE:
-            self.layer_dropped.emit(type_name, self.mapToScene(event.position().toPoint()))
+        where = self.mapToScene(event.position().toPoint())
+        if type_name in CATALOGUE or (type_name is not None and type_name in self.scene().doc.graph.blocks):
+            self.layer_dropped.emit(type_name, where)
+            event.acceptProposedAction()
+            return
+        if entry is not None:
+            self.block_dropped.emit(entry, where)
             event.acceptProposedAction()
             return
         super().dropEvent(event)
 
     # -- quick add (Tab) ---------------------------------------------------------------------
+    def _forget_enter(self) -> None:
+        self._enter_taken = False
+
     def open_quick_add(self) -> QLineEdit:
         """A search field at the mouse (or the view's centre) completing layer types; Enter
         adds the layer there."""
@@ -303,7 +368,9 @@ class CanvasView(QGraphicsView):
         edit = QLineEdit(self.viewport())
         edit.setPlaceholderText("Add layer…")
         edit.setFixedWidth(220)
-        completer = QCompleter(sorted(CATALOGUE), edit)
+        # the catalogue's types and the project's blocks
+        names = sorted(CATALOGUE) + sorted(self.scene().doc.graph.blocks)
+        completer = QCompleter(names, edit)
         completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         completer.setFilterMode(Qt.MatchFlag.MatchContains)
         edit.setCompleter(completer)
@@ -312,13 +379,17 @@ class CanvasView(QGraphicsView):
 
         def accept(text: str | None = None) -> None:
             name = text or edit.text().strip()
-            match = next((t for t in CATALOGUE if t.lower() == name.lower()), None)
+            match = next((t for t in names if t.lower() == name.lower()), None)
             if match is None:
-                options = [t for t in sorted(CATALOGUE) if name.lower() in t.lower()]
+                options = [t for t in names if name.lower() in t.lower()]
                 match = options[0] if len(options) == 1 else None
             if match:
                 self.layer_dropped.emit(match, scene_pos)
                 close()
+                # QLineEdit leaves Return unaccepted (for dialogs' default buttons): it comes
+                # on to the view, where it would open the block just added
+                self._enter_taken = True
+                QTimer.singleShot(0, self, self._forget_enter)
 
         def close() -> None:
             edit.hide()

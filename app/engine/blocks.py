@@ -124,7 +124,7 @@ def block_spec(block: Block, blocks: Blocks) -> BlockSpec:
                    for name, default in block.params.items())
     n = len(inputs)
     return BlockSpec(
-        block.name, BLOCK_CATEGORY, f"Block {block.name}: {len(block.graph.nodes)} layers inside.",
+        block.name, BLOCK_CATEGORY, f"Block {block.name}: {len(block.graph.nodes) - n} layers inside.",
         params, infer, build, count, min_inputs=n, max_inputs=n,
         input_names=tuple(inputs) if n > 1 else None, since=2, block=block, expand=expand)
 

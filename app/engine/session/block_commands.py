@@ -96,7 +96,7 @@ def plan_group(graph: Graph, node_ids, name: str | None = None) -> GroupPlan:
     block = Block(name, {}, inner)
     positions = [graph.nodes[i].position or (0.0, 0.0) for i in chosen]
     centre = (sum(p[0] for p in positions) / len(positions), sum(p[1] for p in positions) / len(positions))
-    node = Node(graph.unique_id(name.lower()), name, {}, centre)
+    node = Node(graph.unique_id(name.rstrip("0123456789").lower() or "block"), name, {}, centre)
     edges = [Edge(s, node.id, k, p) for k, (s, p) in enumerate(values_in)]
     edges += [Edge(node.id, e.target, e.target_port) for e in leaving]
     return GroupPlan(chosen, block, node, edges)

@@ -224,9 +224,10 @@ def _bare(graph: Graph) -> Analysis:
 
 
 def _place(project: Project) -> None:
-    """Give the nodes that have no position one (``layered_layout``); placed nodes stay."""
-    graph = project.graph
-    if any(n.position is None for n in graph.nodes.values()):
-        for node_id, position in layered_layout(graph).items():
-            if graph.nodes[node_id].position is None:
-                graph.move_node(node_id, position)
+    """Give the nodes that have no position one (``layered_layout``), in the project's graph
+    and in its blocks' graphs; placed nodes stay."""
+    for graph in (project.graph, *(b.graph for b in project.graph.blocks.values())):
+        if any(n.position is None for n in graph.nodes.values()):
+            for node_id, position in layered_layout(graph).items():
+                if graph.nodes[node_id].position is None:
+                    graph.move_node(node_id, position)

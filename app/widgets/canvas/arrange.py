@@ -32,7 +32,7 @@ class Arrange(MoveNodes):
     def __init__(self, scene, moves, old_direction: str, new_direction: str, auto: bool = False):
         text = ("Fit layout to the canvas" if auto else
                 "Left-to-right layout" if new_direction == LR else "Top-to-bottom layout")
-        super().__init__(scene.doc.model, moves, text)
+        super().__init__(scene.doc.model, moves, text, graph=scene.doc.current_graph)
         self.scene, self.old_direction, self.new_direction, self.auto = scene, old_direction, new_direction, auto
         self.drop_on_undo = False
         self.pushed_clean = False  # an automatic step pushed on a clean document: undone, it is clean again
@@ -42,7 +42,7 @@ class Arrange(MoveNodes):
         step from where the graph was before the first. Applied at once; False when that
         brings every node back where it was (then undo this step to drop it)."""
         for node_id, new in positions.items():
-            first = self.moves[node_id][0] if node_id in self.moves else self.doc.graph.nodes[node_id].position
+            first = self.moves[node_id][0] if node_id in self.moves else self.graph.nodes[node_id].position
             self.moves[node_id] = (first, new)
         self.new_direction = direction
         if all(old == new for old, new in self.moves.values()) and direction == self.old_direction:

@@ -293,7 +293,6 @@ class CanvasScene(QGraphicsScene):
             self.set_direction(direction)
             return False
         step = Arrange(self, moves, self.direction, direction)
-        step.graph = self._graph  # (inside an open block: the moves are of its layers)
         self.doc.push(step)
         return True
 

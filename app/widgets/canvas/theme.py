@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 
 CATEGORY_HUES = {"Input": 210, "Dense": 265, "Convolution": 20, "Pooling": 45, "Normalization": 170,
-                 "Activation": 130, "Regularization": 300, "Shape": 195, "Recurrent": 330, "Merge": 0}
+                 "Activation": 130, "Regularization": 300, "Shape": 195, "Recurrent": 330, "Merge": 0,
+                 "Padding": 60, "Transformer": 240, "Attention": 285, "Blocks": 225}
 
 
 @dataclass

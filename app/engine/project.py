@@ -95,13 +95,15 @@ def parse_project(raw: bytes | str | Any, source: str = "<project>") -> Project:
     """Parse a project from JSON text (or an already decoded object)."""
     if isinstance(raw, (bytearray, memoryview)):
         raw = bytes(raw)
-    data = _decode(raw, source) if isinstance(raw, (bytes, str)) else raw
+    data = decode_json(raw, source) if isinstance(raw, (bytes, str)) else raw
     written = _check_version(data, source)
     data = _migrate(data, source)
     return _Parser(source, written).project(data)
 
 
-def _decode(raw: bytes | str, source: str) -> Any:
+def decode_json(raw: bytes | str, source: str) -> Any:
+    """JSON text as a project file must be (UTF-8, no duplicate keys, finite numbers)
+    decoded; raises ``ProjectError`` naming ``source`` and the line."""
     if isinstance(raw, bytes):
         try:
             raw = raw.decode("utf-8")

@@ -15,8 +15,9 @@ from app.engine.inference import analyze
 from app.engine.project import parse_project
 from app.engine.training import Trainer, prepare_run
 
-EXAMPLES = {"vit": (1, 28, 28), "text_transformer": (SEQUENCE_LENGTH,), "unet": (1, 28, 28)}
-STEPS = {"unet": 30}  # its loss drops slowly for its first few dozen steps, then fast
+EXAMPLES = {"vit": (1, 28, 28), "text_transformer": (SEQUENCE_LENGTH,), "unet": (1, 28, 28),
+            "resnet_blocks": (1, 28, 28), "mobilenet": (1, 28, 28)}
+STEPS = {"resnet_blocks": 30, "unet": 30}  # their loss drops slowly for the first dozen steps
 
 
 def few_steps(project, steps: int = 12, batch: int = 32):

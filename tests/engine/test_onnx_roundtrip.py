@@ -15,8 +15,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from onnx import numpy_helper
 
+from app.engine.examples import load_example
+from app.engine.export.onnx_export import export_onnx
 from app.engine.importers import OnnxImportError, compare_with_onnxruntime, import_onnx
 from app.engine.importers.onnx_project import PROJECT_KEY, WEIGHTS_KEY
+from app.engine.project import project_to_dict
 from tests.engine.test_catalogue import export_one
 from tests.fuzz.onnx_cases import fuzz_one, project_metadata_models
 
@@ -95,3 +98,14 @@ def test_a_missing_weight_falls_back_and_a_failing_op_import_says_why(folder):
 @given(data=project_metadata_models())
 def test_a_damaged_recorded_project_never_escapes(data):
     assert fuzz_one(data) == "ok"  # the seeds import from their ops when the project is unusable
+
+
+def test_a_project_with_blocks_comes_back_as_the_same_file(tmp_path):
+    project = load_example("resnet_blocks")
+    report = export_onnx(project, tmp_path / "blocks.onnx")
+    result = import_onnx(report.path)
+    back, sent = project_to_dict(result.project), project_to_dict(project)
+    assert back["blocks"] and back["blocks"] == sent["blocks"]
+    back.pop("editor", None), sent.pop("editor", None)  # (view state is not recorded)
+    assert back == sent
+    assert compare_with_onnxruntime(result) <= 1e-4

@@ -1,8 +1,9 @@
 """Render the README's screenshots: python docs/make_screenshots.py [OUT_DIR].
 
 Runs offscreen (no display needed): the empty editor, the LeNet-5 example, the
-residual-net example with an error (an Add of two shapes that differ) selected, and the
-training panel paused mid-run on LeNet-5 (curves; filters; activations of a test digit).
+residual-net example with an error (an Add of two shapes that differ) selected, ResNet-50
+written with blocks (whole, and one bottleneck opened), the training panel paused mid-run
+on LeNet-5 (curves; filters; activations of a test digit) and on the ViT example.
 """
 
 from __future__ import annotations
@@ -75,6 +76,42 @@ def training_shots(window: MainWindow, app: QApplication, out: Path) -> None:
     wait(app, lambda: finished)
 
 
+def block_shot(window: MainWindow, app: QApplication, out: Path) -> None:
+    """torchvision's ResNet-50 written with blocks (tests/zoo), one bottleneck opened."""
+    zoo = Path(__file__).resolve().parents[1] / "tests" / "zoo" / "resnet50.netcanvas.json"
+    window.resize(1400, 860)
+    window.open_file(str(zoo), ask=False)
+    render(window, app, out / "resnet50_blocks.png")
+    window.doc.open_block("layer2_0")
+    app.processEvents()
+    window.scene.select_nodes(["conv2"])
+    window.view.fit()
+    render(window, app, out / "block_opened.png")
+    window.doc.set_scope(())
+
+
+def vit_shot(window: MainWindow, app: QApplication, out: Path) -> None:
+    """The ViT example training on digits28, paused after a few epochs."""
+    window.resize(1500, 1000)
+    window.open_file(example_path("vit"), example=True, ask=False)
+    panel = window.training
+    wait(app, lambda: panel.dataset is not None)
+    epochs = []
+    panel.session.epoch.connect(epochs.append)
+    window.train()
+    wait(app, lambda: len(epochs) >= 4, timeout=600)
+    panel.pause_button.click()
+    wait(app, lambda: panel.session.paused)
+    panel.curves.flush()
+    window.scene.select_nodes(["encoder"])
+    panel.tabs.setCurrentWidget(panel.curves)
+    render(window, app, out / "vit_training.png")
+    finished = []
+    panel.session.finished.connect(finished.append)
+    panel.stop()
+    wait(app, lambda: finished)
+
+
 def imported_shot(window: MainWindow, app: QApplication, out: Path) -> None:
     """An ONNX file opened in the editor (the residual-net example, exported first)."""
     from app.engine.examples import load_example
@@ -121,7 +158,9 @@ def main() -> None:
     window.view.centerOn(window.scene.nodes["b2_add"])
     render(window, app, out / "resnet_error.png")
 
+    block_shot(window, app, out)
     training_shots(window, app, out)
+    vit_shot(window, app, out)
     imported_shot(window, app, out)
     help_dir = Path(__file__).resolve().parents[1] / "resources" / "help"  # Help > Getting started
     for name in ("lenet5.png", "training_curves.png", "training_filters.png", "training_activations.png"):

@@ -217,14 +217,7 @@ class Inspector(QWidget):
                                           or reference(self._explicit().get(param.name)) is not None)
             field = make_field(param, lambda name=param.name: self._field_edited(name), references=refs)
             self._fields[param.name] = field
-            label = QLabel(param.name)
-            label.setBuddy(field.editor)
-            label.setToolTip(field.editor.toolTip())
-            # as tall as the editor, so the name lines up with it and not with its message
-            label.setMinimumHeight(field.row_height())
-            label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-            grid.addWidget(label, row, 0, Qt.AlignmentFlag.AlignTop)
-            grid.addWidget(field.container, row, 1, Qt.AlignmentFlag.AlignTop)
+            _add_row(grid, row, param.name, field)
         row = len(params)
         if not params and self._spec is not None:
             none = QLabel("This layer has no parameters.")
@@ -244,13 +237,7 @@ class Inspector(QWidget):
             field = make_field(param, lambda name=param.name: self._option_edited(name))
             field.editor.setObjectName(f"option_{param.name}")
             self._options[param.name] = field
-            label = QLabel(param.name)
-            label.setBuddy(field.editor)
-            label.setToolTip(field.editor.toolTip())
-            label.setMinimumHeight(field.row_height())
-            label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-            grid.addWidget(label, row, 0, Qt.AlignmentFlag.AlignTop)
-            grid.addWidget(field.container, row, 1, Qt.AlignmentFlag.AlignTop)
+            _add_row(grid, row, param.name, field)
             row += 1
         grid.setColumnStretch(1, 1)
         grid.setRowStretch(max(row, 1), 1)
@@ -356,3 +343,15 @@ class Inspector(QWidget):
             if self._node is not None:
                 self._show_issues(restyle=True)
         super().changeEvent(event)
+
+
+def _add_row(grid, row: int, name: str, field) -> None:
+    """A parameter's name and its field on one row of the form."""
+    label = QLabel(name)
+    label.setBuddy(field.editor)
+    label.setToolTip(field.editor.toolTip())
+    # as tall as the editor, so the name lines up with it and not with its message
+    label.setMinimumHeight(field.row_height())
+    label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+    grid.addWidget(label, row, 0, Qt.AlignmentFlag.AlignTop)
+    grid.addWidget(field.container, row, 1, Qt.AlignmentFlag.AlignTop)

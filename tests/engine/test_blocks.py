@@ -16,8 +16,9 @@ from app.engine.inference import analyze
 from app.engine.project import dumps_project, parse_project
 
 
-def _res_block() -> dict:
-    """A residual block: conv-bn-relu-conv, plus the input; optional 1x1 projection."""
+def res_block(**bn) -> dict:
+    """A residual block: conv-bn-relu-conv plus a 1x1 projection of the input; ``width``
+    sets the channels; ``bn``: keys for the BatchNorm node (``trainable=False``)."""
     return {
         "params": {"width": 8, "stride": 1},
         "graph": {
@@ -25,7 +26,7 @@ def _res_block() -> dict:
                 {"id": "x", "type": "Input"},
                 {"id": "conv1", "type": "Conv2d", "params": {"out_channels": "$width", "kernel_size": 3,
                                                               "stride": "$stride", "padding": 1, "bias": False}},
-                {"id": "bn1", "type": "BatchNorm2d"},
+                {"id": "bn1", "type": "BatchNorm2d", **bn},
                 {"id": "relu", "type": "ReLU"},
                 {"id": "conv2", "type": "Conv2d", "params": {"out_channels": "$width", "kernel_size": 3,
                                                               "padding": 1}},
@@ -56,7 +57,7 @@ def _project(blocks=None, nodes=None, edges=None, version=2) -> dict:
     data = {"format": "netcanvas", "version": version, "name": "blocks",
             "graph": {"nodes": nodes, "edges": edges}}
     if blocks is not False:
-        data["blocks"] = blocks or {"Res": _res_block()}
+        data["blocks"] = blocks or {"Res": res_block()}
     return data
 
 
@@ -96,7 +97,7 @@ def test_a_block_computes_what_its_layers_written_out_compute():
         {"id": "layer1", "type": "Res", "params": {"width": 4, "stride": 2}},
         {"id": "flat", "type": "Flatten"},
     ]))
-    inner = _res_block()["graph"]
+    inner = res_block()["graph"]
     nodes = [{"id": "input", "type": "Input", "params": {"shape": [1, 12, 12]}}]
     for n in inner["nodes"][1:]:
         params = {k: {"$width": 4, "$stride": 2}.get(v, v) if isinstance(v, str) else v
@@ -116,7 +117,7 @@ def test_a_block_computes_what_its_layers_written_out_compute():
 
 def test_blocks_inside_blocks_pass_parameters_down():
     blocks = {
-        "Res": _res_block(),
+        "Res": res_block(),
         "Stage": {"params": {"w": 3}, "graph": {
             "nodes": [{"id": "inp", "type": "Input"},
                       {"id": "first", "type": "Res", "params": {"width": "$w", "stride": 2}},

@@ -16,34 +16,8 @@ from app.engine.export import python_export
 from app.engine.export.python_export import export_python
 from app.engine.inference import analyze
 from app.engine.project import Project, parse_project
+from tests.engine.test_blocks import res_block
 from tests.engine.test_python_export import check_export, run_script, sample_inputs
-
-
-def res_block(**extra) -> dict:
-    """conv-bn-relu-conv plus a 1x1 projection of the input; ``width`` sets the channels."""
-    return {
-        "params": {"width": 8, "stride": 1},
-        "graph": {
-            "nodes": [
-                {"id": "x", "type": "Input"},
-                {"id": "conv1", "type": "Conv2d", "params": {"out_channels": "$width", "kernel_size": 3,
-                                                              "stride": "$stride", "padding": 1, "bias": False}},
-                {"id": "bn1", "type": "BatchNorm2d", **extra},
-                {"id": "relu", "type": "ReLU"},
-                {"id": "conv2", "type": "Conv2d", "params": {"out_channels": "$width", "kernel_size": 3,
-                                                              "padding": 1}},
-                {"id": "proj", "type": "Conv2d", "params": {"out_channels": "$width", "kernel_size": 1,
-                                                             "stride": "$stride"}},
-                {"id": "add", "type": "Add"},
-            ],
-            "edges": [
-                {"source": "x", "target": "conv1"}, {"source": "conv1", "target": "bn1"},
-                {"source": "bn1", "target": "relu"}, {"source": "relu", "target": "conv2"},
-                {"source": "conv2", "target": "add"}, {"source": "x", "target": "proj"},
-                {"source": "proj", "target": "add", "target_port": 1},
-            ],
-        },
-    }
 
 
 def project(blocks: dict, nodes: list[dict], edges: list[dict] | None = None, name: str = "blocks") -> Project:

@@ -9,6 +9,7 @@ command uses to open a project and find its weights (``open_project``, ``weights
 from __future__ import annotations
 
 import io
+import json
 from collections import Counter
 from pathlib import Path
 from typing import TextIO
@@ -26,12 +27,16 @@ COMMANDS = ("import", "predict")
 
 def add_parsers(sub) -> None:
     """Add the ``import`` and ``predict`` sub-commands to ``sub`` (argparse sub-parsers)."""
-    imp = sub.add_parser("import", help="import an ONNX model as a project, with its weights")
-    imp.add_argument("model", help="the .onnx file to import")
+    imp = sub.add_parser("import", help="import an ONNX model or a PyTorch module as a project, with its weights")
+    imp.add_argument("model", help="the .onnx file to import, or a PyTorch module as MODULE:CALLABLE (MODULE "
+                                   "importable or a .py file, whose code then runs; CALLABLE a class or function "
+                                   "giving an nn.Module)")
     imp.add_argument("out", help=f"the project file to write (*{SUFFIX}); the weights go beside it")
     imp.add_argument("--input-shape", action="append", default=[], metavar="NAME=D1,D2,...",
-                     help="the shape (without batch) of an input whose size the file leaves open")
+                     help="ONNX: the shape (without batch) of an input whose size the file leaves open; "
+                          "PyTorch: the input's shape without batch, C,H,W (required)")
     imp.add_argument("--output-name", metavar="NAME", help="the output to import, for a model with several")
+    imp.add_argument("--kwargs", metavar="JSON", help="PyTorch: keyword arguments for CALLABLE, a JSON object")
 
     pred = sub.add_parser("predict", help="run a project with its weights on a batch of samples")
     pred.add_argument("file", help="a project file, or the name of a bundled example")
@@ -86,6 +91,15 @@ def run(args, out: TextIO, err: TextIO) -> int:
 
 
 def _import(args, out: TextIO, err: TextIO) -> int:
+    if args.model.endswith(".pt2"):
+        err.write(f"error: {args.model}: torch.export archives (.pt2) are not imported: their graphs are ATen "
+                  "programs, and torch's loader may unpickle; import the module as MODULE:CALLABLE instead\n")
+        return 2
+    if ":" in args.model and not args.model.endswith(".onnx") and not Path(args.model).exists():
+        return _import_torch(args, out, err)
+    if args.kwargs is not None:
+        err.write("error: --kwargs: only for a PyTorch module (MODULE:CALLABLE)\n")
+        return 2
     # here: torch and onnx load only for this command (`check` and `examples` start quickly)
     from .importers.onnx_import import TOLERANCE, OnnxFileError, compare_with_onnxruntime, import_onnx, save_imported
 
@@ -94,13 +108,9 @@ def _import(args, out: TextIO, err: TextIO) -> int:
     except ValueError as e:
         err.write(f"error: --input-shape: {e}\n")
         return 2
-    target = Path(args.out)
-    if not target.name or target.is_dir():
-        err.write(f"error: {args.out!r}: expected the path of the project file to write, "
-                  f"such as imported{SUFFIX}\n")
+    target = _project_target(args.out, err)
+    if target is None:
         return 2
-    if not target.name.endswith(".json"):
-        target = target.with_name(target.name + SUFFIX)
     try:
         result = import_onnx(args.model, shapes, args.output_name)
     except OnnxFileError as e:
@@ -118,8 +128,70 @@ def _import(args, out: TextIO, err: TextIO) -> int:
         err.write(f"error: the imported graph differs from onnxruntime by {difference:.3g} (more than "
                   f"{TOLERANCE:g}); nothing was written\n")
         return 1
+    return _write_imported(args.model, result, save_imported, target, f"onnxruntime vs the imported graph: "
+                           f"largest difference {difference:.3g}", TOLERANCE, out, err)
+
+
+def _import_torch(args, out: TextIO, err: TextIO) -> int:
+    """``netcanvas import MODULE:CALLABLE OUT --input-shape C,H,W [--kwargs JSON]``."""
+    target = _project_target(args.out, err)
+    if target is None:
+        return 2
+    if len(args.input_shape) != 1 or "=" in args.input_shape[0]:
+        err.write("error: --input-shape: a PyTorch module needs its input's shape once, without the batch "
+                  "(such as --input-shape 3,224,224)\n")
+        return 2
     try:
-        project_path, weights_path = save_imported(result, target)
+        shape = [int(d) for d in args.input_shape[0].replace("x", ",").split(",") if d.strip()]
+    except ValueError:
+        shape = []
+    if not shape or any(d < 1 for d in shape):
+        err.write(f"error: --input-shape: expected positive integers such as 3,224,224; "
+                  f"received {args.input_shape[0]!r}\n")
+        return 2
+    kwargs = None
+    if args.kwargs is not None:
+        try:
+            kwargs = json.loads(args.kwargs)
+        except ValueError as e:
+            err.write(f"error: --kwargs: not JSON ({e})\n")
+            return 2
+        if not isinstance(kwargs, dict):
+            err.write(f"error: --kwargs: expected a JSON object such as '{{\"classes\": 10}}'; "
+                      f"received {args.kwargs}\n")
+            return 2
+    # here: torch loads only for this command
+    from .importers.torch_import import TOLERANCE, TorchLoadError, import_torch, save_imported as save_torch
+
+    try:
+        result = import_torch(args.model, shape, kwargs)
+    except TorchLoadError as e:
+        err.write(f"error: {e}\n")
+        return 2
+    except NetCanvasError as e:
+        err.write(f"error: {e}\n")
+        return 1
+    return _write_imported(args.model, result, save_torch, target, f"the module vs the imported graph: "
+                           f"largest difference {result.difference:.3g}", TOLERANCE, out, err)
+
+
+def _project_target(out_arg: str, err: TextIO) -> Path | None:
+    target = Path(out_arg)
+    if not target.name or target.is_dir():
+        err.write(f"error: {out_arg!r}: expected the path of the project file to write, "
+                  f"such as imported{SUFFIX}\n")
+        return None
+    if not target.name.endswith(".json"):
+        target = target.with_name(target.name + SUFFIX)
+    return target
+
+
+def _write_imported(source: str, result, save, target: Path, compared: str, tolerance: float,
+                    out: TextIO, err: TextIO) -> int:
+    """Write an import's project and weights (``save(result, target)``) and say what was
+    imported and how closely it matches (``compared``); the command's exit code."""
+    try:
+        project_path, weights_path = save(result, target)
     except OSError as e:
         err.write(f"error: cannot write {target}: {e.strerror or e}\n")
         return 2
@@ -127,11 +199,9 @@ def _import(args, out: TextIO, err: TextIO) -> int:
     a = analyze(graph)
     kinds = Counter(n.type for n in graph.nodes.values())
     listing = ", ".join(f"{k} {v}" for k, v in kinds.items())
-    out.write(f"imported {args.model}: {len(graph.nodes)} nodes ({listing}), "
-              f"{a.total_params:,} parameters\n")
+    out.write(f"imported {source}: {len(graph.nodes)} nodes ({listing}), {a.total_params:,} parameters\n")
     out.writelines(f"note: {note}\n" for note in result.notes)
-    out.write(f"onnxruntime vs the imported graph: largest difference {difference:.3g} on a batch of 3, "
-              f"relative where outputs exceed 1 (tolerance {TOLERANCE:g})\n")
+    out.write(f"{compared} on a batch of 3, relative where outputs exceed 1 (tolerance {tolerance:g})\n")
     out.write(f"wrote {project_path} and {weights_path}\n")
     return 0
 

@@ -9,9 +9,12 @@ from ..engine.inference import Analysis
 
 
 class IssuesList(QTreeWidget):
-    """Signal ``node_chosen(str)`` when the user clicks an issue tied to a node."""
+    """Signal ``node_chosen(str)`` when the user clicks an issue tied to a node, and
+    ``path_chosen(tuple)`` with the ids from the outside in when it lies inside a block node
+    (``("layer1", "conv1")``)."""
 
     node_chosen = Signal(str)
+    path_chosen = Signal(object)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -33,16 +36,18 @@ class IssuesList(QTreeWidget):
                  "warning": style.standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)}
         ordered = sorted(a.issues, key=lambda i: (i.severity != "error",))
         for issue in ordered:
-            where = issue.node or "graph"
+            where = "/".join((issue.node or "graph", *issue.path))
             if issue.param:
                 where += f".{issue.param}"
             item = QTreeWidgetItem([where, issue.message])
             item.setIcon(0, icons.get(issue.severity, icons["warning"]))
             item.setToolTip(1, issue.message)
-            item.setData(0, Qt.ItemDataRole.UserRole, issue.node)
+            item.setData(0, Qt.ItemDataRole.UserRole, (issue.node, *issue.path) if issue.node else None)
             self.addTopLevelItem(item)
 
     def _clicked(self, item: QTreeWidgetItem) -> None:
-        node_id = item.data(0, Qt.ItemDataRole.UserRole)
-        if node_id:
-            self.node_chosen.emit(node_id)
+        path = item.data(0, Qt.ItemDataRole.UserRole)
+        if path:
+            self.node_chosen.emit(path[0])
+            if len(path) > 1:
+                self.path_chosen.emit(tuple(path))

@@ -23,6 +23,7 @@ from typing import TextIO
 
 from . import cli_io, config
 from .cli_io import open_project, open_or_report, weights_file
+from .counts import frozen_counts, param_split
 from .errors import NetCanvasError, ProjectError
 from .examples import example_path, list_examples
 from .footprint import check_warning
@@ -167,7 +168,7 @@ def _check(args, out: TextIO, err: TextIO) -> int:
         project, _ = open_project(args.file)
     except NetCanvasError as e:
         if args.json:
-            json.dump({"ok": False, "total_params": 0, "nodes": {},
+            json.dump({"ok": False, "total_params": 0, "trainable_params": 0, "frozen_params": 0, "nodes": {},
                        "errors": [{"node": None, "message": str(e)}]}, out)
             out.write("\n")
         else:
@@ -191,7 +192,10 @@ def check_report(project: Project, a: Analysis, extra_warnings: list[str] = (), 
     def where(i):
         return "/".join((i.node, *i.path)) if i.node else None
 
-    return {"ok": a.ok, "total_params": a.total_params, "nodes": _node_entries(project.graph, a, expand),
+    frozen = frozen_counts(project.graph, a)
+    total_frozen = sum(frozen.values())
+    return {"ok": a.ok, "total_params": a.total_params, "trainable_params": a.total_params - total_frozen,
+            "frozen_params": total_frozen, "nodes": _node_entries(project.graph, a, expand),
             "errors": [{"node": where(i), "message": str(i.message) if not i.param else f"{i.param}: {i.message}"}
                        for i in a.errors],
             "warnings": [{"node": where(i), "message": i.message} for i in a.issues if i.severity != "error"]
@@ -200,10 +204,15 @@ def check_report(project: Project, a: Analysis, extra_warnings: list[str] = (), 
 
 def _node_entries(graph, a: Analysis, expand: bool) -> dict:
     nodes = {}
+    frozen = frozen_counts(graph, a)
     for node in graph.nodes.values():
         shape = a.shapes.get(node.id)
         entry = {"type": node.type, "output_shape": list(shape) if shape else None,
                  "params": a.param_counts.get(node.id, 0)}
+        if node.id in frozen:
+            entry["frozen_params"] = frozen[node.id]
+        if not node.trainable:
+            entry["trainable"] = False
         if node.repeat != 1:
             entry["repeat"] = node.repeat
         if node.type in graph.blocks:
@@ -227,7 +236,9 @@ def summary_table(project: Project, a: Analysis, extra_warnings: list[str] = (),
     lines = [project.name, "=" * width,
              f"{'Node (type)':<{w1}}{'Output shape':<{w2}}{'Params':>{w3}}", "-" * width]
     lines += [f"{r[0]:<{w1}}{r[1]:<{w2}}{r[2]:>{w3}}" for r in rows]
-    lines += ["=" * width, f"Total params: {a.total_params:,}"]
+    trainable, frozen = param_split(project.graph, a)
+    lines += ["=" * width, f"Total params: {a.total_params:,}", f"Trainable params: {trainable:,}",
+              f"Frozen params: {frozen:,}"]
     if a.output:
         lines.append(f"Output: {a.output} {describe_shape(a.shapes.get(a.output))}")
     errors = a.errors
@@ -249,6 +260,8 @@ def _rows(graph, a: Analysis, expand: bool, indent: str) -> list[tuple[str, str,
             label += "(" + ", ".join(f"{k}={json.dumps(v)}" for k, v in a.params.get(n.id, {}).items()) + ")"
         if n.repeat != 1:
             label += f" x{n.repeat}"
+        if not n.trainable:
+            label += ", frozen"
         placed = n.id in a.order
         rows.append((f"{indent}{n.id} ({label})", describe_shape(a.shapes.get(n.id)) if placed else "?",
                      f"{a.param_counts.get(n.id, 0):,}" if placed else "0"))
@@ -386,7 +399,10 @@ def _header(args, project: Project, info: dict, weights: Path, replaces: bool, o
               f"({sizes['train']} train / {sizes['val']} val / {sizes['test']} test) on {device}\n")
     replacing = (" (replacing the weights there unless this run is stopped, diverges or ends worse)"
                  if replaces else "")
-    out.write(f"weights: training starts from fresh initial weights; the result goes to {weights}{replacing}\n")
+    start = project.training.get("init_weights")
+    begins = (f"training starts from {start} (the note above says which nodes)" if start
+              else "training starts from fresh initial weights")
+    out.write(f"weights: {begins}; the result goes to {weights}{replacing}\n")
     out.flush()
 
 

@@ -41,6 +41,12 @@ DATASET_FIELDS: tuple[Param, ...] = (
     Param("validation_fraction", "float", 0.1, "Share of the training data held out for validation.", 0.0, 0.9),
     Param("test_fraction", "float", 0.2, "Share held out for testing when the data has no test split.", 0.0, 0.9),
     Param("normalize", "bool", True, "Standardize with the training split's mean and std."),
+    # NetCanvas additions (docs/FORMAT_EXTENSIONS.md): a subset of the classes, and few shots
+    Param("classes", "any", None, "Only these classes (a list of class indices of the data, "
+          "e.g. [5, 6, 7, 8, 9]), numbered from 0 in the order given.", nullable=True),
+    Param("samples_per_class", "int", None, "Keep only this many training samples of each class "
+          "(the first ones of the training split); validation and test stay whole.", 1, MAX_SAMPLES,
+          nullable=True),
     Param("seed", "int", 0, "Data split seed: decides which samples go to training, validation and "
           "test (and a synthetic set's points). Same seed, same split. The training settings' "
           "initialization seed is a separate one.", 0, INT64_MAX, label="data split seed", wide=True),
@@ -78,6 +84,9 @@ TRAINING_FIELDS: tuple[Param, ...] = (
           "the dataset's data split seed.", 0, INT64_MAX, label="initialization seed", wide=True),
     Param("device", "string", "auto", "auto, cpu, cuda, cuda:N or mps."),
     Param("kernels", "choice", "auto", "Fused GPU kernels.", choices=("auto", "on", "off")),
+    Param("init_weights", "string", None, "Start from this weights file (relative to the project's "
+          "folder) instead of a fresh initialization: nodes whose parameter shapes fit take its "
+          "weights, the others are initialized.", nullable=True, label="start from weights"),
     Param("target", "choice", "labels", "What the output is compared with: the labels, the "
           "input itself (autoencoders), or a mask of the input's pixels above 0.5 "
           "(segmentation).", choices=TARGETS),
@@ -108,8 +117,32 @@ def check_section(section: str, value: Any, fields: tuple[Param, ...]) -> tuple[
     if section == "training" and isinstance(settings["device"], str) and not DEVICE_PATTERN.match(settings["device"]):
         problems.append(("training.device",
                          f"expected auto, cpu, cuda, cuda:N or mps, received {show(settings['device'])}"))
+    if section == "dataset" and "classes" in value and not any(k == "dataset.classes" for k, _ in problems):
+        problem = _classes_problem(settings["classes"])
+        if problem:
+            problems.append(("dataset.classes", problem))
     if section == "dataset" and not problems:
         for key, what in DATASET_REQUIRES.get(settings["name"], {}).items():
             if settings[key] is None:
                 problems.append((f"dataset.{key}", f"dataset {settings['name']!r} needs {key}: {what}"))
     return settings, problems
+
+
+MAX_CLASSES = 100_000
+
+
+def _classes_problem(value: Any) -> str | None:
+    """Why ``dataset.classes`` is not a non-empty list of distinct class indices, or None."""
+    if value is None:
+        return None
+    shown = show(value)
+    if not isinstance(value, list) or not value:
+        return f"expected a non-empty list of class indices (integers >= 0) or null, received {shown}"
+    bad = [v for v in value if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < MAX_CLASSES]
+    if bad:
+        return (f"expected class indices (integers from 0 to {MAX_CLASSES - 1}), received {show(bad[0])} "
+                f"in {shown}")
+    if len(set(value)) != len(value):
+        twice = next(v for v in value if value.count(v) > 1)
+        return f"class {twice} is listed twice in {shown}"
+    return None

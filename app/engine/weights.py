@@ -14,6 +14,7 @@ import re
 import secrets
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -92,7 +93,126 @@ def apply_weights(module: nn.Module, tensors: dict[str, torch.Tensor], source: s
 
 
 def load_weights(module: nn.Module, path: str | Path) -> None:
+    """Load the file at ``path`` strictly (``apply_weights``: every tensor must fit; what
+    export and predict use). Raises ``WeightsError``."""
     apply_weights(module, read_weights(path), str(path))
+
+
+# -- a partial load: what survives an edit of the graph -----------------------------------
+@dataclass(frozen=True)
+class PartialLoad:
+    """What ``apply_partial`` did, node by node (a node's tensors are named ``<node id>.``):
+
+    - ``kept``: nodes whose every tensor was in the file with its shape: they took them;
+    - ``initialized``: nodes with a tensor missing from the file or of another shape: they
+      keep their fresh initialization, all of their tensors (``reasons[node]`` says why);
+    - ``dropped``: nodes of the file that the graph no longer has (their tensors unused).
+    Nodes without tensors (activations, pools) are in none of the lists."""
+
+    source: str
+    kept: list[str] = field(default_factory=list)
+    initialized: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    reasons: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        """Whether the file fitted the whole graph (nothing initialized, nothing dropped)."""
+        return not self.initialized and not self.dropped
+
+    def summary(self) -> str:
+        """One sentence for the run's notes, the status bar and ``train``: which nodes start
+        from the file and which were initialized (and why)."""
+        name = Path(self.source).name
+        if self.complete:
+            return f"every node with weights ({len(self.kept)}) starts from {name}"
+        start = "starts" if len(self.kept) == 1 else "start"
+        parts = [f"{_nodes(self.kept)} {start} from {name}" if self.kept else f"no node starts from {name}"]
+        if self.initialized:
+            why = "; ".join(f"{n}: {self.reasons[n]}" for n in self.initialized[:4])
+            more = f"; and {len(self.initialized) - 4} more" if len(self.initialized) > 4 else ""
+            parts.append(f"{_nodes(self.initialized)} initialized ({why}{more})")
+        if self.dropped:
+            parts.append(f"unused from the file: {_nodes(self.dropped)}")
+        return "; ".join(parts)
+
+
+def _nodes(ids: list[str], shown: int = 8) -> str:
+    names = ", ".join(ids[:shown]) + (f" and {len(ids) - shown} more" if len(ids) > shown else "")
+    return f"{len(ids)} node{'' if len(ids) == 1 else 's'} ({names})"
+
+
+def _node_of(name: str) -> str:
+    return name.split(".", 1)[0]
+
+
+def plan_partial(shapes: dict[str, tuple[int, ...]], file_shapes: dict[str, tuple[int, ...]],
+                 source: str = "weights") -> PartialLoad:
+    """What a partial load of a file whose tensors have ``file_shapes`` into a module whose
+    state_dict has ``shapes`` (both name -> shape) keeps, node by node: a node whose tensors all have a tensor of the same
+    name and shape in ``tensors`` takes them all; any other keeps its initialization whole
+    (half a node's weights is no trained layer). Returns the ``PartialLoad``; changes
+    nothing."""
+    by_node: dict[str, list[str]] = {}
+    for name in shapes:
+        by_node.setdefault(_node_of(name), []).append(name)
+    result = PartialLoad(source)
+    for node, names in by_node.items():
+        reason = None
+        for name in names:
+            got = file_shapes.get(name)
+            if got is None:
+                reason = f"the file has no {name!r}"
+            elif tuple(got) != tuple(shapes[name]):
+                reason = f"{name!r} is {list(got)} in the file, {list(shapes[name])} now"
+            if reason:
+                break
+        if reason is None:
+            result.kept.append(node)
+        else:
+            result.initialized.append(node)
+            result.reasons[node] = reason
+    file_nodes = dict.fromkeys(_node_of(n) for n in file_shapes)
+    result.dropped.extend(n for n in file_nodes if n not in by_node)
+    return result
+
+
+def apply_partial(module: nn.Module, tensors: dict[str, torch.Tensor], source: str = "weights") -> PartialLoad:
+    """Load into ``module`` what fits of ``tensors`` (see ``plan_partial``): the nodes whose
+    parameter shapes did not change keep their weights, the others their initialization.
+    Returns the ``PartialLoad``; raises ``WeightsError`` when not one node fits (the file
+    belongs to another network altogether)."""
+    expected = module.state_dict()
+    result = plan_partial({k: tuple(v.shape) for k, v in expected.items()},
+                          {k: tuple(v.shape) for k, v in tensors.items()}, source)
+    if expected and not result.kept:
+        raise WeightsError(f"fits no node of the graph ({result.summary()})", source)
+    with torch.no_grad():
+        for name, target in expected.items():
+            if _node_of(name) in result.kept:
+                target.copy_(tensors[name].to(target.dtype))
+    return result
+
+
+def load_partial(module: nn.Module, path: str | Path) -> PartialLoad:
+    """``apply_partial`` with the file at ``path`` (what a run that starts from weights
+    uses; export and predict load strictly). Raises ``WeightsError``."""
+    return apply_partial(module, read_weights(path), str(path))
+
+
+def read_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """The shape of every tensor of a weights file, from a safetensors header alone (no
+    tensor is read), else from the tensors. Raises ``WeightsError``."""
+    p = Path(path)
+    if p.suffix in (".pt", ".pth", ".bin"):
+        return {k: tuple(v.shape) for k, v in read_weights(p).items()}
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except OSError as e:
+        raise WeightsError(f"cannot be read: {e.strerror or e}", str(p)) from None
+    except (SafetensorError, ValueError, RuntimeError) as e:
+        raise WeightsError(f"is not a valid safetensors file ({e})", str(p)) from None
 
 
 # -- metadata ---------------------------------------------------------------------------

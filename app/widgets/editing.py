@@ -15,7 +15,7 @@ from ..engine.session.block_commands import AddBlocks, BlockEditError, GroupInto
 from ..engine.session.clipboard import (PASTE_OFFSET, ClipboardError, Clipping, clipping, new_node_params,
                                         parse_clipboard, paste_command, to_text)
 from ..engine.session.commands import AddItems, MoveNodes, RemoveItems, SetParams
-from ..engine.session.option_commands import SetOptions
+from ..engine.session.option_commands import SetOptions, SetTrainable
 from .blocks_ui import user_blocks_folder
 from .canvas.items import NODE_H, NODE_W
 from .canvas.scene import CanvasScene
@@ -138,6 +138,25 @@ class Editor:
         """A node's ``repeat`` / ``trainable`` (``{"repeat": 12}``) from the inspector."""
         if node_id in self.graph.nodes:
             self.doc.push(SetOptions(self.doc.model, node_id, graph=self.graph, **options))
+
+    def set_trainable(self, trainable: bool) -> list[str]:
+        """Freeze (``trainable`` False) or unfreeze the selected layers that have parameters,
+        in one undo step. Returns the ids changed (none, with a message on the status bar,
+        when no selected layer has parameters or all are already so)."""
+        ids = self.scene.selected_node_ids()
+        counts = self.doc.current_analysis.param_counts
+        weighted = [i for i in ids if counts.get(i, 0) > 0]
+        verb = "unfreeze" if trainable else "freeze"
+        if not weighted:
+            self.scene.message.emit(f"Nothing to {verb}: select layers with parameters (Conv2d, Linear, ...)"
+                                    if ids else f"Select the layers to {verb}")
+            return []
+        command = SetTrainable(self.doc.model, weighted, trainable, graph=self.graph)
+        if command.obsolete:
+            self.scene.message.emit(f"The selected layers are already {'trainable' if trainable else 'frozen'}")
+            return []
+        self.doc.push(command)
+        return list(command.node_ids)
 
     # -- blocks ----------------------------------------------------------------------------
     def group_selection(self, name: str | None = None) -> str | None:

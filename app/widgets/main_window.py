@@ -14,7 +14,9 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, Q
 
 from ..engine.errors import NetCanvasError
 from ..engine.examples import list_examples
+from ..engine.counts import param_split
 from ..engine.project import SUFFIX, Project, load_project
+from ..engine.session.weights import init_weights_fit
 from .block_actions import BlockActions
 from .blocks_ui import BlockParamsEditor
 from .canvas.arrange import Arrange
@@ -83,7 +85,8 @@ class MainWindow(QMainWindow):
         self._dock("history", "History", self.history, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("issues", "Issues", self.issues, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("training", "Training", self.training, Qt.DockWidgetArea.BottomDockWidgetArea)
-        self.params_label, self.errors_label = QLabel(), QLabel()
+        self.params_label, self.errors_label, self.weights_label = QLabel(), QLabel(), QLabel()
+        self.statusBar().addPermanentWidget(self.weights_label)
         self.statusBar().addPermanentWidget(self.errors_label)
         self.statusBar().addPermanentWidget(self.params_label)
         self._build_actions()
@@ -166,6 +169,10 @@ class MainWindow(QMainWindow):
             "up_level": self._action("Leave Block", self.editor.go_up, "Back to the graph around the open block"),
             "save_block": self._action("Save Block to Li&brary…", self.blocks.save_to_library,
                                        "Keep the selected block's definition in your block library"),
+            "freeze": self._action("Free&ze", lambda: self.editor.set_trainable(False),
+                                   "Keep the selected layers' weights fixed while training (transfer learning)"),
+            "unfreeze": self._action("Un&freeze", lambda: self.editor.set_trainable(True),
+                                     "Train the selected layers' weights again"),
         }
         for name, sequences in resolve_shortcuts().items():  # each key bound once (shortcuts.py)
             a[name].setShortcuts(sequences)
@@ -199,6 +206,8 @@ class MainWindow(QMainWindow):
         edit.addAction(a["select_all"])
         edit.addSeparator()
         edit.addActions([a["group"], a["ungroup"], a["open_block"], a["up_level"], a["save_block"]])
+        edit.addSeparator()
+        edit.addActions([a["freeze"], a["unfreeze"]])
         view = menu.addMenu("&View")
         view.addActions([a["zoom_in"], a["zoom_out"], a["fit"], a["layout"], a["layout_lr"]])
         view.addSeparator()
@@ -231,6 +240,9 @@ class MainWindow(QMainWindow):
             lambda text: None if text or not self._state_text else self.statusBar().showMessage(self._state_text))
         self.doc.analyzed.connect(self._drop_stale_message)
         self.doc.settings_changed.connect(self._drop_stale_message)
+        # the weights a run starts from follow the training settings and the project's folder
+        self.doc.settings_changed.connect(lambda _: self._show_start_weights(self.doc.analysis))
+        self.doc.path_changed.connect(lambda _: self._show_start_weights(self.doc.analysis))
         self.view.layer_dropped.connect(lambda t, pos: self.editor.add_layer(t, pos))
         self.palette.layer_activated.connect(self._add_from_palette)
         self.inspector.params_edited.connect(self.editor.set_params)
@@ -238,7 +250,7 @@ class MainWindow(QMainWindow):
         self.block_params.params_edited.connect(self.blocks.set_block_params)
         self.view.node_activated.connect(self.blocks.node_activated)
         self.view.up_requested.connect(self.editor.go_up)
-        self.view.node_menu.connect(self.blocks.show_node_menu)
+        self.view.node_menu.connect(self._show_node_menu)
         self.view.block_dropped.connect(self.blocks.add_library_block)
         self.palette.block_activated.connect(self.blocks.add_library_block)
         self.breadcrumb.scope_chosen.connect(self.blocks.choose_scope)
@@ -271,14 +283,19 @@ class MainWindow(QMainWindow):
         errors = len(a.errors)
         # with errors, layers after them have no shape and no count: the count is of the rest
         uncounted = sum(1 for node_id in self.doc.graph.nodes if a.shapes.get(node_id) is None)
+        trainable, frozen = param_split(self.doc.graph, a)
+        frozen_text = f", {frozen:,} frozen" if frozen else ""
         if not uncounted:
-            self.params_label.setText(f"{a.total_params:,} parameters")
-            self.params_label.setToolTip("Trainable parameters of the whole network")
+            self.params_label.setText(f"{a.total_params:,} parameters{frozen_text}")
+            self.params_label.setToolTip(f"Parameters of the whole network: {trainable:,} trainable, "
+                                         f"{frozen:,} frozen (kept fixed while training)")
         else:
-            self.params_label.setText(f"≥ {a.total_params:,} parameters" if a.total_params else "– parameters")
+            self.params_label.setText(f"≥ {a.total_params:,} parameters{frozen_text}" if a.total_params
+                                      else "– parameters")
             self.params_label.setToolTip(
-                f"Trainable parameters of the layers whose shapes are known; {uncounted} layer"
+                f"Parameters of the layers whose shapes are known ({frozen:,} of them frozen); {uncounted} layer"
                 f"{'s' if uncounted > 1 else ''} cannot be counted until the errors are fixed")
+        self._show_start_weights(a)
         self.errors_label.setText("no errors" if not errors else f"{errors} error" + ("s" if errors > 1 else ""))
         self.errors_label.setStyleSheet("" if not errors else f"color: {self.scene.theme.error.name()}")
         self.issues.show_analysis(a)
@@ -287,6 +304,44 @@ class MainWindow(QMainWindow):
         node = self.selected_node()
         self.inspector.refresh(node, inside) if node else self.inspector.set_node(None, inside)
         self.blocks.show_block_params(node)
+
+    def _show_start_weights(self, a) -> None:
+        """The status bar says how the weights that the next run starts from
+        (``training.init_weights``) fit the graph as edited: which nodes keep them, which
+        will be initialized."""
+        fit = init_weights_fit(self.doc.project, a)
+        if fit is None:
+            self.weights_label.setText("")
+            self.weights_label.setToolTip("")
+            self.weights_label.setVisible(False)
+            return
+        self.weights_label.setVisible(True)
+        if isinstance(fit, str):
+            self.weights_label.setText("start weights missing")
+            self.weights_label.setStyleSheet(f"color: {self.scene.theme.error.name()}")
+            self.weights_label.setToolTip(fit)
+            return
+        self.weights_label.setStyleSheet("")
+        name = Path(fit.source).name
+        initialized = f", {len(fit.initialized)} initialized" if fit.initialized else ""
+        self.weights_label.setText(f"from {name}: {len(fit.kept)} kept{initialized}")
+        self.weights_label.setToolTip(f"The next run starts from {fit.source}: {fit.summary()}")
+
+    def node_menu(self, node_id: str):
+        """The canvas's context menu of ``node_id`` ("" away from nodes): the block actions'
+        (``BlockActions.node_menu``), and Freeze / Unfreeze for a node."""
+        menu = self.blocks.node_menu(node_id)
+        if node_id:
+            menu.addSeparator()
+            menu.addActions([self.actions_by_name["freeze"], self.actions_by_name["unfreeze"]])
+        return menu
+
+    def _show_node_menu(self, node_id: str, where) -> None:
+        if node_id and node_id not in self.scene.selected_node_ids():
+            self.scene.select_nodes([node_id])
+        menu = self.node_menu(node_id)
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        menu.popup(where)
 
     def selected_node(self):
         """The one node selected on the canvas (in the graph shown), else None."""
@@ -335,7 +390,7 @@ class MainWindow(QMainWindow):
         self.training.start()
 
     _EDIT_ACTIONS = ("new", "open", "cut", "paste", "duplicate", "delete", "layout", "layout_lr", "group",
-                     "ungroup")
+                     "ungroup", "freeze", "unfreeze")
 
     def _lock_editing(self, training: bool) -> None:
         """While a run trains this graph, the graph cannot change under it."""

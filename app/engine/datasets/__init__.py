@@ -14,6 +14,7 @@ from ..config import DATASET_FIELDS, DATASET_NAMES, defaults
 from ..errors import DatasetError
 from .base import Dataset, RawData, Split, batch_count, batches, check_input_dtype, fit_raw, fit_to_input, prepare
 from .sources import load_raw
+from .subsets import select_classes
 
 __all__ = ["DATASET_NAMES", "Dataset", "RawData", "Split", "batch_count", "batches", "check_input_dtype",
            "describe", "fit_to_input", "load_dataset", "load_raw", "prepare"]
@@ -36,6 +37,7 @@ def load_dataset(settings: dict, base_dir: Path | None = None, input_shape: tupl
         files = [str(settings[k]) for k in ("path", "images", "labels") if settings.get(k)]
         what = "reading " + " and ".join(files) if files else "making the data"
         raise DatasetError(f"dataset {settings['name']!r}: {what} failed: {type(e).__name__}: {e}") from e
+    raw = select_classes(raw, settings.get("classes"), settings["name"])
     if input_shape is not None:
         raw = fit_raw(raw, settings["name"], tuple(input_shape), input_id)
     return prepare(raw, settings["name"], settings)

@@ -98,6 +98,9 @@ def prepare(raw: RawData, name: str, settings: dict) -> Dataset:
     n_val = int(round(len(x) * settings.get("validation_fraction", 0.1)))
     val_x, val_y = x[order[:n_val]], y[order[:n_val]]
     train_x, train_y = x[order[n_val:]], y[order[n_val:]]
+    notes = list(raw.notes)
+    train_x, train_y = first_per_class(train_x, train_y, settings.get("samples_per_class"),
+                                       len(raw.class_names), notes)
     if len(train_x) == 0:
         raise DatasetError(f"{name}: no samples are left for training after the splits")
 
@@ -127,7 +130,7 @@ def prepare(raw: RawData, name: str, settings: dict) -> Dataset:
     return Dataset(name, split(train_x, train_y), split(val_x, val_y), split(test_x, test_y),
                    list(raw.class_names), raw.description, raw.image,
                    None if mean is None else torch.from_numpy(mean.astype(np.float32)),
-                   None if std is None else torch.from_numpy(std.astype(np.float32)), list(raw.notes))
+                   None if std is None else torch.from_numpy(std.astype(np.float32)), notes)
 
 
 def _check(x: np.ndarray, y: np.ndarray, name: str, n_classes: int,
@@ -229,3 +232,24 @@ def batches(split: Split, batch_size: int, *, shuffle: bool = False, drop_last: 
 
 def batch_count(n: int, batch_size: int, drop_last: bool) -> int:
     return n // batch_size if drop_last else -(-n // batch_size)
+
+
+def first_per_class(x: np.ndarray, y: np.ndarray, per_class: int | None, n_classes: int,
+                    notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``per_class`` samples of each class of a (shuffled) training split, in
+    their order (``None``: all). Appends to ``notes`` what was kept, and which classes have
+    fewer samples than asked."""
+    if per_class is None:
+        return x, y
+    counts = np.zeros(n_classes, dtype=np.int64)
+    chosen = np.zeros(len(y), dtype=bool)
+    for i, label in enumerate(y):
+        if counts[label] < per_class:
+            counts[label] += 1
+            chosen[i] = True
+    notes.append(f"training on {per_class} samples per class ({int(chosen.sum())} of {len(y)}); "
+                 "validation and test are whole")
+    short = [str(c) for c in range(n_classes) if counts[c] < per_class]
+    if short:
+        notes.append(f"classes {', '.join(short)} have fewer than {per_class} training samples")
+    return x[chosen], y[chosen]

@@ -44,3 +44,28 @@ class SetOptions(Command):
 
     def undo(self) -> None:
         self.graph.set_options(self.node_id, repeat=self.old[0], trainable=self.old[1])
+
+
+class SetTrainable(Command):
+    """Freeze (``trainable`` False) or unfreeze several nodes in one undo step: the
+    selection's Freeze / Unfreeze. Nodes already so (and ids the graph lacks) are left
+    alone; with none left the command is obsolete (the history neither applies nor keeps
+    it). ``graph``: the graph inside an open block (default: the project's)."""
+
+    def __init__(self, doc: Document, node_ids, trainable: bool, graph: Graph | None = None):
+        self.graph = graph if graph is not None else doc.graph
+        self.doc, self.trainable = doc, bool(trainable)
+        self.node_ids = [i for i in dict.fromkeys(node_ids)
+                         if i in self.graph.nodes and self.graph.nodes[i].trainable != self.trainable]
+        self.obsolete = not self.node_ids
+        verb = "Unfreeze" if self.trainable else "Freeze"
+        what = self.node_ids[0] if len(self.node_ids) == 1 else f"{len(self.node_ids)} nodes"
+        self.text = f"{verb} {what}"
+
+    def redo(self) -> None:
+        for node_id in self.node_ids:
+            self.graph.set_options(node_id, trainable=self.trainable)
+
+    def undo(self) -> None:
+        for node_id in reversed(self.node_ids):
+            self.graph.set_options(node_id, trainable=not self.trainable)

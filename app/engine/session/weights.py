@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from ..compiler import compile_graph
@@ -29,7 +30,8 @@ from ..graph import Graph
 from ..inference import Analysis
 from ..project import Project, weights_path_for
 from ..training.events import FinishedEvent
-from ..weights import adopt_run_weights, load_weights
+from ..training.trainer import init_weights_path
+from ..weights import PartialLoad, adopt_run_weights, load_weights, plan_partial, read_shapes
 
 UNSAVED_WEIGHTS_DAYS = 7  # how long the weights of a run of a never-saved project are kept
 
@@ -40,6 +42,23 @@ def load_model(graph: Graph, analysis: Analysis, path: str | Path) -> nn.Module:
     model = compile_graph(graph, analysis)
     load_weights(model, path)
     return model
+
+
+def init_weights_fit(project: Project, analysis: Analysis) -> PartialLoad | str | None:
+    """How the weights that ``training.init_weights`` names fit the graph as it is now (what
+    the editor shows after each edit, before any run): the ``PartialLoad`` a run would make
+    (nodes kept, initialized, unused), a sentence when the file is missing or unreadable, or
+    None when the setting is unset or the graph has errors (nothing to fit yet). Reads only
+    the file's header; the graph is compiled on torch's meta device (no memory, no values)."""
+    if not project.training.get("init_weights") or not analysis.ok:
+        return None
+    try:
+        path = init_weights_path(project, project.training)
+        file_shapes = read_shapes(path)
+    except NetCanvasError as e:
+        return str(e)
+    model = compile_graph(project.graph, analysis, device=torch.device("meta"))
+    return plan_partial({k: tuple(v.shape) for k, v in model.state_dict().items()}, file_shapes, str(path))
 
 
 def default_scratch_dir() -> Path:

@@ -32,8 +32,8 @@ from ..errors import GraphError, TrainingError, WeightsError
 from ..inference import Analysis, analyze
 from ..optimizers import OPTIMIZERS, SCHEDULES, keyword_arguments
 from ..project import Project
-from ..weights import (apply_weights, check_writable, load_weights, new_run_id, read_metadata, read_weights,
-                       run_weights_path, safe_places, save_weights)
+from ..weights import (PartialLoad, apply_weights, check_writable, load_partial, new_run_id, read_metadata,
+                       read_weights, run_weights_path, safe_places, save_weights)
 from .events import BatchEvent, EpochEvent, FinishedEvent, SnapshotEvent
 from .objective import Objective, make_objective
 
@@ -77,6 +77,23 @@ def prepare_run(project: Project, dataset: Dataset | None = None, **overrides) -
                        dataset.notes + objective.notes)
 
 
+def init_weights_path(project: Project, settings: dict) -> Path | None:
+    """The file ``training.init_weights`` names (None when unset): relative to the project's
+    folder, or to the current folder for a project without a file (an example, a new
+    project), where ``train`` writes those projects' weights. Raises ``WeightsError`` when
+    it does not exist."""
+    name = settings.get("init_weights")
+    if not name:
+        return None
+    path = Path(name).expanduser()
+    if not path.is_absolute():
+        path = (project.path.parent if project.path else Path.cwd()) / path
+    if not path.is_file():
+        raise WeightsError(f"does not exist: training.init_weights names it as the weights to start from "
+                           "(train the project that writes it first, or clear the setting)", str(path))
+    return path
+
+
 MAX_WEIGHT = 1e6  # a weight above this in magnitude means the run diverged
 LOSS_GROWTH = 10  # ... and so does an epoch's mean loss above 10 times the first epoch's
 
@@ -91,7 +108,10 @@ class Trainer:
     already there: then they go to
     ``NAME.runs/<run id>.safetensors`` beside it (see ``FinishedEvent.weights_held_back``);
     ``checkpoint_dir``: a checkpoint per epoch; ``initial_weights``: start
-    from these instead of a fresh initialization; ``snapshot_every``: a SnapshotEvent
+    from these instead of a fresh initialization (default: the project's
+    ``training.init_weights``, see ``init_weights_path``), loaded partially: nodes whose
+    parameter shapes fit take them, the others are initialized, and ``start_weights`` (a
+    ``PartialLoad``) and a note of the run say which; ``snapshot_every``: a SnapshotEvent
     every N minibatches for ``snapshot_samples`` (default: the first 8 test samples);
     ``on_pause(paused, step)``: called from the training thread when the loop really stops
     between minibatches for a pause, and again when it goes on."""
@@ -121,8 +141,11 @@ class Trainer:
         torch.manual_seed(s["seed"])
         graph = run.project.graph
         self.model: fx.GraphModule = compile_graph(graph, run.analysis, device=self.device)
+        initial_weights = initial_weights or init_weights_path(run.project, s)
+        self.start_weights: PartialLoad | None = None
         if initial_weights:
-            load_weights(self.model, initial_weights)
+            self.start_weights = load_partial(self.model, initial_weights)
+            run.notes.append("weights: " + self.start_weights.summary())
         # the loss may read the logits before a final Softmax, and the kernels setting may fuse
         # layers: a second module for the training steps, same weights (self.model stays
         # unfused: snapshots, checkpoints and weights files read it)
@@ -477,6 +500,11 @@ class Trainer:
             self._incomparable = True
             return (f"the weights in place were trained on {old['dataset']}, this run on {name}: "
                     "they cannot be compared")
+        classes = json.dumps(self.run_spec.dataset.class_names)
+        if old.get("class_names", classes) != classes:  # dataset.classes picked others
+            self._incomparable = True
+            return (f"the weights in place were trained on the classes {_class_list(old['class_names'])}, "
+                    f"this run on {_class_list(classes)}: they cannot be compared")
         acc, loss = event.val_accuracy, event.val_loss
         if loss is None:
             self._incomparable = True
@@ -519,6 +547,15 @@ class Trainer:
         if event.val_loss is not None:
             meta["val_loss"] = repr(float(event.val_loss))
         return meta
+
+
+def _class_list(text: str) -> str:
+    """Class names recorded as JSON, as a message shows them (the text itself when it is not a list)."""
+    try:
+        names = json.loads(text)
+    except ValueError:
+        return text
+    return ", ".join(map(str, names)) if isinstance(names, list) else text
 
 
 def _number(text: str | None) -> float | None:

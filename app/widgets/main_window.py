@@ -257,6 +257,7 @@ class MainWindow(QMainWindow):
         self.doc.scope_changed.connect(self._scope_changed)
         self.doc.reset.connect(lambda: self._scope_changed(self.doc.scope))  # another project: at its top
         self.issues.node_chosen.connect(self.focus_node)
+        self.issues.path_chosen.connect(self.focus_path)
         self.training.training_active.connect(self._lock_editing)
         self.doc.history.changed.connect(self._follow_history)
         self._follow_history()
@@ -437,6 +438,14 @@ class MainWindow(QMainWindow):
         if node_id in self.scene.nodes:
             self.scene.select_nodes([node_id])
             self.view.centerOn(self.scene.nodes[node_id])
+
+    def focus_path(self, path: tuple) -> None:
+        """Open the blocks along ``path`` (block node ids, outermost first, then the layer
+        inside the last one) and select that layer: where an issue inside a block lies."""
+        self.doc.set_scope(path[:-1])
+        if self.doc.scope == tuple(path[:-1]) and path[-1] in self.scene.nodes:
+            self.scene.select_nodes([path[-1]])
+            self.view.centerOn(self.scene.nodes[path[-1]])
 
     def _update_title(self) -> None:
         path = self.doc.project.path

@@ -24,3 +24,13 @@ def test_an_issue_inside_a_block_shows_its_path_and_a_click_gives_it(qtbot):
     issues.path_chosen.connect(paths.append)
     issues._clicked(item)
     assert nodes == ["layer1"] and paths == [("layer1", "conv1")]
+
+
+def test_a_click_on_an_issue_inside_a_block_opens_it_at_the_layer(window):
+    data = _project()
+    data["graph"]["nodes"][1]["params"] = {"width": 0}
+    window.set_project(parse_project(json.dumps(data)))
+    item = window.issues.topLevelItem(0)
+    window.issues._clicked(item)
+    assert window.doc.scope == ("layer1",)
+    assert window.scene.selected_node_ids() == ["conv1"]

@@ -13,8 +13,8 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, Q
                                QVBoxLayout, QWidget)
 
 from ..engine.errors import NetCanvasError
-from ..engine.examples import list_examples
 from ..engine.counts import param_split
+from ..engine.examples import list_examples
 from ..engine.project import SUFFIX, Project, load_project
 from ..engine.session.weights import init_weights_fit
 from .block_actions import BlockActions
@@ -153,6 +153,9 @@ class MainWindow(QMainWindow):
             "about": self._action("&About NetCanvas", self.about),
             "getting_started": self._action("&Getting Started", self.getting_started,
                                             "A short illustrated walk-through"),
+            "import_torch": self._action("&PyTorch Model…", self._import_torch,
+                                         "Import a torch.nn.Module (MODULE:CALLABLE or a .py file, whose code "
+                                         "runs), checked against it"),
             "export_onnx": self._action("&ONNX Model…", self.exporter.ask_onnx,
                                         "Export to ONNX, checked in onnxruntime"),
             "export_python": self._action(
@@ -194,6 +197,8 @@ class MainWindow(QMainWindow):
             self.examples_menu.addAction(ex.title, lambda p=ex.path: self.open_file(p, example=True))
         file_menu.addSeparator()
         file_menu.addActions([a["save"], a["save_as"]])
+        import_menu = file_menu.addMenu("&Import")
+        import_menu.addAction(a["import_torch"])
         export_menu = file_menu.addMenu("E&xport")
         export_menu.addActions([a["export_onnx"], a["export_python"]])
         file_menu.addSeparator()
@@ -499,6 +504,11 @@ class MainWindow(QMainWindow):
             self._remember(str(Path(path).resolve()))
         self.statusBar().showMessage(f"Opened {project.name}", 4000)
         return True
+
+    def _import_torch(self) -> None:
+        # imported here: the PyTorch importer loads torch.fx and torch.export, a second more at every start
+        from .torch_import_dialog import open_torch_import
+        open_torch_import(self)
 
     def _import_onnx(self, path: Path) -> bool:
         """An ONNX model becomes an unsaved project; its weights wait in the recovery folder

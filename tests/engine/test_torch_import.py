@@ -82,9 +82,11 @@ def test_resnet_opens_as_stem_stages_of_blocks_and_head():
     assert "downsample_0" not in repeated.graph.nodes
     assert first.graph.nodes["conv2"].params["stride"] == "$stride"
     assert first.graph.nodes["downsample_0"].params["stride"] == "$stride"
-    assert first.params == {"conv1_out_channels": 8, "stride": 1, "conv3_out_channels": 32}
+    # named for what they are: the module's own attribute (self.stride), the block's output
+    # channels; else after the layer and its parameter
+    assert first.params == {"conv1_out_channels": 8, "stride": 1, "out_channels": 32}
     nodes = result.project.graph.nodes
-    assert nodes["layer2_0"].params == {"conv1_out_channels": 16, "stride": 2, "conv3_out_channels": 64}
+    assert nodes["layer2_0"].params == {"conv1_out_channels": 16, "stride": 2, "out_channels": 64}
     # weights as the format names them, and the module's own tensors
     state = dict(model.named_parameters()) | dict(model.named_buffers())
     assert torch.equal(result.state["layer1_0.conv1.weight"], state["layer1.0.conv1.weight"])
@@ -292,3 +294,73 @@ def test_cli_refuses_what_it_cannot_import_and_writes_nothing(tmp_path):
     code, _, err = _run(["import", "tests.engine.torch_models:lenet", str(out), "--input-shape", "1,3,3"])
     assert code == 1 and "cannot run on an input of shape [1, 3, 3]" in err
     assert not out.exists()
+
+
+class _Squeezes(torch.nn.Module):
+    """unsqueeze / squeeze, a size computed from sizes (h // 2 * w), F.layer_norm with the
+    module's own tensors."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.rand(4) + 0.5)
+        self.bias = torch.nn.Parameter(torch.rand(4) - 0.5)
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        y = torch.unsqueeze(x.reshape(n, c, h // 2 * w * 2), 1).squeeze(1)
+        y = F.layer_norm(y.transpose(1, 2), (4,), self.weight, self.bias, 1e-6)
+        return y.unsqueeze(-1).flatten(1)
+
+
+def test_unsqueeze_squeeze_size_arithmetic_and_functional_layer_norm():
+    model = _Squeezes()
+    result = import_module(model, [4, 2, 3])
+    types = [n.type for n in result.project.graph.nodes.values()]
+    assert types.count("Reshape") == 4 and "LayerNorm" in types
+    norm = next(n for n in result.project.graph.nodes.values() if n.type == "LayerNorm")
+    assert norm.params == {"eps": 1e-6}
+    assert torch.equal(result.state[f"{norm.id}.weight"], model.weight.detach())
+    assert torch.equal(result.state[f"{norm.id}.bias"], model.bias.detach())
+    assert result.difference <= 1e-6
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
+def test_token_ids_through_an_embedding_and_torch_recurrent_layers(kind):
+    for use_state in (True, False):
+        result = import_module(tm.TextClassifier(kind, use_state=use_state), [7])
+        nodes = list(result.project.graph.nodes.values())
+        assert nodes[0].params == {"shape": [7], "dtype": "int64"}  # token ids, as the Embedding takes them
+        assert [n.type for n in nodes[1:3]] == ["Embedding", kind]
+        assert nodes[2].params == {"hidden_size": 6, "num_layers": 2}
+        # h_n[-1] is the layer's second output; out[:, -1] a Select of its first
+        edges = {(e.target, e.target_port): (e.source, e.source_port) for e in result.project.graph.edges}
+        head = nodes[-1]
+        assert edges[(head.id, 0)] == ((nodes[2].id, 1) if use_state else (nodes[3].id, 0))
+        assert result.difference <= 1e-6
+
+
+def test_an_lstm_cell_state_is_refused_naming_it():
+    with pytest.raises(TorchImportError) as e:
+        import_module(tm.CellState(), [5, 4])
+    assert "uses torch's LSTM state c_n" in str(e.value) or "of torch's LSTM c_n" in str(e.value)
+
+
+def test_token_ids_and_recurrent_layers_on_the_export_path(monkeypatch):
+    monkeypatch.setattr(torch_import, "_trace", _no_fx)
+    result = import_module(tm.TextClassifier("GRU"), [7])
+    assert [n.type for n in result.project.graph.nodes.values()][:3] == ["Input", "Embedding", "GRU"]
+    assert "traced with torch.export" in result.notes[0] and result.difference <= 1e-6
+
+
+def test_attention_with_tuple_outputs_on_the_export_path_gives_the_fx_project(monkeypatch):
+    # attn, _ = self.attn(...) and nn.MultiheadAttention inside torchvision's ViT encoder block:
+    # the export's ATen ops of one layer become one call again, its results picked from it
+    torch.manual_seed(0)
+    traced = import_module(tm.Mixed(), [3, 8, 8])
+    monkeypatch.setattr(torch_import, "_trace", _no_fx)
+    torch.manual_seed(0)
+    exported = import_module(tm.Mixed(), [3, 8, 8])
+    assert "fx refused (test)" in exported.notes[0]
+    assert dumps_project(exported.project) == dumps_project(traced.project)
+    vit = import_module(tm.VisionTransformer(), [3, 32, 32])
+    assert vit.project.graph.nodes["encoder_layers_encoder_layer_0"].repeat == 3 and vit.difference <= 1e-5

@@ -4,13 +4,15 @@ its block definitions and its weights.
 Instances of a Python class (not a torch.nn class or container) that the module holds at
 least twice are candidates: the flat nodes called inside an instance form its *region*.
 Regions nest (a transformer layer's attention inside the layer) and become block nodes from
-the outside in; a region whose inside feeds more than one value out (or a value of a
-several-output layer) is not a block, its nodes stay where they are. Regions of one class
-with the same structure (node ids, types, edges) share one block definition named after
-the class (``Bottleneck``; ``Bottleneck_2`` for a second structure); parameters whose
-values differ between instances become block parameters (``"$stride"``), one per distinct
-pattern of values (named after the parameter, or ``conv3_out_channels`` where two patterns
-share a name). Then consecutive block nodes of one block with the same parameters, each
+the outside in; a region of one layer alone (torchvision's ``Permute``, ``StochasticDepth``)
+or whose inside feeds more than one value out (or a value of a several-output layer) is not
+a block, its nodes stay where they are. Regions of one class with the same structure (node
+ids, types, edges) share one block definition named after the class (``Bottleneck``;
+``Bottleneck_2`` for a second structure); parameters whose values differ between instances
+become block parameters (``"$stride"``), one per distinct pattern of values, named after an
+attribute every instance holds with those values (``self.stride = stride``), else
+``in_channels`` / ``out_channels`` (``_features``) when they are the block's input or output
+size, else after the parameter (``conv1_out_channels`` where two patterns share a name). Then consecutive block nodes of one block with the same parameters, each
 feeding only the next, become one node with ``repeat``; so do consecutive calls of torch.nn
 layers of one type and parameters (a stack of encoder layers).
 Weights are named as the compiled module names them: ``layer1_0.conv1.weight``,
@@ -24,10 +26,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
 
 from ..graph import Block, Blocks, Edge, Graph, Node, id_problem
 from ..layers import get_spec
 from ..layout import layered_layout
+from .torch_layers import plain
 from .torch_map import CONTAINERS, Flat
 
 @dataclass
@@ -53,6 +57,8 @@ class Region:
     cls: type | None = None
     block: "Def | None" = None
     owner: Unit | None = None  # the block node standing for this region
+    path: str = ""  # of the module instance (its qualified name in the model)
+    value: tuple[str, int] | None = None  # the flat value it gives out
 
 
 @dataclass
@@ -96,7 +102,10 @@ def _prune(flats: list[Flat], output: tuple[str, int]) -> list[Flat]:
 class Assembler:
     """Builds regions, block definitions, the project graph and the state dict."""
 
-    def __init__(self, flats: list[Flat], output: tuple[str, int]):
+    def __init__(self, flats: list[Flat], output: tuple[str, int], modules: dict[str, nn.Module] | None = None):
+        """``modules``: the model's modules by qualified name, whose attributes name block
+        parameters (``self.stride = stride``)."""
+        self.modules = modules or {}
         self.flats = _prune(flats, output)
         self.output = output
         classes = _candidates(self.flats)
@@ -127,7 +136,9 @@ class Assembler:
                 chain = self.chain[f.name]
                 if len(chain) > level:
                     groups.setdefault(chain[level][0], []).append(f)
-            bad = [p for p, members in groups.items() if self.group_output(members, output) is None]
+            # one layer alone (torchvision's Permute, StochasticDepth) is no block: it stays a layer
+            bad = [p for p, members in groups.items()
+                   if len(members) == 1 or self.group_output(members, output) is None]
             if not bad:
                 break
             for f in flats:  # not a block: its nodes stay at this level
@@ -178,7 +189,7 @@ class Assembler:
 
         for unit, values in zip(units, raw_inputs):
             unit.inputs = [ref(v) for v in values]
-        return Region(units, inputs, ref(output), cls)
+        return Region(units, inputs, ref(output), cls, path=path, value=output)
 
     def group_output(self, members: list[Flat], output: tuple[str, int]) -> tuple[str, int] | None:
         """The one value the group feeds out, or None when it feeds out several, or a port
@@ -244,6 +255,7 @@ class Assembler:
             if counts[name] > 1 and name == key:
                 name = f"{first.units[i].id}_{key}"
             if values not in taken:
+                name = self.attribute_for(d, values, key, set(d.params)) or self.size_for(d, values, key) or name
                 base, k = name, 2
                 while name in d.params:
                     name, k = f"{base}_{k}", k + 1
@@ -256,6 +268,49 @@ class Assembler:
                 inst.owner.params = {name: inst.units[i].params[key] for (i, key), name in d.refs.items()}
         d.chains = _chains(first, {i: {k: ("$" + d.refs[(i, k)]) if (i, k) in d.refs else v
                                        for k, v in u.params.items()} for i, u in enumerate(first.units)})
+
+    def attribute_for(self, d: Def, values: tuple, key: str, taken: set[str]) -> str | None:
+        """The name of an attribute that every instance's module holds with exactly its
+        value of this parameter (``self.stride = stride``, ``self.out_channels = oup``):
+        ``key`` itself if one is called so, else the first in the order they were set."""
+        modules = [self.modules.get(inst.path) for inst in d.instances]
+        if not modules or any(m is None for m in modules):
+            return None
+        found = []
+        for attr in vars(modules[0]):
+            if attr.startswith("_") or attr in taken or id_problem(attr) or get_spec(attr) is not None:
+                continue
+            try:
+                mine = tuple(_key(plain(getattr(m, attr))) for m in modules)
+            except AttributeError:
+                continue
+            if mine == values and all(isinstance(getattr(m, attr), (int, float, str, tuple, list)) for m in modules):
+                found.append(attr)
+        return key if key in found else (found[0] if found else None)
+
+    def size_for(self, d: Def, values: tuple, key: str) -> str | None:
+        """``in_channels`` / ``out_channels`` (``in_features`` / ``out_features``) when this
+        parameter is, in every instance, the channel count (the last dimension) of the
+        block's input or of its output; else None."""
+        kind = "channels" if key.endswith("channels") else "features" if key.endswith("features") else None
+        if kind is None:
+            return None
+        axis = 1 if kind == "channels" else -1
+        by_name = {f.name: f for f in self.flats}
+        for side, pick in (("out", lambda r: r.value), ("in", lambda r: r.inputs[0] if r.inputs else None)):
+            name = f"{side}_{kind}"
+            if name in d.params:
+                continue
+            sizes = []
+            for inst in d.instances:
+                value = pick(inst)
+                shape = by_name[value[0]].shape if value is not None and value[0] in by_name else None
+                if shape is None or value[1] != 0 or len(shape) < 2:
+                    break
+                sizes.append(_key(int(shape[axis])))
+            if tuple(sizes) == values:
+                return name
+        return None
 
     def default(self, unit: Unit, key: str) -> Any:
         """The value a unit's parameter ``key`` has when not set."""

@@ -10,7 +10,9 @@ ops it became; the other ops are renamed to the torch functions ``torch_map`` kn
 (``aten.relu`` -> ``torch.relu``, ``aten.view`` -> ``x.view``, ...); a parameter used outside
 a layer becomes a ``get_attr`` (class tokens, position tables). An op with no torch
 counterpart here stays as it is, and ``torch_map`` names it. Shapes come from the export's
-own metadata.
+own metadata. A layer of several results (attention's ``(output, weights)``, an LSTM's
+``(output, (h_n, c_n))``) gets each result used picked from its call by index, the places
+read by running the model once with hooks (``_tuple_outputs``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import contextlib
 import io
 import logging
 import operator
+import warnings
 from types import SimpleNamespace
 from typing import Any
 
@@ -58,16 +61,20 @@ class ExportFailed(Exception):
     """``torch.export`` could not export the module either; the message says why."""
 
 
-def exported_graph(model: nn.Module, shape: tuple[int, ...]) -> fx.GraphModule:
+def exported_graph(model: nn.Module, shape: tuple[int, ...], example: torch.Tensor | None = None) -> fx.GraphModule:
     """A torch-level ``GraphModule`` over ``model`` for inputs of ``shape`` (plus a batch of
-    two), made from ``torch.export``'s program. Raises ``ExportFailed``."""
+    two; ``example``: such an input, random values if None), made from ``torch.export``'s
+    program. Raises ``ExportFailed``."""
     shapes_log = logging.getLogger("torch.fx.experimental.symbolic_shapes")
     level = shapes_log.level
     try:
         # torch prints the partial graph and logs warnings when export fails: our message says it
         shapes_log.setLevel(logging.ERROR)
-        with contextlib.redirect_stderr(io.StringIO()):
-            program = torch.export.export(model, (torch.randn(2, *shape),))
+        with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
+            # torch's RNN, LSTM and GRU re-assign their flat weight list while exported: harmless
+            warnings.filterwarnings("ignore", "The tensor attributes self.*_flat_weights", UserWarning)
+            example = torch.randn(2, *shape) if example is None else example
+            program = torch.export.export(model, (example,))
     except Exception as e:  # export raises many types for code it cannot follow
         text = str(e).strip().splitlines()
         raise ExportFailed(f"{type(e).__name__}: {text[0] if text else ''}") from e
@@ -77,7 +84,38 @@ def exported_graph(model: nn.Module, shape: tuple[int, ...]) -> fx.GraphModule:
     owned = {**sig.inputs_to_parameters, **sig.inputs_to_buffers,
              **getattr(sig, "inputs_to_lifted_tensor_constants", {})}
     modules = dict(model.named_modules())
-    return _Rewriter(program.graph, owned, modules, model).run()
+    return _Rewriter(program.graph, owned, modules, model, _tuple_outputs(model, modules, example)).run()
+
+
+def _tuple_outputs(model: nn.Module, modules: dict[str, nn.Module], example: torch.Tensor) -> dict[str, list]:
+    """For each torch.nn layer of ``model`` that returns several tensors (attention, RNN,
+    LSTM: ``(output, (h_n, c_n))``), where each sits: module path -> [(index path, shape)],
+    flattened in order, read by running the model once on ``example`` (in its mode)."""
+    found: dict[str, list] = {}
+
+    def record(path: str):
+        def hook(_module, _args, output):
+            if isinstance(output, (tuple, list)):
+                found.setdefault(path, _flatten_outputs(output, ()))
+        return hook
+
+    handles = [m.register_forward_hook(record(path)) for path, m in modules.items()
+               if path and _is_torch_nn(m) and is_layer(m)]
+    try:
+        with torch.no_grad():
+            model(example)
+    except Exception:  # noqa: BLE001 - export ran it already; without the record, outputs stay unmapped
+        pass
+    finally:
+        for h in handles:
+            h.remove()
+    return found
+
+
+def _flatten_outputs(value: Any, where: tuple[int, ...]) -> list[tuple[tuple[int, ...], tuple[int, ...] | None]]:
+    if isinstance(value, (tuple, list)):
+        return [item for i, v in enumerate(value) for item in _flatten_outputs(v, (*where, i))]
+    return [(where, tuple(value.shape) if isinstance(value, torch.Tensor) else None)]
 
 
 def _is_torch_nn(module: nn.Module) -> bool:
@@ -85,7 +123,9 @@ def _is_torch_nn(module: nn.Module) -> bool:
 
 
 class _Rewriter:
-    def __init__(self, graph: fx.Graph, owned: dict[str, str], modules: dict[str, nn.Module], root: nn.Module):
+    def __init__(self, graph: fx.Graph, owned: dict[str, str], modules: dict[str, nn.Module], root: nn.Module,
+                 tuple_outputs: dict[str, list] | None = None):
+        self.tuple_outputs = tuple_outputs or {}
         self.old = graph
         self.owned = owned  # placeholder name -> the module's tensor (fqn)
         self.modules = modules
@@ -152,8 +192,27 @@ class _Rewriter:
         call = self.new.call_module(key[1], tuple(self.env[a] for a in inputs))
         out = leaving[-1] if leaving else members[-1]
         self.copy_meta(out, call)
-        for m in leaving:  # (a layer's several results, as torch's attention gives, are not mapped)
-            self.env[m] = call
+        places = list(self.tuple_outputs.get(key[1], []))
+        if places:  # several results: how many, as torch_map counts them
+            count = max(p[0][0] for p in places) + 1
+            call.meta["tensor_meta"] = tuple(SimpleNamespace(shape=next((p[1] for p in places if p[0] == (i,)), None))
+                                             for i in range(count))
+        for m in leaving:
+            # a layer of several results (attention's (output, weights), an LSTM's
+            # (output, (h_n, c_n))): each result used is picked from the call as torch gives it
+            val = m.meta.get("val")
+            shape = tuple(val.shape) if isinstance(val, torch.Tensor) else None
+            place = next((p for p in places if p[1] == shape and shape is not None), None)
+            if place is None:
+                self.env[m] = call
+                continue
+            places.remove(place)
+            node = call
+            for i in place[0]:
+                node = self.new.call_function(operator.getitem, (node, i))
+            self.env[m] = self.copy_meta(m, node)
+            if len(place[0]) > 1:  # the tuple between, (h_n, c_n): no tensor of its own
+                node.args[0].meta["nn_module_stack"] = node.meta["nn_module_stack"]
 
     def function(self, n: fx.Node) -> None:
         target = _ATEN.get(n.target, n.target)

@@ -1,11 +1,15 @@
 """The handlers of ``torch_map``: one per functional call, tensor method or operator that a
 catalogue type computes, each given the ``Mapper`` and the fx node and returning the value
 it makes (``(flat name, port)``, ``("multi", name)`` for several outputs, ``"shape"`` for a
-value that is not a tensor, or a ``ModuleTensor``), or raising ``NotMappable``."""
+value that is not a tensor, a ``ModuleTensor``, or a ``RecurrentOutputs`` part), or raising
+``NotMappable``. Functions that ``torch.fx.wrap`` keeps whole are known by name (``WRAPPED``:
+torchvision's ``stochastic_depth``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import operator
+import types
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx
 
+from ..layers import get_spec
 from .torch_layers import NotMappable, plain
 
 
@@ -23,6 +28,22 @@ class ModuleTensor:
     tensor: torch.Tensor
     path: str
     expanded: bool = False
+
+
+RECURRENT = ("RNN", "LSTM", "GRU")
+
+
+@dataclass
+class RecurrentOutputs:
+    """What torch's RNN / LSTM / GRU returns, or a part of it: ``part`` is ``"outputs"``
+    (the pair), ``"state"`` (h_n, or LSTM's (h_n, c_n)), ``"h_n"`` or ``"c_n"``;
+    ``layers`` counts layers times directions (the first dimension of h_n)."""
+
+    name: str
+    kind: str
+    layers: int
+    part: str = "outputs"
+    bidirectional: bool = False
 
 
 # what may be applied to one of the module's own tensors before it is used (all constants)
@@ -206,15 +227,33 @@ def _own_tensor(m, n: fx.Node, kind: str, a: fx.Node, p: ModuleTensor):
                       "has no layer for")
 
 
+def _recurrent_part(m, n: fx.Node, value: RecurrentOutputs, index: Any):
+    """``out, h = rnn(x)``, ``h, c = state``, ``h[-1]``: the sequence (port 0), the last
+    layer's final hidden state (port 1, when one direction), or a part still on its way."""
+    if value.part == "outputs" and index in (0, 1):
+        if index == 0:
+            return (value.name, 0)
+        return dataclasses.replace(value, part="state" if value.kind == "LSTM" else "h_n")
+    if value.part == "state" and index in (0, 1):
+        return dataclasses.replace(value, part=("h_n", "c_n")[index])
+    if value.part == "h_n" and isinstance(index, int) and index in (-1, value.layers - 1) and not value.bidirectional:
+        return (value.name, 1)
+    raise NotMappable(f"takes {index!r} of torch's {value.kind} {value.part} (NetCanvas gives the sequence and "
+                      "h_n[-1] of a one-direction layer)")
+
+
 def _getitem(m, n: fx.Node):
     source, index = n.args
     value = m.env.get(source) if isinstance(source, fx.Node) else None
+    if isinstance(value, RecurrentOutputs):
+        return _recurrent_part(m, n, value, index)
     if value == "shape":
         return "shape"
     if isinstance(value, tuple) and value and value[0] == "multi":
         if not isinstance(index, int):
             raise NotMappable(f"takes the parts {index!r} of a split (one at a time, please)")
-        count = len(source.meta.get("tensor_meta") or ())
+        metas = source.meta.get("tensor_meta")
+        count = len(metas) if isinstance(metas, (list, tuple)) else 0
         return (value[1], index + count if index < 0 else index)
     if isinstance(value, tuple) and len(value) == 2 and isinstance(index, tuple) and len(index) == 2 \
             and index[0] == slice(None) and isinstance(index[1], int):
@@ -227,6 +266,9 @@ def _getitem(m, n: fx.Node):
 
 
 def _select(m, n: fx.Node):
+    value = m.env.get(n.args[0]) if isinstance(n.args[0], fx.Node) else None
+    if isinstance(value, RecurrentOutputs) and _arg(n, 1, "dim") == 0:  # h_n[-1] as ATen writes it
+        return _recurrent_part(m, n, value, _arg(n, 2, "index"))
     shape = m.shape(n.args[0])
     d = m.dim(_arg(n, 1, "dim"), len(shape))
     index = _arg(n, 2, "index")
@@ -272,6 +314,57 @@ def _adaptive(type_name: str):
     return handle
 
 
+def _layer_norm(m, n: fx.Node):
+    """``F.layer_norm(x, shape, self.weight, self.bias, eps)`` (ConvNeXt's LayerNorm2d):
+    a LayerNorm over the trailing dimensions, with the module's tensors as its own."""
+    shape, weight, bias = _arg(n, 1, "normalized_shape"), _arg(n, 2, "weight"), _arg(n, 3, "bias")
+    eps = _arg(n, 4, "eps", 1e-5)
+    dims = len(shape) if isinstance(shape, (list, tuple, torch.Size)) else 1
+    tensors = {}
+    for key, a in (("weight", weight), ("bias", bias)):
+        value = m.env.get(a) if isinstance(a, fx.Node) else a
+        if value is None:
+            continue
+        if not isinstance(value, ModuleTensor) or value.expanded:
+            raise NotMappable(f"its {key} is computed, not a tensor of the module")
+        tensors[key] = value.tensor.detach().clone()
+    if bias is not None and weight is None:
+        raise NotMappable("a bias without a weight")
+    found = {"eps": float(eps), "dims": dims, "elementwise_affine": weight is not None,
+             "bias": bias is not None or weight is None}
+    declared = get_spec("LayerNorm").param_index
+    params = {k: v for k, v in found.items() if v != declared[k].default}
+    return m.add("LayerNorm", params, [m.tensor(n.args[0])], tensors)
+
+
+def _stochastic_depth(m, n: fx.Node):
+    """torchvision.ops.stochastic_depth(input, p, mode, training) (left whole by its
+    torch.fx.wrap): StochasticDepth, which is the identity in evaluation as it is."""
+    p, mode = _arg(n, 1, "p"), _arg(n, 2, "mode", "row")
+    if not isinstance(p, (int, float)) or isinstance(p, bool) or mode not in ("row", "batch"):
+        raise NotMappable(f"p {p!r} and mode {mode!r} are not constants StochasticDepth takes")
+    return m.add("StochasticDepth", {"p": float(p), **({} if mode == "row" else {"mode": mode})},
+                 [m.tensor(n.args[0])])
+
+
+# functions of other packages that torch.fx leaves whole (their ``torch.fx.wrap``), by name
+WRAPPED = {"stochastic_depth": _stochastic_depth}
+
+
+def wrapped_handler(target: Any):
+    """The handler of a function that ``torch.fx.wrap`` kept whole, known by its name, or None."""
+    if isinstance(target, types.FunctionType) and not (target.__module__ or "").startswith("torch"):
+        return WRAPPED.get(target.__name__)
+    return None
+
+
+def is_opaque(target: Any) -> bool:
+    """Whether ``target`` is a Python function of the user's that torch.fx did not trace into
+    (``torch.fx.wrap``) and that no handler knows: its ops are hidden from the mapping."""
+    return isinstance(target, types.FunctionType) and not (target.__module__ or "").startswith(("torch", "_operator")) \
+        and target.__name__ not in WRAPPED
+
+
 def _matmul(m, n: fx.Node):
     return m.add("MatMul", {}, [m.tensor(n.args[0]), m.tensor(n.args[1])])
 
@@ -309,11 +402,12 @@ FUNCTIONS.update({
     F.avg_pool1d: _pool("AvgPool1d"), F.avg_pool2d: _pool("AvgPool2d"),
     F.adaptive_avg_pool1d: _adaptive("AdaptiveAvgPool1d"), F.adaptive_avg_pool2d: _adaptive("AdaptiveAvgPool2d"),
     F.adaptive_max_pool2d: _adaptive("AdaptiveMaxPool2d"),
+    F.layer_norm: _layer_norm, torch.unsqueeze: _reshape, torch.squeeze: _reshape,
 })
 METHODS.update({
     "softmax": _softmax("Softmax"), "log_softmax": _softmax("LogSoftmax"), "flatten": _flatten,
     "view": _reshape, "reshape": _reshape, "permute": _permute, "transpose": _transpose, "mean": _mean,
     "chunk": _chunk, "split": _split, "expand": _expand, "contiguous": _alias, "clone": _alias,
     "add": _binary("add"), "mul": _binary("mul"), "sub": _binary("sub"), "div": _binary("div"),
-    "matmul": _matmul,
+    "matmul": _matmul, "unsqueeze": _reshape, "squeeze": _reshape,
 })

@@ -10,9 +10,11 @@ structure into blocks (``torch_blocks``), checks the project as a file would be 
 mapped is refused naming every offending node with its op and source line; nothing is
 half-imported.
 
-Modules that ``torch.fx`` cannot trace (Python control flow on shapes) are exported with
-``torch.export`` instead (``torch_export``); one that neither can follow (control flow on
-values) is refused with both reasons. ``.pt2`` archives are not read: rebuilding layers
+Modules that ``torch.fx`` cannot trace (Python control flow on shapes), or whose graph
+calls a function of theirs that ``torch.fx.wrap`` keeps whole (swin's window attention),
+are exported with ``torch.export`` instead (``torch_export``); one that neither can follow
+(control flow on values) is refused with both reasons. An input that feeds an
+``nn.Embedding`` is token ids: an int64 Input, compared on random ids below its vocabulary. ``.pt2`` archives are not read: rebuilding layers
 from their ATen graphs needs the module's classes, and torch's loader may unpickle.
 """
 
@@ -37,6 +39,7 @@ from ..project import Project, dumps_project, parse_project, save_project, weigh
 from ..weights import apply_weights, save_tensors
 from .torch_blocks import Assembler
 from .torch_export import ExportFailed, exported_graph
+from .torch_handlers import is_opaque
 from .torch_layers import PASS_THROUGH, is_layer
 from .torch_map import Failure, Mapper
 
@@ -119,16 +122,16 @@ def import_module(model: nn.Module, input_shape: list[int] | tuple[int, ...], na
     was_training = model.training
     model.eval()
     try:
-        gm, notes = _graph(model, name, shape)
-        mapper = Mapper(gm, [shape])
+        gm, notes, vocabulary = _graph(model, name, shape)
+        mapper = Mapper(gm, [shape], integer_input=vocabulary is not None)
         flats, output = mapper.run()
         if mapper.failures:
-            raise _unmappable(name, mapper.failures)
+            raise _unmappable(name, mapper.failures, notes)
         if output is None:
             raise TorchImportError(f"{name}.forward returns no tensor NetCanvas can take as its output")
-        graph, state = Assembler(flats, output).run()
+        graph, state = Assembler(flats, output, dict(model.named_modules())).run()
         project = _checked_project(Project(graph=graph, name=name))
-        difference = compare_with_module(project, state, model, shape)
+        difference = compare_with_module(project, state, model, shape, vocabulary=vocabulary)
     finally:
         model.train(was_training)
     if not difference <= tolerance:
@@ -141,14 +144,16 @@ def import_module(model: nn.Module, input_shape: list[int] | tuple[int, ...], na
 
 
 def compare_with_module(project: Project, state: dict[str, torch.Tensor], model: nn.Module,
-                        input_shape: tuple[int, ...], batch: int = 3, seed: int = 0) -> float:
+                        input_shape: tuple[int, ...], batch: int = 3, seed: int = 0,
+                        vocabulary: int | None = None) -> float:
     """The largest difference between ``model`` and the compiled ``project`` with ``state``
-    (both in eval mode) on a random batch, relative to the outputs' magnitude where that is
-    above 1. Raises ``TorchImportError`` when the shapes differ."""
+    (both in eval mode) on a random batch (token ids below ``vocabulary`` when given),
+    relative to the outputs' magnitude where that is above 1. Raises ``TorchImportError``
+    when the shapes differ."""
     a = analyze(project.graph)
     net = compile_graph(project.graph, a).eval()
     apply_weights(net, state, "imported weights")
-    x = torch.randn(batch, *input_shape, generator=torch.Generator().manual_seed(seed))
+    x = _example(input_shape, vocabulary, batch, torch.Generator().manual_seed(seed))
     with torch.no_grad():
         expected = model(x)
         got = net(x)
@@ -223,15 +228,48 @@ def _check_shape(shape) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def _graph(model: nn.Module, name: str, shape: tuple[int, ...]) -> tuple[fx.GraphModule, list[str]]:
+def _example(shape: tuple[int, ...], vocabulary: int | None, batch: int,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+    """A random input batch: values, or token ids below ``vocabulary``."""
+    if vocabulary is None:
+        return torch.randn(batch, *shape, generator=generator)
+    return torch.randint(0, vocabulary, (batch, *shape), generator=generator)
+
+
+def _vocabulary(model: nn.Module, gm: fx.GraphModule | None, shape: tuple[int, ...]) -> int | None:
+    """The smallest vocabulary of the embeddings the input feeds, when it feeds one: the
+    input is then token ids (an int64 Input); else None. Without a traced graph (torch.export
+    is used): when the model has an nn.Embedding and refuses values where it would take ids."""
+    if gm is None:
+        sizes = [m.num_embeddings for m in model.modules() if isinstance(m, nn.Embedding)]
+        if not sizes:
+            return None
+        try:
+            with torch.no_grad():
+                model(_example(shape, None, 2))
+        except Exception:  # noqa: BLE001 - an Embedding given values raises; anything else shows in the export
+            return min(sizes)
+        return None
+    sizes = []
+    for p in (n for n in gm.graph.nodes if n.op == "placeholder"):
+        for user in p.users:
+            if user.op == "call_module" and isinstance(gm.get_submodule(user.target), nn.Embedding):
+                sizes.append(gm.get_submodule(user.target).num_embeddings)
+    return min(sizes) if sizes else None
+
+
+def _graph(model: nn.Module, name: str, shape: tuple[int, ...]) -> tuple[fx.GraphModule, list[str], int | None]:
     """The module's graph with every node's shape (``tensor_meta``): traced by torch.fx, or
-    else exported by torch.export (then a note says why). Raises ``TorchImportError``."""
+    else exported by torch.export (then a note says why); and the vocabulary of the
+    embeddings its input feeds (``_vocabulary``). Raises ``TorchImportError``."""
     try:
         gm, notes = _trace(model, name), []
+        vocabulary = _vocabulary(model, gm, shape)
     except Exception as e:  # fx raises TraceError, TypeError, ... for code it cannot follow
         reason = f"{type(e).__name__}: {first_line(e)}"
+        vocabulary = _vocabulary(model, None, shape)
         try:
-            gm = exported_graph(model, shape)
+            gm = exported_graph(model, shape, _example(shape, vocabulary, 2))
         except ExportFailed as failed:
             raise TorchImportError(f"torch.fx cannot trace {name} ({reason}), and torch.export cannot export it "
                                    f"({failed})") from e
@@ -239,15 +277,25 @@ def _graph(model: nn.Module, name: str, shape: tuple[int, ...]) -> tuple[fx.Grap
     else:
         try:
             with torch.no_grad():
-                _ShapeProp(gm).propagate(torch.randn(2, *shape))
+                _ShapeProp(gm).propagate(_example(shape, vocabulary, 2))
         except Exception as e:  # the user's forward may raise anything for this shape
             raise TorchImportError(f"{name} cannot run on an input of shape {list(shape)} (plus the batch): "
                                    f"{type(e).__name__}: {first_line(e)}") from e
+        opaque = sorted({n.target.__name__ for n in gm.graph.nodes if n.op == "call_function" and is_opaque(n.target)})
+        if opaque:
+            # torch.fx kept these functions whole (torch.fx.wrap: swin's shifted_window_attention);
+            # torch.export traces into them, so that the ops inside are mapped, or named if they cannot be
+            try:
+                gm = exported_graph(model, shape, _example(shape, vocabulary, 2))
+                notes = [f"traced with torch.export: torch.fx keeps {', '.join(opaque)} whole (torch.fx.wrap); "
+                         "an op inside is named at the line that calls it"]
+            except ExportFailed:
+                pass  # the fx graph stays; the mapping names the functions it has no layer for
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     if len(placeholders) != 1:
         raise TorchImportError(f"{name}.forward takes {len(placeholders)} inputs "
                                f"({', '.join(n.name for n in placeholders)}); NetCanvas imports modules of one input")
-    return gm, notes
+    return gm, notes, vocabulary
 
 
 class _ShapeProp(ShapeProp):
@@ -278,12 +326,20 @@ def _trace(model: nn.Module, name: str) -> fx.GraphModule:
     return fx.GraphModule(tracer.root, graph, class_name=name)
 
 
-def _unmappable(name: str, failures: list[Failure]) -> TorchImportError:
-    shown = failures[:MAX_FAILURES_SHOWN]
-    more = len(failures) - len(shown)
-    lines = "\n  ".join(str(f) for f in shown) + (f"\n  ... and {more} more" if more else "")
+def _unmappable(name: str, failures: list[Failure], notes: list[str] | None = None) -> TorchImportError:
+    """The error naming every failure: the same op at the same line for the same reason once,
+    with how many times (a block's op, once per instance)."""
+    counts: dict[str, int] = {}
+    for f in failures:
+        counts[str(f)] = counts.get(str(f), 0) + 1
+    distinct = list(counts)
+    shown = distinct[:MAX_FAILURES_SHOWN]
+    more = len(distinct) - len(shown)
+    lines = "\n  ".join(line + (f" (x{counts[line]})" if counts[line] > 1 else "") for line in shown)
+    lines += f"\n  ... and {more} more" if more else ""
+    why = "".join(f"\n({note})" for note in notes or [])
     return TorchImportError(f"{name} has {len(failures)} node{'s' if len(failures) != 1 else ''} NetCanvas "
-                            f"has no layer for; nothing was imported:\n  {lines}", failures=failures)
+                            f"has no layer for; nothing was imported:\n  {lines}{why}", failures=failures)
 
 
 def _checked_project(project: Project) -> Project:

@@ -6,13 +6,18 @@ modules through ``torch_layers``; functional calls, tensor methods and operators
 two). Values that are not tensors (``x.size(0)``, ``x.shape``) are not nodes: a reshape
 takes its target shape from the shape it produced. Parameters held by the module itself
 (class tokens, position tables, layer scales) map to ClassToken, PositionalEmbedding and
-LayerScale where they are used in those patterns. Whatever cannot be mapped is collected
+LayerScale where they are used in those patterns. A Linear over channels-last feature maps
+(ConvNeXt) is wrapped in two Reshapes (NetCanvas's Linear takes rows of features); torch's
+RNN / LSTM / GRU give their sequence and ``h_n[-1]`` (``torch_handlers.RecurrentOutputs``);
+ShuffleNet's written-out channel shuffle becomes one ChannelShuffle
+(``channel_shuffles``). Whatever cannot be mapped is collected
 (``Failure``: the op and its source line) rather than raised at once, so that the user
 learns every offending node in one go.
 """
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from dataclasses import dataclass, field
@@ -21,7 +26,8 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-from .torch_handlers import FUNCTIONS, METHODS, PARAM_SHAPING, ModuleTensor, is_shape_only
+from .torch_handlers import (FUNCTIONS, METHODS, PARAM_SHAPING, RECURRENT, ModuleTensor, RecurrentOutputs, is_shape_only,
+                             wrapped_handler)
 from .torch_layers import PASS_THROUGH, NotMappable, module_type
 
 # container classes: never a block, never a layer
@@ -44,6 +50,7 @@ class Flat:
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)
     scope: list[tuple[str, type]] = field(default_factory=list)
     local: str = ""
+    shape: tuple[int, ...] | None = None  # of its output, with the batch (None: several outputs)
 
 
 @dataclass
@@ -107,9 +114,11 @@ class Mapper:
     """Maps the nodes of ``gm`` (already shape-propagated) to ``Flat`` nodes; ``run``
     returns ``(flats, output)`` and leaves every unmappable node in ``failures``."""
 
-    def __init__(self, gm: fx.GraphModule, input_shapes: list[tuple[int, ...]]):
+    def __init__(self, gm: fx.GraphModule, input_shapes: list[tuple[int, ...]], integer_input: bool = False):
+        """``integer_input``: the inputs are token ids (int64 Inputs, for an Embedding)."""
         self.gm = gm
         self.input_shapes = input_shapes
+        self.integer_input = integer_input
         self.flats: list[Flat] = []
         self.names: set[str] = set()
         self.failures: list[Failure] = []
@@ -135,6 +144,9 @@ class Mapper:
             return value
         if isinstance(value, ModuleTensor):
             raise NotMappable(f"uses the module's tensor self.{value.path} in a way NetCanvas has no layer for")
+        if isinstance(value, RecurrentOutputs):
+            raise NotMappable(f"uses torch's {value.kind} state {value.part} (NetCanvas's {value.kind} gives the "
+                              "sequence and the last layer's final hidden state, h_n[-1])")
         raise NotMappable(f"takes {_describe(a)} where NetCanvas needs a tensor the network computes")
 
     def dim(self, d: Any, rank: int) -> int:
@@ -148,14 +160,18 @@ class Mapper:
         return k
 
     def add(self, type_name: str, params: dict[str, Any], inputs: list[tuple[str, int]],
-            tensors: dict[str, torch.Tensor] | None = None, local: str | None = None) -> tuple[str, int]:
+            tensors: dict[str, torch.Tensor] | None = None, local: str | None = None,
+            shape: tuple[int, ...] | None = None) -> tuple[str, int]:
         n = self.node
+        if shape is None:
+            meta = n.meta.get("tensor_meta")
+            shape = tuple(meta.shape) if hasattr(meta, "shape") else None
         scope = [(path, cls) for path, cls in (n.meta.get("nn_module_stack") or {}).values()]
         if n.op == "call_module" and scope and scope[-1][0] == n.target:
             scope = scope[:-1]  # the leaf module itself
         name = n.name if n.name not in self.names else f"{n.name}_{len(self.flats)}"
         self.names.add(name)
-        self.flats.append(Flat(name, type_name, params, inputs, tensors or {}, scope, local or n.name))
+        self.flats.append(Flat(name, type_name, params, inputs, tensors or {}, scope, local or n.name, shape))
         return (name, 0)
 
     # -- the walk -------------------------------------------------------------------------
@@ -169,7 +185,8 @@ class Mapper:
                     self.known(n)  # an op with no layer is named even after a failed one
                     raise _Poisoned()
                 if n.op == "placeholder":
-                    self.env[n] = self.add("Input", {"shape": list(self.input_shapes[k])}, [], local="input")
+                    params = {"shape": list(self.input_shapes[k])} | ({"dtype": "int64"} if self.integer_input else {})
+                    self.env[n] = self.add("Input", params, [], local="input")
                     k += 1
                 elif n.op == "output":
                     output = self.tensor(n.args[0])
@@ -184,6 +201,8 @@ class Mapper:
                 self.env[n] = _FAILED
             except _Poisoned:
                 self.env[n] = _FAILED
+        if output is not None and not self.failures:
+            self.flats = channel_shuffles(self.flats, output)
         return self.flats, output
 
     def known(self, n: fx.Node) -> None:
@@ -194,7 +213,8 @@ class Mapper:
                 module_type(m)
         elif n.op in ("call_function", "call_method"):
             table = METHODS if n.op == "call_method" else FUNCTIONS
-            if n.target not in table and not is_shape_only(n) and n.target not in PARAM_SHAPING.get(n.op, ()):
+            if n.target not in table and not is_shape_only(n) and n.target not in PARAM_SHAPING.get(n.op, ()) \
+                    and not (n.op == "call_function" and wrapped_handler(n.target)):
                 raise NotMappable("NetCanvas has no layer for it")
 
     def module(self, n: fx.Node):
@@ -212,9 +232,24 @@ class Mapper:
                 args = args[:1]
         inputs = [self.tensor(a) for a in args]
         tensors = dict(m.state_dict())
+        if type_name == "Linear" and len(self.shape(args[0])) >= 4:
+            # a Linear over channels-last feature maps (ConvNeXt's [B, H, W, C]): NetCanvas's
+            # Linear takes rows of features, so the positions become one dimension around it
+            before, after = self.shape(args[0]), self.out_shape()
+            rows_shape = (before[0], math.prod(before[1:-1]), before[-1])
+            rows = self.add("Reshape", {"shape": list(rows_shape[1:])}, inputs, local=f"module:{n.target}_rows",
+                            shape=rows_shape)
+            value = self.add(type_name, params, [rows], tensors, local=f"module:{n.target}",
+                             shape=(*rows_shape[:2], after[-1]))
+            return self.add("Reshape", {"shape": list(after[1:])}, [value], local=f"module:{n.target}_back")
         value = self.add(type_name, params, inputs, tensors, local=f"module:{n.target}")
         if type_name == "MultiheadAttention":
             return ("multi", value[0])
+        if type_name in RECURRENT:
+            # torch gives (output, h_n) (LSTM: (output, (h_n, c_n))); NetCanvas's layer gives
+            # the sequence and the last layer's final state, h_n[-1]: see torch_handlers
+            return RecurrentOutputs(value[0], type_name, m.num_layers * (2 if m.bidirectional else 1),
+                                    bidirectional=m.bidirectional)
         return value
 
     def call(self, n: fx.Node):
@@ -226,7 +261,12 @@ class Mapper:
             args = fx.node.map_arg(n.args[1:], lambda a: a.meta["value"])
             fn = getattr(first.tensor, n.target) if n.op == "call_method" else n.target
             return ModuleTensor(fn(*((first.tensor,) if n.op == "call_function" else ()), *args), first.path)
+        if is_shape_only(n) and all(isinstance(self.env.get(a), str) and self.env.get(a) == "shape"
+                                    for a in n.all_input_nodes):
+            return "shape"  # arithmetic on sizes only (h // p * w // p): read from shapes instead
         handler = METHODS.get(n.target) if n.op == "call_method" else FUNCTIONS.get(n.target)
+        if handler is None and n.op == "call_function":
+            handler = wrapped_handler(n.target)
         if handler is None:
             if is_shape_only(n):
                 return "shape"  # x.size(0), x.shape[1], arithmetic on them: read from shapes instead
@@ -246,3 +286,35 @@ def _describe(a: Any) -> str:
         return f"the value of {a.name}"
     return f"the constant {a!r}"
 
+
+
+def channel_shuffles(flats: list[Flat], output: tuple[str, int]) -> list[Flat]:
+    """ShuffleNet's channel shuffle written out (``x.view(B, g, C // g, H, W)``,
+    ``torch.transpose(x, 1, 2)``, ``x.view(B, C, H, W)``) as one ChannelShuffle of ``g``
+    groups; returns the flats with each such run replaced (the last node keeps its name)."""
+    by_name = {f.name: f for f in flats}
+    users: dict[str, list[Flat]] = {}
+    for f in flats:
+        for src, _ in f.inputs:
+            users.setdefault(src, []).append(f)
+    dropped: set[str] = set()
+    for first in flats:
+        p = first.params.get("shape")
+        if first.type != "Reshape" or not isinstance(p, list) or len(p) != 4 or len(first.inputs) != 1:
+            continue
+        source = by_name[first.inputs[0][0]]
+        groups, per, h, w = p
+        if source.shape is None or tuple(source.shape[1:]) != (groups * per, h, w) or first.name == output[0]:
+            continue
+        after = users.get(first.name, [])
+        if len(after) != 1 or after[0].type != "Transpose" or after[0].name == output[0] \
+                or {after[0].params.get("dim0"), after[0].params.get("dim1")} != {1, 2}:
+            continue
+        last = users.get(after[0].name, [])
+        if len(last) != 1 or last[0].type != "Reshape" or last[0].params.get("shape") != [groups * per, h, w]:
+            continue
+        last = last[0]
+        last.type, last.params, last.inputs = "ChannelShuffle", {"groups": groups}, list(first.inputs)
+        last.local = "channel_shuffle"
+        dropped.update((first.name, after[0].name))
+    return [f for f in flats if f.name not in dropped]

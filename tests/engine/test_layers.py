@@ -445,10 +445,14 @@ def test_kernel_larger_than_input_agrees_with_torch():
 
 @pytest.mark.parametrize("shape", [(16, 4, 4), (1, 28, 28), (2, 3, 4, 5)])
 def test_linear_on_a_feature_map_suggests_flatten(shape):
-    e = infer_error("Linear", [shape], {"out_features": 10})
-    assert "Flatten" in str(e)
-    assert "[" + ", ".join(map(str, shape)) + "]" in str(e)
-    assert str(math.prod(shape)) in str(e)
+    """torch's Linear acts on the last dimension of any shape; NetCanvas does too, and says
+    how to connect every value, which a course's network usually meant."""
+    spec = get_spec("Linear")
+    params = {"out_features": 10, "bias": True}
+    assert spec.infer([shape], params) == shape[:-1] + (10,)
+    [(param, message)] = spec.hints([shape], params)
+    assert "Flatten" in message and "[" + ", ".join(map(str, shape)) + "]" in message
+    assert str(math.prod(shape)) in message
 
 
 def test_conv2d_on_a_flat_input_suggests_reshape():
@@ -627,3 +631,4 @@ def test_even_same_padding_matches_torch_without_its_warning(kernel, dilation):
         warnings.simplefilter("ignore")  # the warning torch gives for its own even padding
         expected = reference(x)
     assert torch.allclose(ours(x), expected, atol=1e-6)
+

@@ -17,13 +17,18 @@ def _input(shapes, p):
 
 
 def _linear(shapes, p):
+    return shapes[0][:-1] + (p["out_features"],)
+
+
+def _linear_hints(shapes, p):
+    """A Linear on an image or feature map acts on each position's last dimension, as torch
+    does (ConvNeXt's channels-last MLP); in a course's network it is a missing Flatten."""
     shape = shapes[0]
     if len(shape) >= 3:
-        raise ShapeError(
-            f"Linear acts on the last dimension only, and its input {fmt(shape)} is an image "
-            f"or feature map; add a Flatten before it to connect all {numel(shape)} values"
-        )
-    return shape[:-1] + (p["out_features"],)
+        return [(None, f"Linear acts on the last dimension only ({shape[-1]} values at each of "
+                       f"{numel(shape[:-1])} positions of {fmt(shape)}); to connect all {numel(shape)} "
+                       "values, add a Flatten before it")]
+    return []
 
 
 def _linear_count(shapes, p):
@@ -137,7 +142,9 @@ SPECS = [
         _linear,
         lambda shapes, p: nn.Linear(shapes[0][-1], p["out_features"], bias=p["bias"]),
         _linear_count,
-        samples=((((20,),), {"out_features": 7}), (((3, 5),), {"out_features": 4, "bias": False})),
+        hints=_linear_hints,
+        samples=((((20,),), {"out_features": 7}), (((3, 5),), {"out_features": 4, "bias": False}),
+                 (((4, 3, 6),), {"out_features": 5})),
     ),
     LayerSpec(
         "Dropout", "Regularization",

@@ -364,3 +364,19 @@ def test_attention_with_tuple_outputs_on_the_export_path_gives_the_fx_project(mo
     assert dumps_project(exported.project) == dumps_project(traced.project)
     vit = import_module(tm.VisionTransformer(), [3, 32, 32])
     assert vit.project.graph.nodes["encoder_layers_encoder_layer_0"].repeat == 3 and vit.difference <= 1e-5
+
+
+def test_torchvisions_wrapped_functions_are_known_though_their_module_starts_with_torch():
+    """torchvision.ops.stochastic_depth is kept whole by torch.fx.wrap; its module's name
+    begins with "torch", yet it is not torch's own (real torchvision's EfficientNet and
+    ConvNeXt were refused for it)."""
+    from app.engine.importers.torch_handlers import is_opaque, wrapped_handler
+
+    def stochastic_depth(input, p, mode, training=True):
+        return input
+
+    stochastic_depth.__module__ = "torchvision.ops.stochastic_depth"
+    assert wrapped_handler(stochastic_depth) is not None
+    assert not is_opaque(stochastic_depth)
+    import torch.nn.functional as F
+    assert wrapped_handler(F.relu) is None and not is_opaque(F.relu)

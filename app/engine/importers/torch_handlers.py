@@ -351,9 +351,16 @@ def _stochastic_depth(m, n: fx.Node):
 WRAPPED = {"stochastic_depth": _stochastic_depth}
 
 
+def _of_torch(target: Any) -> bool:
+    """Whether ``target`` is torch's own (torchvision's ``torchvision.ops`` functions are
+    not: torchvision wraps them for torch.fx as a user would)."""
+    module = target.__module__ or ""
+    return module in ("torch", "_operator") or module.startswith("torch.")
+
+
 def wrapped_handler(target: Any):
     """The handler of a function that ``torch.fx.wrap`` kept whole, known by its name, or None."""
-    if isinstance(target, types.FunctionType) and not (target.__module__ or "").startswith("torch"):
+    if isinstance(target, types.FunctionType) and not _of_torch(target):
         return WRAPPED.get(target.__name__)
     return None
 
@@ -361,8 +368,7 @@ def wrapped_handler(target: Any):
 def is_opaque(target: Any) -> bool:
     """Whether ``target`` is a Python function of the user's that torch.fx did not trace into
     (``torch.fx.wrap``) and that no handler knows: its ops are hidden from the mapping."""
-    return isinstance(target, types.FunctionType) and not (target.__module__ or "").startswith(("torch", "_operator")) \
-        and target.__name__ not in WRAPPED
+    return isinstance(target, types.FunctionType) and not _of_torch(target) and target.__name__ not in WRAPPED
 
 
 def _matmul(m, n: fx.Node):

@@ -5,9 +5,11 @@ and match onnxruntime, and what cannot be imported is refused by name."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import warnings
+from collections import Counter
 
 import numpy as np
 import onnx
@@ -22,12 +24,16 @@ from app.engine.errors import DatasetError, WeightsError
 from app.engine.examples import list_examples, load_example
 from app.engine.export.onnx_export import ExportError, export_onnx
 from app.engine.importers import OnnxFileError, OnnxImportError, compare_with_onnxruntime, import_onnx, save_imported
+from app.engine.importers import onnx_import as onnx_import_module
 from app.engine.importers.onnx_compare import onnxruntime_difference
+from app.engine.importers.torch_import import import_module
+from app.engine.importers.torch_import import save_imported as save_torch_import
 from app.engine.inference import analyze, resolve_params
 from app.engine.layers import get_spec
 from app.engine.predict import predict
 from app.engine.project import Project, load_project, weights_path_for
 from app.engine.weights import apply_weights, load_weights, read_weights, save_weights
+from tests.engine import torch_models as tm
 from tests.engine.test_catalogue import BY_OPS
 from tests.helpers import chain, without_metadata
 
@@ -326,27 +332,45 @@ def test_unsupported_nodes_are_all_named_and_nothing_is_written(tmp_path):
     assert not (tmp_path / "bad.netcanvas.json").exists() and not (tmp_path / "bad.safetensors").exists()
 
 
-def test_a_transpose_that_is_not_undone_is_refused(tmp_path):
+def test_a_transpose_that_is_not_undone_becomes_a_permute(tmp_path):
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 3, 4])
     nodes = [helper.make_node("Transpose", ["x"], ["t"], name="nhwc", perm=[0, 2, 3, 1]),
              helper.make_node("Flatten", ["t"], ["f"], name="flat"),
              helper.make_node("Relu", ["f"], ["r"], name="relu"),
              helper.make_node("Gemm", ["r", "w"], ["y"], name="dense", transB=1)]
     graph = helper.make_graph(nodes, "g", [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5])],
-                              [_init("w", np.ones((5, 24), np.float32))])
+                              [_init("w", np.random.default_rng(0).standard_normal((5, 24)).astype(np.float32))])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "t.onnx"))
-    with pytest.raises(OnnxImportError, match=r"cannot import 1 node: 'nhwc' \(Transpose: .*not undone before 'dense'"):
+    result = import_onnx(tmp_path / "t.onnx")
+    types = [n.type for n in result.project.graph.nodes.values()]
+    assert types == ["Input", "ReLU", "Permute", "Flatten", "Linear"]
+    assert [n.params for n in result.project.graph.nodes.values() if n.type == "Permute"] == [{"dims": [0, 2, 3, 1]}]
+    assert [n.id for n in result.project.graph.nodes.values()][2:4] == ["nhwc", "nhwc_flatten"]
+    assert compare_with_onnxruntime(result) <= 1e-5
+
+
+def test_a_transpose_that_moves_the_batch_is_refused(tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 3])
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], name="swap", perm=[1, 0, 2]),
+             helper.make_node("Relu", ["t"], ["y"], name="relu")]
+    graph = helper.make_graph(nodes, "g", [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, "N", 3])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "t.onnx"))
+    with pytest.raises(OnnxImportError, match=r"cannot import 1 node: 'swap' \(Transpose: moves the batch axis"):
         import_onnx(tmp_path / "t.onnx")
 
 
-def test_uneven_conv_padding_is_refused_with_the_reason(tmp_path):
+def test_uneven_conv_padding_becomes_a_padding_layer(tmp_path):
+    # TensorFlow's "same" at stride 2 pads only the end
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 6, 6])
     nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="c", pads=[0, 0, 1, 1], strides=[2, 2])]
     graph = helper.make_graph(nodes, "g", [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2, 3, 3])],
-                              [_init("w", np.ones((2, 1, 3, 3), np.float32))])
+                              [_init("w", np.random.default_rng(0).standard_normal((2, 1, 3, 3)).astype(np.float32))])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "c.onnx"))
-    with pytest.raises(OnnxImportError, match=r"'c' \(Conv: pads unevenly \(begin \[0, 0\], end \[1, 1\]\)"):
-        import_onnx(tmp_path / "c.onnx")
+    result = import_onnx(tmp_path / "c.onnx")
+    assert [(n.id, n.type, n.params) for n in result.project.graph.nodes.values()] == [
+        ("x", "Input", {"shape": [1, 6, 6]}), ("c_pad", "ZeroPad2d", {"padding": [0, 1, 0, 1]}),
+        ("c", "Conv2d", {"out_channels": 2, "kernel_size": 3, "stride": 2, "bias": False})]
+    assert compare_with_onnxruntime(result) <= 1e-5
 
 
 @pytest.mark.parametrize("content", [b"", b"this is not an onnx model\n", bytes(range(256)) * 8])
@@ -543,3 +567,190 @@ def test_the_comparison_raises_the_callers_error_saying_what_it_checks(tmp_path)
     with pytest.raises(ExportError, match=r"onnxruntime gives shape \[3, 1\], torch \[3, 1, 1\]"):
         onnxruntime_difference(path, lambda x: net(x).unsqueeze(1), project.graph, a, {"input": "input"},
                                error=ExportError, checking="the export")
+
+
+# -- converters' patterns, widened (issue 17) -----------------------------------------------
+def _arr(*values):
+    return np.array(values, dtype=np.int64)
+
+
+_CHANNELS = np.linspace(0.5, 1.5, 3, dtype=np.float32).reshape(3, 1, 1)
+WIDENED = {
+    # (nodes, initializers, x shape, y shape, the imported nodes' types and params, opset)
+    "lrn": ([helper.make_node("LRN", ["x"], ["y"], name="lrn", size=3, alpha=1e-3, bias=2.0)],
+            {}, ["N", 5, 4, 4], ["N", 5, 4, 4],
+            [("Input", {"shape": [5, 4, 4]}), ("LocalResponseNorm", {"size": 3, "alpha": 0.001, "k": 2.0})], 14),
+    # a BatchNorm then a scale and shift per channel (Caffe2's DenseNet): one BatchNorm
+    "bn_scale_shift": ([
+        helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["n"], name="bn"),
+        helper.make_node("Mul", ["n", "c"], ["mul"], name="scale"),
+        helper.make_node("Add", ["mul", "d"], ["y"], name="shift")],
+        {"s": (3,), "b": (3,), "m": (3,), "v": np.full(3, 0.7, np.float32), "c": _CHANNELS, "d": _CHANNELS - 1},
+        ["N", 3, 4, 4], ["N", 3, 4, 4], [("Input", {"shape": [3, 4, 4]}), ("BatchNorm2d", {})], 14),
+    "conv_scale": ([
+        helper.make_node("Conv", ["x", "w", "wb"], ["c"], name="conv"),
+        helper.make_node("Mul", ["c", "k"], ["y"], name="scale")],
+        {"w": (3, 2, 1, 1), "wb": (3,), "k": _CHANNELS[None]}, ["N", 2, 4, 4], ["N", 3, 4, 4],
+        [("Input", {"shape": [2, 4, 4]}), ("Conv2d", {"out_channels": 3, "kernel_size": 1})], 14),
+    "reflect_pad": ([helper.make_node("Pad", ["x", "p"], ["y"], name="pad", mode="reflect")],
+                    {"p": _arr(0, 0, 1, 2, 0, 0, 2, 1)}, ["N", 2, 5, 5], ["N", 2, 8, 8],
+                    [("Input", {"shape": [2, 5, 5]}), ("ReflectionPad2d", {"padding": [2, 1, 1, 2]})], 14),
+    "edge_pad_1d": ([helper.make_node("Pad", ["x", "p"], ["y"], name="pad", mode="edge")],
+                    {"p": _arr(0, 0, 3, 0, 0, 1)}, ["N", 2, 5], ["N", 2, 9],
+                    [("Input", {"shape": [2, 5]}), ("ReplicationPad1d", {"padding": [3, 1]})], 14),
+    "constant_pad": ([helper.make_node("Pad", ["x", "p", "v"], ["y"], name="pad")],
+                     {"p": _arr(0, 0, 1, 1, 0, 0, 1, 1), "v": np.array(1.5, np.float32)}, ["N", 2, 3, 3],
+                     ["N", 2, 5, 5], [("Input", {"shape": [2, 3, 3]}), ("ConstantPad2d", {"padding": 1, "value": 1.5})],
+                     14),
+    # a zero Pad read by two nodes cannot go into a Conv: a padding layer (of the last axis)
+    "zero_pad_shared": ([
+        helper.make_node("Pad", ["x", "p"], ["z"], name="pad"),
+        helper.make_node("Relu", ["z"], ["r"], name="relu"),
+        helper.make_node("Sigmoid", ["z"], ["s"], name="sig"),
+        helper.make_node("Add", ["r", "s"], ["y"], name="add")],
+        {"p": _arr(0, 0, 0, 1, 0, 0, 0, 1)}, ["N", 2, 3, 3], ["N", 2, 3, 5],
+        [("Input", {"shape": [2, 3, 3]}), ("ZeroPad1d", {"padding": 1}), ("ReLU", {}), ("Sigmoid", {}),
+         ("Add", {})], 14),
+    "space_to_depth": ([helper.make_node("SpaceToDepth", ["x"], ["y"], name="s2d", blocksize=2)],
+                       {}, ["N", 3, 4, 6], ["N", 12, 2, 3],
+                       [("Input", {"shape": [3, 4, 6]}), ("PixelUnshuffle", {"downscale_factor": 2}),
+                        ("ChannelShuffle", {"groups": 3})], 14),
+    "depth_to_space_dcr": ([helper.make_node("DepthToSpace", ["x"], ["y"], name="d2s", blocksize=2)],
+                           {}, ["N", 8, 3, 3], ["N", 2, 6, 6],
+                           [("Input", {"shape": [8, 3, 3]}), ("ChannelShuffle", {"groups": 4}),
+                            ("PixelShuffle", {"upscale_factor": 2})], 14),
+    "dilated_max_pool": ([helper.make_node("MaxPool", ["x"], ["y"], name="pool", kernel_shape=[3, 3], dilations=[2, 2],
+                                           pads=[1, 1, 1, 1])],
+                         {}, ["N", 2, 7, 7], ["N", 2, 5, 5],
+                         [("Input", {"shape": [2, 7, 7]}),
+                          ("MaxPool2d", {"kernel_size": 3, "stride": 1, "padding": 1, "dilation": 2})], 14),
+    "global_max": ([helper.make_node("GlobalMaxPool", ["x"], ["g"], name="gmax"),
+                    helper.make_node("ReduceMax", ["x"], ["r"], name="rmax", axes=[2, 3], keepdims=1),
+                    helper.make_node("Add", ["g", "r"], ["y"], name="add")],
+                   {}, ["N", 2, 3, 5], ["N", 2, 1, 1],
+                   [("Input", {"shape": [2, 3, 5]}), ("AdaptiveMaxPool2d", {"output_size": 1}),
+                    ("AdaptiveMaxPool2d", {"output_size": 1}), ("Add", {})], 14),
+    "split": ([helper.make_node("Split", ["x", "sizes"], ["a", "b"], name="split", axis=1),
+               helper.make_node("Relu", ["b"], ["r"], name="relu"),
+               helper.make_node("Concat", ["r", "a", "b"], ["y"], name="cat", axis=1)],
+              {"sizes": _arr(2, 4)}, ["N", 6, 3], ["N", 10, 3],
+              [("Input", {"shape": [6, 3]}), ("Split", {"sizes": [2, 4]}), ("ReLU", {}), ("Concat", {})], 14),
+    "channel_shuffle": ([helper.make_node("Reshape", ["x", "s1"], ["r"], name="split_groups"),
+                         helper.make_node("Transpose", ["r"], ["t"], name="shuffle", perm=[0, 2, 1, 3, 4]),
+                         helper.make_node("Reshape", ["t", "s2"], ["y"], name="merge")],
+                        {"s1": _arr(0, 2, 3, 4, 4), "s2": _arr(0, 6, 4, 4)}, ["N", 6, 4, 4], ["N", 6, 4, 4],
+                        [("Input", {"shape": [6, 4, 4]}), ("ChannelShuffle", {"groups": 2})], 14),
+    # before opset 13, Softmax normalizes the axes from `axis` on together: the file is
+    # converted to opset 13 first, which spells that out
+    "old_softmax": ([helper.make_node("Softmax", ["x"], ["y"], name="softmax", axis=1)],
+                    {}, ["N", 3, 4], ["N", 3, 4],
+                    [("Input", {"shape": [3, 4]}), ("Flatten", {}), ("Softmax", {}), ("Reshape", {"shape": [3, 4]})], 11),
+    "softplus_softsign": ([helper.make_node("Softplus", ["x"], ["s"], name="softplus"),
+                           helper.make_node("Abs", ["s"], ["a"], name="abs"),
+                           helper.make_node("Add", ["a", "one"], ["d"], name="plus_one"),
+                           helper.make_node("Div", ["s", "d"], ["y"], name="divide")],
+                          {"one": np.array(1.0, np.float32)}, ["N", 5], ["N", 5],
+                          [("Input", {"shape": [5]}), ("Softplus", {}), ("Softsign", {})], 14),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WIDENED))
+def test_widened_converter_patterns(case, tmp_path):
+    nodes, inits, x_shape, y_shape, expected, opset = WIDENED[case]
+    result = import_onnx(_small_model(tmp_path / "m.onnx", nodes, inits, x_shape, [("y", y_shape)], opset))
+    assert [(n.type, n.params) for n in result.project.graph.nodes.values()] == expected
+    assert compare_with_onnxruntime(result) <= 1e-5
+
+
+def test_old_softmax_is_mapped_exactly_where_the_file_is_not_converted(tmp_path, monkeypatch):
+    # the converter's refusal leaves the old operators: Softmax over axes 1.. of [N, 3, 4]
+    monkeypatch.setattr(onnx_import_module, "CONVERT_BELOW", 1)
+    nodes, inits, x_shape, y_shape, _, _ = WIDENED["old_softmax"]
+    result = import_onnx(_small_model(tmp_path / "m.onnx", nodes, inits, x_shape, [("y", y_shape)], 11))
+    assert [n.type for n in result.project.graph.nodes.values()] == ["Input", "Reshape", "Softmax", "Reshape"]
+    assert compare_with_onnxruntime(result) <= 1e-6
+
+
+def test_a_torch_import_exported_and_imported_back_is_the_same_project(tmp_path):
+    # torch's exporter folds each BatchNorm into its Conv: the project recorded in the file
+    # still comes back, with the weights it was exported with
+    imported = import_module(tm.ResNet("basic", layers=(1, 1), width=4), [3, 8, 8])
+    path, _ = save_torch_import(imported, tmp_path / "resnet.netcanvas.json")
+    project = load_project(path)
+    export_onnx(project, tmp_path / "resnet.onnx")
+    back = import_onnx(tmp_path / "resnet.onnx")
+    assert back.notes[0] == "the project recorded in the file was restored, with the file's weights"
+    def nodes(graph):
+        return [(n.id, n.type, n.params) for n in graph.nodes.values()], graph.edges
+
+    def shape_of(graph):
+        return nodes(graph), {name: (b.params, nodes(b.graph)) for name, b in graph.blocks.items()}
+
+    assert shape_of(back.project.graph) == shape_of(project.graph) and project.graph.blocks
+    assert set(back.state) == set(imported.state)
+    for key, value in imported.state.items():
+        assert torch.equal(back.state[key], value.to(back.state[key].dtype)), key
+
+
+class _HeadsAttention(nn.Module):
+    """Multi-head attention as a model file writes it: heads by view and transpose, a scaled
+    q @ k^T, softmax, @ v, heads merged back."""
+
+    def __init__(self, dim=8, heads=2):
+        super().__init__()
+        self.heads = heads
+        self.q, self.k, self.v, self.out = (nn.Linear(dim, dim) for _ in range(4))
+
+    def forward(self, x):
+        b, t, d = x.shape
+        q, k, v = (f(x).view(b, t, self.heads, d // self.heads).transpose(1, 2) for f in (self.q, self.k, self.v))
+        a = ((q @ k.transpose(-2, -1)) / (d // self.heads) ** 0.5).softmax(-1)
+        return self.out((a @ v).transpose(1, 2).reshape(b, t, d))
+
+
+@pytest.mark.parametrize(("model", "dynamo"), [("heads", False), ("chunk", False), ("chunk", True)])
+def test_attention_as_torchs_exporters_write_it(model, dynamo, tmp_path):
+    # MatMul / Softmax / MatMul with the transposes between; q, k, v cut by a chunk (Slices
+    # from the TorchScript exporter, a Split from the dynamo one) become one Split
+    module = (_HeadsAttention() if model == "heads" else tm.Attention(8, 1)).eval()
+    path = tmp_path / "attention.onnx"
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        extra = ({"dynamic_shapes": {"x": {0: torch.export.Dim("batch")}}} if dynamo
+                 else {"dynamic_axes": {"x": {0: "batch"}}})
+        torch.onnx.export(module, (torch.randn(2, 5, 8),), str(path), input_names=["x"], dynamo=dynamo,
+                          opset_version=18, **extra)
+    result = import_onnx(path)
+    types = Counter(n.type for n in result.project.graph.nodes.values())
+    assert types["MatMul"] == 2 and types["Softmax"] == 1 and types["Scale"] == 1
+    assert types["Split"] == (1 if model == "chunk" else 0)
+    assert compare_with_onnxruntime(result) <= 1e-5
+
+
+def test_torchs_split_count_is_accepted_before_opset_18(tmp_path):
+    # torch's dynamo exporter writes opset 18's num_outputs on the Split of opset 17
+    nodes = [helper.make_node("Split", ["x"], ["a", "b"], name="split", axis=1, num_outputs=2),
+             helper.make_node("Add", ["a", "b"], ["y"], name="add")]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
+    graph = helper.make_graph(nodes, "g", [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "s.onnx"))
+    graph = import_onnx(tmp_path / "s.onnx").project.graph
+    assert [(n.type, n.params) for n in graph.nodes.values()] == [
+        ("Input", {"shape": [4]}), ("Split", {"sizes": [2, 2]}), ("Add", {})]
+    assert sorted((e.source_port, e.target_port) for e in graph.edges if e.target == "add") == [(0, 0), (1, 1)]
+
+
+def test_repeated_modules_in_a_torch_export_become_blocks(tmp_path):
+    # torch's dynamo exporter records the module instances each node was called in
+    path = tmp_path / "resnet.onnx"
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(tm.ResNet("basic", layers=(2, 2), width=4).eval(), (torch.randn(2, 3, 16, 16),), str(path),
+                          input_names=["x"], dynamo=True, opset_version=18,
+                          dynamic_shapes={"x": {0: torch.export.Dim("batch")}})
+    result = import_onnx(path)
+    graph = result.project.graph
+    assert result.notes[-1] == "2 blocks made from repeated structure: BasicBlock, BasicBlock_2"
+    blocks = [(n.id, n.type, n.repeat) for n in graph.nodes.values() if n.type in graph.blocks]
+    assert blocks == [("layer1_0", "BasicBlock", 2), ("layer2_0", "BasicBlock_2", 1), ("layer2_1", "BasicBlock", 1)]
+    assert compare_with_onnxruntime(result) <= 1e-5

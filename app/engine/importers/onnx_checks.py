@@ -67,6 +67,13 @@ def malformed_nodes(graph, opset: int, label) -> list[tuple[str, str, str]]:
     return problems
 
 
+def _torch_split_count(node, a) -> bool:
+    """torch's exporter writes opset 18's ``num_outputs`` on the Split of older opsets; it
+    says nothing the outputs do not, where it equals their number."""
+    return (node.op_type == "Split" and a.name == "num_outputs" and a.type == AttributeProto.INT
+            and a.i == len(node.output))
+
+
 def node_problem(node, opset: int) -> str | None:
     """What is wrong with ``node`` against its operator's schema, or None."""
     if node.domain not in ("", "ai.onnx"):
@@ -93,6 +100,8 @@ def node_problem(node, opset: int) -> str | None:
             return f"has the attribute {a.name!r} twice"
         seen.add(a.name)
         spec = schema.attributes.get(a.name)
+        if spec is None and _torch_split_count(node, a):
+            continue
         if spec is None:
             return f"has an attribute {a.name[:40]!r} that {node.op_type} does not take"
         if a.ref_attr_name:

@@ -35,7 +35,9 @@ def onnxruntime_difference(model: str | Path | bytes, net: nn.Module, graph: Gra
     Raises ``error`` (saying it was checking ``checking``) when onnxruntime cannot load or
     run the model, or gives another shape than torch."""
     try:
-        session = ort.InferenceSession(model if isinstance(model, bytes) else str(model),
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # not the warnings about initializers no node reads
+        session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), options,
                                        providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime's own exception types derive from Exception only
         raise error(f"onnxruntime cannot load the model to check {checking}: {first_line(e)}") from e

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import onnx
 import onnx.inliner
+import onnx.version_converter
 import torch
 from google.protobuf.message import DecodeError
 from onnx.reference import ReferenceEvaluator
@@ -39,15 +40,21 @@ from ..layout import layered_layout
 from ..project import Project, save_project, weights_path_for
 from ..weights import apply_weights, save_tensors
 from . import onnx_ops
+from .onnx_blocks import module_chain, with_blocks
 from .onnx_compare import onnxruntime_difference
 from .onnx_checks import DEFAULT_MAX_BYTES, check_opset, folded_size, malformed_nodes, too_big, undecodable_name
 from .onnx_metadata import imported_metadata
 from .onnx_names import base_id, outer_names, sanitize, torch_scope
 from .onnx_project import PROJECT_KEY, NotFitting, recorded_project
 from .onnx_tensors import gigabytes, prepare_tensors, type_name
+from .onnx_views import pending_layers, view_layers
 from .onnx_values import Const, Filled, N, NotExact, Pending, Poison, Poisoned, Tensor, Unsupported, plain, show_shape
 
 TOLERANCE = 1e-4
+# Files of older operator sets are converted to this one first: onnxruntime refuses the
+# oldest, and the converters then see one spelling of each operator (Softmax over one
+# axis, Unsqueeze / Split / Pad with their arguments as inputs)
+CONVERT_BELOW = 13
 
 
 class OnnxImportError(NetCanvasError):
@@ -76,6 +83,7 @@ class ImportResult:
     output: str = ""
     source: Path | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    converted: bytes | None = None   # the model converted to a newer opset, where it was
 
     def weights_metadata(self) -> dict[str, str]:
         """The metadata to save with the imported weights: where they came from, and the
@@ -97,7 +105,7 @@ def import_onnx(path: str | Path, input_shapes: dict[str, list[int]] | None = No
     constants folded, the imported model's parameters (2 GB by default). Raises
     ``OnnxFileError`` for a file that cannot be read, ``OnnxImportError`` for a model that
     cannot be imported (a malformed one: naming the node or tensor and what is wrong)."""
-    model = _load(Path(path), max_bytes)
+    model, converted = _load(Path(path), max_bytes)
     props = {p.key: p.value for p in model.metadata_props if isinstance(p.key, str) and isinstance(p.value, str)}
     unused = None
     if PROJECT_KEY in props:
@@ -116,6 +124,9 @@ def import_onnx(path: str | Path, input_shapes: dict[str, list[int]] | None = No
         raise type(e)(f"{e.message}; {unused}", e.where, e.failures) from None
     if unused is not None:
         result.notes.insert(0, unused)
+    if converted is not None:
+        result.notes.insert(0, converted[1])
+        result.converted = converted[0]
     result.source = Path(path)
     return result
 
@@ -151,13 +162,17 @@ def compare_with_onnxruntime(result: ImportResult, model: str | Path | bytes | N
     a = analyze(graph)
     net = compile_graph(graph, a).eval()
     apply_weights(net, result.state, "imported weights")
-    return onnxruntime_difference(model if model is not None else result.source, net, graph, a, result.inputs,
+    if model is None:
+        model = result.converted if result.converted is not None else result.source
+    return onnxruntime_difference(model, net, graph, a, result.inputs,
                                   output=result.output or None, batch=batch, seed=seed,
                                   error=OnnxImportError, checking="the import")
 
 
 # -- loading ------------------------------------------------------------------------------
 def _load(path: Path, limit: int):
+    """The checked model, and ``(its serialized form, a note)`` when it was converted from
+    an older opset (None otherwise)."""
     raw = read_bytes(path, OnnxFileError, "an ONNX file")
     try:
         model = onnx.load_from_string(raw)
@@ -167,7 +182,7 @@ def _load(path: Path, limit: int):
     if not model.ir_version or not model.HasField("graph") or not (model.graph.node or model.graph.output):
         raise OnnxFileError("is not an ONNX model (it holds no graph)", str(path))
     try:
-        check_opset(model)
+        opset = check_opset(model)
     except ValueError as e:
         raise OnnxImportError(str(e), str(path)) from None
     bad = undecodable_name(model)
@@ -181,11 +196,32 @@ def _load(path: Path, limit: int):
             model = onnx.inliner.inline_local_functions(model)
         except Exception as e:  # onnx raises several types here
             raise OnnxFileError(f"its local functions cannot be inlined: {e}", str(path)) from e
+    converted = None
+    if opset < CONVERT_BELOW:
+        model, converted = _convert(model, opset, path)
     # shape inference is a help (declared shapes to check against), not a requirement; no
     # data propagation: it would compute a Range of 10^15 values to learn a shape
     with contextlib.suppress(onnx.shape_inference.InferenceError, RuntimeError, ValueError, MemoryError):
         model = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=False)
-    return model
+    return model, converted
+
+
+def _convert(model, opset: int, path: Path):
+    """``model`` converted to opset ``CONVERT_BELOW`` with onnx's version converter, and
+    ``(its bytes, a note)``; the model unchanged (and a note saying why) where the converter
+    fails, so its operators are read with their old semantics."""
+    try:
+        if model.ir_version < 4:
+            # before IR 4 an initializer had to be an input too; the converter holds files
+            # that skip that to the old rule and refuses them
+            model = onnx.ModelProto.FromString(model.SerializeToString())
+            model.ir_version = 4
+        new = onnx.version_converter.convert_version(model, CONVERT_BELOW)
+        raw = new.SerializeToString()
+    except Exception as e:  # the converter raises several types, RuntimeError mostly
+        return model, (None, f"the model of operator set {opset} could not be converted to operator set "
+                             f"{CONVERT_BELOW} ({first_line(e)[:200]}); its operators were read as they are")
+    return new, (raw, f"the model was converted from operator set {opset} to {CONVERT_BELOW}")
 
 
 # -- the walk -----------------------------------------------------------------------------
@@ -220,9 +256,17 @@ class _Importer:
         self.current_label = ""
         self.scopes: dict[str, str] = {}            # label -> torch module path, where recorded
         g = model.graph
+        self.chains: dict[str, tuple] = {}         # node id -> the torch modules it was called in
+        self.current_chain: tuple | None = None
+        self.block_state: dict[str, torch.Tensor] | None = None
+        self.splits: dict = {}                      # (tensor, axis) -> the Split its slices share
+        self.slice_splits: list = []                # (Split id, source node, axis, bounds) made for slices
+        self.slicers: dict[str, list] = {}          # tensor -> the Slice nodes reading it
         self.consumers: Counter = Counter()
         self.value_consumers: Counter = Counter()    # not counting Shape / Size
         for node in g.node:
+            if node.op_type == "Slice" and node.input:
+                self.slicers.setdefault(node.input[0], []).append(node)
             for name in node.input:
                 if name:
                     self.consumers[name] += 1
@@ -248,6 +292,10 @@ class _Importer:
                 return value
         return default
 
+    def slices_of(self, name: str) -> list:
+        """The Slice nodes that read the tensor ``name``."""
+        return self.slicers.get(name, [])
+
     def true_shape(self, node_id: str) -> list:
         return [N, *self.shapes[node_id]]
 
@@ -259,15 +307,15 @@ class _Importer:
         if isinstance(value, Tensor):
             if value.in_order and value.shape == self.true_shape(value.node):
                 return plain(value.node, value.shape)
-            if value.batch_first:
-                if "plain" not in value.cache:
+            if "plain" not in value.cache:
+                if value.batch_first:
                     value.cache["plain"] = self._reshape_node(value)
-                return value.cache["plain"]
-            transposes = [b for b in value.made_by if self.label_op.get(b) == "Transpose"]
-            raise Unsupported(
-                f"moves the batch axis or transposes the data ({show_shape(value.shape)}) and "
-                f"it is not undone before {consumer!r}; NetCanvas has no layer for that",
-                blame=transposes or list(value.made_by[-1:]))
+                else:
+                    label = value.made_by[0] if value.made_by else f"{value.node}/Transpose"
+                    value.cache["plain"] = view_layers(self, value, label)
+            return value.cache["plain"]
+        if isinstance(value, Pending) and value.kind in ("pad", "scale"):
+            return pending_layers(self, value)
         if isinstance(value, Pending):
             raise Unsupported(onnx_ops.PENDING_REASONS.get(value.kind, None), blame=value.origin)
         if value is None:
@@ -296,13 +344,20 @@ class _Importer:
     def add(self, label: str, kind: str, params: dict, inputs: list[str],
             state: dict[str, np.ndarray] | None = None, suffix: str = "") -> Tensor:
         """A new graph node of type ``kind`` fed by nodes ``inputs``; returns its output."""
+        return self.add_ports(label, kind, params, inputs, state, suffix)[0]
+
+    def add_ports(self, label: str, kind: str, params: dict, inputs: list[str],
+                  state: dict[str, np.ndarray] | None = None, suffix: str = "") -> list[Tensor]:
+        """``add`` for a type with several output ports (Split): one value per port. Port k
+        > 0 of node ``n`` is the pseudo-node ``n#k`` (``#`` is in no node id): ``add``
+        makes an edge from that port of it."""
         spec = get_spec(kind)
         resolved, problems = resolve_params(spec, params)
         if problems:
             param, message = problems[0]
             raise Unsupported(f"as NetCanvas {kind}{' ' + param if param else ''}: {message}")
         try:
-            shape = spec.output_shape([self.shapes[i] for i in inputs], resolved)
+            shapes = spec.port_shapes([self.shapes[i] for i in inputs], resolved)
         except ShapeError as e:
             raise Unsupported(f"as NetCanvas {kind}: {e}") from None
         clean = {p.name: params[p.name] for p in spec.params
@@ -311,11 +366,16 @@ class _Importer:
         node_id = self.new_id(label, suffix, kind)
         self.graph.nodes[node_id] = Node(node_id, kind, clean)
         for port, src in enumerate(inputs):
-            self.graph.edges.append(Edge(src, node_id, port))
-        self.shapes[node_id] = tuple(int(d) for d in shape)
+            source, _, source_port = src.partition("#")
+            self.graph.edges.append(Edge(source, node_id, port, int(source_port or 0)))
+        if self.current_chain is not None:
+            self.chains[node_id] = self.current_chain
+        names = [node_id] + [f"{node_id}#{k}" for k in range(1, len(shapes))]
+        for name, shape in zip(names, shapes):
+            self.shapes[name] = tuple(int(d) for d in shape)
         if state:
             self.state[node_id] = state
-        return plain(node_id, self.true_shape(node_id))
+        return [plain(name, self.true_shape(name)) for name in names]
 
     def new_id(self, label: str, suffix: str = "", kind: str = "node") -> str:
         scope = self.scopes.get(label)
@@ -367,7 +427,23 @@ class _Importer:
         out_name = self.output_info.name
         out = self._output(out_name)
         onnx_ops.merge_stacked_recurrent(self)
+        onnx_ops.merge_slice_splits(self)
         self._prune(out.node)
+        if len(self.inputs) == 1 and self.chains:
+            try:
+                made = with_blocks(self.graph, self.state, self.chains, out.node)
+            except Exception as e:  # blocks are a help: the flat graph is the import, whatever failed
+                made = None
+                self.notes.append(f"no blocks were made from repeated structure ({type(e).__name__}: "
+                                  f"{first_line(e)[:200]})")
+            if made is not None:
+                self.graph, self.block_state = made
+                (name, old), = self.inputs.items()
+                new = next(n.id for n in self.graph.nodes.values() if n.type == "Input")
+                self.inputs, self.shapes[new] = {name: new}, self.shapes[old]
+                blocks = ", ".join(self.graph.blocks)
+                self.notes.append(f"{len(self.graph.blocks)} block{'s' if len(self.graph.blocks) != 1 else ''} "
+                                  f"made from repeated structure: {blocks}")
         return self._result(out, out_name)
 
     def _check_nodes(self) -> None:
@@ -467,6 +543,7 @@ class _Importer:
                                       str(self.path))
         op = node.op_type
         self.current_label = label
+        self.current_chain = module_chain(node)
         before = set(self.graph.nodes)
         known = node.domain in ("", "ai.onnx") and (op in onnx_ops.CONVERTERS or op in onnx_ops.SYMBOLIC)
         if any(isinstance(v, Poison) for v in ins):
@@ -525,7 +602,14 @@ class _Importer:
             raise Unsupported(too_big(size, self.folded, self.limit))
         self.folded += size
         try:
-            evaluator = ReferenceEvaluator(node, opsets={"": self.opset})
+            # as a one-node model: the evaluator reads a bare node with the newest opset's
+            # operators, whatever opsets it is given
+            names = [n for n in node.input if n]
+            graph = onnx.helper.make_graph([node], "fold", [onnx.helper.make_value_info(n, onnx.TypeProto())
+                                                             for n in dict.fromkeys(names)],
+                                           [onnx.helper.make_value_info(n, onnx.TypeProto()) for n in node.output if n])
+            one = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", self.opset)])
+            evaluator = ReferenceEvaluator(one)
             return [np.asarray(a) for a in evaluator.run(None, feeds)]
         except Exception as e:  # the reference implementation raises many types
             raise Unsupported(f"could not be evaluated as a constant: {first_line(e)}") from e
@@ -550,8 +634,8 @@ class _Importer:
             raise self._failure_error() from None
         except Poisoned:  # pragma: no cover - failures were raised before
             raise self._failure_error() from None
-        if self.graph.nodes[out.node].type == "Input":
-            out = self.add(name, "Identity", {}, [out.node])
+        if out.node not in self.graph.nodes or self.graph.nodes[out.node].type == "Input":
+            out = self.add(name, "Identity", {}, [out.node])  # an Input, or a port after the first
         declared = [d.dim_value if d.HasField("dim_value") else None
                     for d in self.output_info.type.tensor_type.shape.dim]
         ours = list(self.shapes[out.node])
@@ -590,7 +674,11 @@ class _Importer:
         state: dict[str, torch.Tensor] = {}
         for key, target in net.state_dict().items():
             node_id, _, name = key.partition(".")
-            given = self.state.get(node_id, {}).get(name)
+            if self.block_state is not None:
+                given = self.block_state.get(key)
+                given = None if given is None else given.numpy()
+            else:
+                given = self.state.get(node_id, {}).get(name)
             if given is None:
                 if name != "num_batches_tracked":
                     raise OnnxImportError(f"the import found no value for {key}", str(self.path))

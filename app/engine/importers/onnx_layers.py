@@ -10,8 +10,8 @@ from math import isclose, prod
 import numpy as np
 
 from . import onnx_symbolic as sym
+from .onnx_views import pad_layer
 from .onnx_values import (
-    PENDING_REASONS,
     Const,
     Pending,
     Tensor,
@@ -114,10 +114,14 @@ def _pad(ctx, node, ins):
         begin[a], end[a] = pads[i], pads[i + len(axes)]
     if not any(begin) and not any(end):
         return [x]
-    if mode != "constant" or value is None or value != 0.0 or any(p < 0 for p in begin + end) \
-            or any(begin[:2]) or any(end[:2]):
-        raise Unsupported(PENDING_REASONS["pad"])
-    return [Pending("pad", x, [ctx.current_label], {"begin": begin[2:], "end": end[2:]})]
+    if value is None:
+        raise Unsupported("pads with a value that is not one constant number")
+    data = {"begin": begin[2:], "end": end[2:], "begin_all": begin, "end_all": end, "mode": mode, "value": value}
+    if mode == "constant" and value == 0.0 and not any(p < 0 for p in begin + end) \
+            and not any(begin[:2]) and not any(end[:2]):
+        # a Conv right after it takes the padding in; anything else makes it a layer
+        return [Pending("pad", x, [ctx.current_label], data)]
+    return [pad_layer(ctx, ctx.current_label, ctx.materialize(x, ctx.current_label), begin, end, mode, value)]
 
 
 def _conv(ctx, node, ins):
@@ -151,9 +155,12 @@ def _conv(ctx, node, ins):
     elif all(v == 1 for v in s) and all(
             b == di * (ki - 1) // 2 and e == di * (ki - 1) - b for b, e, ki, di in zip(begin, end, k, d)):
         padding = "same"
+    elif nd <= 2:  # TensorFlow's "same" at a stride above 1: a padding layer before
+        t = pad_layer(ctx, label, t, [0, 0, *begin], [0, 0, *end], "constant", 0.0, suffix="_pad")
+        padding = 0
     else:
-        raise Unsupported(f"pads unevenly (begin {begin}, end {end}); NetCanvas' Conv pads both sides "
-                          "alike, or \"same\" at stride 1, and has no padding layer")
+        raise Unsupported(f"pads unevenly (begin {begin}, end {end}); NetCanvas' Conv3d pads both sides "
+                          "alike, or \"same\" at stride 1, and has no 3-d padding layer")
     state = {"weight": w.astype(np.float32)}
     if len(ins) > 2 and ins[2] is not None:
         state["bias"] = const(ins[2], "bias").astype(np.float32)
@@ -206,35 +213,83 @@ def _pool(base):
             raise Unsupported("its indices output is used")
         k = list(ctx.attr(node, "kernel_shape"))
         s = list(ctx.attr(node, "strides", [1] * nd))
-        lengths(node, nd, kernel_shape=k, strides=s, dilations=ctx.attr(node, "dilations"))
-        if any(v != 1 for v in ctx.attr(node, "dilations", [1] * nd)):
-            raise Unsupported("dilated pooling")
-        begin, end = _pads(ctx, node, shape[2:], k, s, [1] * nd)
+        d = list(ctx.attr(node, "dilations", [1] * nd))
+        lengths(node, nd, kernel_shape=k, strides=s, dilations=d)
+        if base == "AvgPool" and any(v != 1 for v in d):
+            raise Unsupported("dilated average pooling; NetCanvas' AvgPool has no dilation")
+        begin, end = _pads(ctx, node, shape[2:], k, s, d)
+        if all(di == 1 and (n + b + e - ki) // si + 1 == 1 and ki - b >= n
+               for n, ki, si, b, e, di in zip(shape[2:], k, s, begin, end, d)) and (
+                base == "MaxPool" or not ctx.attr(node, "count_include_pad", 0) or not any(begin + end)):
+            # one window over all the input (the padding counts for nothing): global pooling
+            adaptive = "AdaptiveMaxPool" if base == "MaxPool" else "AdaptiveAvgPool"
+            return [ctx.add(label, f"{adaptive}{nd}d", {"output_size": 1}, [t.node])]
+        ceil = False
         if begin != end:
-            raise Unsupported(f"pads unevenly (begin {begin}, end {end})")
+            # more padding at the end (Caffe's rounding up) is torch's ceil_mode where the
+            # sizes agree: the windows past the input then see what ONNX's padding gives
+            ceil = not ctx.attr(node, "ceil_mode", 0) and all(e >= b for b, e in zip(begin, end)) and all(
+                _ceil_size(n, ki, si, b, di) == (n + b + e - di * (ki - 1) - 1) // si + 1
+                for n, ki, si, b, e, di in zip(shape[2:], k, s, begin, end, d))
+            if not ceil or (base == "AvgPool" and ctx.attr(node, "count_include_pad", 0)):
+                raise Unsupported(f"pads unevenly (begin {begin}, end {end})")
         if any(2 * p > ki for p, ki in zip(begin, k)):
             raise Unsupported(f"pads {begin} more than half the window {k}")
-        if base == "AvgPool" and any(begin) and not ctx.attr(node, "count_include_pad", 0):
-            raise Unsupported("averages without counting the padding (count_include_pad=0); "
-                              f"NetCanvas' {kind} counts it")
         if ctx.attr(node, "ceil_mode", 0):
-            for n, ki, si, p in zip(shape[2:], k, s, begin):
-                span = n + 2 * p - ki
+            for n, ki, si, p, di in zip(shape[2:], k, s, begin, d):
+                span = n + 2 * p - di * (ki - 1) - 1
                 if span % si:
                     raise Unsupported("rounds its output size up (ceil_mode=1)")
         params = {"kernel_size": int_or_list(k, nd), "padding": int_or_list(begin, nd)}
+        if ceil:
+            params["ceil_mode"] = True
         if s != k:
             params["stride"] = int_or_list(s, nd)
+        if any(v != 1 for v in d):
+            params["dilation"] = int_or_list(d, nd)
+        if base == "AvgPool" and (any(begin) or ceil) and not ctx.attr(node, "count_include_pad", 0):
+            params["count_include_pad"] = False
         return [ctx.add(label, kind, params, [t.node])]
 
     return convert
 
 
+def _ceil_size(n: int, k: int, s: int, p: int, d: int) -> int:
+    """torch's pooled size with ceil_mode: rounded up, less a last window that would start
+    in the right padding."""
+    out = -(-(n + 2 * p - d * (k - 1) - 1) // s) + 1
+    return out - 1 if (out - 1) * s >= n + p else out
+
+
+def _global_max(ctx, node, ins):
+    t = ctx.materialize(ins[0], ctx.current_label)
+    nd = len(ctx.true_shape(t.node)) - 2
+    if nd not in (1, 2, 3):
+        raise Unsupported("global pooling of data that is not [batch, C, ...] with 1 to 3 spatial axes")
+    return [ctx.add(ctx.current_label, f"AdaptiveMaxPool{nd}d", {"output_size": 1}, [t.node])]
+
+
+def _lrn(ctx, node, ins):
+    """ONNX's window over channels is [c - (size-1)//2, c + ceil((size-1)/2)], torch's
+    [c - size//2, c + (size-1)//2]: the same for an odd size."""
+    t = ctx.materialize(ins[0], ctx.current_label)
+    if len(ctx.true_shape(t.node)) < 3:
+        raise Unsupported("normalizes data without spatial axes")
+    size = int(ctx.attr(node, "size"))
+    if size % 2 == 0:
+        raise Unsupported(f"sums over an even window of {size} channels, which ONNX centres differently "
+                          "from torch's LocalResponseNorm")
+    params = {"size": size, "alpha": f32(ctx.attr(node, "alpha", 1e-4)), "beta": f32(ctx.attr(node, "beta", 0.75)),
+              "k": f32(ctx.attr(node, "bias", 1.0))}
+    return [ctx.add(ctx.current_label, "LocalResponseNorm", params, [t.node])]
+
+
 def _global_avg(ctx, node, ins):
     t = ctx.materialize(ins[0], ctx.current_label)
-    if len(ctx.true_shape(t.node)) != 4:
-        raise Unsupported("global pooling of data that is not [batch, C, H, W]")
-    return [ctx.add(ctx.current_label, "AdaptiveAvgPool2d", {"output_size": 1}, [t.node])]
+    nd = len(ctx.true_shape(t.node)) - 2
+    if nd not in (1, 2, 3):
+        raise Unsupported("global pooling of data that is not [batch, C, ...] with 1 to 3 spatial axes")
+    return [ctx.add(ctx.current_label, f"AdaptiveAvgPool{nd}d", {"output_size": 1}, [t.node])]
 
 
 def _reduce_mean(ctx, node, ins):
@@ -387,18 +442,57 @@ def _instance_norm(ctx, node, ins):
 
 
 def _depth_to_space(ctx, node, ins):
+    """CRD order is torch's PixelShuffle; DCR reads the channels block first, which a
+    ChannelShuffle of r^2 groups puts in CRD order."""
     label = ctx.current_label
     t = ctx.materialize(ins[0], label)
-    if len(ctx.true_shape(t.node)) != 4 or ctx.attr(node, "mode", "DCR") != "CRD":
-        raise Unsupported("moves depth to space in DCR order (or not of [batch, C, H, W]); NetCanvas' "
-                          "PixelShuffle is the CRD order")
-    return [ctx.add(label, "PixelShuffle", {"upscale_factor": int(ctx.attr(node, "blocksize"))}, [t.node])]
+    if len(ctx.true_shape(t.node)) != 4:
+        raise Unsupported("moves depth to space of data that is not [batch, C, H, W]")
+    r = int(ctx.attr(node, "blocksize"))
+    if ctx.attr(node, "mode", "DCR") == "DCR" and r > 1:
+        t = ctx.add(label, "ChannelShuffle", {"groups": r * r}, [t.node], suffix="_order")
+    return [ctx.add(label, "PixelShuffle", {"upscale_factor": r}, [t.node])]
+
+
+def _space_to_depth(ctx, node, ins):
+    """ONNX writes the channels block first (DCR), torch's PixelUnshuffle channel first: a
+    ChannelShuffle of C groups after it reorders them."""
+    label = ctx.current_label
+    t = ctx.materialize(ins[0], label)
+    shape = ctx.true_shape(t.node)
+    if len(shape) != 4:
+        raise Unsupported("moves space to depth of data that is not [batch, C, H, W]")
+    r = int(ctx.attr(node, "blocksize"))
+    out = ctx.add(label, "PixelUnshuffle", {"downscale_factor": r}, [t.node])
+    if shape[1] == 1 or r == 1:
+        return [out]
+    return [ctx.add(label, "ChannelShuffle", {"groups": int(shape[1])}, [out.node], suffix="_order")]
+
+
+def _reduce_max(ctx, node, ins):
+    """The maximum over all spatial axes of [batch, C, ...] is global max pooling."""
+    label = ctx.current_label
+    t = ctx.materialize(ins[0], label)
+    rank = len(ctx.true_shape(t.node))
+    if ctx.opset >= 18:
+        axes = ints(ins[1], "axes") if len(ins) > 1 and ins[1] is not None else None
+    else:
+        axes = ctx.attr(node, "axes", None)
+    axes = sorted(a + rank if a < 0 else a for a in axes) if axes else None
+    if rank not in (3, 4, 5) or axes != list(range(2, rank)):
+        raise Unsupported(f"takes the maximum over axes {axes}; NetCanvas maps only the maximum over "
+                          "all spatial axes of [batch, C, ...] (global max pooling)")
+    pooled = ctx.add(label, f"AdaptiveMaxPool{rank - 2}d", {"output_size": 1}, [t.node])
+    if ctx.attr(node, "keepdims", 1):
+        return [pooled]
+    return [ctx.add(label, "Flatten", {}, [pooled.node], suffix="_flatten")]
 
 
 LAYERS = {
     "Gemm": _gemm, "MatMul": _matmul, "Pad": _pad, "Conv": _conv, "ConvTranspose": _conv_transpose,
     "MaxPool": _pool("MaxPool"), "AveragePool": _pool("AvgPool"), "GlobalAveragePool": _global_avg,
+    "GlobalMaxPool": _global_max, "LRN": _lrn,
     "ReduceMean": _reduce_mean, "BatchNormalization": _batchnorm, "LayerNormalization": _layernorm,
     "Resize": _resize, "Upsample": _resize, "InstanceNormalization": _instance_norm,
-    "DepthToSpace": _depth_to_space,
+    "DepthToSpace": _depth_to_space, "SpaceToDepth": _space_to_depth, "ReduceMax": _reduce_max,
 }

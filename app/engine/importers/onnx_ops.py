@@ -18,6 +18,7 @@ from onnx import numpy_helper
 from . import onnx_symbolic as sym
 from .onnx_layers import LAYERS
 from .onnx_recurrent import RECURRENT, merge_stacked_recurrent
+from .onnx_slices import SLICES, merge_slice_splits
 from .onnx_values import (
     PENDING_REASONS,
     Const,
@@ -25,16 +26,13 @@ from .onnx_values import (
     Pending,
     Tensor,
     Unsupported,
-    axis_in,
     const,
     dprod,
     f32,
-    is_sym,
     plain,
     reshape,
     resolve_target,
     scalar,
-    show_shape,
     squeeze_shape,
     transpose,
     unsqueeze_shape,
@@ -146,6 +144,10 @@ def _prelu(ctx, node, ins):
         n = 1
     elif len(shape) >= 2 and len(full) == len(shape) and full[1] == shape[1] and s.size == shape[1]:
         n = int(shape[1])
+    elif s.ndim == 1 and len(shape) >= 3 and s.size == shape[1] and s.size != shape[-1]:
+        # one slope per channel written as a vector: the last axis cannot take it, so the
+        # file means the channels (opset 6's broadcasting, torch's old exporter)
+        n = int(shape[1])
     else:
         raise Unsupported(f"has slopes of shape {list(s.shape)}; NetCanvas' PReLU has one or one per channel")
     return [ctx.add(ctx.current_label, "PReLU", {"num_parameters": n}, [t.node], {"weight": s.reshape(-1)})]
@@ -182,11 +184,16 @@ def _softmax(kind):
         default = -1 if ctx.opset >= 13 else 1
         axis = ctx.attr(node, "axis", default)
         axis = axis + rank if axis < 0 else axis
-        if ctx.opset < 13 and axis != rank - 1:
-            raise Unsupported(f"{kind} of opset {ctx.opset} normalizes axes {axis} to the last together "
-                              f"(flattened); NetCanvas' {kind} normalizes one axis")
         if axis == 0:
             raise Unsupported(f"{kind} over the batch axis")
+        if ctx.opset < 13 and axis != rank - 1:
+            # before opset 13 the axes from ``axis`` on are normalized together, as one
+            sample = list(ctx.shapes[t.node])
+            flat = [*sample[:axis - 1], int(np.prod(sample[axis - 1:]))]
+            label = ctx.current_label
+            x = ctx.add(label, "Reshape", {"shape": flat}, [t.node], suffix="_flatten")
+            y = ctx.add(label, kind, {"dim": axis} if axis != 1 else {}, [x.node])
+            return [ctx.add(label, "Reshape", {"shape": sample}, [y.node], suffix="_unflatten")]
         return [ctx.add(ctx.current_label, kind, {} if axis == 1 else {"dim": axis}, [t.node])]
 
     return convert
@@ -215,29 +222,37 @@ def _add(ctx, node, ins):
         (a, na), (b, nb) = (b, nb), (a, na)
     if isinstance(a, Pending) and a.kind == "erf" and scalar(b) is not None and isclose(scalar(b), 1.0):
         return [Pending("gelu", a.x, a.origin + [ctx.current_label], {"have": set()})]
+    if isinstance(a, Pending) and a.kind == "abs" and scalar(b) is not None and isclose(scalar(b), 1.0):
+        return [Pending("softsign", a.x, a.origin + [ctx.current_label])]
     if isinstance(a, Tensor) and isinstance(b, Tensor):
         return _merge(ctx, "Add", [a, b])
     if isinstance(a, Tensor) and isinstance(b, Const):
         if not np.any(b.array) and b.array.ndim <= len(a.shape):
             return [a]
-        return [_fold_bias(ctx, a, na, b.array)]
+        t = _fold_bias(ctx, a, na, b.array)
+        ctx.made_tensor[t.node] = node.output[0]
+        return [t]
     if isinstance(a, Pending) or isinstance(b, Pending):
         p = a if isinstance(a, Pending) else b
         raise Unsupported(PENDING_REASONS.get(p.kind), blame=p.origin)
     raise Unsupported("adds values NetCanvas does not track")
 
 
-def _fold_bias(ctx, t: Tensor, name: str, c: np.ndarray) -> Tensor:
-    """``layer(x) + c`` where the layer has no bias yet and c holds one value per output
-    channel: the bias goes into the layer."""
-    reason = ("adds a constant tensor; NetCanvas has no layer for that (only a bias right after "
-              "a Linear or Conv without one is taken in)")
-    if not (t.in_order and t.shape == ctx.true_shape(t.node)):
+_BIASED = ("Linear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d")
+_NORMS = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
+
+
+def _foldable(ctx, t: Tensor, name: str, c: np.ndarray, reason: str):
+    """The layer whose output ``t`` (ONNX tensor ``name``) is, its sample shape with batch
+    and the channel axis, where ``c`` holds one value (or one per output channel) and only
+    this node reads ``t``; ``Unsupported(reason)`` otherwise."""
+    if not (t.in_order and t.shape == ctx.true_shape(t.node)) or t.node not in ctx.graph.nodes:
         raise Unsupported(reason)
     layer = ctx.graph.nodes[t.node]
-    if (layer.type not in ("Linear", "Conv1d", "Conv2d", "ConvTranspose2d")
-            or layer.params.get("bias", True) or ctx.made_tensor.get(layer.id) != name
-            or ctx.value_consumers[name] != 1):
+    if (layer.type not in _BIASED + _NORMS or ctx.made_tensor.get(layer.id) != name
+            or ctx.value_consumers[name] != 1 or ctx.graph.outgoing(layer.id)):
+        raise Unsupported(reason)
+    if layer.type in _NORMS and not layer.params.get("affine", True):
         raise Unsupported(reason)
     shape = ctx.true_shape(layer.id)
     if c.ndim > len(shape):
@@ -246,9 +261,43 @@ def _fold_bias(ctx, t: Tensor, name: str, c: np.ndarray) -> Tensor:
     channel = len(shape) - 1 if layer.type == "Linear" else 1
     if any(d != 1 for i, d in enumerate(full) if i != channel) or full[channel] not in (1, shape[channel]):
         raise Unsupported(reason)
-    layer.params = {k: v for k, v in layer.params.items() if k != "bias"}
-    ctx.state.setdefault(layer.id, {})["bias"] = np.broadcast_to(
-        c.reshape(-1), (shape[channel],)).astype(np.float32)
+    return layer, np.broadcast_to(c.reshape(-1), (shape[channel],)).astype(np.float32)
+
+
+def _fold_bias(ctx, t: Tensor, name: str, c: np.ndarray) -> Tensor:
+    """``layer(x) + c`` where c holds one value per output channel: c goes into the layer's
+    bias (a Linear, Conv or BatchNorm read by nothing else)."""
+    reason = ("adds a constant tensor; NetCanvas has no layer for that (only a bias right after "
+              "a Linear, Conv or BatchNorm is taken in)")
+    layer, values = _foldable(ctx, t, name, c, reason)
+    state = ctx.state.setdefault(layer.id, {})
+    if layer.type in _BIASED and not layer.params.get("bias", True):
+        layer.params = {k: v for k, v in layer.params.items() if k != "bias"}
+        state["bias"] = values
+    else:
+        state["bias"] = (state["bias"] + values).astype(np.float32)
+    return t
+
+
+def _fold_scale(ctx, t: Tensor, name: str, c: np.ndarray, out: str) -> Tensor:
+    """``layer(x) * c`` where c holds one value per output channel: c scales the weights
+    and bias of the Conv, Linear or BatchNorm before (read by nothing else)."""
+    reason = ("multiplies by a constant tensor; NetCanvas has no layer for that (only a factor per "
+              "channel right after a Linear, Conv or BatchNorm is taken in)")
+    layer, values = _foldable(ctx, t, name, c, reason)
+    if layer.type.startswith("ConvTranspose") and layer.params.get("groups", 1) != 1:
+        raise Unsupported(reason)
+    state = ctx.state.setdefault(layer.id, {})
+    w = state["weight"]
+    if layer.type in _NORMS:
+        state["weight"] = (w * values).astype(np.float32)
+    elif layer.type.startswith("ConvTranspose"):   # weight [in, out, ...]
+        state["weight"] = (w * values.reshape(1, -1, *([1] * (w.ndim - 2)))).astype(np.float32)
+    else:                                          # weight [out, ...]
+        state["weight"] = (w * values.reshape(-1, *([1] * (w.ndim - 1)))).astype(np.float32)
+    if "bias" in state:
+        state["bias"] = (state["bias"] * values).astype(np.float32)
+    ctx.made_tensor[layer.id] = out   # a bias added next goes in too
     return t
 
 
@@ -292,13 +341,35 @@ def _mul(ctx, node, ins):
         if scalar(b) == 1.0:
             return [a]
         return [Pending("scale", a, [label], {"factor": scalar(b)})]
+    if isinstance(a, Tensor) and isinstance(b, Const):
+        name = node.input[0] if ins[0] is a else node.input[1]
+        return [_fold_scale(ctx, a, name, b.array, node.output[0])]
     if isinstance(a, Pending):
         raise Unsupported(PENDING_REASONS.get(a.kind), blame=a.origin)
     raise Unsupported("multiplies by a constant tensor; NetCanvas has no layer for that")
 
 
+def _neg(ctx, node, ins):
+    if not isinstance(ins[0], Tensor):
+        raise Unsupported("negates a value NetCanvas does not track")
+    return [Pending("scale", ins[0], [ctx.current_label], {"factor": -1.0})]
+
+
+def _abs(ctx, node, ins):
+    if not isinstance(ins[0], Tensor):
+        raise Unsupported(PENDING_REASONS["abs"])
+    return [Pending("abs", ins[0], [ctx.current_label])]
+
+
 def _div(ctx, node, ins):
     a, b = ins
+    if isinstance(b, Pending) and b.kind == "softsign" and _same(a, b.x):
+        label = ctx.current_label
+        ctx.current_label = b.origin[0]
+        try:
+            return _unary(ctx, node, a, "Softsign")
+        finally:
+            ctx.current_label = label
     if isinstance(a, Tensor) and isinstance(b, Tensor):
         return _merge(ctx, "Divide", [a, b])
     if isinstance(a, Tensor) and scalar(b) not in (None, 0.0):
@@ -395,40 +466,6 @@ def _do_expand(ctx, node, x, ins):
     return x
 
 
-def _slice(ctx, node, ins):
-    x = ins[0]
-    if not isinstance(x, Tensor):
-        if isinstance(x, Pending):
-            raise Unsupported(PENDING_REASONS.get(x.kind), blame=x.origin)
-        return sym._slice(ctx, node, ins)
-    shape = x.shape
-    if ctx.opset < 10:
-        starts, ends = ctx.attr(node, "starts"), ctx.attr(node, "ends")
-        axes, steps = ctx.attr(node, "axes", list(range(len(starts)))), [1] * len(starts)
-    else:
-        starts, ends = sym.as_items(ins[1])[0], sym.as_items(ins[2])[0]
-        axes = sym.as_items(ins[3])[0] if len(ins) > 3 and ins[3] is not None else list(range(len(starts)))
-        steps = sym.as_items(ins[4])[0] if len(ins) > 4 and ins[4] is not None else [1] * len(starts)
-    if not len(starts) == len(ends) == len(axes) == len(steps):
-        raise Unsupported("its starts, ends, axes and steps do not pair up")
-    for start, end, a, step in zip(starts, ends, axes, steps):
-        a = axis_in(a, len(shape))
-        if not _covers(start, end, step, shape[a]):
-            raise Unsupported(f"takes part of the data along axis {a} (of {show_shape(shape)})")
-    return [x]
-
-
-def _covers(start, end, step, dim) -> bool:
-    """Whether slicing ``start:end:step`` along an axis of size ``dim`` keeps all of it."""
-    if step != 1:
-        return False
-    if is_sym(dim) or is_sym(start) or is_sym(end):
-        return start == 0 and (end == dim or (not is_sym(end) and end >= 2 ** 31 - 1))
-    begin = start + dim if start < 0 else start
-    stop = end + dim if end < 0 else end
-    return begin <= 0 and stop >= dim
-
-
 def _gather(ctx, node, ins):
     data, idx = ins
     label = ctx.current_label
@@ -479,13 +516,14 @@ CONVERTERS = {
     "Sigmoid": _activation("Sigmoid"), "Tanh": _activation("Tanh"),
     "LeakyRelu": _activation("LeakyReLU", _leaky), "Elu": _activation("ELU", _elu),
     "Gelu": _gelu, "Dropout": _dropout, "Selu": _activation("SELU", _selu), "Celu": _activation("CELU", _celu),
-    "Mish": _activation("Mish"), "HardSwish": _activation("Hardswish"),
+    "Mish": _activation("Mish"), "Softplus": _activation("Softplus"), "Softsign": _activation("Softsign"), "HardSwish": _activation("Hardswish"),
     "HardSigmoid": _activation("Hardsigmoid", _hard_sigmoid), "PRelu": _prelu, "Softmax": _softmax("Softmax"),
     "LogSoftmax": _softmax("LogSoftmax"), "Add": _add, "Sum": _sum, "Mul": _mul, "Div": _div,
-    "Erf": _erf, "Concat": _concat, "Reshape": _view(_do_reshape), "Flatten": _view(_do_flatten),
+    "Erf": _erf, "Abs": _abs, "Neg": _neg, "Concat": _concat, "Reshape": _view(_do_reshape), "Flatten": _view(_do_flatten),
     "Transpose": _view(_do_transpose), "Squeeze": _view(_do_squeeze),
-    "Unsqueeze": _view(_do_unsqueeze), "Expand": _view(_do_expand), "Slice": _slice,
-    "Gather": _gather, "Shape": sym._shape, "Size": sym._size, **LAYERS, **RECURRENT,
+    "Unsqueeze": _view(_do_unsqueeze), "Expand": _view(_do_expand),
+    "Gather": _gather, **SLICES, "Shape": sym._shape, "Size": sym._size, **LAYERS, **RECURRENT,
 }
 SYMBOLIC = sym.SYMBOLIC
-__all__ = ["CONVERTERS", "PENDING_REASONS", "SYMBOLIC", "constant_value", "merge_stacked_recurrent"]
+__all__ = ["CONVERTERS", "PENDING_REASONS", "SYMBOLIC", "constant_value", "merge_slice_splits",
+           "merge_stacked_recurrent"]

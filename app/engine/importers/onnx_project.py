@@ -15,7 +15,11 @@ A recipe is a list of segments ``[initializer, transposed, first_row, end_row]``
 viewed as rows of its last dimension (one value a row for a vector), is those rows of the
 initializers (viewed alike, transposed first where said) one after another; or
 ``{"fill": value}`` for a tensor the exported graph does not read (``num_batches_tracked``, a
-zero bias folded away), which was constant.
+zero bias folded away), which was constant; or ``{"packed": [start, end]}``: those values of
+the initializer ``STATE_NAME``, which holds the tensors torch's exporter computed into others
+(a BatchNorm folded into the Conv before it keeps neither its own nor the Conv's weights).
+A recipe is used before a same-named initializer: the exporter writes one exactly where that
+initializer is not the tensor.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from ..project import Project, dumps_project, parse_project
 
 PROJECT_KEY = "netcanvas.project"
 WEIGHTS_KEY = "netcanvas.weights"
+STATE_NAME = "netcanvas.state"
 MAX_PROJECT_CHARS = 16 * 1024 * 1024
 # gate blocks tried when a tensor is pieces of an initializer: GRU has 3 gates, LSTM 4
 _BLOCKS = (1, 2, 3, 4)
@@ -49,10 +54,14 @@ class NotFitting(ValueError):
 def project_metadata(project: Project, state: dict[str, torch.Tensor], proto) -> dict[str, str]:
     """The metadata entries that record ``project`` (its JSON, no ``editor``) and where
     ``proto`` (the exported model) holds each tensor of ``state`` (the compiled module's
-    state_dict) that it does not hold under its own name. Returns ``{key: text}``."""
+    state_dict) that it does not hold under its own name. A tensor the graph holds nowhere
+    (the exporter folded a BatchNorm into its Conv) goes into one float32 initializer
+    ``STATE_NAME`` added to ``proto``, read by no node. Returns ``{key: text}``."""
     plain = dataclasses.replace(project, editor=None)
     inits = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
     recipes: dict[str, Any] = {}
+    packed: list[np.ndarray] = []
+    packed_size = 0
     finder = _Finder(inits)
     for key, tensor in state.items():
         value = tensor.detach().cpu().numpy()
@@ -64,9 +73,17 @@ def project_metadata(project: Project, state: dict[str, torch.Tensor], proto) ->
             flat = value.reshape(-1)
             if flat.size and np.all(flat == flat[0]) and math.isfinite(float(flat[0])):
                 recipe = {"fill": float(flat[0])}
-            else:  # the graph computes it some other way: the import then goes by the ops
+            elif value.dtype.kind == "f" and value.size:
+                # the exporter computed it into something else (a BatchNorm folded into
+                # its Conv): the file keeps it beside the graph, read by no node
+                recipe = {"packed": [packed_size, packed_size + int(value.size)]}
+                packed.append(value.astype(np.float32).reshape(-1))
+                packed_size += int(value.size)
+            else:
                 recipe = None
         recipes[key] = recipe
+    if packed:
+        proto.graph.initializer.append(numpy_helper.from_array(np.concatenate(packed), STATE_NAME))
     return {PROJECT_KEY: dumps_project(plain), WEIGHTS_KEY: json.dumps(recipes)}
 
 
@@ -173,15 +190,18 @@ def _weights(model, props: dict[str, str], target: dict[str, torch.Tensor]) -> d
     state: dict[str, torch.Tensor] = {}
     for key, want in target.items():
         shape = tuple(want.shape)
-        if key in inits and tuple(inits[key].dims) == shape:
+        if key in recipes:
+            # a recipe wins over a same-named initializer: the exporter writes one exactly
+            # where the tensor of that name is not the state's (a Conv with a BatchNorm
+            # folded in keeps the Conv's name)
+            value = _cook(key, recipes[key], shape, array)
+        elif key in inits and tuple(inits[key].dims) == shape:
             value = array(key)
         elif key in inits:
             raise NotFitting(f"{key} has the shape {list(inits[key].dims)} in the file and {list(shape)} "
                              "in the project")
-        elif key not in recipes:
-            raise NotFitting(f"the file holds no tensor for {key}")
         else:
-            value = _cook(key, recipes[key], shape, array)
+            raise NotFitting(f"the file holds no tensor for {key}")
         state[key] = torch.from_numpy(np.array(value, copy=True)).to(want.dtype)
     return state
 
@@ -205,6 +225,15 @@ def _cook(key: str, recipe: Any, shape: tuple, array) -> np.ndarray:
     if isinstance(recipe, dict) and set(recipe) == {"fill"} and isinstance(recipe["fill"], (int, float)) \
             and not isinstance(recipe["fill"], bool) and math.isfinite(recipe["fill"]):
         return np.full(shape, recipe["fill"], np.float64)
+    if isinstance(recipe, dict) and set(recipe) == {"packed"}:
+        span = recipe["packed"]
+        if not (isinstance(span, list) and len(span) == 2 and all(type(v) is int for v in span)
+                and span[1] - span[0] == size):
+            raise NotFitting(f"the file records no usable location for {key}")
+        held = array(STATE_NAME).reshape(-1)
+        if not 0 <= span[0] <= span[1] <= held.size:
+            raise NotFitting(f"{key}: values {span[0]}..{span[1]} are not in initializer {STATE_NAME!r}")
+        return held[span[0]:span[1]].reshape(shape)
     if not isinstance(recipe, list) or not recipe or not all(
             isinstance(s, list) and len(s) == 4 and isinstance(s[0], str)
             and all(isinstance(v, int) and not isinstance(v, bool) for v in s[1:]) for s in recipe):

@@ -10,7 +10,7 @@ Transpose reorders the axes; a Reshape regroups the atoms (splitting one where n
 view is the node's output itself when the atoms are in memory order and the shape matches,
 and a plain Reshape of it when they are in order and the batch is the first axis alone. So
 ``Transpose(perm=[1, 0, 2])`` before an ONNX LSTM and the one after it cancel out, while a
-Transpose that is never undone is refused.
+Transpose that is never undone becomes layers (``onnx_views``) unless it moves the batch.
 """
 
 from __future__ import annotations
@@ -302,8 +302,9 @@ PENDING_REASONS = {
     "erf": "Erf maps only inside GELU's x * 0.5 * (1 + erf(x / sqrt(2)))",
     "gelu": "an incomplete GELU pattern (x * 0.5 * (1 + erf(x / sqrt(2))))",
     "int": "casts the data to integers; NetCanvas does that only for indices into an Embedding",
-    "pad": "pads the data; NetCanvas has no padding layer (only a Conv right after a zero Pad "
-           "takes it in)",
+    "abs": "takes the absolute value of the data; NetCanvas maps Abs only inside Softsign's x / (1 + |x|)",
+    "softsign": "an incomplete Softsign pattern (x / (1 + |x|))",
+    "pad": "pads the data before an operator NetCanvas cannot follow it through",
 }
 
 

@@ -292,7 +292,9 @@ def _global_avg(ctx, node, ins):
     return [ctx.add(ctx.current_label, f"AdaptiveAvgPool{nd}d", {"output_size": 1}, [t.node])]
 
 
-def _reduce_mean(ctx, node, ins):
+def _reduced(ctx, node, ins):
+    """A Reduce* node's label, data, rank and axes (sorted, made positive; None for all):
+    an input from opset 18 on, an attribute before."""
     label = ctx.current_label
     t = ctx.materialize(ins[0], label)
     rank = len(ctx.true_shape(t.node))
@@ -300,7 +302,11 @@ def _reduce_mean(ctx, node, ins):
         axes = ints(ins[1], "axes") if len(ins) > 1 and ins[1] is not None else None
     else:
         axes = ctx.attr(node, "axes", None)
-    axes = sorted(a + rank if a < 0 else a for a in axes) if axes else None
+    return label, t, rank, sorted(a + rank if a < 0 else a for a in axes) if axes else None
+
+
+def _reduce_mean(ctx, node, ins):
+    label, t, rank, axes = _reduced(ctx, node, ins)
     if rank != 4 or axes != [2, 3]:
         raise Unsupported(f"averages over axes {axes}; NetCanvas maps only the spatial mean of "
                           "[batch, C, H, W] (global average pooling)")
@@ -471,14 +477,7 @@ def _space_to_depth(ctx, node, ins):
 
 def _reduce_max(ctx, node, ins):
     """The maximum over all spatial axes of [batch, C, ...] is global max pooling."""
-    label = ctx.current_label
-    t = ctx.materialize(ins[0], label)
-    rank = len(ctx.true_shape(t.node))
-    if ctx.opset >= 18:
-        axes = ints(ins[1], "axes") if len(ins) > 1 and ins[1] is not None else None
-    else:
-        axes = ctx.attr(node, "axes", None)
-    axes = sorted(a + rank if a < 0 else a for a in axes) if axes else None
+    label, t, rank, axes = _reduced(ctx, node, ins)
     if rank not in (3, 4, 5) or axes != list(range(2, rank)):
         raise Unsupported(f"takes the maximum over axes {axes}; NetCanvas maps only the maximum over "
                           "all spatial axes of [batch, C, ...] (global max pooling)")

@@ -92,9 +92,7 @@ def run(args, out: TextIO, err: TextIO) -> int:
 
 def _import(args, out: TextIO, err: TextIO) -> int:
     if args.model.endswith(".pt2"):
-        err.write(f"error: {args.model}: torch.export archives (.pt2) are not imported: their graphs are ATen "
-                  "programs, and torch's loader may unpickle; import the module as MODULE:CALLABLE instead\n")
-        return 2
+        return _import_pt2(args, out, err)
     if ":" in args.model and not args.model.endswith(".onnx") and not Path(args.model).exists():
         return _import_torch(args, out, err)
     if args.kwargs is not None:
@@ -172,6 +170,32 @@ def _import_torch(args, out: TextIO, err: TextIO) -> int:
         err.write(f"error: {e}\n")
         return 1
     return _write_imported(args.model, result, save_torch, target, f"the module vs the imported graph: "
+                           f"largest difference {result.difference:.3g}", TOLERANCE, out, err)
+
+
+def _import_pt2(args, out: TextIO, err: TextIO) -> int:
+    """``netcanvas import model.pt2 OUT``: a program saved by ``torch.export.save``, read
+    without unpickling (``torch_pt2``); its input's shape is the program's own."""
+    if args.input_shape or args.kwargs is not None or args.output_name:
+        err.write("error: a .pt2 program takes no --input-shape, --kwargs or --output-name: "
+                  "its input's shape and its output are its own\n")
+        return 2
+    target = _project_target(args.out, err)
+    if target is None:
+        return 2
+    # here: torch loads only for this command
+    from .importers.torch_import import TOLERANCE, save_imported as save_torch
+    from .importers.torch_pt2 import Pt2ArchiveError, import_pt2
+
+    try:
+        result = import_pt2(args.model)
+    except Pt2ArchiveError as e:
+        err.write(f"error: {e}\n")
+        return 2
+    except NetCanvasError as e:
+        err.write(f"error: {e}\n")
+        return 1
+    return _write_imported(args.model, result, save_torch, target, f"the program vs the imported graph: "
                            f"largest difference {result.difference:.3g}", TOLERANCE, out, err)
 
 

@@ -278,6 +278,9 @@ def value(p: Param):
         "scale": numbers(p) | st.lists(numbers(p), min_size=2, max_size=2),
         "string": st.text(max_size=4),
         "column": st.integers(0, 3) | st.sampled_from(HUGE_INTS),
+        # any JSON value (dataset.classes, a block's parameters): lists of class indices, mostly
+        "any": st.none() | st.booleans() | st.text(max_size=3) | st.sampled_from(HUGE_INTS)
+        | st.lists(st.integers(-2, 12) | st.sampled_from(HUGE_INTS), max_size=12),
     }[p.kind]
 
 

@@ -290,7 +290,7 @@ def test_cli_refuses_what_it_cannot_import_and_writes_nothing(tmp_path):
     code, _, err = _run(["import", "no_such_package_here:Net", str(out), "--input-shape", "4"])
     assert code == 2 and "cannot import 'no_such_package_here'" in err
     code, _, err = _run(["import", str(tmp_path / "model.pt2"), str(out)])
-    assert code == 2 and ".pt2" in err and "unpickle" in err
+    assert code == 2 and "model.pt2: no such file" in err
     code, _, err = _run(["import", "tests.engine.torch_models:lenet", str(out), "--input-shape", "1,3,3"])
     assert code == 1 and "cannot run on an input of shape [1, 3, 3]" in err
     assert not out.exists()

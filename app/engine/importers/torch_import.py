@@ -14,8 +14,8 @@ Modules that ``torch.fx`` cannot trace (Python control flow on shapes), or whose
 calls a function of theirs that ``torch.fx.wrap`` keeps whole (swin's window attention),
 are exported with ``torch.export`` instead (``torch_export``); one that neither can follow
 (control flow on values) is refused with both reasons. An input that feeds an
-``nn.Embedding`` is token ids: an int64 Input, compared on random ids below its vocabulary. ``.pt2`` archives are not read: rebuilding layers
-from their ATen graphs needs the module's classes, and torch's loader may unpickle.
+``nn.Embedding`` is token ids: an int64 Input, compared on random ids below its vocabulary.
+``.pt2`` archives (``torch.export.save``) are read by ``torch_pt2``, without unpickling.
 """
 
 from __future__ import annotations

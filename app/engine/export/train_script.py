@@ -404,6 +404,11 @@ $restore            tensors = {k: v.detach().cpu().contiguous() for k, v in mode
             save_file(tensors, args.out, metadata={"steps": str(step), "class_names": json.dumps(class_names)})
             print(f"saved {args.out}", flush=True)
     if world > 1:
+        # every process waits here for the others (process 0 tests and saves), and the DDP
+        # wrapper goes before its process group: gloo can abort a process whose peer tears
+        # the group down while it still holds work
+        del trained
+        dist.barrier()
         dist.destroy_process_group()
     return 1 if diverged else 0
 

@@ -236,6 +236,8 @@ def _process(project_data: dict, options: dict, messages, stop, abort) -> None:
                                      weights_path=options.get("weights_path") if rank == 0 else None,
                                      stop_requested=stop.is_set)
         trainer.run()
+        del trainer  # its DDP wrapper goes before the process group
+        dist.barrier()  # no process tears the group down while another still uses it
     except NetCanvasError as e:
         messages.put(("error", str(e)))  # the first process to report is the one shown
         raise SystemExit(1) from None

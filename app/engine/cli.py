@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=_setting("batch_size"), help="override the batch size (1 or more)")
     train.add_argument("--out", help="folder for the weights (default: beside the project file; an "
                                      "example's: the current folder)")
+    train.add_argument("--fresh", action="store_true",
+                       help="start from a fresh initialization (default: from the project's weights when "
+                            "they exist, as the editor does: nodes whose shapes changed are initialized)")
     train.add_argument("--json", action="store_true", help="one JSON line per epoch, then the result")
     train.add_argument("--nproc", type=_count(1, MAX_NPROC), default=1, metavar="N",
                        help="train in N local processes with DistributedDataParallel "
@@ -292,6 +295,9 @@ def _train(args, out: TextIO, err: TextIO) -> int:
         err.write(f"error: {e}\n")
         return 1
 
+    start = None if args.fresh or project.training.get("init_weights") else _start_weights(weights, err)
+    if start is not None:
+        overrides["init_weights"] = str(start.resolve())
     progress = _Progress(err, enabled=err.isatty() and not args.json)
     replaces = weights.exists()  # before the run writes there
     supervisor = RunSupervisor()
@@ -315,6 +321,21 @@ def _train(args, out: TextIO, err: TextIO) -> int:
     if result.weights_error:
         err.write(f"error: {result.weights_error}\n")
     return 0 if result.ok and not result.weights_error else 1
+
+
+def _start_weights(weights: Path, err: TextIO) -> Path | None:
+    """The project's weights, when a run can start from them: they exist and can be read
+    (otherwise a note says why and the run starts afresh)."""
+    if not weights.exists():
+        return None
+    from .weights import read_shapes
+
+    try:
+        read_shapes(weights)
+    except NetCanvasError as e:
+        err.write(f"note: not starting from the weights in place: {e}\n")
+        return None
+    return weights
 
 
 class _Interrupts:
@@ -399,9 +420,9 @@ def _header(args, project: Project, info: dict, weights: Path, replaces: bool, o
               f"({sizes['train']} train / {sizes['val']} val / {sizes['test']} test) on {device}\n")
     replacing = (" (replacing the weights there unless this run is stopped, diverges or ends worse)"
                  if replaces else "")
-    start = project.training.get("init_weights")
-    begins = (f"training starts from {start} (the note above says which nodes)" if start
-              else "training starts from fresh initial weights")
+    start = project.training.get("init_weights") or info.get("settings", {}).get("init_weights")
+    begins = (f"training starts from {start} (the note above says which nodes; --fresh: from a fresh "
+              "initialization)" if start else "training starts from fresh initial weights")
     out.write(f"weights: {begins}; the result goes to {weights}{replacing}\n")
     out.flush()
 

@@ -95,6 +95,25 @@ def test_train_text_output_and_dataset_override(tmp_path):
     assert "on moons" in out and "epoch   1/1" in out and "test accuracy" in out
 
 
+def test_train_starts_from_the_weights_in_place_unless_fresh(tmp_path):
+    args = ("train", "xor", "--epochs", "1", "--device", "cpu", "--out", str(tmp_path))
+    code, out, err = run_cli(*args)
+    assert code == 0, err
+    assert "training starts from fresh initial weights" in out  # nothing there yet
+    weights = tmp_path / "xor.safetensors"
+    code, out, err = run_cli(*args)
+    assert code == 0, err
+    assert f"training starts from {weights.resolve()}" in out
+    assert "note: weights: every node with weights (2) starts from xor.safetensors" in err
+    code, out, err = run_cli(*args, "--fresh")
+    assert code == 0, err
+    assert "training starts from fresh initial weights" in out and "starts from xor" not in err
+    weights.write_bytes(b"garbage")  # unreadable: said, and the run starts afresh
+    code, out, err = run_cli(*args)
+    assert "note: not starting from the weights in place:" in err and str(weights) in err
+    assert "training starts from fresh initial weights" in out
+
+
 def test_train_diverging_run_exits_1_with_the_message(tmp_path):
     code, out, err = run_cli("train", "mlp", "--epochs", "1", "--lr", "1e9", "--device", "cpu",
                              "--out", str(tmp_path))

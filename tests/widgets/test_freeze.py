@@ -58,17 +58,17 @@ def test_the_status_bar_says_which_nodes_keep_the_start_weights_after_an_edit(qt
     for name in ("transfer_base", "transfer"):
         shutil.copy(example_path(name), tmp_path / f"{name}.netcanvas.json")
     assert w.open_file(tmp_path / "transfer.netcanvas.json", ask=False)
-    assert w.weights_label.text() == "start weights missing"
+    qtbot.waitUntil(lambda: w.weights_label.text() == "start weights missing")
     assert "transfer_base.safetensors: does not exist" in w.weights_label.toolTip()
     torch.manual_seed(0)
     save_weights(compile_graph(load_project(tmp_path / "transfer_base.netcanvas.json").graph),
                  tmp_path / "transfer_base.safetensors")
     # (no file watcher: the label follows the next edit)
     w.editor.set_params("fc2", {"out_features": 64})  # fc2 and the new head change shape
-    assert w.weights_label.text() == "from transfer_base.safetensors: 3 kept, 2 initialized"
+    qtbot.waitUntil(lambda: w.weights_label.text() == "from transfer_base.safetensors: 3 kept, 2 initialized")
     assert "fc2: 'fc2.weight' is [84, 120] in the file, [64, 120] now" in w.weights_label.toolTip()
     w.doc.history.undo()
-    assert w.weights_label.text() == "from transfer_base.safetensors: 4 kept, 1 initialized"
+    qtbot.waitUntil(lambda: w.weights_label.text() == "from transfer_base.safetensors: 4 kept, 1 initialized")
     assert "1 node (head) initialized" in w.weights_label.toolTip()
     data = json.loads((tmp_path / "transfer.netcanvas.json").read_text())
     assert data["training"]["init_weights"] == "transfer_base.safetensors"

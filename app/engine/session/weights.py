@@ -44,21 +44,27 @@ def load_model(graph: Graph, analysis: Analysis, path: str | Path) -> nn.Module:
     return model
 
 
-def init_weights_fit(project: Project, analysis: Analysis) -> PartialLoad | str | None:
-    """How the weights that ``training.init_weights`` names fit the graph as it is now (what
-    the editor shows after each edit, before any run): the ``PartialLoad`` a run would make
-    (nodes kept, initialized, unused), a sentence when the file is missing or unreadable, or
-    None when the setting is unset or the graph has errors (nothing to fit yet). Reads only
-    the file's header; the graph is compiled on torch's meta device (no memory, no values)."""
-    if not project.training.get("init_weights") or not analysis.ok:
+def init_weights_fit(project: Project, analysis: Analysis,
+                     held: str | Path | None = None) -> PartialLoad | str | None:
+    """How the weights the next run starts from fit the graph as it is now (what the editor
+    shows after each edit, before any run): those ``training.init_weights`` names, else
+    ``held`` (the weights the project holds, when runs start from them). Returns the
+    ``PartialLoad`` a run would make (nodes kept, initialized, unused), a sentence when the
+    file is missing or unreadable, or None when there is no such file or the graph has
+    errors (nothing to fit yet). Reads only the file's header; the graph is compiled on
+    torch's meta device (no memory, no values)."""
+    if not analysis.ok or not (project.training.get("init_weights") or held):
         return None
     try:
-        path = init_weights_path(project, project.training)
+        path = init_weights_path(project, project.training) or Path(held)
         file_shapes = read_shapes(path)
     except NetCanvasError as e:
         return str(e)
     model = compile_graph(project.graph, analysis, device=torch.device("meta"))
     return plan_partial({k: tuple(v.shape) for k, v in model.state_dict().items()}, file_shapes, str(path))
+
+
+START_FROM = ("held", "fresh")  # what a run starts from without training.init_weights
 
 
 def default_scratch_dir() -> Path:
@@ -136,6 +142,9 @@ class ProjectWeights:
         self._file: Path | None = None
         self._origin = "trained-unsaved"  # of the file held: "loaded" (adopted) or "trained-unsaved"
         self._unsaved_target: Path | None = None  # see run_target
+        # "held": a run starts from the weights held (those that fit; the others are
+        # initialized), "fresh": from a fresh initialization; training.init_weights overrides both
+        self.start_from = "held"
 
     @property
     def file(self) -> Path | None:
@@ -187,6 +196,28 @@ class ProjectWeights:
         return path if path is not None and path.exists() else None
 
     # -- a run ----------------------------------------------------------------------------
+    def start_file(self) -> Path | None:
+        """The weights held that the next run starts from: the file held when ``start_from``
+        is "held" and it is readable, else None (a fresh initialization). The project's
+        ``training.init_weights``, when set, goes before this (see ``start_overrides``)."""
+        if self.start_from != "held" or self._file is None:
+            return None
+        try:
+            read_shapes(self._file)
+        except NetCanvasError:
+            return None  # gone or unreadable: nothing to start from (the views say why)
+        return self._file
+
+    def start_overrides(self) -> dict:
+        """The training settings that make the next run start from ``start_file``: the
+        ``init_weights`` override every way of running reads (a run in a process, in
+        several, inline), absolute; empty when ``training.init_weights`` is set or nothing
+        is held."""
+        if self._project().training.get("init_weights"):
+            return {}
+        start = self.start_file()
+        return {"init_weights": str(start.resolve())} if start is not None else {}
+
     def run_target(self) -> Path:
         """Where the next run writes its weights: beside the saved project file; for a
         never-saved project one file per document in the scratch folder, holding the

@@ -63,6 +63,7 @@ class TrainingPanel(QWidget):
     """Signal ``training_active(bool)``: the main window locks editing while a run lasts."""
 
     training_active = Signal(bool)
+    start_weights_changed = Signal()  # what the next run starts from changed (the status bar shows it)
 
     def __init__(self, doc: Document, parent=None):
         super().__init__(parent)
@@ -109,6 +110,10 @@ class TrainingPanel(QWidget):
             + (f"This machine has {gpus} CUDA GPUs." if gpus > 1 else
                f"This machine has {gpus or 'no'} CUDA GPU{'s' if gpus != 1 else ''}: one process trains. "
                "(netcanvas train FILE --nproc N runs several CPU processes too.)"))
+        self.start_combo = QComboBox()
+        self.start_combo.setObjectName("start_from")
+        self.start_combo.addItem("the weights held", "held")
+        self.start_combo.addItem("a fresh initialization", "fresh")
         self.kernels_note = QLabel(_kernels_note())
         self.kernels_note.setWordWrap(True)
         self.kernels_note.setEnabled(False)
@@ -120,6 +125,7 @@ class TrainingPanel(QWidget):
         device_row = QFormLayout()
         device_row.addRow("device", self.device_combo)
         device_row.addRow("GPUs", self.gpus_box)
+        device_row.addRow("start from", self.start_combo)
         settings.addLayout(device_row)
         settings.addWidget(self.kernels_note)
         settings.addWidget(self.training_form)
@@ -189,6 +195,7 @@ class TrainingPanel(QWidget):
         self.doc.path_changed.connect(self._project_saved)
         self.data_form.edited.connect(lambda n, v: self._edit("dataset", n, v))
         self.training_form.edited.connect(lambda n, v: self._edit("training", n, v))
+        self.start_combo.activated.connect(self._start_chosen)
         self.device_combo.activated.connect(lambda i: self._edit("training", "device", self.device_combo.itemData(i)))
         self.start_button.clicked.connect(self.start)
         self.pause_button.clicked.connect(self.toggle_pause)
@@ -223,9 +230,12 @@ class TrainingPanel(QWidget):
         self.progress.setFormat("")
         self.status.setText("Ready.")
         self.load_data()
+        self._inspect_saved_weights()  # held from the start: the first run starts from them
+        self.refresh_start()
 
     def _settings_changed(self, section: str) -> None:
         self._show_settings()
+        self.refresh_start()  # training.init_weights decides it when set
         if section == "dataset":
             self._reload_timer.start()
 
@@ -263,7 +273,10 @@ class TrainingPanel(QWidget):
         self.activations.set_samples(test.x[:200].numpy(), test.y[:200].numpy(), data.class_names)
         if data.mean is not None:
             self.activations.set_normalization(data.mean.numpy(), data.std.numpy())
-        self._inspect_saved_weights()
+        if self.local_model is not None:
+            self._show_local_model()  # the activations need the data's samples
+        else:
+            self._inspect_saved_weights()
 
     def _data_failed(self, message: str) -> None:
         self.dataset = None
@@ -289,6 +302,7 @@ class TrainingPanel(QWidget):
             return False
         self.status.setText(escape(message, quote=False))
         self._show_local_model()
+        self.refresh_start()
         return True
 
     def _show_local_model(self) -> None:
@@ -307,6 +321,34 @@ class TrainingPanel(QWidget):
             self.session.request_snapshot(sample)
         elif self.local_model is not None:
             self._show_local_model()
+
+    # -- what a run starts from ---------------------------------------------------------------
+    def refresh_start(self) -> None:
+        """Show what the next run starts from: the weights held (the default: imported,
+        opened with the project, or the last run's) or a fresh initialization; the
+        project's ``training.init_weights`` decides when set."""
+        weights = self.doc.weights
+        named = self.doc.project.training.get("init_weights")
+        held = weights.file
+        self.start_combo.setCurrentIndex(self.start_combo.findData(weights.start_from))
+        self.start_combo.setItemText(0, f"the weights held ({held.name})" if held else "the weights held (none yet)")
+        self.start_combo.setEnabled(bool(held) and not named and not self.session.running)
+        if named:
+            tip = (f"The project's setting \"start from weights\" (training.init_weights) names {named}: "
+                   "runs start from it. Clear the setting to choose here.")
+        elif not held:
+            tip = ("No weights are held yet: the first run starts from a fresh initialization (the seed "
+                   "decides it). Later runs can continue from the weights a run leaves, or start afresh.")
+        else:
+            tip = (f"Runs start from {held} by default: every node whose parameter shapes did not change "
+                   "keeps its weights, the others are initialized (the status bar says which). Choose a "
+                   "fresh initialization to compare settings from the same start.")
+        self.start_combo.setToolTip(tip)
+        self.start_weights_changed.emit()
+
+    def _start_chosen(self, index: int) -> None:
+        self.doc.weights.start_from = self.start_combo.itemData(index)
+        self.refresh_start()
 
     # -- control ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -333,7 +375,7 @@ class TrainingPanel(QWidget):
         self.status.setText("Starting the training process…")
         on_gpus = str(project.training.get("device", "auto")) in ("auto", "cuda")
         nproc = self.gpus_box.value() if self.gpus_box.isEnabled() and on_gpus else 1
-        self.session.start(project, weights_path=str(weights),
+        self.session.start(project, weights_path=str(weights), overrides=self.doc.weights.start_overrides(),
                            project_dir=str(project.path.parent) if project.path else None,
                            snapshot_samples=self.sample, nproc=nproc if nproc > 1 else None)
         self.curves.start_run(self.session.supervisor.metrics)  # drawn from the store the run fills
@@ -367,6 +409,10 @@ class TrainingPanel(QWidget):
             self._paused_at = None
         for w in (self.data_form, self.training_form, self.device_combo):
             w.setEnabled(not running)
+        if running:
+            self.start_combo.setEnabled(False)
+        else:
+            self.refresh_start()
         self.gpus_box.setEnabled(not running and self._gpus > 1)
         if state == "paused":
             self.status.setText("Paused. Resume or Stop; snapshots still answer.")
@@ -487,6 +533,7 @@ class TrainingPanel(QWidget):
         outcome = self.doc.weights.run_finished(event)
         if outcome.what == "ask":
             outcome = self._ask_about_run_weights(outcome)
+        self.refresh_start()
         if outcome.what not in ("none", "held-back"):
             self._show_weights(outcome.file)
         note = _weights_note(outcome)
@@ -539,6 +586,7 @@ class TrainingPanel(QWidget):
         except OSError as e:
             self.status.setText(f"<span style='color:#d03030'>The weights could not be saved beside the "
                                 f"project: {escape(str(e), quote=False)}</span>")
+        self.refresh_start()
 
     def shutdown(self) -> None:
         if self.session.running:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from app.engine.compiler import compile_graph
 from app.engine.errors import WeightsError
@@ -16,6 +17,7 @@ from app.engine.examples import load_example
 from app.engine.inference import analyze
 from app.engine.session.weights import (
     UNSAVED_WEIGHTS_DAYS,
+    init_weights_fit,
     ProjectWeights,
     RunOutcome,
     load_model,
@@ -23,6 +25,7 @@ from app.engine.session.weights import (
     unsaved_weights_path,
 )
 from app.engine.training import FinishedEvent
+from app.engine.training.trainer import Trainer, prepare_run
 from app.engine.weights import save_weights
 
 
@@ -254,3 +257,36 @@ def test_the_default_scratch_folder_is_made_under_the_temporary_folder(project, 
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     target = ProjectWeights(lambda: project).run_target()
     assert target.parent == tmp_path / "netcanvas-scratch" and target.parent.is_dir()
+
+
+def test_a_run_starts_from_the_weights_held_unless_asked_for_a_fresh_start(project, weights, tmp_path):
+    assert weights.start_file() is None and weights.start_overrides() == {}  # nothing held: fresh
+    held = weights_file(project, tmp_path / "held.safetensors", seed=1)
+    weights.hold(held)
+    assert weights.start_from == "held" and weights.start_file() == held
+    assert weights.start_overrides() == {"init_weights": str(held.resolve())}
+    weights.start_from = "fresh"
+    assert weights.start_file() is None and weights.start_overrides() == {}
+    weights.start_from = "held"
+    project.training["init_weights"] = "other.safetensors"  # the project's own choice goes first
+    assert weights.start_overrides() == {}
+    del project.training["init_weights"]
+    held.write_bytes(b"not safetensors")  # unreadable: a fresh start, not a failing run
+    assert weights.start_file() is None and weights.start_overrides() == {}
+
+
+def test_the_run_started_from_the_held_weights_keeps_the_nodes_that_fit(project, weights, tmp_path):
+    held = weights_file(project, tmp_path / "held.safetensors", seed=1)
+    weights.hold(held)
+    project.graph.nodes["fc1"].params["out_features"] = 16  # fc1 and fc2 change shape
+    analysis = analyze(project.graph)
+    fit = init_weights_fit(project, analysis, weights.start_file())
+    assert fit.kept == [] and fit.initialized == ["fc1", "fc2"]
+    project.graph.nodes["fc1"].params["out_features"] = 8
+    trainer = Trainer(prepare_run(project, epochs=1, device="cpu", **weights.start_overrides()))
+    assert trainer.start_weights.complete and trainer.start_weights.kept == ["fc1", "fc2"]
+    stored = load_file(held)
+    for name, tensor in trainer.model.state_dict().items():
+        assert torch.equal(tensor, stored[name]), name
+    assert any("start from held.safetensors" in note or "starts from held.safetensors" in note
+               for note in trainer.run_spec.notes)

@@ -225,7 +225,8 @@ def _write_imported(source: str, result, save, target: Path, compared: str, tole
     listing = ", ".join(f"{k} {v}" for k, v in kinds.items())
     out.write(f"imported {source}: {len(graph.nodes)} nodes ({listing}), {a.total_params:,} parameters\n")
     out.writelines(f"note: {note}\n" for note in result.notes)
-    out.write(f"{compared} on a batch of 3, relative where outputs exceed 1 (tolerance {tolerance:g})\n")
+    batch = getattr(result, "batch", 3)
+    out.write(f"{compared} on a batch of {batch}, relative where outputs exceed 1 (tolerance {tolerance:g})\n")
     out.write(f"wrote {project_path} and {weights_path}\n")
     return 0
 

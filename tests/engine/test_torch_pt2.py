@@ -139,6 +139,7 @@ def test_cli_imports_a_pt2_and_writes_project_and_weights(saved, tmp_path):
     code, text, err = _run(["import", str(path), str(out)])
     assert code == 0, err
     assert f"imported {path}" in text and "largest difference" in text and f"wrote {out}" in text
+    assert "on a batch of 2," in text  # the program's own (exported with 2 samples)
     model = compile_graph(load_project(out).graph).eval()
     load_weights(model, weights_path_for(out))
     x = torch.randn(2, 3, 16, 16)

@@ -73,6 +73,7 @@ class TorchImportResult:
     difference: float
     notes: list[str] = field(default_factory=list)
     source: str = ""
+    batch: int = 3  # the samples compared at once
 
 
 # -- public API -------------------------------------------------------------------------------

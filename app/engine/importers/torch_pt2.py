@@ -104,12 +104,12 @@ def import_pt2(path: str | Path, tolerance: float = TOLERANCE) -> TorchImportRes
     if not difference <= tolerance:
         raise TorchImportError(f"the imported graph differs from {path.name} by {difference:.3g} "
                                f"(more than {tolerance:g}); nothing was written")
-    notes = [f"compared with the program on a batch of {batch} (its own batch size)"]
+    notes = [f"the program's own batch size, {batch}, is the comparison's"]
     blocks = len(project.graph.blocks)
     if blocks:
         notes.append(f"{blocks} block{'s' if blocks != 1 else ''} made from repeated structure: "
                      + ", ".join(project.graph.blocks))
-    return TorchImportResult(project, state, difference, notes, source=str(path))
+    return TorchImportResult(project, state, difference, notes, source=str(path), batch=batch)
 
 
 def load_program(path: str | Path) -> torch.export.ExportedProgram:

@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
-from . import cli_io, config
+from . import cli_io, cli_runs, cli_sweep, config
 from .cli_io import open_project, open_or_report, weights_file
 from .counts import frozen_counts, param_split
 from .errors import NetCanvasError, ProjectError
@@ -30,7 +30,7 @@ from .footprint import check_warning
 from .inference import Analysis, analyze, describe_shape
 from .project import Project
 
-COMMANDS = ("check", "train", "examples", "export", *cli_io.COMMANDS)
+COMMANDS = ("check", "train", "examples", "export", *cli_io.COMMANDS, *cli_runs.COMMANDS, *cli_sweep.COMMANDS)
 MAX_NPROC = max(64, os.cpu_count() or 1)
 MIN_OPSET = 7  # the oldest ONNX Runtime runs; the newest is the installed onnx package's
 
@@ -113,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("examples", help="list the bundled examples, or print one")
     ex.add_argument("name", nargs="?", help="an example to print")
     cli_io.add_parsers(sub)
+    cli_runs.add_parsers(sub)
+    cli_sweep.add_parsers(sub)
     return parser
 
 
@@ -133,8 +135,9 @@ def main(argv: list[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) ->
         if args.opset > newest:
             parser.error(f"argument --opset: expected an integer from {MIN_OPSET} to {newest}; "
                          f"received {args.opset}")
-    if args.command in cli_io.COMMANDS:
-        return cli_io.run(args, out, err)
+    for module in (cli_io, cli_runs, cli_sweep):
+        if args.command in module.COMMANDS:
+            return module.run(args, out, err)
     commands = {"check": _check, "train": _train, "examples": _examples, "export": _export}
     return commands[args.command](args, out, err)
 

@@ -1,0 +1,1 @@
+"""The Runs view (every run of the project, compared) and the Sweep dialog."""

@@ -28,7 +28,9 @@ from .errors import NetCanvasError, ProjectError
 from .examples import example_path, list_examples
 from .footprint import check_warning
 from .inference import Analysis, analyze, describe_shape
-from .project import Project
+from .project import Project, project_to_dict
+from .runs.recorder import RunRecorder
+from .runs.store import RunStore, store_path_for
 
 COMMANDS = ("check", "train", "examples", "export", *cli_io.COMMANDS, *cli_runs.COMMANDS, *cli_sweep.COMMANDS)
 MAX_NPROC = max(64, os.cpu_count() or 1)
@@ -304,6 +306,7 @@ def _train(args, out: TextIO, err: TextIO) -> int:
     progress = _Progress(err, enabled=err.isatty() and not args.json)
     replaces = weights.exists()  # before the run writes there
     supervisor = RunSupervisor()
+    recorder = _recorder(supervisor, project, overrides, weights, err)
     failures: list[str] = []
     supervisor.ready.connect(lambda info: _header(args, project, info, weights, replaces, out, err))
     supervisor.batch.connect(progress.batch)
@@ -311,19 +314,58 @@ def _train(args, out: TextIO, err: TextIO) -> int:
     supervisor.failed.connect(failures.append)
     supervisor.start(project, where="inline", weights_path=weights, overrides=overrides,
                      nproc=args.nproc if args.nproc > 1 else None, set_aside_incomparable=args.nproc <= 1,
-                     batch_events=progress.enabled)
-    with _Interrupts(supervisor, args.nproc) as interrupts:
-        result = supervisor.wait()
+                     batch_events=progress.enabled or recorder is not None)  # the store keeps every minibatch
+    try:
+        with _Interrupts(supervisor, args.nproc) as interrupts:
+            result = supervisor.wait()
+    finally:
+        if recorder is not None:
+            recorder.detach(INTERRUPTED)  # a run still open was killed: crashed, with what it logged
+            recorder.store.close()
     if result is None:
         err.write(f"error: {INTERRUPTED if interrupts.killed else failures[0]}\n")
+        _recorded(recorder, None, out, err)
         return 1
     progress.clear()
-    _result(args, result, out, err)
+    _result(args, result, out, err, recorder)
     if not result.ok:
         err.write(f"error: {result.message}\n")
     if result.weights_error:
         err.write(f"error: {result.weights_error}\n")
     return 0 if result.ok and not result.weights_error else 1
+
+
+def _recorder(supervisor, project: Project, overrides: dict, weights: Path, err: TextIO):
+    """A RunRecorder writing this run into the store beside ``weights`` (runs that a killed
+    ``train`` left "running" are marked crashed first), or None after a note saying why the
+    run cannot be recorded (the store cannot be opened): training goes on without it."""
+    try:
+        store = RunStore(store_path_for(weights))
+    except NetCanvasError as e:
+        err.write(f"note: this run will not be recorded: {e}\n")
+        return None
+    try:
+        store.fail_stale()
+    except NetCanvasError as e:
+        err.write(f"note: {e}\n")
+    # the project as this run trains it: the file's settings with the options given here
+    # (not init_weights: where it starts from is in the run's settings)
+    data = project_to_dict(project)
+    data["training"] = {**data["training"], **{k: v for k, v in overrides.items()
+                                               if v is not None and k != "init_weights"}}
+    return RunRecorder(store, supervisor, data, weights)
+
+
+def _recorded(recorder, result, out: TextIO, err: TextIO) -> None:
+    """The line that names the run in the store (or why it is not there)."""
+    if recorder is None or recorder.run_id is None:
+        return
+    if recorder.error:
+        err.write(f"note: run {recorder.run_id} could not be recorded in {recorder.store.path}: {recorder.error}\n")
+    elif result is None:
+        err.write(f"note: run {recorder.run_id}: recorded as {recorder.status or 'crashed'} in {recorder.store.path}\n")
+    else:
+        out.write(f"run {recorder.run_id}: recorded in {recorder.store.path} (netcanvas runs lists the runs)\n")
 
 
 def _start_weights(weights: Path, err: TextIO) -> Path | None:
@@ -383,16 +425,23 @@ def _epoch(args, event, progress: "_Progress", out: TextIO) -> None:
     out.flush()
 
 
-def _result(args, result, out: TextIO, err: TextIO) -> None:
-    """The last line of ``train``: the outcome, and where the weights went (and why not in
-    place, when they were held back)."""
+def _result(args, result, out: TextIO, err: TextIO, recorder=None) -> None:
+    """The last lines of ``train``: the outcome, where the weights went (and why not in
+    place, when they were held back), and the run's id in the store."""
     if args.json:
+        recorded = recorder is not None and recorder.run_id is not None and not recorder.error
+        if recorder is not None and recorder.error:
+            err.write(f"note: run {recorder.run_id} could not be recorded in {recorder.store.path}: "
+                      f"{recorder.error}\n")
         out.write(json.dumps({"test_accuracy": result.test_accuracy, "test_loss": result.test_loss,
                               "weights": result.weights_path, "weights_target": result.weights_target,
                               "weights_held_back": result.weights_held_back,
                               "weights_error": result.weights_error,
                               "weights_set_aside": result.weights_set_aside, "reason": result.reason,
-                              "message": result.message, "seconds": round(result.seconds, 3)}) + "\n")
+                              "message": result.message, "seconds": round(result.seconds, 3),
+                              "run_id": result.run_id,
+                              "runs_store": str(recorder.store.path) if recorded else None,
+                              "run_weights": recorder.weights if recorded else None}) + "\n")
         return
     acc = "n/a" if result.test_accuracy is None else f"{result.test_accuracy:.2%}"
     out.write(f"{result.message}. test accuracy {acc}; weights: {result.weights_path or 'not saved'}\n")
@@ -402,6 +451,7 @@ def _result(args, result, out: TextIO, err: TextIO) -> None:
                   f"{result.weights_held_back}{kept}\n")
     if result.weights_set_aside:
         out.write(f"note: {result.weights_set_aside}\n")
+    _recorded(recorder, result, out, err)
 
 
 def _header(args, project: Project, info: dict, weights: Path, replaces: bool, out: TextIO,

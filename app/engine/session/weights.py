@@ -13,6 +13,8 @@ beside the project file.
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import sqlite3
 import tempfile
 import time
 import uuid
@@ -29,9 +31,10 @@ from ..files import atomic_write
 from ..graph import Graph
 from ..inference import Analysis
 from ..project import Project, weights_path_for
+from ..runs.store import store_path_for
 from ..training.events import FinishedEvent
 from ..training.trainer import init_weights_path
-from ..weights import PartialLoad, adopt_run_weights, load_weights, plan_partial, read_shapes
+from ..weights import PartialLoad, adopt_run_weights, load_weights, plan_partial, read_shapes, runs_dir
 
 UNSAVED_WEIGHTS_DAYS = 7  # how long the weights of a run of a never-saved project are kept
 
@@ -65,6 +68,30 @@ def init_weights_fit(project: Project, analysis: Analysis,
 
 
 START_FROM = ("held", "fresh")  # what a run starts from without training.init_weights
+
+
+def carry_runs(source: Path, target: Path) -> bool:
+    """Bring the runs kept beside the weights file ``source`` (a never-saved project's, in
+    the scratch folder: its run store and its runs' weights) beside ``target``, the saved
+    project's weights file, when no store is there yet (the store keeps each run's weights
+    file relative to its runs folder, so the copies stay found). Returns whether they were
+    brought; raises ``OSError`` when a copy fails."""
+    store, own = store_path_for(source), store_path_for(target)
+    if not store.exists() or own.exists():
+        return False
+    folder, destination = runs_dir(source), runs_dir(target)
+    for file in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
+        destination.mkdir(parents=True, exist_ok=True)
+        if not (destination / file.name).exists():
+            shutil.copyfile(file, destination / file.name)
+    # the backup API copies a consistent image, whatever the WAL holds
+    source_db, copy = sqlite3.connect(store), sqlite3.connect(own)
+    try:
+        source_db.backup(copy)
+    finally:
+        copy.close()
+        source_db.close()
+    return True
 
 
 def default_scratch_dir() -> Path:
@@ -236,6 +263,15 @@ class ProjectWeights:
             target.unlink()
         return target
 
+    def store_path(self) -> Path | None:
+        """The run store of this project (``NAME.runs.sqlite`` beside its weights; for a
+        never-saved project, beside its scratch weights once it has run), None before a
+        never-saved project's first run. Makes nothing."""
+        project = self._project()
+        if project.path is not None:
+            return store_path_for(weights_path_for(project.path))
+        return store_path_for(self._unsaved_target) if self._unsaved_target is not None else None
+
     def run_finished(self, event: FinishedEvent) -> RunOutcome:
         """Decide what the run's weights (``event.weights_*``) mean for the weights held:
         those the engine put in place are held (and copied beside a project saved while the
@@ -294,6 +330,8 @@ class ProjectWeights:
         from elsewhere (trained before the first save, imported, a Save As) are copied beside
         it and held from there. Returns the file held there (None when nothing is held);
         raises ``OSError`` when the copy fails (the weights held stay where they were)."""
+        if path and self._unsaved_target is not None:
+            carry_runs(self._unsaved_target, weights_path_for(path))
         if not path or self._file is None or not self._file.exists():
             return None
         target = weights_path_for(path)

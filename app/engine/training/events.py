@@ -63,7 +63,8 @@ class FinishedEvent:
     the weights were kept instead, or that they are lost). ``weights_set_aside``: set when a
     completed run that could not be compared with the weights in place replaced them, where
     nobody could be asked (the CLI), saying why and where those went. ``val_loss`` / ``val_accuracy``:
-    of the final weights (after early stopping, of the best epoch's, which it restores)."""
+    of the final weights (after early stopping, of the best epoch's, which it restores).
+    ``run_id``: the run's id (``Trainer.run_id``; None for a run stopped before it began)."""
 
     reason: str
     message: str
@@ -82,6 +83,7 @@ class FinishedEvent:
     weights_set_aside: str | None = None  # why the weights in place moved to the runs folder, and where
     val_loss: float | None = None
     val_accuracy: float | None = None
+    run_id: str | None = None  # the Trainer's (the id the run store records it under)
     kind: str = "finished"
 
     @property

@@ -114,13 +114,16 @@ class Trainer:
     ``PartialLoad``) and a note of the run say which; ``snapshot_every``: a SnapshotEvent
     every N minibatches for ``snapshot_samples`` (default: the first 8 test samples);
     ``on_pause(paused, step)``: called from the training thread when the loop really stops
-    between minibatches for a pause, and again when it goes on."""
+    between minibatches for a pause, and again when it goes on; ``run_id``: the run's id
+    (default ``new_run_id()``), in its FinishedEvent, its weights' metadata and the name
+    of the file its held-back weights go to."""
 
     def __init__(self, run: TrainingRun, callback: Callable[[object], None] | None = None, *,
                  weights_path: str | Path | None = None, checkpoint_dir: str | Path | None = None,
                  initial_weights: str | Path | None = None, snapshot_every: int = 0,
                  snapshot_samples: torch.Tensor | None = None,
-                 on_pause: Callable[[bool, int], None] | None = None, set_aside_incomparable: bool = False):
+                 on_pause: Callable[[bool, int], None] | None = None, set_aside_incomparable: bool = False,
+                 run_id: str | None = None):
         self.run_spec = run
         # where nobody can be asked (the CLI): a completed run whose weights cannot be compared
         # with those in place replaces them, and they move to the runs folder
@@ -134,7 +137,7 @@ class Trainer:
         self.snapshot_samples = snapshot_samples
         s = run.settings
         self.device = resolve_device(s["device"])
-        self.run_id = new_run_id()
+        self.run_id = run_id or new_run_id()
         if self.weights_path is not None:
             check_writable(self.weights_path)
         self._check_memory(run)
@@ -391,7 +394,7 @@ class Trainer:
             grown = self._weights_diverged()
             if grown:
                 reason, message = "diverged", f"{grown} by the end of the run{self._lr_hint()}"
-        event = FinishedEvent(reason, message, epochs_run, self.step, 0.0)
+        event = FinishedEvent(reason, message, epochs_run, self.step, 0.0, run_id=self.run_id)
         if reason != "diverged":
             data = self.run_spec.dataset
             event.test_loss, event.test_accuracy, predicted = self.evaluate(data.test, details=True)

@@ -14,7 +14,8 @@ batch_seconds (how often BatchEvents go; default protocol.BATCH_SECONDS), queue_
 protocol.QUEUE_SIZE for every BATCH_SECONDS of batch_seconds), nproc (train across that
 many local processes: ``distributed.py``), batch_events (False: such a run sends no
 BatchEvents; default True), set_aside_incomparable (the Trainer's: where nobody can be
-asked, the CLI), and _test_crash (raise after "ready": tests the crash path).
+asked, the CLI), run_id (the run's id, default a new one: said in "ready" as info["run_id"] and
+carried by the FinishedEvent), and _test_crash (raise after "ready": tests the crash path).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import torch
 from ..datasets import describe
 from ..errors import NetCanvasError
 from ..project import Project, parse_project, stand_in_path
+from ..weights import new_run_id
 from .distributed import check_launch, per_process_batch, train_distributed
 from .events import FinishedEvent
 from .protocol import FLUSH_SECONDS, Outbox, bunch, outbox_settings
@@ -196,15 +198,16 @@ def _train(project: Project | dict, options: dict, outbox: Outbox, control: "_Co
             initial_weights=options.get("initial_weights"),
             snapshot_every=int(options.get("snapshot_every") or 0),
             snapshot_samples=_samples(options.get("snapshot_samples"), input_shape),
-            set_aside_incomparable=bool(options.get("set_aside_incomparable")))
+            set_aside_incomparable=bool(options.get("set_aside_incomparable")), run_id=options.get("run_id"))
         outbox.put(("ready", {"device": str(trainer.device), "dataset": describe(run.dataset),
                               "notes": list(run.notes), "input_shape": input_shape,
                               "num_classes": int(run.dataset.num_classes),
-                              "settings": dict(run.settings), "pid": os.getpid()}))
+                              "settings": dict(run.settings), "pid": os.getpid(), "run_id": trainer.run_id}))
         if options.get("_test_crash"):
             raise RuntimeError("simulated crash after ready (the _test_crash option)")
         if control.attach(trainer):  # stopped before the first minibatch: keep any old weights
-            outbox.event(FinishedEvent("stopped", "stopped by the user before training started", 0, 0, 0.0))
+            outbox.event(FinishedEvent("stopped", "stopped by the user before training started", 0, 0, 0.0,
+                                       run_id=trainer.run_id))
         else:
             trainer.run()
         outbox.put(("done",))
@@ -225,21 +228,23 @@ def _train_distributed(project: Project, run, nproc: int, options: dict, outbox:
     with nccl): process 0's events come through; "stop" ends every process after the same
     step; pause and snapshots are not served (their commands are ignored)."""
     device, backend = check_launch(run, nproc)
+    run_id = options.get("run_id") or new_run_id()  # one id for every process
     stop = threading.Event()
     notes = [*run.notes, f"{nproc} processes ({backend}, DistributedDataParallel); pausing and live "
                          "filters and activations are not available in this mode"]
     outbox.put(("ready", {"device": f"{nproc} x {device}", "dataset": describe(run.dataset), "notes": notes,
                           "input_shape": control.input_shape, "num_classes": int(run.dataset.num_classes),
-                          "settings": dict(run.settings), "pid": os.getpid(), "nproc": nproc,
+                          "settings": dict(run.settings), "pid": os.getpid(), "run_id": run_id, "nproc": nproc,
                           "device_type": device.type, "backend": backend,
                           "per_process_batch": per_process_batch(run.settings["batch_size"], nproc)}))
     if control.attach(_StopOnly(stop)):
-        outbox.event(FinishedEvent("stopped", "stopped by the user before training started", 0, 0, 0.0))
+        outbox.event(FinishedEvent("stopped", "stopped by the user before training started", 0, 0, 0.0,
+                                   run_id=run_id))
     else:
         train_distributed(project, nproc, overrides=dict(options.get("overrides") or {}),
                           on_message=outbox.put, weights_path=options.get("weights_path"),
                           batch_events=options.get("batch_events", True), run=run, stop_when=stop,
-                          abort_when=control.aborted)
+                          abort_when=control.aborted, run_id=run_id)
     outbox.put(("done",))
     return 0
 

@@ -15,6 +15,7 @@ from app.engine.compiler import compile_graph
 from app.engine.errors import WeightsError
 from app.engine.examples import load_example
 from app.engine.inference import analyze
+from app.engine.runs.store import RunStore, store_path_for
 from app.engine.session.weights import (
     UNSAVED_WEIGHTS_DAYS,
     init_weights_fit,
@@ -290,3 +291,21 @@ def test_the_run_started_from_the_held_weights_keeps_the_nodes_that_fit(project,
         assert torch.equal(tensor, stored[name]), name
     assert any("start from held.safetensors" in note or "starts from held.safetensors" in note
                for note in trainer.run_spec.notes)
+
+
+def test_the_runs_of_a_never_saved_project_come_beside_it_on_the_first_save(project, weights, tmp_path):
+    target = weights.run_target()  # the scratch file of this never-saved project's runs
+    store = RunStore(store_path_for(target))
+    store.begin("20261203-000000-aaaa", project, {"lr": 0.1}, {"name": "xor"}, "cpu")
+    own = weights_file(project, store.run_weights_path("20261203-000000-aaaa"), seed=2)
+    store.finish("20261203-000000-aaaa", "finished", "done", weights=str(own), epochs=1, steps=3)
+    store.close()
+    project.path = tmp_path / "saved" / "xor.netcanvas.json"
+    project.path.parent.mkdir()
+    weights.project_saved(project.path)
+    carried = RunStore(tmp_path / "saved" / "xor.runs.sqlite")
+    [run] = carried.runs()
+    assert run.id == "20261203-000000-aaaa" and run.status == "finished"
+    assert Path(carried.run_weights_path(run.id)).read_bytes() == own.read_bytes()
+    assert carried.integrity_ok()
+    carried.close()

@@ -33,11 +33,13 @@ from .issues import IssuesList
 from .palette import Palette
 from .recovery import Autosaver, forget, pending_recoveries, recovery_dir
 from .shortcuts import resolve as resolve_shortcuts
+from .runs.sweep_dialog import SweepDialog
+from .runs.view import RunsView
 from .training.panel import TrainingPanel
 
 MAX_RECENT = 8
-FIRST_RUN_SIZES = {"palette": 200, "inspector": 300, "history": 300, "issues": 120, "training": 120}
-LAYOUT_VERSION = 2  # bumped when the docks change: an older saved layout gives way to the default
+FIRST_RUN_SIZES = {"palette": 200, "inspector": 300, "history": 300, "issues": 120, "training": 120, "runs": 120}
+LAYOUT_VERSION = 3  # bumped when the docks change: an older saved layout gives way to the default
 FILE_FILTER = f"NetCanvas projects (*{SUFFIX} *.json);;ONNX models (*.onnx);;All files (*)"
 START_WEIGHTS_DELAY_MS = 150  # after the last edit, the status bar says how the start weights fit
 
@@ -74,6 +76,9 @@ class MainWindow(QMainWindow):
         self.issues = IssuesList(self)
         self.history = HistoryView(self.doc.history, self)
         self.training = TrainingPanel(self.doc, self)
+        self.runs = RunsView(self.doc, self)
+        self.runs.setMinimumSize(240, 140)  # its buttons' row would widen the window past the screen
+        self._sweep: SweepDialog | None = None
         self._closing_after_training = False
         self._editing_locked = False  # a run trains this graph (see _lock_editing)
         # exports take the weights the panel holds (trained or loaded), else the project's
@@ -86,6 +91,7 @@ class MainWindow(QMainWindow):
         self._dock("history", "History", self.history, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("issues", "Issues", self.issues, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("training", "Training", self.training, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._dock("runs", "Runs", self.runs, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.params_label, self.errors_label, self.weights_label = QLabel(), QLabel(), QLabel()
         # how the start weights fit is worked out once the edits pause: it compiles the graph
         # (on torch's meta device: ~0.14 s for a ResNet-50), which no edit should wait for
@@ -168,6 +174,8 @@ class MainWindow(QMainWindow):
                 "A folder with model.py, the weights, the data and a torchrun-ready train.py"),
             "train": self._action("&Train", self.train, "Train the network on its dataset"),
             "stop": self._action("&Stop Training", self.training.stop),
+            "sweep": self._action("S&weep…", self.open_sweep,
+                                  "Search training settings and node parameters with Optuna; each trial is a run"),
             "group": self._action("&Group into Block", self.editor.group_selection,
                                   "Make the selected layers one block node (a named sub-network)"),
             "ungroup": self._action("U&ngroup Block", self.editor.ungroup_selection,
@@ -225,6 +233,8 @@ class MainWindow(QMainWindow):
             view.addAction(dock.toggleViewAction())
         run = menu.addMenu("&Run")
         run.addActions([a["train"], a["stop"]])
+        run.addSeparator()
+        run.addAction(a["sweep"])
         help_menu = menu.addMenu("&Help")
         help_menu.addActions([a["getting_started"], a["about"]])
         bar = self.addToolBar("Main")
@@ -270,6 +280,15 @@ class MainWindow(QMainWindow):
         self.issues.path_chosen.connect(self.focus_path)
         self.training.training_active.connect(self._lock_editing)
         self.training.start_weights_changed.connect(self._start_weights_timer.start)
+        # the Runs view: the store beside the project's weights, read again after each run
+        self.runs.set_store(self.doc.weights.store_path())
+        self.doc.path_changed.connect(lambda _: self.runs.set_store(self.doc.weights.store_path()))
+        self.doc.reset.connect(lambda: self.runs.set_store(self.doc.weights.store_path()))
+        self.training.runs_changed.connect(lambda: self.runs.set_store(self.doc.weights.store_path()))
+        self.training.training_active.connect(self.runs.set_editing_locked)
+        self.runs.weights_chosen.connect(lambda path: self.training.adopt_weights(
+            path, f"Weights of the chosen run loaded from {path.name}."))
+        self.runs.message.connect(lambda text: self.statusBar().showMessage(text, 6000))
         self.doc.history.changed.connect(self._follow_history)
         self._follow_history()
         self._follow_selection()
@@ -639,6 +658,7 @@ class MainWindow(QMainWindow):
             # tabified once the window has its size: done before, the dock layout keeps a
             # stale second tab bar over the inspector
             self.tabifyDockWidget(self._docks["issues"], self._docks["training"])
+            self.tabifyDockWidget(self._docks["training"], self._docks["runs"])
             self._docks["issues"].raise_()
             self.tabifyDockWidget(self._docks["inspector"], self._docks["history"])
             self._docks["inspector"].raise_()
@@ -670,11 +690,31 @@ class MainWindow(QMainWindow):
             self.training.ask_before_replacing = True
             event.ignore()
             return
+        if self._sweep is not None and shiboken6.isValid(self._sweep):
+            self._sweep.reject()  # ends a sweep in progress
         self.training.shutdown()
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState(LAYOUT_VERSION))
         self.autosaver.discard()
         event.accept()
+
+    def open_sweep(self) -> None:
+        """The Sweep dialog for the open project (unsaved changes included); its trials are
+        runs in the project's store, listed in the Runs view as they finish."""
+        if self._sweep is not None and shiboken6.isValid(self._sweep) and self._sweep.isVisible():
+            self._sweep.raise_()
+            self._sweep.activateWindow()
+            return
+        try:
+            target = self.doc.weights.run_target()
+        except OSError as e:
+            QMessageBox.warning(self, "Sweep", f"The weights folder cannot be prepared: {e}")
+            return
+        self._sweep = SweepDialog(self.doc.project, target, dirty=lambda: self.doc.dirty, parent=self)
+        self._sweep.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self._sweep.runner.trial.connect(lambda _t: self.runs.set_store(self.doc.weights.store_path()))
+        self._sweep.runner.ended.connect(lambda _m: self.runs.set_store(self.doc.weights.store_path()))
+        self._sweep.show()
 
     def about(self) -> None:
         dialog = AboutDialog(self)

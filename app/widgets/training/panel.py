@@ -3,6 +3,7 @@ trains in its own process, and watch it: curves, filters, activations, results."
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from html import escape
 from pathlib import Path
@@ -31,6 +32,8 @@ from ...engine import config, snapshots
 from ...engine.datasets import Dataset
 from ...engine.devices import list_devices
 from ...engine.errors import NetCanvasError
+from ...engine.runs.recorder import RunRecorder
+from ...engine.runs.store import RunStore, store_path_for
 from ...engine.session.budget import drawing_duty, snapshot_seconds
 from ...engine.session.commands import SetSetting
 from ...engine.session.weights import UNSAVED_WEIGHTS_DAYS, RunOutcome, load_model
@@ -64,6 +67,7 @@ class TrainingPanel(QWidget):
 
     training_active = Signal(bool)
     start_weights_changed = Signal()  # what the next run starts from changed (the status bar shows it)
+    runs_changed = Signal()  # a run was recorded, or ended: the Runs view reads the store again
 
     def __init__(self, doc: Document, parent=None):
         super().__init__(parent)
@@ -73,6 +77,9 @@ class TrainingPanel(QWidget):
         self.dataset: Dataset | None = None
         self.sample: np.ndarray | None = None
         self.local_model = None  # the weights held (doc.weights), compiled, for the views
+        self.run_store: RunStore | None = None  # where this project's runs are recorded
+        self.recorder: RunRecorder | None = None  # the run being recorded
+        self._not_recorded = ""  # why the run in progress is not recorded
         self._last_progress = 0.0
         self._rate_from: tuple[int, float] | None = None  # (steps done, time) when the first minibatch came
         self._paused_at: float | None = None  # the ETA leaves pauses out
@@ -223,6 +230,7 @@ class TrainingPanel(QWidget):
         self.dataset = None
         self.sample = None  # a sample of the previous network does not fit this one
         self.local_model = None  # (the document's weights were reset with it)
+        self._close_store()  # its runs are recorded elsewhere
         self.results.clear()
         self.filters.clear()
         self.curves.clear()  # runs of another network are no comparison
@@ -375,10 +383,12 @@ class TrainingPanel(QWidget):
         self.status.setText("Starting the training process…")
         on_gpus = str(project.training.get("device", "auto")) in ("auto", "cuda")
         nproc = self.gpus_box.value() if self.gpus_box.isEnabled() and on_gpus else 1
+        self._not_recorded = self._record(project, weights)
         self.session.start(project, weights_path=str(weights), overrides=self.doc.weights.start_overrides(),
                            project_dir=str(project.path.parent) if project.path else None,
                            snapshot_samples=self.sample, nproc=nproc if nproc > 1 else None)
         self.curves.start_run(self.session.supervisor.metrics)  # drawn from the store the run fills
+        QTimer.singleShot(0, self.runs_changed.emit)  # a never-saved project's store is known from now on
         self.training_active.emit(True)
 
     def toggle_pause(self) -> None:
@@ -433,12 +443,40 @@ class TrainingPanel(QWidget):
             self._snapshot_pending = True
             self.session.request_snapshot(self.sample)
 
+    def _record(self, project, weights: Path) -> str:
+        """Record the run about to start in the project's run store (beside ``weights``);
+        returns why it cannot be recorded ("" when it is): the run trains all the same."""
+        path = store_path_for(weights)
+        if self.recorder is not None:
+            self.recorder.detach()  # an earlier run that was killed: marked crashed
+            self.recorder = None
+        try:
+            if self.run_store is None or self.run_store.path != path:
+                self._close_store()
+                self.run_store = RunStore(path)
+                self.run_store.fail_stale()  # runs whose process is gone (the editor was killed) crashed
+            self.recorder = RunRecorder(self.run_store, self.session.supervisor, project, weights)
+        except (NetCanvasError, sqlite3.Error, OSError) as e:
+            self.recorder = None
+            return f"This run is not recorded: {e}"
+        return ""
+
+    def _close_store(self, why: str | None = None) -> None:
+        if self.recorder is not None:
+            self.recorder.detach(why)
+            self.recorder = None
+        if self.run_store is not None:
+            self.run_store.close()
+            self.run_store = None
+
     def _ready(self, info: dict) -> None:
+        QTimer.singleShot(0, self.runs_changed.emit)  # after the recorder has begun the run
         self._snapshot_pending = False
         if info.get("nproc"):
             self.pause_button.setEnabled(False)
         self._pull_snapshot()  # the filters and activations before the first step, when shown
-        notes = "".join(f"<br><i>{escape(n, quote=False)}</i>" for n in info.get("notes", []))
+        said = [*info.get("notes", []), *([self._not_recorded] if self._not_recorded else [])]
+        notes = "".join(f"<br><i>{escape(n, quote=False)}</i>" for n in said)
         self.status.setText(f"Training on {info.get('device')}.{notes}")
 
     def _batches(self, events: list) -> None:
@@ -521,6 +559,7 @@ class TrainingPanel(QWidget):
         self.activations.show_activations(acts, a.order, a.output, names)
 
     def _finished(self, event) -> None:
+        QTimer.singleShot(0, self.runs_changed.emit)  # after the recorder has closed the run
         self.training_active.emit(False)
         if self._last_batch is not None:  # where the run really ended
             self._show_progress(self._last_batch, time.perf_counter())
@@ -575,6 +614,7 @@ class TrainingPanel(QWidget):
         self._show_local_model()  # the views end on the final weights
 
     def _failed(self, message: str) -> None:
+        QTimer.singleShot(0, self.runs_changed.emit)  # after the recorder has marked it crashed
         self.training_active.emit(False)
         self.progress.setFormat("failed")
         self.status.setText(f"<span style='color:#d03030'><b>Training failed:</b> {escape(message, quote=False)}</span>")
@@ -591,6 +631,7 @@ class TrainingPanel(QWidget):
     def shutdown(self) -> None:
         if self.session.running:
             self.session.kill()
+        self._close_store("the editor was closed during the run")
 
 
 def _kernels_note() -> str:

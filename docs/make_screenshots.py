@@ -3,7 +3,8 @@
 Runs offscreen (no display needed): the empty editor, the LeNet-5 example, the
 residual-net example with an error (an Add of two shapes that differ) selected, ResNet-50
 written with blocks (whole, and one bottleneck opened), the training panel paused mid-run
-on LeNet-5 (curves; filters; activations of a test digit) and on the ViT example.
+on LeNet-5 (curves; filters; activations of a test digit) and on the ViT example, and the
+Runs view comparing three runs of the MLP. ``--only runs`` renders only that one.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QSettings  # noqa: E402
+from PySide6.QtCore import QSettings, Qt  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from app.engine.examples import example_path  # noqa: E402
@@ -132,7 +133,40 @@ def imported_shot(window: MainWindow, app: QApplication, out: Path) -> None:
     window.close()
 
 
+def runs_shot(window: MainWindow, app: QApplication, out: Path) -> None:
+    """The MLP example, saved to a scratch folder, trained three times (learning rates 0.01,
+    0.05 and 0.3, 4 epochs each, every run from a fresh initialization), the three runs
+    selected in the Runs view: their curves overlaid."""
+    folder = Path(tempfile.mkdtemp())
+    shutil.copyfile(example_path("mlp"), folder / "mlp.netcanvas.json")
+    window.resize(1500, 1000)
+    window.open_file(folder / "mlp.netcanvas.json", ask=False)
+    panel = window.training
+    panel.ask_before_replacing = False
+    window.doc.weights.start_from = "fresh"  # three starts alike: only the learning rate differs
+    for lr in (0.01, 0.05, 0.3):
+        window.doc.project.training.update(epochs=4, lr=lr)
+        finished = []
+        panel.session.finished.connect(finished.append)
+        window.train()
+        wait(app, lambda: finished, timeout=600)
+        panel.session.finished.disconnect(finished.append)
+    wait(app, lambda: window.runs.store is not None and len(window.runs.store.runs()) == 3)
+    window.runs.refresh()
+    dock = window._docks["runs"]
+    dock.raise_()
+    window.resizeDocks([dock], [560], Qt.Orientation.Vertical)
+    window.runs.select([r.id for r in window.runs.store.runs()])
+    render(window, app, out / "runs_view.png")
+    window.doc.history.set_clean()
+
+
 def main() -> None:
+    only = None
+    if "--only" in sys.argv:
+        at = sys.argv.index("--only")
+        only = sys.argv[at + 1]
+        del sys.argv[at:at + 2]
     out = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "images")
     out.mkdir(parents=True, exist_ok=True)
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -142,6 +176,10 @@ def main() -> None:
     window.resize(1400, 860)
     window.show()
 
+    if only == "runs":
+        runs_shot(window, app, out)
+        window.close()
+        return
     window.set_project(Project(name="Untitled"))
     render(window, app, out / "empty.png")
 
@@ -162,6 +200,7 @@ def main() -> None:
     training_shots(window, app, out)
     vit_shot(window, app, out)
     imported_shot(window, app, out)
+    runs_shot(window, app, out)
     help_dir = Path(__file__).resolve().parents[1] / "resources" / "help"  # Help > Getting started
     for name in ("lenet5.png", "training_curves.png", "training_filters.png", "training_activations.png"):
         shutil.copyfile(out / name, help_dir / name)

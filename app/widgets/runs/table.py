@@ -57,6 +57,8 @@ def duration_seconds(r: RunRecord) -> float | None:
 def show_duration(seconds: float | None) -> str:
     if seconds is None:
         return ""
+    if seconds < 10:
+        return f"{seconds:.1f} s"  # short runs are the common case with small data
     s = int(round(seconds))
     if s < 60:
         return f"{s} s"

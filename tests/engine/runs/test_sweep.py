@@ -1,0 +1,154 @@
+"""Sweeps with Optuna on xor: samplers, pruning, joining a study, a killed worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from app.engine.examples import example_path
+from app.engine.project import load_project
+from app.engine.runs.store import RunStore
+from app.engine.runs.studies import SweepError
+from app.engine.runs.sweep import Sweep, study_names, study_trials
+
+WAIT = 120.0  # seconds any condition below may take on a busy machine before the test fails
+
+
+@pytest.fixture
+def xor():
+    project = load_project(example_path("xor"))
+    project.path = None  # as the CLI opens an example
+    return project
+
+
+def _sweep(xor, tmp_path, params, **kw) -> Sweep:
+    return Sweep(xor, params, tmp_path / "xor.safetensors", epochs=kw.pop("epochs", 2), **kw)
+
+
+@pytest.mark.parametrize("sampler, params", [
+    ("tpe", ["lr=0.05:1:log", "fc1.out_features=4:8"]),
+    ("random", ["lr=0.05:1", "optimizer=SGD,Adam"]),
+    ("grid", ["lr=0.1,0.5", "fc1.out_features=4,8"]),
+])
+def test_each_sampler_records_each_trial_as_a_run(xor, tmp_path, sampler, params):
+    sweep = _sweep(xor, tmp_path, params, sampler=sampler, pruner=None)
+    seen = []
+    result = sweep.run(trials=2, workers=0, on_trial=lambda t, best: seen.append((t.number, best)))
+    assert [n for n, _ in seen] == [0, 1] and seen[-1][1] == result.best
+    assert [t.state for t in result.trials] == ["complete", "complete"]
+    with RunStore(tmp_path / "xor.runs.sqlite") as store:
+        runs = {r.trial: r for r in store.runs(sweep=result.study)}
+        assert sorted(runs) == [0, 1]
+        for t in result.trials:
+            run = runs[t.number]
+            assert run.id == t.run_id and run.status == "finished" and run.sweep == sweep.study_name
+            assert run.params == t.params and set(t.params) == {p.split("=")[0] for p in params}
+            assert run.settings["epochs"] == 2 and run.settings["lr"] == t.params["lr"]
+            # the trial's value: the final weights' validation accuracy (the last epoch's)
+            assert store.epochs(run.id)["val_accuracy"][-1] == pytest.approx(t.value)
+            assert run.best_val_accuracy >= t.value
+            assert Path(run.weights).is_file() and Path(run.weights).parent == tmp_path / "xor.runs"
+            assert len(store.epochs(run.id)["epoch"]) == 2
+    if sampler == "grid":
+        assert result.trials[0].params != result.trials[1].params
+    elif sampler == "tpe":  # the project's own settings come first, when they lie in the space
+        assert result.trials[0].params == {"lr": 0.5, "fc1.out_features": 8}
+        assert any("trial 0 uses the project's own settings: lr 0.5, fc1.out_features 8" in n for n in sweep.notes)
+    assert not (tmp_path / "xor.safetensors").exists()  # trials never write the project's weights
+    assert sorted(os.listdir(tmp_path / "xor.runs")) == sorted(f"{t.run_id}.safetensors" for t in result.trials)
+
+
+def test_a_pruned_trial_is_a_pruned_run(xor, tmp_path):
+    # an accuracy never reaches 2: the pruner stops every trial after its first epoch
+    sweep = _sweep(xor, tmp_path, ["lr=0.1:0.5"], pruner=optuna.pruners.ThresholdPruner(lower=2.0), epochs=30)
+    result = sweep.run(trials=1, workers=0)
+    assert [t.state for t in result.trials] == ["pruned"] and result.best is None
+    with RunStore(sweep.store_path) as store:
+        run = store.get(result.trials[0].run_id)
+        assert run.status == "pruned" and "pruned" in run.message
+        assert 1 <= run.epochs < 30 and Path(run.weights).is_file()
+
+
+def test_joining_a_study_goes_on_with_its_trials(xor, tmp_path):
+    first = _sweep(xor, tmp_path, ["lr=0.1:0.5"], study="mine", join=True, pruner=None).run(1, workers=0)
+    second = _sweep(xor, tmp_path, ["lr=0.1:0.5"], study="mine", join=True, pruner=None).run(1, workers=0)
+    assert first.study == second.study == "mine"
+    assert [t.number for t in second.trials] == [0, 1]
+    with pytest.raises(SweepError, match="exists already"):
+        _sweep(xor, tmp_path, ["lr=0.1:0.5"], study="mine").start(1, workers=0)
+    with pytest.raises(SweepError, match="goes maximize, not minimize"):
+        _sweep(xor, tmp_path, ["lr=0.1:0.5"], study="mine", join=True, metric="val_loss").start(1, workers=0)
+
+
+def test_the_direction_follows_the_metric(xor, tmp_path):
+    assert _sweep(xor, tmp_path, ["lr=0.1:0.5"]).direction == "maximize"
+    assert _sweep(xor, tmp_path, ["lr=0.1:0.5"], metric="val_loss").direction == "minimize"
+    assert _sweep(xor, tmp_path, ["lr=0.1:0.5"], metric="val_loss", direction="max").direction == "maximize"
+    with pytest.raises(SweepError, match="unknown metric"):
+        _sweep(xor, tmp_path, ["lr=0.1:0.5"], metric="accuracy")
+
+
+def _until(condition, what: str):
+    end = time.monotonic() + WAIT
+    while not condition():
+        assert time.monotonic() < end, f"gave up waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_a_killed_worker_leaves_the_store_sound_and_its_trial_failed(xor, tmp_path):
+    sweep = _sweep(xor, tmp_path, ["lr=0.1:0.5"], epochs=100_000, pruner=None, heartbeat_interval=1,
+                   grace_period=2)
+    store = RunStore(sweep.store_path)
+    try:
+        sweep.start(trials=1, workers=1)
+
+        def training() -> bool:  # mid-trial: its run has written epochs
+            runs = store.runs(sweep=sweep.study_name)
+            return bool(runs) and len(store.epochs(runs[0].id)["epoch"]) >= 2
+
+        _until(training, "the trial's run to log epochs")
+        os.kill(sweep.worker_pids[0], signal.SIGKILL)
+        finished = []
+
+        def failed() -> bool:  # each poll fails the trials whose heartbeat is overdue
+            finished.extend(sweep.poll())
+            return [t.state for t in finished] == ["failed"]
+
+        _until(failed, "the killed trial to turn FAIL")
+        assert not sweep.running
+        (run,) = store.runs(sweep=sweep.study_name)
+        assert run.id == finished[0].run_id and run.status == "crashed"
+        assert len(store.epochs(run.id)["epoch"]) >= 2  # what it had logged is kept
+        assert store.integrity_ok()
+        with sqlite3.connect(sweep.store_path) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        sweep.close()
+        store.close()
+    # the killed run wrote no weights, and its trial's scratch folder (where it would have) is gone
+    assert os.listdir(tmp_path / "xor.runs") == []
+
+
+def test_a_trial_that_cannot_train_fails_with_its_message_and_the_sweep_goes_on(xor, tmp_path):
+    # a batch larger than the training split, dropped as the last short one: refused before training
+    sweep = _sweep(xor, tmp_path, ["batch_size=1000", "drop_last=true"], pruner=None)
+    result = sweep.run(trials=2, workers=0)
+    assert [t.state for t in result.trials] == ["failed", "failed"] and result.best is None
+    assert all("drop_last" in t.message for t in result.trials)
+    with RunStore(sweep.store_path) as store:
+        assert store.runs(sweep=result.study) == []  # refused before it began: nothing trained
+
+
+def test_a_finished_study_is_read_back_from_its_storage(xor, tmp_path):
+    sweep = _sweep(xor, tmp_path, ["lr=0.1:0.5"], study="kept", pruner=None)
+    result = sweep.run(trials=1, workers=0)
+    assert study_names(sweep.storage_url) == ["kept"]
+    assert study_trials(sweep.storage_url, "kept") == result.trials
+    with pytest.raises(SweepError, match="no study named 'other'"):
+        study_trials(sweep.storage_url, "other")

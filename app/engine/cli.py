@@ -31,6 +31,7 @@ from .inference import Analysis, analyze, describe_shape
 from .project import Project, project_to_dict
 from .runs.recorder import RunRecorder
 from .runs.store import RunStore, store_path_for
+from .training import multinode
 
 COMMANDS = ("check", "train", "examples", "export", *cli_io.COMMANDS, *cli_runs.COMMANDS, *cli_sweep.COMMANDS)
 MAX_NPROC = max(64, os.cpu_count() or 1)
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--kernels", choices=("auto", "on", "off"),
                        help="fused Triton kernels on a CUDA GPU (auto: only where measured faster); "
                             "default: the project's setting")
+    multinode.add_arguments(train)
 
     export = sub.add_parser("export", help="export a project to ONNX and/or PyTorch code, checked "
                                            "against the compiled graph")
@@ -127,6 +129,8 @@ def main(argv: list[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) ->
     for option in ("file", "out", "onnx", "python", "weights", "model", "input", "output"):
         if getattr(args, option, None) == "":
             parser.error(f"{'--' if option not in ('file', 'model') else ''}{option}: expected a path; received ''")
+    if args.command == "train" and (problem := multinode.validate(args)):
+        parser.error(problem)
     if args.command == "export" and not (args.onnx or args.python):
         parser.error("export needs --onnx OUT, --python DIR, or both")
     if args.command == "export" and args.onnx:
@@ -306,17 +310,21 @@ def _train(args, out: TextIO, err: TextIO) -> int:
     progress = _Progress(err, enabled=err.isatty() and not args.json)
     replaces = weights.exists()  # before the run writes there
     supervisor = RunSupervisor()
-    recorder = _recorder(supervisor, project, overrides, weights, err)
+    nodes = multinode.nodes_from_args(args)
+    # across machines, node 0 (global rank 0) records the run; the other nodes record nothing
+    recorder = _recorder(supervisor, project, overrides, weights, err) if nodes is None or nodes.main else None
     failures: list[str] = []
     supervisor.ready.connect(lambda info: _header(args, project, info, weights, replaces, out, err))
     supervisor.batch.connect(progress.batch)
     supervisor.epoch.connect(lambda event: _epoch(args, event, progress, out))
     supervisor.failed.connect(failures.append)
     supervisor.start(project, where="inline", weights_path=weights, overrides=overrides,
-                     nproc=args.nproc if args.nproc > 1 else None, set_aside_incomparable=args.nproc <= 1,
+                     nproc=args.nproc if args.nproc > 1 or nodes else None,
+                     nodes=nodes.as_option() if nodes else None,
+                     set_aside_incomparable=args.nproc <= 1 and nodes is None,
                      batch_events=progress.enabled or recorder is not None)  # the store keeps every minibatch
     try:
-        with _Interrupts(supervisor, args.nproc) as interrupts:
+        with _Interrupts(supervisor, args.nproc * args.nnodes) as interrupts:
             result = supervisor.wait()
     finally:
         if recorder is not None:
@@ -469,8 +477,14 @@ def _header(args, project: Project, info: dict, weights: Path, replaces: bool, o
     if info.get("nproc"):
         device = (f"{info['device_type']}, {info['nproc']} processes ({info['backend']}, DistributedDataParallel, "
                   f"{info['per_process_batch']} samples each per step)")
+    if info.get("nnodes", 1) > 1:
+        device += f", node {info['node_rank']} of {info['nnodes']}"
     out.write(f"Training {project.name!r} on {data['name']} "
               f"({sizes['train']} train / {sizes['val']} val / {sizes['test']} test) on {device}\n")
+    if info.get("node_rank"):  # another machine's node: node 0 reports and writes the weights
+        out.write("this is a worker node: node 0 (global rank 0) reports the epochs and writes the weights\n")
+        out.flush()
+        return
     replacing = (" (replacing the weights there unless this run is stopped, diverges or ends worse)"
                  if replaces else "")
     start = project.training.get("init_weights") or info.get("settings", {}).get("init_weights")

@@ -13,6 +13,13 @@ messages (the worker protocol's tuples, ``protocol.py``, bunched) to ``on_messag
 calling process and saves the weights. Ctrl-C (SIGINT) stops every process after the same
 step, and the weights are saved, as in one process; a second Ctrl-C ends the processes at
 once.
+
+    result = train_distributed(project, 1, nodes=Nodes(2, 1, "10.0.0.1", 29500))
+
+runs this machine's processes as one node of a job across several machines (``multinode.py``;
+torchrun's static rendezvous). Global rank 0 is on node 0: that node reports the epochs and
+saves the weights; on another node, its first process sends only its FinishedEvent, whose
+message says that it is a worker node.
 """
 
 from __future__ import annotations
@@ -40,16 +47,19 @@ from ..errors import NetCanvasError, TrainingError
 from ..project import Project, parse_project, project_to_dict, stand_in_path
 from .events import BatchEvent, FinishedEvent
 from .launch import launch_ranks, queue_and_events
+from .multinode import Nodes, wait_for_node0, worker_message
 from .protocol import FLUSH_SECONDS, Outbox, bunch, outbox_settings, unbunch
 from .trainer import Trainer, TrainingRun, prepare_run
 
 INTERRUPTED = "training was interrupted; no weights were saved"
 
 
-def check_launch(run: TrainingRun, nproc: int) -> tuple[torch.device, str]:
-    """The device and backend for ``nproc`` processes training ``run``; raises
-    ``TrainingError`` when they cannot be had here."""
-    if nproc < 2:
+def check_launch(run: TrainingRun, nproc: int, nodes: Nodes | dict | None = None) -> tuple[torch.device, str]:
+    """The device and backend for ``nproc`` processes training ``run`` here (as one node of
+    ``nodes``: then one process is enough); raises ``TrainingError`` when they cannot be had
+    here."""
+    nodes = Nodes.coerce(nodes)
+    if nproc < 1 or (nodes is None and nproc < 2):
         raise TrainingError(f"distributed training needs at least 2 processes; received {nproc}")
     device = resolve_device(run.settings["device"])
     if device.type == "cuda":
@@ -73,8 +83,14 @@ def train_distributed(project: Project, nproc: int, *, overrides: dict | None = 
                       on_message: Callable[[tuple], None] | None = None,
                       weights_path: str | Path | None = None, batch_events: bool = True,
                       run: TrainingRun | None = None, stop_when: threading.Event | None = None,
-                      abort_when: threading.Event | None = None) -> FinishedEvent:
+                      abort_when: threading.Event | None = None, nodes: Nodes | dict | None = None,
+                      run_id: str | None = None) -> FinishedEvent:
     """Train ``project`` in ``nproc`` local processes; returns process 0's FinishedEvent.
+    ``nodes``: these processes are one node of a job across machines (``multinode.Nodes``
+    or its ``as_option`` dict); on a node other than node 0, the FinishedEvent is that
+    node's first process's (no weights; its message says it was a worker node), and
+    ``on_message`` gets nothing else. ``run_id``: the run's id, given to the Trainer of
+    every process (the weights' metadata says it).
     ``overrides``: training settings as for ``prepare_run``; ``run``: that run, when the
     caller has already prepared it. ``on_message`` receives process 0's messages (worker
     protocol: its events, bunched, and "dropped"; BatchEvents only with ``batch_events``),
@@ -82,10 +98,12 @@ def train_distributed(project: Project, nproc: int, *, overrides: dict | None = 
     stops after the same step and the weights are saved, as with Ctrl-C; ``abort_when``:
     once set, the processes end at once and nothing is saved. Raises ``NetCanvasError``
     for a project, data or device that cannot train (checked here before any process
-    starts), and ``TrainingError`` when a process fails or the run was aborted."""
+    starts), and ``TrainingError`` when a process fails, the run was aborted, or (across
+    machines) the nodes did not meet at the rendezvous."""
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    nodes = Nodes.coerce(nodes)
     run = run or prepare_run(project, **overrides)
-    _, backend = check_launch(run, nproc)
+    _, backend = check_launch(run, nproc, nodes)
     options = {
         "overrides": overrides,
         "project_dir": str(project.path.parent) if project.path else None,
@@ -94,6 +112,8 @@ def train_distributed(project: Project, nproc: int, *, overrides: dict | None = 
         "batch_events": batch_events,
         # processes share the cores instead of each starting one thread per core
         "threads": max(1, (os.cpu_count() or 1) // nproc) if backend == "gloo" else None,
+        "nodes": nodes.as_option() if nodes else None,
+        "run_id": run_id,
     }
     messages, stop, abort = queue_and_events()
     received: dict[str, Any] = {}
@@ -110,7 +130,10 @@ def train_distributed(project: Project, nproc: int, *, overrides: dict | None = 
     # (Ctrl-C) is ours: it asks for a stop that every process takes at the same step
     try:
         with _signals_restored(stop):
-            launch_ranks(nproc, _process, (project_to_dict(project), options, messages, stop, abort))
+            if nodes is not None and not nodes.main and \
+                    not wait_for_node0(nodes, lambda: stop.is_set() or abort.is_set()):
+                raise _GaveUp
+            launch_ranks(nproc, _process, (project_to_dict(project), options, messages, stop, abort), nodes)
     except ChildFailedError as e:
         _finish_reading(messages, reader)
         if abort.is_set():
@@ -124,6 +147,14 @@ def train_distributed(project: Project, nproc: int, *, overrides: dict | None = 
     except KeyboardInterrupt:  # a second Ctrl-C: the launcher has ended the processes
         _finish_reading(messages, reader)
         raise TrainingError(INTERRUPTED) from None
+    except _GaveUp:
+        _finish_reading(messages, reader)
+        raise TrainingError(f"stopped while waiting for node 0 at {nodes.endpoint}; nothing was trained") from None
+    except (dist.DistError, TimeoutError) as e:  # across machines: the nodes did not meet
+        _finish_reading(messages, reader)
+        if nodes is None:
+            raise
+        raise TrainingError(_rendezvous_failure(nodes, e)) from None
     finally:
         launched.set()
         for relay in relays:  # they hold the shared events, whose semaphores go with them
@@ -189,6 +220,24 @@ def _read(messages, on_message: Callable[[tuple], None], received: dict) -> None
         on_message(message)
 
 
+class _GaveUp(Exception):
+    """A stop came while this node waited for node 0."""
+
+
+def _rendezvous_failure(nodes: Nodes, e: Exception) -> str:
+    first = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
+    if isinstance(e, TimeoutError) or "timed out" in first.lower():
+        others = "the other node" if nodes.count == 2 else f"the other {nodes.count - 1} nodes"
+        if nodes.main:
+            return (f"node 0 of {nodes.count} did not meet {others} at the rendezvous {nodes.endpoint} within "
+                    f"{nodes.timeout} s (--rdzv-timeout): start them with --nnodes {nodes.count} --rdzv-endpoint "
+                    f"{nodes.endpoint} ({first})")
+        return (f"node {nodes.rank} of {nodes.count} did not reach node 0 at the rendezvous {nodes.endpoint} within "
+                f"{nodes.timeout} s (--rdzv-timeout): is node 0 started there, with --nnodes {nodes.count}? ({first})")
+    taken = " (--rdzv-endpoint: choose a free port on node 0)" if "EADDRINUSE" in first else ""
+    return f"node {nodes.rank} of {nodes.count} could not join the rendezvous at {nodes.endpoint}: {first}{taken}"
+
+
 def _failure(e: Exception) -> str:
     failures = getattr(e, "failures", {}) or {}
     for rank, failure in sorted(failures.items()):
@@ -208,10 +257,13 @@ def _process(project_data: dict, options: dict, messages, stop, abort) -> None:
     bunched as a worker sends them."""
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ["LOCAL_RANK"])
+    nodes = Nodes.coerce(options.get("nodes"))
+    # another node's first process reports its end only: the job's epochs are node 0's to report
+    worker_node = nodes is not None and not nodes.main and local_rank == 0
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which sets ``stop``
     threading.Thread(target=_exit_when, args=(abort,), daemon=True, name="netcanvas-abort").start()
     outbox = None
-    if rank == 0:
+    if rank == 0 or worker_node:
         batch_seconds, queue_size = outbox_settings({})
         outbox = Outbox(messages.put, queue_size, batch_seconds=batch_seconds,
                         send_many=lambda items: messages.put(bunch(items)))
@@ -232,9 +284,15 @@ def _process(project_data: dict, options: dict, messages, stop, abort) -> None:
             if options.get("batch_events") or not isinstance(event, BatchEvent):
                 outbox.event(event)
 
-        trainer = DistributedTrainer(run, send if rank == 0 else None, rank=rank, world=world,
+        def send_end(event: object) -> None:
+            if isinstance(event, FinishedEvent):
+                event.message = worker_message(nodes, event.message)
+                outbox.event(event)
+
+        trainer = DistributedTrainer(run, send if rank == 0 else send_end if worker_node else None,
+                                     rank=rank, world=world,
                                      weights_path=options.get("weights_path") if rank == 0 else None,
-                                     stop_requested=stop.is_set)
+                                     stop_requested=stop.is_set, run_id=options.get("run_id"))
         trainer.run()
         del trainer  # its DDP wrapper goes before the process group
         dist.barrier()  # no process tears the group down while another still uses it
@@ -261,13 +319,14 @@ class DistributedTrainer(Trainer):
     """The engine's Trainer in one of ``world`` processes (the process group must be up):
     steps go through DistributedDataParallel, batches come from this process's share of the
     epoch, and the divergence check, stop requests and epoch metrics cover every process.
-    Only process 0 should get a ``callback`` and a ``weights_path``; ``stop_requested()``
-    tells whether someone asked this process to stop (``stop()`` does too)."""
+    Only process 0 should get a ``weights_path``; ``stop_requested()`` tells whether someone
+    asked this process to stop (``stop()`` does too); ``run_id``: the run's id, the same in
+    every process (default: a new one)."""
 
     def __init__(self, run: TrainingRun, callback: Callable[[object], None] | None = None, *,
                  rank: int, world: int, weights_path: str | Path | None = None,
-                 stop_requested: Callable[[], bool] | None = None):
-        super().__init__(run, callback, weights_path=weights_path)
+                 stop_requested: Callable[[], bool] | None = None, run_id: str | None = None):
+        super().__init__(run, callback, weights_path=weights_path, run_id=run_id)
         self.rank, self.world = rank, world
         self.stop_requested = stop_requested or (lambda: False)
         self._stop_asked = False

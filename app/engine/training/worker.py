@@ -38,6 +38,7 @@ from ..project import Project, parse_project, stand_in_path
 from ..weights import new_run_id
 from .distributed import check_launch, per_process_batch, train_distributed
 from .events import FinishedEvent
+from .multinode import Nodes
 from .protocol import FLUSH_SECONDS, Outbox, bunch, outbox_settings
 from .trainer import Trainer, prepare_run
 
@@ -188,8 +189,8 @@ def _train(project: Project | dict, options: dict, outbox: Outbox, control: "_Co
         run = prepare_run(project, **dict(options.get("overrides") or {}))
         input_shape = list(run.analysis.shapes[run.analysis.inputs[0]])
         control.input_shape = input_shape
-        if int(options.get("nproc") or 1) > 1:
-            return _train_distributed(project, run, int(options["nproc"]), options, outbox, control)
+        if int(options.get("nproc") or 1) > 1 or options.get("nodes"):
+            return _train_distributed(project, run, int(options.get("nproc") or 1), options, outbox, control)
         trainer = Trainer(
             run, outbox.event,
             # the parent learns that no BatchEvent follows "paused"
@@ -227,16 +228,20 @@ def _train_distributed(project: Project, run, nproc: int, options: dict, outbox:
     """The run across ``nproc`` local processes (DistributedDataParallel, one GPU each
     with nccl): process 0's events come through; "stop" ends every process after the same
     step; pause and snapshots are not served (their commands are ignored)."""
-    device, backend = check_launch(run, nproc)
+    nodes = Nodes.coerce(options.get("nodes"))
+    device, backend = check_launch(run, nproc, nodes)
+    world = nproc * (nodes.count if nodes else 1)
     run_id = options.get("run_id") or new_run_id()  # one id for every process
     stop = threading.Event()
-    notes = [*run.notes, f"{nproc} processes ({backend}, DistributedDataParallel); pausing and live "
+    where = f"{nproc} processes" if nodes is None else f"{nproc} process(es) on {nodes.describe()}, {world} in all"
+    notes = [*run.notes, f"{where} ({backend}, DistributedDataParallel); pausing and live "
                          "filters and activations are not available in this mode"]
     outbox.put(("ready", {"device": f"{nproc} x {device}", "dataset": describe(run.dataset), "notes": notes,
                           "input_shape": control.input_shape, "num_classes": int(run.dataset.num_classes),
                           "settings": dict(run.settings), "pid": os.getpid(), "run_id": run_id, "nproc": nproc,
                           "device_type": device.type, "backend": backend,
-                          "per_process_batch": per_process_batch(run.settings["batch_size"], nproc)}))
+                          "per_process_batch": per_process_batch(run.settings["batch_size"], world),
+                          "nnodes": nodes.count if nodes else 1, "node_rank": nodes.rank if nodes else 0}))
     if control.attach(_StopOnly(stop)):
         outbox.event(FinishedEvent("stopped", "stopped by the user before training started", 0, 0, 0.0,
                                    run_id=run_id))
@@ -244,7 +249,7 @@ def _train_distributed(project: Project, run, nproc: int, options: dict, outbox:
         train_distributed(project, nproc, overrides=dict(options.get("overrides") or {}),
                           on_message=outbox.put, weights_path=options.get("weights_path"),
                           batch_events=options.get("batch_events", True), run=run, stop_when=stop,
-                          abort_when=control.aborted, run_id=run_id)
+                          abort_when=control.aborted, run_id=run_id, nodes=nodes)
     outbox.put(("done",))
     return 0
 

@@ -6,7 +6,8 @@ read or parsed, or an option is out of its range.
 A project's weights live beside its file (``NAME.safetensors``); an example's in the
 current folder (``./NAME.safetensors``: the installed package may be read-only). ``train``
 writes them there (or into ``--out``), ``export`` and ``predict`` read them from there, and
-each says which file it used.
+each says which file it used. ``train`` records each run in the project's run store
+(``NAME.runs.sqlite`` beside the weights; ``runs`` lists them, ``sweep`` adds trials).
 """
 
 from __future__ import annotations

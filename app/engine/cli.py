@@ -24,6 +24,7 @@ from typing import TextIO
 
 from . import cli_io, cli_runs, cli_sweep, config
 from .cli_io import open_project, open_or_report, weights_file
+from .cli_types import integer_in
 from .counts import frozen_counts, param_split
 from .errors import NetCanvasError, ProjectError
 from .examples import example_path, list_examples
@@ -61,20 +62,6 @@ def _setting(name: str):
     return parse
 
 
-def _count(low: int, high: int):
-    """An argparse type for an integer from ``low`` to ``high``."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"expected an integer from {low} to {high}; received {text!r}")
-        return value
-
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="netcanvas", description="NetCanvas headless commands.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -97,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="start from a fresh initialization (default: from the project's weights when "
                             "they exist, as the editor does: nodes whose shapes changed are initialized)")
     train.add_argument("--json", action="store_true", help="one JSON line per epoch, then the result")
-    train.add_argument("--nproc", type=_count(1, MAX_NPROC), default=1, metavar="N",
+    train.add_argument("--nproc", type=integer_in(1, MAX_NPROC), default=1, metavar="N",
                        help="train in N local processes with DistributedDataParallel "
                             f"(gloo on the CPU, nccl with one GPU each; 1 to {MAX_NPROC})")
     train.add_argument("--kernels", choices=("auto", "on", "off"),
@@ -112,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--python", metavar="DIR", help="a folder for model.py, weights.safetensors, "
                                                          "data.npz, train.py and README.md")
     export.add_argument("--weights", help="weights to export (default: the project's own, if saved)")
-    export.add_argument("--opset", type=_count(MIN_OPSET, 10_000), default=18,
+    export.add_argument("--opset", type=integer_in(MIN_OPSET, 10_000), default=18,
                         help=f"ONNX opset version, from {MIN_OPSET} to the installed onnx's newest (default 18)")
 
     ex = sub.add_parser("examples", help="list the bundled examples, or print one")

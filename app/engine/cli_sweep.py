@@ -16,8 +16,9 @@ import json
 import os
 from typing import TextIO
 
-from .config import MAX_EPOCHS
 from .cli_io import open_or_report, weights_file
+from .cli_types import integer_in
+from .config import MAX_EPOCHS
 from .errors import NetCanvasError
 from .runs.space import SweepSpecError, parse_param
 
@@ -26,28 +27,14 @@ MAX_TRIALS = 100_000
 MAX_WORKERS = max(64, os.cpu_count() or 1)
 
 
-def _count(low: int, high: int):
-    """An argparse type for an integer from ``low`` to ``high``."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"expected an integer from {low} to {high}; received {text!r}")
-        return value
-
-    return parse
-
-
 def add_parsers(sub) -> None:
     """Add the sub-commands to ``sub`` (argparse sub-parsers)."""
     p = sub.add_parser("sweep", help="search training settings and node parameters with Optuna; "
                                      "each trial is a run in the run store")
     p.add_argument("file", help="a project file, or the name of a bundled example")
-    p.add_argument("--trials", type=_count(1, MAX_TRIALS), required=True, metavar="N",
+    p.add_argument("--trials", type=integer_in(1, MAX_TRIALS), required=True, metavar="N",
                    help="how many trials this command runs (shared by the workers)")
-    p.add_argument("--workers", type=_count(1, MAX_WORKERS), default=1, metavar="K",
+    p.add_argument("--workers", type=integer_in(1, MAX_WORKERS), default=1, metavar="K",
                    help="worker processes on this machine, each training one trial at a time (default 1)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=SPEC",
                    help="a dimension of the search: NAME a training setting (lr, batch_size, optimizer...) or "
@@ -62,7 +49,7 @@ def add_parsers(sub) -> None:
                         "store's SQLite file beside the weights) that workers on other machines can join")
     p.add_argument("--study", metavar="NAME",
                    help="the study's name: join it when it exists (default a new sweep id)")
-    p.add_argument("--epochs", type=_count(1, MAX_EPOCHS), help="each trial's epochs (default the project's)")
+    p.add_argument("--epochs", type=integer_in(1, MAX_EPOCHS), help="each trial's epochs (default the project's)")
     p.add_argument("--out", help="folder of the weights, the run store and the runs (default: beside the "
                                  "project file; an example's: the current folder)")
     p.add_argument("--json", action="store_true", help="one JSON object per trial, then the summary")

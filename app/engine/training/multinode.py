@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from ..cli_types import integer_in
+
 DEFAULT_RDZV_TIMEOUT = 900  # seconds a node waits for the others (torchrun's default)
 PROBE_SECONDS = 0.5  # how often a node asks whether node 0 listens yet
 MAX_NODES = 4096
@@ -96,33 +98,19 @@ def _endpoint(text: str) -> tuple[str, int]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def _integer(low: int, high: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"expected an integer from {low} to {high}; received {text!r}")
-        return value
-
-    parse.__name__ = "integer"
-    return parse
-
-
 def add_arguments(train_parser: argparse.ArgumentParser) -> None:
     """Add --nnodes, --node-rank, --rdzv-endpoint and --rdzv-timeout to ``train``'s parser."""
     group = train_parser.add_argument_group(
         "across machines", "run one node of a job across N machines (torchrun's static rendezvous); "
                            "start the same command on every machine, each with its --node-rank")
-    group.add_argument("--nnodes", type=_integer(1, MAX_NODES), default=1, metavar="N",
+    group.add_argument("--nnodes", type=integer_in(1, MAX_NODES), default=1, metavar="N",
                        help="the number of machines (nodes) in the job (default 1)")
-    group.add_argument("--node-rank", type=_integer(0, MAX_NODES - 1), default=0, metavar="K",
+    group.add_argument("--node-rank", type=integer_in(0, MAX_NODES - 1), default=0, metavar="K",
                        help="this machine's node, 0 to N-1; node 0 reports the epochs and writes the weights")
     group.add_argument("--rdzv-endpoint", type=_endpoint, metavar="HOST:PORT",
                        help="where the nodes meet: node 0's address and a free port there (needed with --nnodes 2 "
                             "or more)")
-    group.add_argument("--rdzv-timeout", type=_integer(1, MAX_TIMEOUT), default=None, metavar="SECONDS",
+    group.add_argument("--rdzv-timeout", type=integer_in(1, MAX_TIMEOUT), default=None, metavar="SECONDS",
                        help=f"how long a node waits for the others (default {DEFAULT_RDZV_TIMEOUT})")
 
 

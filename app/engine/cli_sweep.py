@@ -2,9 +2,11 @@
 
     netcanvas sweep FILE --trials N [--workers K] --param NAME=SPEC ... [--sampler tpe|random|grid]
         [--metric val_accuracy|val_loss] [--direction max|min] [--storage URL] [--study NAME]
-        [--epochs E] [--out DIR] [--json]
+        [--epochs E] [--repeats R] [--out DIR] [--json]
 
 Prints one line per trial as it finishes (``--json``: one object per line), the best last.
+``--repeats R`` trains each trial R times (seeds ``training.seed``, +1, ...) and judges it
+by the mean of their final metrics.
 Exit codes: 0 when a trial completed; 1 when none did (or the weights folder cannot be
 written); 2 for a file that cannot be read, or a parameter, option or storage that is wrong.
 """
@@ -25,6 +27,7 @@ from .runs.space import SweepSpecError, parse_param
 COMMANDS: tuple[str, ...] = ("sweep",)
 MAX_TRIALS = 100_000
 MAX_WORKERS = max(64, os.cpu_count() or 1)
+MAX_REPEATS = 100  # as runs.sweep.MAX_REPEATS (not imported here: that module imports torch and Optuna)
 
 
 def add_parsers(sub) -> None:
@@ -50,6 +53,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--study", metavar="NAME",
                    help="the study's name: join it when it exists (default a new sweep id)")
     p.add_argument("--epochs", type=integer_in(1, MAX_EPOCHS), help="each trial's epochs (default the project's)")
+    p.add_argument("--repeats", type=integer_in(1, MAX_REPEATS), default=1, metavar="R",
+                   help="runs per trial, with the seeds training.seed, +1, ... +R-1; a trial is judged by the mean "
+                        "of their final metrics (default 1)")
     p.add_argument("--out", help="folder of the weights, the run store and the runs (default: beside the "
                                  "project file; an example's: the current folder)")
     p.add_argument("--json", action="store_true", help="one JSON object per trial, then the summary")
@@ -70,6 +76,10 @@ def run(args, out: TextIO, err: TextIO) -> int:
     except SweepSpecError as e:
         err.write(f"error: --param {e}\n")
         return 2
+    if args.repeats > 1 and any(p.name == "seed" for p in params):
+        err.write(f"error: --repeats {args.repeats} with --param seed: each repeat sets the seed itself (seed, "
+                  "seed+1...); search the seed or repeat the trials, not both\n")
+        return 2
     # here: the sweep imports torch and Optuna; `check` and `examples` start without them
     from .runs.sweep import Sweep
     from .weights import check_writable
@@ -82,13 +92,15 @@ def run(args, out: TextIO, err: TextIO) -> int:
         return 1
     try:
         sweep = Sweep(project, params, weights, storage=args.storage, study=args.study, join=bool(args.study),
-                      sampler=args.sampler, metric=args.metric, direction=args.direction, epochs=args.epochs)
+                      sampler=args.sampler, metric=args.metric, direction=args.direction, epochs=args.epochs,
+                      repeats=args.repeats)
     except NetCanvasError as e:
         err.write(f"error: {e}\n")
         return 2
     if not args.json:
         space = "; ".join(p.describe() for p in sweep.params)
-        out.write(f"Sweep {sweep.study_name}: {args.trials} trials, {args.workers} worker(s), {args.sampler}, "
+        repeats = f", {args.repeats} runs per trial (seeds from training.seed)" if args.repeats > 1 else ""
+        out.write(f"Sweep {sweep.study_name}: {args.trials} trials{repeats}, {args.workers} worker(s), {args.sampler}, "
                   f"{'maximize' if sweep.direction == 'maximize' else 'minimize'} {args.metric}; {space}\n"
                   f"runs: {sweep.store_path}; study: {sweep.storage_url}\n")
         out.flush()
@@ -115,16 +127,22 @@ def run(args, out: TextIO, err: TextIO) -> int:
         out.write("no trial completed\n")
     else:
         b = result.best
-        out.write(f"best: trial {b.number} {args.metric} {b.value:.4f} {_params(b.params)} (run {b.run_id})\n")
+        mean = "mean " if len(b.values) > 1 else ""
+        out.write(f"best: trial {b.number} {mean}{args.metric} {b.value:.4f} {_params(b.params)} "
+                  f"({_runs(b.run_ids or [b.run_id])})\n")
     return 0 if result.best is not None else 1
 
 
 def trial_line(trial, metric: str, best) -> str:
-    """One human line for a finished trial, with the best so far."""
+    """One human line for a finished trial, with the best so far; a trial of several runs
+    (repeats) shows the mean and each run's value."""
     value = f"{metric} {trial.value:.4f}" if trial.value is not None else trial.state
+    if len(trial.values) > 1 or (trial.values and trial.value is None):
+        each = ", ".join(f"{v:.4f}" for v in trial.values)
+        value = f"{value} (mean of {each})" if trial.value is not None else f"{value} (finished: {each})"
     line = f"trial {trial.number:>3} {trial.state:<8} {value:<22} {_params(trial.params)}"
-    if trial.run_id:
-        line += f"  run {trial.run_id}"
+    if trial.run_ids or trial.run_id:
+        line += "  " + _runs(trial.run_ids or [trial.run_id])
     if trial.message and trial.state == "failed":
         line += f"  ({trial.message})"
     if best is not None:
@@ -134,6 +152,10 @@ def trial_line(trial, metric: str, best) -> str:
 
 def _params(params: dict) -> str:
     return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
+def _runs(ids: list[str]) -> str:
+    return ("run " if len(ids) == 1 else "runs ") + ", ".join(ids)
 
 
 def _best(best) -> dict | None:

@@ -26,10 +26,11 @@ def test_six_trials_on_two_workers_leave_six_runs(tmp_path):
     trials, done = lines[:-1], lines[-1]
     assert len(trials) == 6 and sorted(t["trial"] for t in trials) == list(range(6))
     for t in trials:
-        assert set(t) == {"trial", "run_id", "state", "params", "value", "best"}
+        assert set(t) == {"trial", "run_id", "state", "params", "value", "best", "run_ids", "values"}
+        assert t["run_ids"] == [t["run_id"]] and t["values"] == ([t["value"]] if t["state"] == "complete" else [])
         assert t["state"] in ("complete", "pruned") and set(t["params"]) == {"lr", "fc1.out_features"}
     complete = [t for t in trials if t["state"] == "complete"]
-    best = max(complete, key=lambda t: t["value"])
+    best = min(complete, key=lambda t: (-t["value"], t["trial"]))  # of equal values, the lowest number
     assert done == {"done": True, "study": done["study"], "storage": "sqlite:///" + str(tmp_path / "xor.runs.sqlite"),
                     "best": {"trial": best["trial"], "value": best["value"], "params": best["params"]},
                     "trials": 6}
@@ -95,3 +96,41 @@ def test_no_trial_completing_exits_1_with_each_message(tmp_path):
                              "--out", str(tmp_path))
     assert code == 1 and "Traceback" not in out + err
     assert "trial   0 failed" in out and "drop_last" in out and out.splitlines()[-1] == "no trial completed"
+
+
+def test_repeats_run_each_trial_with_consecutive_seeds_and_report_the_mean(tmp_path):
+    code, out, err = run_cli("sweep", "xor", "--trials", "2", "--repeats", "2", "--param", "lr=0.3,0.6",
+                             "--sampler", "grid", "--epochs", "1", "--out", str(tmp_path), "--json")
+    assert code == 0, err
+    trials = [json.loads(line) for line in out.splitlines()][:-1]
+    assert [t["state"] for t in trials] == ["complete", "complete"]
+    with RunStore(tmp_path / "xor.runs.sqlite") as store:
+        for t in trials:
+            assert len(t["run_ids"]) == 2 and t["run_id"] == t["run_ids"][0] and len(t["values"]) == 2
+            runs = [store.get(i) for i in t["run_ids"]]
+            assert [r.settings["seed"] for r in runs] == [0, 1] and [r.tags for r in runs] == [["repeat 1/2"],
+                                                                                                ["repeat 2/2"]]
+            finals = [store.epochs(i)["val_accuracy"][-1] for i in t["run_ids"]]
+            assert t["values"] == pytest.approx(finals) and t["value"] == pytest.approx(sum(finals) / 2)
+        assert len(store.runs()) == 4
+
+
+def test_repeats_text_line_shows_the_mean_and_each_value(tmp_path):
+    code, out, err = run_cli("sweep", "xor", "--trials", "1", "--repeats", "2", "--param", "lr=0.3,0.6",
+                             "--sampler", "grid", "--epochs", "1", "--out", str(tmp_path))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert "1 trials, 2 runs per trial" in lines[0]
+    line = lines[2]
+    assert line.split()[:3] == ["trial", "0", "complete"] and "(mean of " in line and "runs " in line
+    assert lines[-1].startswith("best: trial 0 mean val_accuracy ")
+
+
+def test_repeats_with_a_searched_seed_exit_2_naming_both(tmp_path):
+    code, out, err = run_cli("sweep", "xor", "--trials", "2", "--repeats", "3", "--param", "seed=1,2",
+                             "--out", str(tmp_path))
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert err.startswith("error: --repeats 3 with --param seed") and not list(tmp_path.iterdir())
+    with pytest.raises(SystemExit):
+        cli.main(["sweep", "xor", "--trials", "1", "--repeats", "0", "--param", "lr=0.1,0.5"], io.StringIO(),
+                 io.StringIO())

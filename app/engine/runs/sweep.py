@@ -36,11 +36,13 @@ from .space import SweepParam, apply_params, check_space, current_values, grid_s
 from .store import RunStore, store_path_for
 from .studies import (DIRECTIONS, HEARTBEAT_SECONDS, METRICS, SweepError, create_or_load, default_direction,
                       default_pruner, fail_stale, open_storage, quiet_optuna, sqlite_url)
-from .sweep_worker import HOST, MESSAGE, PID, RUN_ID, scratch_dir, WorkerPlan, run_trials, worker_main
+from .sweep_worker import (HOST, MESSAGE, PID, RUN_ID, RUN_IDS, VALUES, WorkerPlan, run_trials, scratch_dir,
+                           worker_main)
 
 __all__ = ["Sweep", "SweepParam", "SweepResult", "TrialResult", "apply_params", "parse_param", "study_names",
            "study_trials"]
 
+MAX_REPEATS = 100  # runs per trial
 POLL_SECONDS = 0.5  # how often ``run`` looks at the study while no worker exits
 STATES = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
           TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}
@@ -49,9 +51,10 @@ STATES = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialSta
 @dataclass
 class TrialResult:
     """One trial as the study holds it. ``state``: complete, pruned, failed, running or
-    waiting; ``value``: its validation metric (complete trials); ``run_id``: its run in the
-    store (None before its run started, or for a trial recorded elsewhere); ``message``: why
-    it failed."""
+    waiting; ``value``: its validation metric (complete trials; with repeats, the mean of
+    ``values``, one per repeat that finished); ``run_id``: its (first) run in the store (None
+    before its run started, or for a trial recorded elsewhere), ``run_ids`` all its runs;
+    ``message``: why it failed."""
 
     number: int
     state: str
@@ -61,11 +64,14 @@ class TrialResult:
     message: str | None = None
     host: str | None = None
     pid: int | None = None
+    run_ids: list[str] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        """``{"trial", "run_id", "state", "params", "value"}`` (the CLI's --json keys)."""
+        """``{"trial", "run_id", "state", "params", "value", "run_ids", "values"}`` (the CLI's
+        --json keys)."""
         return {"trial": self.number, "run_id": self.run_id, "state": self.state, "params": self.params,
-                "value": self.value}
+                "value": self.value, "run_ids": self.run_ids, "values": self.values}
 
 
 @dataclass
@@ -97,14 +103,16 @@ class Sweep:
     store's SQLite file); ``study``: a name (default a new sweep id; with ``join`` an
     existing study of that name is joined). ``epochs``: each trial's (default the
     project's); ``pruner``: an Optuna pruner ("default": ``studies.default_pruner(epochs)``,
-    None: none). Raises ``SweepSpecError``/``SweepError`` (NetCanvasErrors) for a bad space,
-    metric, direction or storage."""
+    None: none); ``repeats``: runs per trial with the seeds ``training.seed``, +1, ... (the
+    trial's value their mean; refused with a searched ``seed``). Raises ``SweepSpecError``/
+    ``SweepError`` (NetCanvasErrors) for a bad space, metric, direction, repeats or storage."""
 
     def __init__(self, project: Project, params: list, weights_target: str | Path, *, storage: str | None = None,
                  study: str | None = None, join: bool = False, sampler: str = "tpe",
                  metric: str = "val_accuracy", direction: str | None = None, epochs: int | None = None,
                  pruner: object = "default", seed: int | None = None,
-                 heartbeat_interval: int = HEARTBEAT_SECONDS, grace_period: int | None = None):
+                 heartbeat_interval: int = HEARTBEAT_SECONDS, grace_period: int | None = None,
+                 repeats: int = 1):
         if metric not in METRICS:
             raise SweepError(f"unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
         if direction is not None and direction not in DIRECTIONS:
@@ -112,6 +120,12 @@ class Sweep:
         self.project = project
         self.params = [p if isinstance(p, SweepParam) else parse_param(p, project) for p in params]
         check_space(self.params, sampler)
+        if not 1 <= repeats <= MAX_REPEATS:
+            raise SweepError(f"expected repeats from 1 to {MAX_REPEATS}; received {repeats}")
+        if repeats > 1 and any(p.name == "seed" for p in self.params):
+            raise SweepError(f"the sweep searches seed, and {repeats} repeats set it themselves (seed, seed+1...): "
+                             "search seed or repeat each trial, not both")
+        self.repeats = repeats
         self.sampler, self.metric, self.epochs, self.seed = sampler, metric, epochs, seed
         self.direction = DIRECTIONS[direction] if direction else default_direction(metric)
         self.pruner = default_pruner(epochs or project.training["epochs"]) if pruner == "default" else pruner
@@ -174,7 +188,8 @@ class Sweep:
             weights_target=str(self.weights_target), store=str(self.store_path),
             params=[p.as_dict() for p in self.params], metric=self.metric, sampler=self.sampler, trials=trials,
             epochs=self.epochs, threads=threads, seed=None if self.seed is None else self.seed + index,
-            pruner=self.pruner, heartbeat_interval=self.heartbeat_interval, grace_period=self.grace_period)
+            pruner=self.pruner, heartbeat_interval=self.heartbeat_interval, grace_period=self.grace_period,
+            repeats=self.repeats)
 
     @property
     def study(self) -> optuna.Study | None:
@@ -232,12 +247,13 @@ class Sweep:
         return [_result(t) for t in self._study.get_trials(deepcopy=False)]
 
     def best(self, trials: list[TrialResult] | None = None) -> TrialResult | None:
-        """The best complete trial (by the direction), or None."""
+        """The best complete trial (by the direction; of equal values, the lowest number), or None."""
         done = [t for t in (self.trials() if trials is None else trials) if t.state == "complete"]
         if not done:
             return None
-        pick = max if self.direction == "maximize" else min
-        return pick(done, key=lambda t: t.value)
+        sign = -1 if self.direction == "maximize" else 1
+        # (ties are common with small validation splits: the order trials finished in must not decide)
+        return min(done, key=lambda t: (sign * t.value, t.number))
 
     def poll(self) -> list[TrialResult]:
         """The trials finished since the last poll, in the order they finished. Also fails
@@ -328,5 +344,9 @@ def _result(t) -> TrialResult:
     if value is not None and not math.isfinite(value):
         value = None
     attrs = t.user_attrs
+    run_id = attrs.get(RUN_ID)
+    run_ids = list(attrs.get(RUN_IDS) or ([run_id] if run_id else []))
+    # (a trial of a sweep without repeats, or recorded before them, has no VALUES: its value is its one run's)
+    values = list(attrs.get(VALUES) or ([value] if value is not None else []))
     return TrialResult(t.number, STATES.get(t.state, t.state.name.lower()), dict(t.params), value,
-                       attrs.get(RUN_ID), attrs.get(MESSAGE), attrs.get(HOST), attrs.get(PID))
+                       run_id, attrs.get(MESSAGE), attrs.get(HOST), attrs.get(PID), run_ids, values)

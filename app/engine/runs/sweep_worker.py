@@ -3,6 +3,11 @@ share of the trials one after another in this process (``RunSupervisor`` inline)
 run recorded in the run store by a ``RunRecorder``. Each trial reports its validation
 metric per epoch; when the pruner says so, the run stops and its record says ``pruned``.
 
+With ``repeats`` R > 1 a trial trains R runs, with the project's initialization seed, +1,
+... +R-1, each tagged ``repeat i/R``; its value is the mean of their final metrics (a small
+validation split makes one run's a noisy judge). Only the first run reports per-epoch
+values to the pruner; a pruned first run skips the others.
+
 A trial's weights go to a scratch file in the runs folder (never the project's weights
 file); the recorder copies them to ``NAME.runs/<run id>.safetensors`` and the scratch file
 is removed.
@@ -33,8 +38,9 @@ from .space import SweepParam, apply_params, suggest
 from .store import RunStore
 from .studies import fail_stale, make_sampler, open_storage, quiet_optuna
 
-RUN_ID = "run_id"  # the trial's user attributes: its run, where it ran, and what went wrong
+RUN_ID = "run_id"  # the trial's user attributes: its (first) run, where it ran, and what went wrong
 HOST, PID, MESSAGE = "host", "pid", "message"
+RUN_IDS, VALUES = "run_ids", "values"  # every repeat's run, and the final metric of each that finished
 SCRATCH = "sweeps"  # the runs folder's sub-folder where trials write their weights first
 
 
@@ -59,6 +65,7 @@ class WorkerPlan:
     heartbeat_interval: int = 2
     grace_period: int | None = None
     overrides: dict = field(default_factory=dict)
+    repeats: int = 1  # runs per trial, seeds the project's, +1, +2...: the trial's value is their mean
 
 
 def scratch_dir(weights_target: Path, study: str) -> Path:
@@ -127,24 +134,47 @@ class _Objective:
             raise
 
     def _train(self, trial: optuna.Trial) -> float:
+        """Train the trial's ``plan.repeats`` runs (seeds: the project's, +1, +2...) one after
+        another; returns the mean of their final metrics. Raises ``optuna.TrialPruned`` when
+        the first run is pruned (the others are not trained), ``TrialFailed`` when a run
+        gives no metric."""
         values = {p.name: suggest(trial, p) for p in self.params}
-        project = apply_params(self.project, values)
-        scratch = scratch_dir(self.target, self.plan.study) / f"{trial.number}-{os.getpid()}.safetensors"
+        repeats = self.plan.repeats
+        base = int(self.project.training.get("seed") or 0)
+        run_ids: list[str] = []
+        finals: list[float] = []
+        for index in range(repeats):
+            # the seed goes into the project itself, so that the run's project and settings both say it
+            project = apply_params(self.project, values if repeats == 1 else {**values, "seed": base + index})
+            finals.append(self._train_once(trial, project, values, index, run_ids))
+            trial.set_user_attr(VALUES, list(finals))
+        return sum(finals) / len(finals)
+
+    def _train_once(self, trial: optuna.Trial, project: Project, values: dict, index: int,
+                    run_ids: list[str]) -> float:
+        """One run of the trial (repeat ``index``, counted from 0; its id appended to
+        ``run_ids``); returns its final metric. Only the first repeat reports per-epoch values
+        to the pruner (Optuna takes one value per step)."""
+        repeats = self.plan.repeats
+        scratch = scratch_dir(self.target, self.plan.study) / f"{trial.number}-{index}-{os.getpid()}.safetensors"
         supervisor = RunSupervisor()
         recorder = RunRecorder(self.store, supervisor, project, self.target, sweep=self.plan.study,
                                trial=trial.number, params=values)
         pruned, failure, last = [], [], []
         metric = self.plan.metric
+        where = f"repeat {index + 1}/{repeats}: " if repeats > 1 else ""
 
         def on_ready(info: dict) -> None:
             if info.get("run_id"):
-                trial.set_user_attr(RUN_ID, info["run_id"])
+                _note_run(trial, run_ids, info["run_id"])
 
         def on_epoch(event) -> None:
             value = getattr(event, metric)
             if pruned or value is None or not math.isfinite(value):
                 return
             last[:] = [float(value)]
+            if index:
+                return
             trial.report(float(value), event.epoch)
             if trial.should_prune():
                 pruned.append(event.epoch)
@@ -165,9 +195,11 @@ class _Objective:
             scratch.unlink(missing_ok=True)
         run_id = recorder.run_id or getattr(finished, "run_id", None)
         if run_id:
-            trial.set_user_attr(RUN_ID, run_id)
+            _note_run(trial, run_ids, run_id)
+            if repeats > 1 and recorder.error is None:
+                self.store.set_tags(run_id, [f"repeat {index + 1}/{repeats}"])
         if finished is None:
-            raise TrialFailed(failure[0] if failure else "the run ended without a result")
+            raise TrialFailed(where + (failure[0] if failure else "the run ended without a result"))
         if pruned:
             if run_id:
                 self.store.set_status(run_id, "pruned", f"pruned by the sweep's pruner after epoch {pruned[0]}")
@@ -176,7 +208,15 @@ class _Objective:
         if value is None and last:  # (a run stopped early reports its last epoch's)
             value = last[0]
         if value is None or not math.isfinite(value):
-            raise TrialFailed(f"the run gave no {metric.replace('_', ' ')} (does the dataset have a validation "
-                              f"split?): {finished.message}")
+            raise TrialFailed(f"{where}the run gave no {metric.replace('_', ' ')} (does the dataset have a "
+                              f"validation split?): {finished.message}")
         return float(value)
 
+
+def _note_run(trial: optuna.Trial, run_ids: list[str], run_id: str) -> None:
+    """Keep ``run_id`` in the trial's attributes: ``run_id`` the first run, ``run_ids`` all."""
+    if run_id in run_ids:
+        return
+    run_ids.append(run_id)
+    trial.set_user_attr(RUN_ID, run_ids[0])
+    trial.set_user_attr(RUN_IDS, list(run_ids))

@@ -36,6 +36,7 @@ SAMPLERS = ("tpe", "random", "grid")
 METRICS = {"val_accuracy": "max", "val_loss": "min"}  # each metric's natural direction
 SEARCHABLE_KINDS = ("int", "float", "choice", "bool")
 MAX_TRIALS = 100_000
+MAX_REPEATS = 100  # as the sweep command's --repeats
 SPEC_HINT = "LOW:HIGH[:log] or A,B,C"
 
 
@@ -182,6 +183,10 @@ class SweepDialog(QDialog):
         self.workers_box = QSpinBox()
         self.workers_box.setRange(1, max(1, os.cpu_count() or 1))
         self.workers_box.setToolTip("Trials run at once, each in its own process")
+        self.repeats_box = QSpinBox()
+        self.repeats_box.setRange(1, MAX_REPEATS)
+        self.repeats_box.setToolTip("Runs per trial, with the initialization seeds seed, seed+1...: a trial is "
+                                    "judged by their mean (steadier than one run on a small validation split)")
         self.epochs_box = QSpinBox()
         self.epochs_box.setRange(0, config.MAX_EPOCHS)
         self.epochs_box.setSpecialValueText(f"the project's ({self.project.training.get('epochs')})")
@@ -195,11 +200,13 @@ class SweepDialog(QDialog):
         self.direction_box.addItems(["max", "min"])
         form.addRow("Trials", self.trials_box)
         form.addRow("Workers", self.workers_box)
+        form.addRow("Repeats", self.repeats_box)
         form.addRow("Epochs", self.epochs_box)
         form.addRow("Sampler", self.sampler_box)
         form.addRow("Metric", self.metric_box)
         form.addRow("Direction", self.direction_box)
         self.sampler_box.currentTextChanged.connect(lambda _: self.validate())
+        self.repeats_box.valueChanged.connect(lambda _: self.validate())
         self.metric_box.currentTextChanged.connect(lambda m: self.direction_box.setCurrentText(METRICS[m]))
 
         top = QHBoxLayout()
@@ -298,6 +305,10 @@ class SweepDialog(QDialog):
                     self.status.setText(str(e))
                     return None
                 problems[culprit] = str(e)
+        if self.repeats_box.value() > 1:  # each repeat sets the seed itself
+            culprit = next((i for i, p in enumerate(params) if p is not None and p.name == "seed"), None)
+            if culprit is not None:
+                problems[culprit] = "repeats set the seed themselves (seed, seed+1...): search seed or repeat"
         for row, problem in zip(self.rows, problems):
             row.show_error(problem)
         if any(problems):
@@ -322,7 +333,7 @@ class SweepDialog(QDialog):
     def arguments(self, file: str | Path) -> list[str]:
         """The ``sweep`` command line (after the program) for the project file ``file``."""
         args = ["sweep", str(file), "--trials", str(self.trials_box.value()),
-                "--workers", str(self.workers_box.value())]
+                "--workers", str(self.workers_box.value()), "--repeats", str(self.repeats_box.value())]
         if self.epochs_box.value():
             args += ["--epochs", str(self.epochs_box.value())]
         for row in self.rows:
@@ -394,8 +405,8 @@ class SweepDialog(QDialog):
     def _set_running(self, running: bool) -> None:
         self.start_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
-        for widget in (self.trials_box, self.workers_box, self.epochs_box, self.sampler_box, self.metric_box,
-                       self.direction_box, *self.rows):
+        for widget in (self.trials_box, self.workers_box, self.repeats_box, self.epochs_box, self.sampler_box,
+                       self.metric_box, self.direction_box, *self.rows):
             widget.setEnabled(not running)
 
     def _reset_results(self) -> None:

@@ -152,3 +152,43 @@ def test_a_finished_study_is_read_back_from_its_storage(xor, tmp_path):
     assert study_trials(sweep.storage_url, "kept") == result.trials
     with pytest.raises(SweepError, match="no study named 'other'"):
         study_trials(sweep.storage_url, "other")
+
+
+def test_repeats_train_consecutive_seeds_and_the_trial_value_is_their_mean(xor, tmp_path):
+    xor.training["seed"] = 7  # the base of the repeats' seeds
+    sweep = _sweep(xor, tmp_path, ["lr=0.1:0.5"], pruner=None, epochs=1, repeats=2)
+    result = sweep.run(trials=2, workers=0)
+    assert [t.state for t in result.trials] == ["complete", "complete"]
+    with RunStore(sweep.store_path) as store:
+        assert len(store.runs(sweep=result.study)) == 4
+        for t in result.trials:
+            assert len(t.run_ids) == 2 and t.run_id == t.run_ids[0]
+            runs = [store.get(i) for i in t.run_ids]
+            assert [r.settings["seed"] for r in runs] == [7, 8]
+            assert [r.project["training"]["seed"] for r in runs] == [7, 8]
+            assert [r.tags for r in runs] == [["repeat 1/2"], ["repeat 2/2"]]
+            assert all(r.trial == t.number and r.params == t.params and r.status == "finished" for r in runs)
+            assert all(r.settings["lr"] == t.params["lr"] for r in runs)
+            finals = [store.epochs(i)["val_accuracy"][-1] for i in t.run_ids]
+            assert t.values == pytest.approx(finals) and t.value == pytest.approx(sum(finals) / 2)
+    assert study_trials(sweep.storage_url, result.study) == result.trials
+
+
+def test_a_pruned_trial_skips_its_remaining_repeats(xor, tmp_path):
+    sweep = _sweep(xor, tmp_path, ["lr=0.1:0.5"], pruner=optuna.pruners.ThresholdPruner(lower=2.0), epochs=30,
+                   repeats=3)
+    result = sweep.run(trials=1, workers=0)
+    (trial,) = result.trials
+    assert trial.state == "pruned" and trial.values == [] and trial.value is None
+    with RunStore(sweep.store_path) as store:
+        (run,) = store.runs(sweep=result.study)
+        assert trial.run_ids == [run.id] and run.status == "pruned" and run.tags == ["repeat 1/3"]
+        assert run.settings["seed"] == 0 and 1 <= run.epochs < 30
+
+
+def test_repeats_refuse_a_searched_seed(xor, tmp_path):
+    with pytest.raises(SweepError, match="searches seed, and 2 repeats set it themselves"):
+        _sweep(xor, tmp_path, ["seed=1,2"], repeats=2)
+    with pytest.raises(SweepError, match="expected repeats from 1 to 100; received 0"):
+        _sweep(xor, tmp_path, ["lr=0.1:0.5"], repeats=0)
+    assert _sweep(xor, tmp_path, ["seed=1,2"]).repeats == 1  # a searched seed alone is fine

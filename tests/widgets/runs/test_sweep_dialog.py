@@ -177,6 +177,13 @@ def test_names_and_specs_are_checked_as_typed(qtbot, tmp_path, xor):
     assert dialog.rows == [row]
     dialog.metric_box.setCurrentText("val_loss")
     assert dialog.direction_box.currentText() == "min"
+    # repeats set the seed themselves: searching it too is refused at its row
+    seed = dialog.add_param("seed", "1,2")
+    assert dialog.start_button.isEnabled()
+    dialog.repeats_box.setValue(2)
+    assert "repeats set the seed" in seed.message.text() and not dialog.start_button.isEnabled()
+    dialog.repeats_box.setValue(1)
+    assert dialog.start_button.isEnabled() and not seed.message.isVisible()
 
 
 def make_study(tmp_path: Path, name: str, trials: list[dict]) -> str:
@@ -222,12 +229,14 @@ def test_a_sweep_fills_the_table_the_best_trial_and_both_plots(qtbot, tmp_path, 
     dialog.add_param("fc1.out_features", "4,8,16")
     dialog.trials_box.setValue(8)
     dialog.workers_box.setValue(1)
+    dialog.repeats_box.setValue(3)
     dialog.show()
     with qtbot.waitSignals([dialog.runner.ended, dialog.importance.computed], timeout=ENDED_MS):
         assert dialog.start(), dialog.status.text()
     argv = json.loads((tmp_path / "argv.json").read_text())
     assert argv[0] == "sweep" and argv[-1] == "--json"
     assert argv[argv.index("--trials") + 1] == "8" and argv[argv.index("--workers") + 1] == "1"
+    assert argv[argv.index("--repeats") + 1] == "3"
     assert [argv[i + 1] for i, a in enumerate(argv) if a == "--param"] == ["lr=1e-4:1e-1:log",
                                                                            "fc1.out_features=4,8,16"]
     assert argv[argv.index("--out") + 1] == str(tmp_path / "out")

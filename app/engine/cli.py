@@ -22,7 +22,7 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
-from . import cli_io, cli_runs, cli_sweep, config
+from . import cli_io, cli_profile, cli_runs, cli_sweep, config
 from .cli_io import open_project, open_or_report, weights_file
 from .cli_types import integer_in
 from .counts import frozen_counts, param_split
@@ -35,7 +35,8 @@ from .runs.recorder import RunRecorder
 from .runs.store import RunStore, store_path_for
 from .training import multinode
 
-COMMANDS = ("check", "train", "examples", "export", *cli_io.COMMANDS, *cli_runs.COMMANDS, *cli_sweep.COMMANDS)
+COMMANDS = ("check", "train", "examples", "export", *cli_io.COMMANDS, *cli_runs.COMMANDS, *cli_sweep.COMMANDS,
+            *cli_profile.COMMANDS)
 MAX_NPROC = max(64, os.cpu_count() or 1)
 MIN_OPSET = 7  # the oldest ONNX Runtime runs; the newest is the installed onnx package's
 
@@ -107,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_io.add_parsers(sub)
     cli_runs.add_parsers(sub)
     cli_sweep.add_parsers(sub)
+    cli_profile.add_parsers(sub)
     return parser
 
 
@@ -129,7 +131,7 @@ def main(argv: list[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) ->
         if args.opset > newest:
             parser.error(f"argument --opset: expected an integer from {MIN_OPSET} to {newest}; "
                          f"received {args.opset}")
-    for module in (cli_io, cli_runs, cli_sweep):
+    for module in (cli_io, cli_runs, cli_sweep, cli_profile):
         if args.command in module.COMMANDS:
             return module.run(args, out, err)
     commands = {"check": _check, "train": _train, "examples": _examples, "export": _export}

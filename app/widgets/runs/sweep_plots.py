@@ -7,17 +7,16 @@ Both take the cleaned trial dicts of ``sweep_runner`` (``{"trial", "state", "par
 from __future__ import annotations
 
 import math
-import threading
 import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import optuna
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFontMetrics, QPalette
 from PySide6.QtWidgets import QLabel, QStackedLayout, QWidget
 
-from ..threads import emit_if_alive
 
 COLORMAP = "viridis"
 MAX_CATEGORY_LABELS = 8  # categories written on an axis; beyond, only its ends
@@ -173,6 +172,20 @@ def study_importances(storage: str, study: str) -> dict[str, float]:
             raise ValueError(f"could not compute parameter importance: {e}") from e
 
 
+# fANOVA runs here, off the GUI thread. The worker holds no Qt object: were a widget's last
+# reference dropped in it, Qt would destroy the widget there and deadlock with the GUI thread
+# (seen in CI: a test's window torn down while an importance finished)
+_IMPORTANCE_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="netcanvas-importance")
+POLL_MS = 100  # how often a pending importance is looked for
+
+
+def _importances_or_reason(storage: str, study: str) -> dict | str:
+    try:
+        return study_importances(storage, study)
+    except ValueError as e:
+        return f"Parameter importance: {e}"
+
+
 class ImportancePlot(QWidget):
     """Parameter importance as horizontal bars, the most important on top.
     ``compute(storage, study)`` reads the study and ranks its parameters in a thread (fANOVA
@@ -180,12 +193,13 @@ class ImportancePlot(QWidget):
     ``computed()``. ``set_importances(dict)`` draws; ``set_message(str)`` shows a sentence."""
 
     computed = Signal()
-    _arrived = Signal(int, object)  # from the thread: (request, importances or a sentence)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self._request = 0
-        self._arrived.connect(self._show_result)
+        self._pending: tuple[int, Future] | None = None
+        self._poll = QTimer(self, interval=POLL_MS)
+        self._poll.timeout.connect(self._check)
         self.plot = pg.PlotWidget()
         self.plot.setMenuEnabled(False)
         self.plot.setMouseEnabled(False, False)
@@ -199,15 +213,19 @@ class ImportancePlot(QWidget):
         self._request += 1
         request = self._request
         self._show_message("Computing parameter importance…")
+        self._pending = (request, _IMPORTANCE_POOL.submit(_importances_or_reason, storage, study))
+        self._poll.start()
 
-        def work() -> None:
-            try:
-                result = study_importances(storage, study)
-            except ValueError as e:
-                result = f"Parameter importance: {e}"
-            emit_if_alive(self, self._arrived, request, result)
-
-        threading.Thread(target=work, daemon=True, name="netcanvas-importance").start()
+    def _check(self) -> None:
+        if self._pending is None or not self._pending[1].done():
+            return
+        (request, future), self._pending = self._pending, None
+        self._poll.stop()
+        try:
+            result = future.result()
+        except Exception as e:  # noqa: BLE001 - whatever the storage raised: said, not raised
+            result = f"Parameter importance: {type(e).__name__}: {e}"
+        self._show_result(request, result)
 
     def _show_result(self, request: int, result) -> None:
         if request != self._request:

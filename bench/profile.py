@@ -1,0 +1,40 @@
+"""How well ``netcanvas profile``'s per-node times add up to the whole model's forward +
+backward (issue 19: within 15 %), on the CPU, measured in one run per model:
+
+    python bench/profile.py [--repeats 15] [--rounds 3]
+
+Prints, per model and round, the nodes' sum, the whole model's forward + backward (both
+medians over the repeats, after warm-up) and their ratio; then the median ratio per model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+from app.engine.cli_io import open_project
+from app.engine.profiler import profile
+
+MODELS = (("lenet5", 32), ("lenet5", 64), ("resnet", 4), ("resnet", 64))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    for name, batch in MODELS:
+        project, _ = open_project(name)
+        ratios = []
+        for r in range(args.rounds):
+            result = profile(project, batch, repeats=args.repeats)
+            whole = result.forward_ms + result.backward_ms
+            ratios.append(result.node_ms() / whole)
+            print(f"{name:7} batch {batch:3}  round {r + 1}: nodes {result.node_ms():8.3f} ms  "
+                  f"whole {whole:8.3f} ms  ratio {ratios[-1]:.3f}", flush=True)
+        print(f"{name:7} batch {batch:3}  median ratio {statistics.median(ratios):.3f} "
+              f"(goal: within 0.85-1.15)", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -34,7 +34,7 @@ from .palette import Palette
 from .recovery import Autosaver, forget, pending_recoveries, recovery_dir
 from .shortcuts import resolve as resolve_shortcuts
 from .runs.sweep_dialog import SweepDialog
-from .runs.view import RunsView
+from .runs.view import RunsView, store_path_of
 from .training.panel import TrainingPanel
 
 MAX_RECENT = 8
@@ -281,10 +281,10 @@ class MainWindow(QMainWindow):
         self.training.training_active.connect(self._lock_editing)
         self.training.start_weights_changed.connect(self._start_weights_timer.start)
         # the Runs view: the store beside the project's weights, read again after each run
-        self.runs.set_store(self.doc.weights.store_path())
-        self.doc.path_changed.connect(lambda _: self.runs.set_store(self.doc.weights.store_path()))
-        self.doc.reset.connect(lambda: self.runs.set_store(self.doc.weights.store_path()))
-        self.training.runs_changed.connect(lambda: self.runs.set_store(self.doc.weights.store_path()))
+        self.runs.set_store(store_path_of(self.doc))
+        self.doc.path_changed.connect(lambda _: self.runs.set_store(store_path_of(self.doc)))
+        self.doc.reset.connect(lambda: self.runs.set_store(store_path_of(self.doc)))
+        self.training.runs_changed.connect(lambda: self.runs.set_store(store_path_of(self.doc)))
         self.training.training_active.connect(self.runs.set_editing_locked)
         self.runs.weights_chosen.connect(lambda path: self.training.adopt_weights(
             path, f"Weights of the chosen run loaded from {path.name}."))
@@ -712,8 +712,8 @@ class MainWindow(QMainWindow):
             return
         self._sweep = SweepDialog(self.doc.project, target, dirty=lambda: self.doc.dirty, parent=self)
         self._sweep.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self._sweep.runner.trial.connect(lambda _t: self.runs.set_store(self.doc.weights.store_path()))
-        self._sweep.runner.ended.connect(lambda _m: self.runs.set_store(self.doc.weights.store_path()))
+        self._sweep.runner.trial.connect(lambda _t: self.runs.set_store(store_path_of(self.doc)))
+        self._sweep.runner.ended.connect(lambda _m: self.runs.set_store(store_path_of(self.doc)))
         self._sweep.show()
 
     def about(self) -> None:

@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
 from ...engine.compiler import compile_graph
 from ...engine.errors import NetCanvasError
 from ...engine.files import atomic_write
-from ...engine.runs.store import STATUSES, RunRecord, RunStore, store_path_for, use_weights
+from ...engine.runs.store import STATUSES, RunRecord, RunStore, use_weights
 from ...engine.session.run_commands import RestoreRun
 from ...engine.weights import plan_partial, read_shapes
 from ..document import Document
@@ -501,11 +501,8 @@ def _num(x) -> str:
 
 
 def store_path_of(doc: Document) -> Path | None:
-    """Where the open project's runs are recorded (``store_path_for`` of its weights target,
-    ``ProjectWeights.run_target``): beside the saved project file; for a never-saved project,
-    beside its scratch weights. None when that target cannot be made."""
-    try:
-        return store_path_for(doc.weights.run_target())
-    except OSError:
-        return None
+    """Where the open project's runs are recorded (``ProjectWeights.store_path``): beside the
+    saved project file; for a never-saved project, beside its scratch weights once it has
+    run; None before that. Makes nothing."""
+    return doc.weights.store_path()
 

@@ -51,6 +51,7 @@ def run_gui(argv: list[str]) -> int:
     from .widgets.errors import ErrorHandler
     from .widgets.help import icon_path
     from .widgets.main_window import MainWindow
+    from .widgets.threads import GuiGarbageCollector
 
     from .engine.examples import example_path  # torch comes with it: after the display check
 
@@ -59,6 +60,7 @@ def run_gui(argv: list[str]) -> int:
     app.setApplicationName("NetCanvas")
     app.setDesktopFileName("netcanvas")
     app.setWindowIcon(QIcon(str(icon_path())))
+    collector = GuiGarbageCollector(app)  # garbage is collected on this thread only: threads.py says why
     window = MainWindow()
     errors = ErrorHandler(window)  # every error that escapes: logged, shown, and the editor goes on
     errors.install()

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-import threading
 import traceback
+from concurrent.futures import Future
+from concurrent.futures import wait as wait_futures
 from pathlib import Path
 from typing import Callable
 
@@ -14,7 +15,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 from ..engine.errors import NetCanvasError
 from ..engine.project import Project, parse_project, project_to_dict
 from .errors import write_log
-from .threads import emit_if_alive
+from .threads import run_in_thread
 
 # what a PyTorch export writes into its folder (app.engine.export.python_export)
 PYTHON_FILES = ("model.py", "modules.py", "weights.safetensors", "data.npz", "train.py", "README.md")
@@ -38,7 +39,8 @@ def confirm_replace(parent: QWidget | None, paths: list[Path]) -> bool:
 
 class BackgroundTask(QObject):
     """Runs ``work()`` in a thread; ``done(str)`` or ``failed(str)`` arrive in the GUI
-    thread. ``NetCanvasError``s carry their message; anything else is reported as a bug."""
+    thread. ``NetCanvasError``s carry their message; anything else is reported as a bug.
+    ``work`` must hold no Qt object (``threads.py`` says why)."""
 
     done = Signal(str)
     failed = Signal(str)
@@ -46,22 +48,26 @@ class BackgroundTask(QObject):
     def __init__(self, work: Callable[[], str], parent: QObject | None = None):
         super().__init__(parent)
         self._work = work
-        self.thread = threading.Thread(target=self._run, daemon=True, name="netcanvas-export")
+        self.future: Future | None = None
 
     def start(self) -> None:
-        self.thread.start()
+        self.future = run_in_thread(self._work, self, self._finished, name="netcanvas-export")
 
-    def _run(self) -> None:
+    def wait(self, seconds: float) -> bool:
+        """Block until the work is done, at most ``seconds``; True when it is."""
+        return self.future is None or not wait_futures([self.future], seconds).not_done
+
+    def _finished(self, future: Future) -> None:
         try:
-            message = self._work()
+            message = future.result()
         except NetCanvasError as e:
-            emit_if_alive(self, self.failed, str(e))
+            self.failed.emit(str(e))
         except Exception as e:  # noqa: BLE001 - an exporter bug must not be silent or fatal
-            log = write_log(traceback.format_exc())
+            log = write_log("".join(traceback.format_exception(e)))
             where = f" (details in {log})" if log else ""
-            emit_if_alive(self, self.failed, f"unexpected {type(e).__name__}: {e}{where}")
+            self.failed.emit(f"unexpected {type(e).__name__}: {e}{where}")
         else:
-            emit_if_alive(self, self.done, message)  # the window may have closed meanwhile
+            self.done.emit(message)
 
 
 class Exporter(QObject):

@@ -684,7 +684,7 @@ class MainWindow(QMainWindow):
                 self.training.stop()
             return
         if self.exporter.busy:
-            self.exporter.task.thread.join(120)  # an export half-written helps nobody
+            self.exporter.task.wait(120)  # an export half-written helps nobody
         if not self.maybe_save():  # cancelled: the window stays, as it was before the close
             self._closing_after_training = False
             self.training.ask_before_replacing = True

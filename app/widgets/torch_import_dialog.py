@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 import traceback
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,7 +29,7 @@ from ..engine.errors import NetCanvasError
 from ..engine.importers.torch_import import RUNS_CODE, TorchImportError, import_torch, save_imported
 from ..engine.project import SUFFIX
 from .errors import write_log
-from .threads import emit_if_alive
+from .threads import run_in_thread
 
 TITLE = "Import PyTorch Model"
 _SHAPE_SPLIT = re.compile(r"[\s,x×]+")
@@ -100,31 +100,38 @@ class ImportRunner(QObject):
     def __init__(self, request: ImportRequest, parent: QObject | None = None):
         super().__init__(parent)
         self.request = request
-        self.thread = threading.Thread(target=self._run, daemon=True, name="netcanvas-torch-import")
+        self.future: Future | None = None
 
     def start(self) -> None:
-        self.thread.start()
+        request = self.request  # the worker gets the request alone, no Qt object (see threads.py)
+        self.future = run_in_thread(lambda: _import(request), self, self._finished,
+                                    name="netcanvas-torch-import")
 
-    def _run(self) -> None:
+    def _finished(self, future: Future) -> None:
         r = self.request
         try:
-            result = import_torch(r.target, r.shape, r.kwargs)
-            r.out.parent.mkdir(parents=True, exist_ok=True)
-            path, _ = save_imported(result, r.out)
+            path, result = future.result()
         except TorchImportError as e:  # TorchLoadError too
-            details = "\n".join(str(f) for f in e.failures)
-            emit_if_alive(self, self.failed, str(e), details)
+            self.failed.emit(str(e), "\n".join(str(f) for f in e.failures))
         except (NetCanvasError, OSError) as e:
-            emit_if_alive(self, self.failed, str(e), "")
+            self.failed.emit(str(e), "")
         except Exception as e:  # noqa: BLE001 - an importer bug must not be silent or fatal
-            log = write_log(traceback.format_exc())
+            log = write_log("".join(traceback.format_exception(e)))
             where = f" (details in {log})" if log else ""
-            emit_if_alive(self, self.failed, f"unexpected {type(e).__name__}: {e}{where}", "")
+            self.failed.emit(f"unexpected {type(e).__name__}: {e}{where}", "")
         else:
             notes = "; ".join(result.notes)
             summary = (f"Imported {r.target}: {len(result.project.graph.nodes)} nodes, largest difference from "
                        f"the module {result.difference:.2g}" + (f" ({notes})" if notes else ""))
-            emit_if_alive(self, self.done, str(path), summary)
+            self.done.emit(str(path), summary)
+
+
+def _import(r: ImportRequest):
+    """The import itself, on the worker thread: (the saved project's path, the import result)."""
+    result = import_torch(r.target, r.shape, r.kwargs)
+    r.out.parent.mkdir(parents=True, exist_ok=True)
+    path, _ = save_imported(result, r.out)
+    return path, result
 
 
 class TorchImportDialog(QDialog):

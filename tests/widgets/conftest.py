@@ -6,6 +6,18 @@ import pytest
 from PySide6.QtCore import QSettings, QStandardPaths
 
 
+@pytest.fixture(scope="session", autouse=True)
+def garbage_on_the_gui_thread(qapp):
+    """As in the editor (app/gui.py): Python's garbage is collected on the GUI thread only,
+    never in a worker thread that happens to allocate (a window of an earlier test destroyed
+    there deadlocked a CI run; app/widgets/threads.py)."""
+    from app.widgets.threads import GuiGarbageCollector
+
+    collector = GuiGarbageCollector()
+    yield collector
+    collector.stop()
+
+
 @pytest.fixture(autouse=True)
 def isolated_settings(tmp_path, monkeypatch):
     """Application data (recovery files) and settings go to a fresh folder per test, never

@@ -49,3 +49,58 @@ def test_a_dataset_that_finishes_loading_after_its_panel_closed(qtbot):
                 thread.join(30)
     finally:
         data_view.load_dataset = original
+
+
+def test_garbage_is_collected_on_the_gui_thread_not_in_a_worker_that_allocates(qtbot, garbage_on_the_gui_thread):
+    """A closed widget left in a reference cycle was destroyed by the garbage collector in
+    whichever thread allocated next: an export's worker thread, where it deadlocked with the
+    GUI thread deleting a menu. Now only the GUI thread collects."""
+    from PySide6.QtCore import Qt
+
+    destroyed_in = []
+
+    class Cyclic(QObject):
+        def __init__(self):
+            super().__init__()
+            self.me = self  # a reference cycle: only the cyclic collector frees it
+
+    obj = Cyclic()
+    obj.destroyed.connect(lambda: destroyed_in.append(threading.current_thread().name),
+                          Qt.ConnectionType.DirectConnection)
+    del obj
+
+    def allocate():
+        junk = []
+        for _ in range(200_000):  # far past gen0's threshold: collections would run here
+            cycle = []
+            cycle.append(cycle)
+            junk.append(cycle)
+
+    worker = threading.Thread(target=allocate, name="allocating-worker")
+    worker.start()
+    worker.join(60)
+    assert destroyed_in == []  # not in the worker
+    qtbot.waitUntil(lambda: bool(destroyed_in), timeout=10_000)
+    assert destroyed_in == [threading.main_thread().name]
+
+
+def test_work_in_a_thread_reports_on_the_gui_thread_and_not_after_its_owner_is_gone(qtbot):
+    from app.widgets.threads import run_in_thread
+
+    owner = Owner()
+    seen = []
+    future = run_in_thread(lambda: 6 * 7, owner, lambda f: seen.append((f.result(), threading.current_thread().name)))
+    qtbot.waitUntil(lambda: bool(seen), timeout=10_000)
+    assert seen == [(42, threading.main_thread().name)] and future.result() == 42
+
+    release = threading.Event()
+    late = Owner()
+    run_in_thread(lambda: release.wait(10), late, seen.append)
+    shiboken6.delete(late)  # its timer goes with it: the result is dropped
+    release.set()
+    qtbot.wait(300)
+    assert len(seen) == 1
+
+    failing = run_in_thread(lambda: 1 / 0, owner, seen.append)
+    qtbot.waitUntil(lambda: len(seen) == 2, timeout=10_000)
+    assert seen[1] is failing and isinstance(failing.exception(), ZeroDivisionError)

@@ -3,7 +3,6 @@ shapes, class counts and split sizes, or the reason the data does not fit."""
 
 from __future__ import annotations
 
-import threading
 from html import escape
 
 import numpy as np
@@ -14,7 +13,7 @@ from PySide6.QtWidgets import QLabel, QSizePolicy, QStackedWidget, QVBoxLayout, 
 
 from ...engine.datasets import Dataset, describe, load_dataset
 from ...engine.errors import NetCanvasError
-from ..threads import emit_if_alive
+from ..threads import run_in_thread
 
 CLASS_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                  "#7f7f7f", "#bcbd22", "#17becf"]
@@ -26,27 +25,25 @@ class DatasetLoader(QObject):
 
     loaded = Signal(object)
     failed = Signal(str)
-    _done = Signal(int, object, str)
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self._generation = 0
-        self._done.connect(self._deliver)
 
     def load(self, settings: dict, base_dir, input_shape, input_id: str) -> None:
         self._generation += 1
         generation = self._generation
 
-        def work():
+        def work():  # holds no Qt object: see threads.py
             try:
-                result = (load_dataset(settings, base_dir, input_shape, input_id), "")
+                return load_dataset(settings, base_dir, input_shape, input_id), ""
             except NetCanvasError as e:
-                result = (None, str(e))
+                return None, str(e)
             except Exception as e:  # a reader's own failure must reach the user as text
-                result = (None, f"{type(e).__name__}: {e}")
-            emit_if_alive(self, self._done, generation, *result)  # the panel may be closed by now
+                return None, f"{type(e).__name__}: {e}"
 
-        threading.Thread(target=work, daemon=True, name="dataset-loader").start()
+        run_in_thread(work, self, lambda future: self._deliver(generation, *future.result()),
+                      name="dataset-loader")
 
     def cancel(self) -> None:
         """Drop the result of any load still running."""

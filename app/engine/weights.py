@@ -17,14 +17,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
-from torch import nn
 
 from .errors import WeightsError, first_line
 from .files import atomic_write
+from .lazy import LazyModule
+
+# torch loads at the first tensor read or written: the run store and ``netcanvas check``
+# use this module's names and paths without any
+torch = LazyModule("torch")
+st_torch = LazyModule("safetensors.torch")
 
 MAX_JSON_DEPTH = 32  # metadata values are flat lists; deeper nesting is refused, not recursed into
 
@@ -37,7 +39,7 @@ def save_weights(module: nn.Module, path: str | Path, metadata: dict[str, str] |
 def save_tensors(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> Path:
     """Write a state dict as safetensors (on the CPU, contiguous), atomically. Returns the path."""
     plain = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    atomic_write(path, st_save(plain, metadata=metadata))
+    atomic_write(path, st_torch.save(plain, metadata=metadata))
     return Path(path)
 
 
@@ -52,7 +54,7 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     if p.suffix in (".pt", ".pth", ".bin"):
         return _read_torch(p)
     try:
-        return st_load(raw)
+        return st_torch.load(raw)
     except (SafetensorError, ValueError, RuntimeError) as e:
         raise WeightsError(f"is not a valid safetensors file ({e})", str(p)) from None
 

@@ -3,8 +3,8 @@ functions, PReLU's learned slopes and GLU's gate."""
 
 from __future__ import annotations
 
-from torch import nn
 
+from ..lazy import nn, torch_class  # torch loads when a module is built, not here
 from ..params import MAX_RANK, Param
 from .helpers import batch_dim, fmt
 from .spec import LayerSpec, ShapeError
@@ -24,10 +24,9 @@ def _same(check=None):
 
 
 def _elementwise(name: str, what: str, params=(), check=None, samples=_SAMPLES) -> LayerSpec:
-    cls = getattr(nn, name)
     return LayerSpec(
         name, "Activation", what + " Any shape in, the same shape out.", tuple(params),
-        _same(check), lambda shapes, p: cls(**p), samples=samples,
+        _same(check), lambda shapes, p: torch_class(name)(**p), samples=samples,
     )
 
 

@@ -7,7 +7,7 @@ later positions, which a file cannot otherwise express.
 
 from __future__ import annotations
 
-from .. import modules
+from ..lazy import modules  # torch loads when a module is built, not here
 from ..params import Param
 from .helpers import fmt, need_rank
 from .spec import LayerSpec, ShapeError

@@ -6,9 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import floor, prod
 
-from torch import nn
 
-from .. import modules
+from ..lazy import modules, nn, torch_class  # torch loads when a module is built, not here
 from ..params import REQUIRED, Param, is_int
 from .helpers import fmt, need_rank
 from .spec import LayerSpec, ShapeError
@@ -148,7 +147,7 @@ def _conv_count(shapes, p):
 def _conv_build(ndim):
     def build(shapes, p):
         padding = p["padding"]
-        cls = getattr(nn, f"Conv{ndim}d")
+        cls = torch_class(f"Conv{ndim}d")
         if padding == "same" and p["padding_mode"] == "zeros":
             k = sizes(p["kernel_size"], ndim, "kernel_size")
             d = sizes(p["dilation"], ndim, "dilation")
@@ -226,7 +225,7 @@ def _convt_count(shapes, p):
 
 def _convt_spec(ndim: int, samples) -> LayerSpec:
     shape_in, out = SHAPES[ndim]
-    cls = getattr(nn, f"ConvTranspose{ndim}d")
+    cls = torch_class(f"ConvTranspose{ndim}d")
     return LayerSpec(
         f"ConvTranspose{ndim}d", "Convolution",
         f"Transposed {ndim}-d convolution (learned upsampling): {shape_in} -> [out_channels, {out}].",

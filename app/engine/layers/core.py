@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from torch import nn
 
-from .. import modules
+from ..lazy import modules, nn, torch_class  # torch loads when a module is built, not here
 from ..params import MAX_RANK, Param
 from .helpers import batch_dim, fmt, numel
 from .spec import LayerSpec, ShapeError
@@ -206,23 +205,23 @@ SPECS = [
                  (((4,),), {"num_embeddings": 6, "embedding_dim": 2, "padding_idx": -1, "max_norm": 1.0,
                             "norm_type": 1.0, "scale_grad_by_freq": True})),
     ),
-    _activation("ReLU", nn.ReLU, "max(0, x)."),
-    _activation("Sigmoid", nn.Sigmoid, "1 / (1 + exp(-x)), values in (0, 1)."),
-    _activation("Tanh", nn.Tanh, "Hyperbolic tangent, values in (-1, 1)."),
+    _activation("ReLU", torch_class("ReLU"), "max(0, x)."),
+    _activation("Sigmoid", torch_class("Sigmoid"), "1 / (1 + exp(-x)), values in (0, 1)."),
+    _activation("Tanh", torch_class("Tanh"), "Hyperbolic tangent, values in (-1, 1)."),
     _activation(
-        "GELU", nn.GELU, "Gaussian error linear unit (approximate \"tanh\": its tanh approximation).",
+        "GELU", torch_class("GELU"), "Gaussian error linear unit (approximate \"tanh\": its tanh approximation).",
         [Param("approximate", "choice", "none", "The exact form, or the faster tanh approximation.",
                choices=("none", "tanh"))],
         samples=[(((5,),), {"approximate": "tanh"})],
     ),
-    _activation("Identity", nn.Identity, "Passes its input through unchanged."),
+    _activation("Identity", torch_class("Identity"), "Passes its input through unchanged."),
     _activation(
-        "LeakyReLU", nn.LeakyReLU, "x if x > 0 else negative_slope * x.",
+        "LeakyReLU", torch_class("LeakyReLU"), "x if x > 0 else negative_slope * x.",
         [Param("negative_slope", "float", 0.01, "Slope for negative inputs.", key=True)],
         samples=[(((7,),), {"negative_slope": 0.2})],
     ),
     _activation(
-        "ELU", nn.ELU, "x if x > 0 else alpha * (exp(x) - 1).",
+        "ELU", torch_class("ELU"), "x if x > 0 else alpha * (exp(x) - 1).",
         [Param("alpha", "float", 1.0, "Value approached for large negative inputs.", key=True)],
         samples=[(((7,),), {"alpha": 0.5})],
     ),

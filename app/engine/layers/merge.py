@@ -8,7 +8,7 @@ version 1 compiles exactly as before.
 
 from __future__ import annotations
 
-from .. import modules
+from ..lazy import modules  # torch loads when a module is built, not here
 from ..params import MAX_RANK, Param
 from .helpers import batch_dim, fmt
 from .spec import LayerSpec, ShapeError

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from math import prod
 
-from torch import nn
 
+from ..lazy import nn, torch_class  # torch loads when a module is built, not here
 from ..params import MAX_RANK, Param
 from .helpers import fmt, need_rank
 from .spec import LayerSpec, ShapeError
@@ -52,7 +52,7 @@ _BATCH_SAMPLES = {
 
 def _batchnorm(ndim: int) -> LayerSpec:
     name, ranks = f"BatchNorm{ndim}d", _BATCH_RANKS[ndim]
-    cls = getattr(nn, name)
+    cls = torch_class(name)
 
     def infer(shapes, p):
         need_rank(name, shapes[0], ranks)
@@ -80,7 +80,7 @@ _INSTANCE_SAMPLES = {
 
 def _instancenorm(ndim: int) -> LayerSpec:
     name, ranks = f"InstanceNorm{ndim}d", _INSTANCE_RANKS[ndim]
-    cls = getattr(nn, name)
+    cls = torch_class(name)
 
     def infer(shapes, p):
         shape = shapes[0]

@@ -3,8 +3,8 @@ last one (1-d) or two (2-d) dimensions."""
 
 from __future__ import annotations
 
-from torch import nn
 
+from ..lazy import nn, torch_class  # torch loads when a module is built, not here
 from ..params import Param
 from .conv import SizedParam, as_torch
 from .helpers import fmt, need_rank
@@ -57,7 +57,7 @@ def _padding_param(ndim: int, minimum: int | None) -> Param:
 
 
 def _spec(name: str, ndim: int, mode: str, what: str, samples, value: bool = False) -> LayerSpec:
-    cls = getattr(nn, name)
+    cls = torch_class(name)
     minimum = None if mode == "constant" else 0
     params = (_padding_param(ndim, minimum),)
     if value:  # required, as in torch's ConstantPadNd

@@ -3,8 +3,8 @@ given output size."""
 
 from __future__ import annotations
 
-from torch import nn
 
+from ..lazy import nn, torch_class  # torch loads when a module is built, not here
 from ..params import Param
 from .conv import RANKS, SHAPES, as_torch, int_tuple, sizes, window_out
 from .helpers import fmt, need_rank
@@ -44,7 +44,7 @@ _CEIL = Param("ceil_mode", "bool", False, "Round the output size up: a last, par
 
 def _max_pool_spec(ndim, samples):
     name = f"MaxPool{ndim}d"
-    cls = getattr(nn, name)
+    cls = torch_class(name)
     shape_in, out = SHAPES[ndim]
     return LayerSpec(
         name, "Pooling",
@@ -61,7 +61,7 @@ def _max_pool_spec(ndim, samples):
 
 def _avg_pool_spec(ndim, samples):
     name = f"AvgPool{ndim}d"
-    cls = getattr(nn, name)
+    cls = torch_class(name)
     shape_in, out = SHAPES[ndim]
     params = (*_window_params(ndim), _CEIL,
               Param("count_include_pad", "bool", True, "Count the padding zeros in each average."))
@@ -94,7 +94,7 @@ def _avg_pool_spec(ndim, samples):
 
 def _adaptive_spec(kind, ndim, samples):
     name = f"Adaptive{kind}Pool{ndim}d"
-    cls = getattr(nn, name)
+    cls = torch_class(name)
     shape_in, _ = SHAPES[ndim]
     size_names = {1: "length", 2: "height and width", 3: "depth, height and width"}[ndim]
 

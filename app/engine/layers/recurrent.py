@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from torch import nn
 
-from .. import modules
+from ..lazy import modules, nn  # torch loads when a module is built, not here
 from ..params import MAX_RANK, Param
 from .helpers import batch_dim, fmt, need_rank, same_shapes
 from .spec import LayerSpec, ShapeError

@@ -3,8 +3,8 @@ and AlphaDropout. All are the identity in evaluation; same shape out."""
 
 from __future__ import annotations
 
-from torch import nn
 
+from ..lazy import nn, torch_class  # torch loads when a module is built, not here
 from ..params import Param
 from .helpers import need_rank
 from .spec import LayerSpec
@@ -22,7 +22,7 @@ _SAMPLES = {
 
 def _dropout_nd(ndim: int) -> LayerSpec:
     name, ranks = f"Dropout{ndim}d", _RANKS[ndim]
-    cls = getattr(nn, name)
+    cls = torch_class(name)
     shape = next(iter(ranks.values()))
 
     def infer(shapes, p):

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from math import prod
 
-from torch import nn
 
-from .. import modules
+from ..lazy import modules, nn  # torch loads when a module is built, not here
 from ..params import INT_LIMIT, MAX_RANK, Param, is_int
 from .helpers import fmt, need_rank
 from .spec import LayerSpec, ShapeError

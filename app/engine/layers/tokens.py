@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from math import prod
 
-from .. import modules
+from ..lazy import modules  # torch loads when a module is built, not here
 from ..params import MAX_RANK, Param
 from .helpers import need_rank
 from .reshaping import axis

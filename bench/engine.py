@@ -7,6 +7,10 @@
    bottleneck nodes of two block types). Goal <= 20 ms "cold": right after a change to the
    block definitions (an edit inside a block), which empties the expansion caches; "warm"
    is a re-analysis after an edit outside the blocks (the caches hold).
+4. The incremental analysis (``incremental.Analyzer``, what the editor runs on every edit)
+   on the 1,000-node graph, per parameter edit: a first conv of a residual block (its shapes
+   change up to the block's second conv), and a second conv (its change breaks the Add, so
+   every shape after it goes). Goal <= 2 ms; a full ``analyze`` beside it (goal <= 10 ms).
 
 Timings interleave the two contenders round by round and report medians, because these
 machines are noisy; compare ratios, not absolute times.
@@ -25,6 +29,7 @@ from torch import nn
 from app.engine.compiler import compile_graph
 from app.engine.examples import load_example
 from app.engine.graph import Edge, Graph, Node
+from app.engine.incremental import Analyzer
 from app.engine.inference import analyze
 from app.engine.project import load_project
 
@@ -142,6 +147,25 @@ def time_analyze(n: int, repeats: int) -> dict:
             "p90_ms": sorted(times)[int(0.9 * len(times))] * 1e3}
 
 
+def time_incremental(n: int, repeats: int) -> dict:
+    """Median milliseconds of ``Analyzer.analysis()`` after one parameter edit, per kind of edit."""
+    g = generated_graph(n)
+    analyzer = Analyzer(g)
+    convs = [node_id for node_id in g.nodes if node_id.startswith("c")]
+    result = {}
+    for kind, suffix in (("within a block", "a"), ("breaking an Add", "b")):
+        target = [c for c in convs if c.endswith(suffix)][len(convs) // 4]
+        times = []
+        for i in range(repeats):
+            g.set_params(target, {"out_channels": 17 if i % 2 == 0 else 16, "kernel_size": 3, "padding": 1})
+            start = time.perf_counter()
+            analyzer.analysis()
+            times.append(time.perf_counter() - start)
+        result[kind] = statistics.median(times) * 1e3
+    analyzer.close()
+    return result
+
+
 def time_resnet50_blocks(repeats: int) -> dict:
     """Median and p90 of ``analyze`` on ResNet-50 with blocks, cold and warm (see above)."""
     graph = load_project(RESNET50).graph
@@ -177,6 +201,10 @@ def main() -> None:
     verdict = "ok" if r["median_ms"] <= 20 else "OVER"
     print(f"analyze on a {r['nodes']}-node graph: median {r['median_ms']:.2f} ms, "
           f"p90 {r['p90_ms']:.2f} ms  goal <= 20 ms  {verdict}")
+    r = time_incremental(1000, 10 if args.quick else 50)
+    for kind, median in r.items():
+        verdict = "ok" if median <= 2 else "OVER"
+        print(f"incremental analysis per edit, {kind}: median {median:.2f} ms  goal <= 2 ms  {verdict}")
     r = time_resnet50_blocks(10 if args.quick else 50)
     for kind in ("cold", "warm"):
         median, p90 = r[kind]

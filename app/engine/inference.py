@@ -42,6 +42,8 @@ class Analysis:
     incoming: dict[str, list[Edge]] = field(default_factory=dict)
     # per block node: its inside for the shapes it receives (its first copy's, if repeated)
     expansions: dict[str, Any] = field(default_factory=dict)
+    # what an incremental update starts from (incremental.py); not part of the result
+    state: "AnalysisState | None" = field(default=None, repr=False, compare=False)
 
     @property
     def errors(self) -> list[Issue]:
@@ -66,6 +68,26 @@ class Analysis:
         """The shape an edge carries: output ``e.source_port`` of ``e.source``."""
         ports = self.port_shapes.get(e.source)
         return ports[e.source_port] if ports and e.source_port < len(ports) else None
+
+
+# the passes of ``analyze``, in the order their issues are listed
+P_NODES, P_EDGES, P_SLOTS, P_PORTS, P_OPTIONS, P_ORDER, P_ENDS, P_DTYPES, P_SHAPES = range(9)
+
+
+@dataclass
+class AnalysisState:
+    """What ``analyze`` worked out on the way, kept for ``incremental.Analyzer``: each node's
+    spec, the nodes whose parameters are valid, whose slots are fed right (before the ports
+    check) and whose ``repeat`` can be carried out; the nodes fed from a port their source
+    lacks; the outgoing edges; where each pass's issues start in ``issues``."""
+
+    specs: dict[str, LayerSpec]
+    param_ok: set[str]
+    slots_ok: set[str]
+    ports_bad: set[str]
+    repeat_ok: set[str]
+    outgoing: dict[str, list[Edge]]
+    marks: list[int]
 
 
 def resolve_params(spec: LayerSpec, given: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str | None, str]]]:
@@ -147,68 +169,89 @@ def analyze(graph: Graph) -> Analysis:
     specs: dict[str, LayerSpec] = {}
     param_ok: set[str] = set()
     for node in graph.nodes.values():
-        problem = id_problem(node.id)
-        if problem:
-            issues.append(Issue(node.id, None, problem))
-        spec = graph.spec(node.type)
+        spec, resolved, found, ok = check_node(graph, node)
+        issues.extend(found)
         if spec is None:
-            issues.append(Issue(node.id, None, f"unknown layer type {node.type!r}"))
             continue
         specs[node.id] = spec
-        if spec.category == BLOCK_CATEGORY:  # (its parameters are the file's, not the catalogue's)
-            resolved, problems = resolve_params(spec, node.params)
-        else:
-            resolved, problems = _resolve_cached(spec, node.params)
         a.params[node.id] = resolved
-        for param, message in problems:
-            issues.append(Issue(node.id, param, message))
-        if not problems:
+        if ok:
             param_ok.add(node.id)
         if node.type == "Input":
             a.inputs.append(node.id)
 
+    marks = [0]
+    marks.append(len(issues))
     incoming, outgoing = _connect(graph, issues)
     a.incoming = incoming
+    marks.append(len(issues))
     slots_ok = _check_slots(graph, specs, incoming, issues)
-    slots_ok -= _check_ports(graph, specs, a.params, param_ok, incoming, issues)
+    marks.append(len(issues))
+    ports_bad = _check_ports(graph, specs, a.params, param_ok, incoming, issues)
+    marks.append(len(issues))
     repeat_ok = _check_options(graph, specs, incoming, issues)
+    marks.append(len(issues))
     a.order = _topological_order(graph, outgoing, incoming, issues)
+    marks.append(len(issues))
     _check_ends(graph, a, outgoing, issues)
+    marks.append(len(issues))
     _check_dtypes(graph, a, specs, outgoing, issues)
-
+    marks.append(len(issues))
+    state = a.state = AnalysisState(specs, param_ok, slots_ok, ports_bad, repeat_ok, outgoing, marks)
     for node_id in a.order:
-        spec = specs.get(node_id)
-        a.shapes[node_id] = a.port_shapes[node_id] = None
-        a.param_counts[node_id] = 0
-        if spec is None or node_id not in param_ok or node_id not in slots_ok or node_id not in repeat_ok:
-            continue
-        in_shapes = a.input_shapes(node_id)
-        if any(s is None for s in in_shapes):
-            continue
-        p = a.params[node_id]
-        try:
-            ports, count, hints = _infer(spec, in_shapes, p, graph.nodes[node_id].repeat)
-        except BlockIssues as e:  # (raised by the first copy: its issues, with their paths)
-            issues.extend(i.inside(node_id) for i in e.issues)
-            continue
-        except ShapeError as e:
-            issues.append(Issue(node_id, e.param, str(e)))
-            continue
-        except (ArithmeticError, ValueError) as e:  # a shape rule that met sizes it cannot take
-            issues.append(Issue(node_id, None, f"{UNCOMPUTABLE} ({type(e).__name__}: {first_line(e)})"))
-            continue
-        problem = next(filter(None, map(limits_problem, ports)), None) or count_problem(count)
-        if problem:
-            issues.append(Issue(node_id, None, f"{spec.type} cannot be built: {problem}"))
-            continue
-        a.shapes[node_id], a.port_shapes[node_id], a.param_counts[node_id] = ports[0], ports, count
-        for param, message in hints:
-            issues.append(Issue(node_id, param, message, "warning"))
-        if spec.category == BLOCK_CATEGORY:
-            inside = spec.expand(in_shapes, p)
-            a.expansions[node_id] = inside
-            issues.extend(i.inside(node_id) for i in inside.issues)  # (warnings only: errors raised)
+        issues.extend(infer_node(graph, a, state, node_id))
     return a
+
+
+def check_node(graph: Graph, node) -> tuple[LayerSpec | None, dict[str, Any] | None, list[Issue], bool]:
+    """A node on its own: its spec (None for an unknown type), its parameters with defaults
+    filled in, the issues of its id, its type and its parameters (in that order), and
+    whether its parameters are valid."""
+    found = [Issue(node.id, None, problem)] if (problem := id_problem(node.id)) else []
+    spec = graph.spec(node.type)
+    if spec is None:
+        found.append(Issue(node.id, None, f"unknown layer type {node.type!r}"))
+        return None, None, found, False
+    if spec.category == BLOCK_CATEGORY:  # (its parameters are the file's, not the catalogue's)
+        resolved, problems = resolve_params(spec, node.params)
+    else:
+        resolved, problems = _resolve_cached(spec, node.params)
+    found.extend(Issue(node.id, param, message) for param, message in problems)
+    return spec, resolved, found, not problems
+
+
+def infer_node(graph: Graph, a: Analysis, state: AnalysisState, node_id: str) -> list[Issue]:
+    """Work out ``node_id``'s output shapes, parameter count and expansion into ``a`` from
+    the shapes arriving at it; returns the issues found (shape errors, warnings)."""
+    spec = state.specs.get(node_id)
+    a.shapes[node_id] = a.port_shapes[node_id] = None
+    a.param_counts[node_id] = 0
+    a.expansions.pop(node_id, None)
+    if (spec is None or node_id not in state.param_ok or node_id not in state.slots_ok
+            or node_id in state.ports_bad or node_id not in state.repeat_ok):
+        return []
+    in_shapes = a.input_shapes(node_id)
+    if any(s is None for s in in_shapes):
+        return []
+    p = a.params[node_id]
+    try:
+        ports, count, hints = _infer(spec, in_shapes, p, graph.nodes[node_id].repeat)
+    except BlockIssues as e:  # (raised by the first copy: its issues, with their paths)
+        return [i.inside(node_id) for i in e.issues]
+    except ShapeError as e:
+        return [Issue(node_id, e.param, str(e))]
+    except (ArithmeticError, ValueError) as e:  # a shape rule that met sizes it cannot take
+        return [Issue(node_id, None, f"{UNCOMPUTABLE} ({type(e).__name__}: {first_line(e)})")]
+    problem = next(filter(None, map(limits_problem, ports)), None) or count_problem(count)
+    if problem:
+        return [Issue(node_id, None, f"{spec.type} cannot be built: {problem}")]
+    a.shapes[node_id], a.port_shapes[node_id], a.param_counts[node_id] = ports[0], ports, count
+    found = [Issue(node_id, param, message, "warning") for param, message in hints]
+    if spec.category == BLOCK_CATEGORY:
+        inside = spec.expand(in_shapes, p)
+        a.expansions[node_id] = inside
+        found.extend(i.inside(node_id) for i in inside.issues)  # (warnings only: errors raised)
+    return found
 
 
 def _infer(spec: LayerSpec, in_shapes: list[Shape], p: dict[str, Any], repeat: int):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..graph import Graph
+from ..incremental import Analyzer
 from ..inference import Analysis, analyze
 from ..layout import layered_layout
 from ..project import Project, load_project, save_project
@@ -55,7 +56,9 @@ class Document:
         _place(self.project)
         self._scratch_dir = scratch_dir or default_scratch_dir
         self.weights = ProjectWeights(lambda: self.project, self._scratch_dir)
-        self.analysis: Analysis = analyze(self.project.graph)
+        # (before _listen: its slots must see a change before the document asks for the analysis)
+        self._analyzer = Analyzer(self.project.graph)
+        self.analysis: Analysis = self._analyzer.analysis()
         self._listen(True)
 
     @property
@@ -104,11 +107,13 @@ class Document:
         (``layered_layout``), the history is cleared and no weights are held."""
         _place(project)
         self._listen(False)
+        self._analyzer.close()
         self.project = project
         self.history.clear()
         self.weights.reset()
+        self._analyzer = Analyzer(self.graph)
         self._listen(True)
-        self.analysis = analyze(self.graph)
+        self.analysis = self._analyzer.analysis()
         self.scope = ()
         self.reset.emit()
         self.analyzed.emit(self.analysis)
@@ -211,7 +216,7 @@ class Document:
             self._analyze()
 
     def _analyze(self) -> None:
-        self.analysis = analyze(self.graph)
+        self.analysis = self._analyzer.analysis()  # only what the edits since the last one reach
         self.set_scope(self.scope)  # (the opened block node may be gone)
         self.analyzed.emit(self.analysis)
 

@@ -1,10 +1,12 @@
 """The ``profile`` command: where a project's model spends its time, memory and FLOPs.
 
-    netcanvas profile FILE [--batch-size B] [--device D] [--repeats N] [--json]
+    netcanvas profile FILE [--batch-size B] [--device D] [--repeats N] [--kernels K] [--json]
 
 A table in the graph's order (forward and backward milliseconds, share of the time, output
 memory, parameters, FLOPs), the totals, the whole model measured apart (forward, backward,
-loss, optimizer step) and the five nodes taking the most time. Exit codes as ``check``:
+loss, optimizer step) and the five nodes taking the most time. The model is compiled with
+the project's kernels setting (or ``--kernels``), as the trainer compiles it: a fused chain
+is one row, named by its node ids joined by "+" (in --json: one row whose "group" lists them). Exit codes as ``check``:
 0; 1 a graph with errors, a device this machine lacks or a bad setting; 2 a project that
 cannot be read.
 """
@@ -12,12 +14,13 @@ cannot be read.
 from __future__ import annotations
 
 import json
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from .cli_io import open_or_report
-from .devices import resolve_device
 from .errors import DeviceError, GraphError, NetCanvasError
-from .profiler import Profile, profile
+
+if TYPE_CHECKING:
+    from .profiler import Profile
 
 COMMANDS: tuple[str, ...] = ("profile",)
 
@@ -30,11 +33,17 @@ def add_parsers(sub) -> None:
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--repeats", type=int, default=10, metavar="N",
                    help="timed runs per measurement after warm-up; the figures are their medians (default 10)")
+    p.add_argument("--kernels", choices=("auto", "on", "off"),
+                   help="fused kernels, as training.kernels (default: the project's setting)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def run(args, out: TextIO, err: TextIO) -> int:
     """Run the ``profile`` command parsed into ``args``; returns the exit code."""
+    # imported here: every command's parser is built at start, and `check` must not load torch
+    from .devices import resolve_device
+    from .profiler import profile
+
     opened = open_or_report(args.file, err)
     if opened is None:
         return 2
@@ -50,7 +59,7 @@ def run(args, out: TextIO, err: TextIO) -> int:
         err.write(f"error: --device: {e.message}\n")
         return 1
     try:
-        result = profile(project, batch, device, repeats=args.repeats)
+        result = profile(project, batch, device, repeats=args.repeats, kernels=args.kernels)
     except GraphError as e:
         err.write(f"error: {args.file} has errors, so it cannot be profiled:\n")
         err.writelines(f"  {issue}\n" for issue in e.issues)
@@ -73,16 +82,18 @@ def table(p: Profile) -> str:
     """The text report: one row per node in the graph's order, totals, the whole model,
     the top 5 nodes by time."""
     node_total = p.node_ms() or 1.0
-    width = max([len(n.id) for n in p.nodes] + [4])
+    names = {id(n): "+".join(n.group or [n.id]) for n in p.nodes}  # a fused chain: its node ids
+    width = max([len(name) for name in names.values()] + [4])
     kind = max([len(n.type) for n in p.nodes] + [4])
     head = (f"{'node':<{width}}  {'type':<{kind}}  {'fwd ms':>9}  {'bwd ms':>9}  {'share':>6}  "
             f"{'output':>10}  {'params':>11}  {'FLOPs':>14}")
-    lines = [f"profile: batch {p.batch_size} on {p.device}, medians of {p.repeats} runs after warm-up", "",
+    lines = [f"profile: batch {p.batch_size} on {p.device}, kernels {p.kernels!r}, medians of {p.repeats} "
+             "runs after warm-up", "",
              head, "-" * len(head)]
     for n in p.nodes:
         share = (n.forward_ms + n.backward_ms) / node_total
-        lines.append(f"{n.id:<{width}}  {n.type:<{kind}}  {n.forward_ms:9.3f}  {n.backward_ms:9.3f}  {share:6.1%}  "
-                     f"{_bytes(n.output_bytes):>10}  {n.params:>11,}  {n.flops:>14,}")
+        lines.append(f"{names[id(n)]:<{width}}  {n.type:<{kind}}  {n.forward_ms:9.3f}  {n.backward_ms:9.3f}  "
+                     f"{share:6.1%}  {_bytes(n.output_bytes):>10}  {n.params:>11,}  {n.flops:>14,}")
     lines.append("-" * len(head))
     fwd, bwd = sum(n.forward_ms for n in p.nodes), sum(n.backward_ms for n in p.nodes)
     lines.append(f"{'total':<{width}}  {'':<{kind}}  {fwd:9.3f}  {bwd:9.3f}  {1:6.0%}  "
@@ -95,7 +106,7 @@ def table(p: Profile) -> str:
               f"loss ({p.loss}): {p.loss_ms:.3f} ms; optimizer step: {p.optimizer_ms:.3f} ms (not in the table)",
               f"FLOPs: forward, as torch.utils.flop_counter.FlopCounterMode counts them", "",
               "top 5 by time:"]
-    lines += [f"  {n.id} ({n.type}): {n.forward_ms + n.backward_ms:.3f} ms, "
+    lines += [f"  {names[id(n)]} ({n.type}): {n.forward_ms + n.backward_ms:.3f} ms, "
               f"{(n.forward_ms + n.backward_ms) / node_total:.1%}" for n in p.top(5)]
     lines += [f"note: {note}" for note in p.notes]
     return "\n".join(lines) + "\n"

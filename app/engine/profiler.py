@@ -16,7 +16,12 @@ loss (forward and its own backward) and the optimizer's step, so that the per-no
 figures can be checked against them.
 
 The model is the one the trainer steps: compiled with the output the loss reads (the
-logits before a final Softmax) and without fused kernels (``kernels`` "off").
+logits before a final Softmax) and with the project's ``kernels`` setting, as the trainer
+compiles it (``compile_graph(..., kernels=...)``): where chains are fused (a CUDA GPU with
+Triton, kernels "on", or "auto" at measured shapes; on the CPU only with
+``NETCANVAS_KERNELS_CPU=1``), a fused chain is one module, so it is one row, whose ``group``
+lists its node ids (an unfused node's row: ``[its id]``). The loss is the project's too,
+fused cross-entropy included.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from .compiler import compile_graph, input_dtype
 from .errors import GraphError, TrainingError
 from .inference import Analysis, analyze
+from .kernels.runtime import check_mode
 from .optimizers import OPTIMIZERS, keyword_arguments
 from .project import Project
 from .training.objective import make_objective
@@ -44,7 +50,10 @@ WARMUP = 2  # untimed runs first: allocator, caches and lazy initialization sett
 @dataclass
 class NodeProfile:
     """One row: a node id, its type, median forward / backward milliseconds, the bytes of
-    its output (all items of a node with several outputs), its parameters, its forward FLOPs."""
+    its output (all items of a node with several outputs), its parameters, its forward FLOPs;
+    ``group``: the node ids the row stands for, in graph order: ``[id]``, or a fused chain's
+    (then ``id`` is its first node's, ``type`` its types joined by "+", and the figures the
+    chain's: times, parameters and FLOPs added up, the output its last node's)."""
 
     id: str
     type: str
@@ -53,6 +62,7 @@ class NodeProfile:
     output_bytes: int
     params: int
     flops: int
+    group: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -60,7 +70,8 @@ class Profile:
     """What ``profile`` returns: the rows in the graph's order; the whole model's FLOPs
     (FlopCounterMode's total), forward and backward milliseconds; the loss's (``loss``
     names it) and the optimizer step's milliseconds; the batch, the device, the repeats;
-    ``notes``: how it was measured where a choice was made."""
+    ``notes``: how it was measured where a choice was made (what the kernels fused, and
+    why not); ``kernels``: the setting the model was compiled with."""
 
     nodes: list[NodeProfile]
     total_flops: int
@@ -73,6 +84,7 @@ class Profile:
     repeats: int
     loss: str
     notes: list[str] = field(default_factory=list)
+    kernels: str = "off"
 
     def to_json(self) -> dict:
         """The ``profile --json`` object."""
@@ -90,11 +102,12 @@ class Profile:
 
 
 def profile(project: Project, batch_size: int, device: torch.device | str = "cpu", repeats: int = 10,
-            seed: int = 0) -> Profile:
-    """Profile ``project``'s model on a random batch of ``batch_size`` on ``device``.
+            seed: int = 0, kernels: str | None = None) -> Profile:
+    """Profile ``project``'s model on a random batch of ``batch_size`` on ``device``, compiled
+    with ``kernels`` (default: the project's ``training.kernels``, as the trainer does).
 
     Raises ``GraphError`` when the graph has errors, ``ValueError`` for a batch size or a
-    repeat count below 1.
+    repeat count below 1, or an unknown ``kernels``.
     """
     if batch_size < 1:
         raise ValueError(f"the batch size must be at least 1; received {batch_size}")
@@ -104,10 +117,19 @@ def profile(project: Project, batch_size: int, device: torch.device | str = "cpu
     if not a.ok:
         raise GraphError(a.errors)
     device = torch.device(device)
+    kernels = kernels or project.training.get("kernels", "off")
+    check_mode(kernels)
     torch.manual_seed(seed)
     notes: list[str] = []
-    loss_name, loss_node, loss_fn = _loss(project, a, notes)
+    loss_name, loss_node, loss_fn = _loss(project, a, notes, kernels)
+    # as the trainer builds its training module: the unfused one, then the fused chains over
+    # the same submodules (an unfused compile when nothing was fused)
     gm = compile_graph(project.graph, a, output=loss_node, device=device)
+    if kernels != "off":
+        fused = compile_graph(project.graph, a, output=loss_node, modules=gm, kernels=kernels)
+        notes += getattr(fused, "kernel_notes", [])
+        if getattr(fused, "fused", None):
+            gm = fused
     gm.train()
     xs = [_random_input(a, i, batch_size, device) for i in a.inputs]
     sync = _synchronizer(device)
@@ -115,21 +137,26 @@ def profile(project: Project, batch_size: int, device: torch.device | str = "cpu
     total_flops, flops = _flops(gm, xs)
     whole_step, whole = _whole(gm, xs, loss_fn, project.training, sync)
     rows, forward, backward = _per_node(gm, xs, loss_fn, repeats, sync, whole_step)
+    called = {n.target for n in gm.graph.nodes if n.op == "call_module"}
+    chain_of = {i: chain for chain in getattr(gm, "fused", []) for i in chain}
     nodes = []
-    for node in gm.graph.nodes:
-        if node.op != "call_module":
-            continue
-        module = gm.get_submodule(node.target)
+    for node_id in a.order:
+        if node_id not in called or chain_of.get(node_id, [node_id])[0] != node_id:
+            continue  # an Input, a node the loss does not read, or a fused chain's later node
+        group = chain_of.get(node_id, [node_id])
         nodes.append(NodeProfile(
-            id=node.target, type=project.graph.nodes[node.target].type,
-            forward_ms=_median(forward[node.target]), backward_ms=_median(backward[node.target]),
-            output_bytes=rows.get(node.target, 0), params=sum(p.numel() for p in module.parameters()),
-            flops=flops.get(node.target, 0)))
+            id=node_id, type="+".join(project.graph.nodes[i].type for i in group),
+            # per repeat, the chain's nodes added up, then the median over the repeats
+            forward_ms=_median([sum(t) for t in zip(*(forward[i] for i in group))]),
+            backward_ms=_median([sum(t) for t in zip(*(backward[i] for i in group))]),
+            output_bytes=rows.get(group[-1], 0),
+            params=sum(p.numel() for i in group for p in gm.get_submodule(i).parameters()),
+            flops=sum(flops.get(i, 0) for i in group), group=list(group)))
     return Profile(nodes, total_flops, *whole(), batch_size=batch_size, device=str(device), repeats=repeats,
-                   loss=loss_name, notes=notes)
+                   loss=loss_name, notes=notes, kernels=kernels)
 
 
-def _loss(project: Project, a: Analysis, notes: list[str]) -> tuple[str, str, Callable]:
+def _loss(project: Project, a: Analysis, notes: list[str], kernels: str = "off") -> tuple[str, str, Callable]:
     """The loss's name, the node it reads, and ``loss(output, x)`` on random targets: the
     project's own objective where it fits a random batch, else CrossEntropyLoss for a
     vector of scores and MSELoss for anything else."""
@@ -138,7 +165,7 @@ def _loss(project: Project, a: Analysis, notes: list[str]) -> tuple[str, str, Ca
     classes = out_shape[0] if out_shape and len(out_shape) == 1 and out_shape[0] > 1 else 2
     if len(a.inputs) == 1 and settings.get("target", "labels") in ("labels", "input"):
         try:
-            objective = make_objective(project.graph, a, {**settings, "kernels": "off"}, classes,
+            objective = make_objective(project.graph, a, {**settings, "kernels": kernels}, classes,
                                        a.shapes[a.inputs[0]])
         except TrainingError as e:
             notes.append(f"the project's {settings.get('loss')} does not fit a random batch ({e})")

@@ -12,7 +12,7 @@ import shutil
 from app.engine import cli_profile
 from app.engine.examples import example_path
 
-NODE_KEYS = {"id", "type", "forward_ms", "backward_ms", "output_bytes", "params", "flops"}
+NODE_KEYS = {"id", "type", "forward_ms", "backward_ms", "output_bytes", "params", "flops", "group"}
 
 
 def run_cli(*args: str) -> tuple[int, str, str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import pickle
 import threading
 from pathlib import Path
 
@@ -9,14 +11,16 @@ import numpy as np
 import pytest
 import torch
 
-from app.engine import config
+from app.engine import config, health
 from app.engine.compiler import compile_graph
 from app.engine.datasets.base import RawData, prepare
 from app.engine.errors import DatasetError, DeviceError, TrainingError
 from app.engine.examples import load_example
 from app.engine.project import Project
-from app.engine.training import (BatchEvent, EpochEvent, FinishedEvent, SnapshotEvent, Trainer,
+from app.engine.training import (BatchEvent, EpochEvent, FinishedEvent, SnapshotEvent, Trainer, as_dict,
                                  prepare_run)
+from app.engine.training.protocol import unbunch
+from app.engine.training.worker import run_inline
 from app.engine.weights import load_weights
 from tests.helpers import chain
 
@@ -329,3 +333,48 @@ def test_saved_weights_carry_the_input_normalization(tmp_path):
     assert json.loads(meta["input_shape"]) == [4]
     assert np.allclose(json.loads(meta["input_mean"]), run.dataset.mean.numpy(), atol=1e-6)
     assert json.loads(meta["class_names"]) == ["0", "1", "2"] and meta["reason"] == "completed"
+
+
+def test_snapshots_carry_the_health_of_a_step_and_the_boundary_through_the_pipe(monkeypatch):
+    # no wall-time limits: measured on every HEALTH_EVERY_SNAPSHOTS-th snapshot (2)
+    monkeypatch.setattr(health, "HEALTH_MIN_SECONDS", 0.0)
+    monkeypatch.setattr(health, "HEALTH_DUTY", float("inf"))
+    run = prepare_run(load_example("xor"), device="cpu", epochs=2)
+    _, events = collect(run, snapshot_every=3)
+    snaps = [e for e in events if isinstance(e, SnapshotEvent)]
+    first = snaps[0]
+    assert first.health_step == first.step == 3  # the step before it was measured for it
+    assert set(first.health) == {"fc1", "tanh", "fc2", "sigmoid"}
+    assert first.health["fc1"]["grad_norm"] > 0 and 0 < first.health["fc1"]["update_ratio"] < 1
+    assert first.health["sigmoid"]["grad_norm"] is None and first.health["tanh"]["saturated"] is not None
+    # in between (HEALTH_EVERY_SNAPSHOTS), the last measurement again
+    assert [s.health_step for s in snaps[:4]] == [3, 3, 9, 9]
+    assert first.boundary["probs"].shape == (64, 64, 1) and first.boundary["predicted"].shape == (64, 64)
+    assert set(first.boundary["units"]) == {"fc1", "tanh", "fc2"}
+    # the editor gets events pickled through a pipe, and --json as plain data
+    back = pickle.loads(pickle.dumps(first))
+    np.testing.assert_array_equal(back.boundary["probs"], first.boundary["probs"])
+    assert back.health == first.health
+    json.dumps(as_dict(first))
+
+
+def test_health_costs_training_nothing_and_a_model_without_two_features_has_no_boundary():
+    def losses(snapshot_every):
+        run = prepare_run(mlp_project(epochs=1), dataset=prepare(blobs(), "blobs", {}))
+        _, events = collect(run, snapshot_every=snapshot_every)
+        snaps = [e for e in events if isinstance(e, SnapshotEvent)]
+        return [e.loss for e in events if isinstance(e, BatchEvent)], snaps
+
+    plain, _ = losses(0)
+    watched, snaps = losses(2)
+    assert watched == plain  # measuring (eval mode, no gradients, weights copied) changes nothing
+    assert snaps[0].boundary is None and snaps[0].health["relu"]["dead"] is not None
+
+
+def test_the_worker_sends_the_new_fields_to_the_editor():
+    messages = []
+    options = {"overrides": {"device": "cpu", "epochs": 1}, "snapshot_every": 9}
+    code = run_inline(load_example("xor"), options, lambda m: messages.extend(unbunch(m)), bunched=True)
+    assert code == 0
+    snap = next(m[1] for m in messages if m[0] == "event" and isinstance(m[1], SnapshotEvent))
+    assert snap.health["fc1"]["grad_norm"] is not None and snap.boundary["points"]["train"].shape == (144, 2)

@@ -41,11 +41,19 @@ class EpochEvent:
 @dataclass
 class SnapshotEvent:
     """Filters of every conv (and first image Linear) node, and every node's activations
-    for the chosen samples; ``probabilities``: the output for those samples."""
+    for the chosen samples. ``health``: per node id the layer health (``health.HealthProbe.measure``:
+    mean, std, dead, saturated, grad_norm, weight_norm, update_ratio, flags), measured at step
+    ``health_step``; the trainer measures it only every so often (``health.HealthPacer``), and a
+    snapshot in between carries the last measurement again (same ``health_step``); None before the
+    first. ``boundary``: the decision boundary (``boundary.boundary_maps``) for a model with two
+    input features, else None."""
 
     step: int
     filters: dict[str, np.ndarray]
     activations: dict[str, np.ndarray]
+    health: dict[str, dict] | None = None
+    boundary: dict | None = None
+    health_step: int | None = None
     kind: str = "snapshot"
 
 
@@ -95,9 +103,15 @@ Event = BatchEvent | EpochEvent | SnapshotEvent | FinishedEvent
 
 
 def as_dict(event: Any) -> dict[str, Any]:
-    """The event as JSON-ready data (arrays become nested lists)."""
-    data = asdict(event)
-    for key, value in data.items():
-        if isinstance(value, dict):
-            data[key] = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in value.items()}
-    return data
+    """The event as JSON-ready data (arrays, at any depth, become nested lists)."""
+    return _plain(asdict(event))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

@@ -5,7 +5,10 @@
 
 The callback receives ``BatchEvent`` per minibatch, ``EpochEvent`` per epoch,
 ``SnapshotEvent`` when asked, and one ``FinishedEvent``. ``pause``/``resume``/``stop`` and
-``request_snapshot`` may be called from any thread; they act between minibatches.
+``request_snapshot`` may be called from any thread; they act between minibatches. A snapshot
+also carries the layer health (``health.py``: measured on the step before it, when the pacer
+allows; costs nothing while no snapshot is wanted) and, for two input features, the decision
+boundary (``boundary.py``).
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ import numpy as np
 import torch
 from torch import fx
 
-from .. import footprint, snapshots
+from .. import boundary, footprint, snapshots
 from ..compiler import compile_graph, input_dtype
 from ..datasets import Dataset, batch_count, batches, check_input_dtype, fit_to_input, load_dataset
 from ..devices import resolve_device
 from ..errors import GraphError, TrainingError, WeightsError
+from ..health import HealthPacer, HealthProbe, probe_batch
 from ..inference import Analysis, analyze
 from ..optimizers import OPTIMIZERS, SCHEDULES, keyword_arguments
 from ..project import Project
@@ -159,6 +163,16 @@ class Trainer:
             if out_id != run.analysis.output or getattr(other, "fused", None):
                 self.train_model = other
             run.notes.extend(n for n in getattr(other, "kernel_notes", []) if n not in run.notes)
+        # layer health (health.py): measured on the snapshots the pacer allows, on a fixed probe
+        # batch of training samples; the weights are copied only on the step before such a snapshot
+        self._probe = HealthProbe(self.model, graph, run.analysis)
+        self._probe_x = probe_batch(run.dataset.train, s["batch_size"], s["seed"])
+        self._pacer = HealthPacer()
+        self._health: dict | None = None
+        self._health_step: int | None = None
+        # the decision boundary: a model with two input features trained on class labels
+        self._boundary = boundary.applies(run.analysis) and s.get("target", "labels") == "labels"
+        self._frame: boundary.Frame | None = None  # its ranges and points, computed once
         # what the training steps call: train_model itself, or a wrapper such as
         # DistributedDataParallel (training/distributed.py); evaluation calls train_model
         self.step_model = self.train_model
@@ -292,7 +306,15 @@ class Trainer:
                     f"the loss became {shown} at epoch {epoch}, minibatch {i} (step {self.step}); "
                     f"the learning rate {s['lr']:g} is probably too high: try {_lower_lr(s['lr'])} or "
                     "lower")
+            if self.snapshot_every and self.step % self.snapshot_every == 0 and self._snapshot_wanted is None:
+                self.request_snapshot(self.snapshot_samples)
+            # a snapshot is wanted and health is due: bracket this step (the snapshot follows it)
+            measuring = self._snapshot_wanted is not None and self._pacer.due(time.monotonic())
+            if measuring:
+                self._probe.before_step(self.model)
             self.optimizer.step()
+            if measuring:
+                self._probe.after_step(self.model)
             n = len(y)
             total_loss += loss_value * n
             seen += n
@@ -303,8 +325,6 @@ class Trainer:
                                      None if correct is None else correct / n,
                                      n / max(now - last, 1e-9), lr))
             last = now
-            if self.snapshot_every and self.step % self.snapshot_every == 0 and self._snapshot_wanted is None:
-                self.request_snapshot(self.snapshot_samples)
             self._maybe_snapshot()
         self._last_epoch_stats = _means(*self._epoch_totals(total_loss, total_correct, seen), objective)
         return None
@@ -351,11 +371,30 @@ class Trainer:
         self.callback(self.snapshot(samples))
 
     def snapshot(self, samples: torch.Tensor) -> SnapshotEvent:
+        """Filters and activations for ``samples``; the layer health (measured now when the
+        last step was measured for it, or when there is none yet; else the last measurement)
+        and the decision boundary where it applies."""
         filters = snapshots.conv_filters(self.model, self.run_spec.project.graph)
         # samples come as float32 from the editor: token ids go back to the Input's int64
         x = samples.to(self.device, dtype=self.model.input_dtypes[0])
         acts = snapshots.activations(self.model, self.run_spec.analysis, x)
-        return SnapshotEvent(self.step, filters, acts)
+        if self._probe.fresh or self._health is None:
+            started, stepped = time.monotonic(), self._probe.fresh
+            probe = self._probe_x.to(self.device, dtype=self.model.input_dtypes[0])
+            self._health, self._health_step = self._probe.measure(self.model, probe), self.step
+            if stepped:  # one without a step (before the first) leaves the first step's due at once
+                now = time.monotonic()
+                self._pacer.measured(now, now - started + self._probe.step_seconds)
+        else:
+            self._pacer.served()
+        maps = None
+        if self._boundary:
+            data = self.run_spec.dataset
+            self._frame = self._frame or boundary.frame(data)
+            maps = boundary.boundary_maps(self.model, self.run_spec.analysis, data, loss=self.run_spec.settings["loss"],
+                                          fixed=self._frame)
+        return SnapshotEvent(self.step, filters, acts, health=self._health, boundary=maps,
+                             health_step=self._health_step)
 
     def _default_samples(self) -> torch.Tensor:
         data = self.run_spec.dataset

@@ -16,6 +16,8 @@ from ...engine.graph import Edge, Node
 from ...engine.layers import get_spec
 from ...engine.layers.helpers import fmt
 from ...engine.layers.spec import BLOCK_CATEGORY, LayerSpec
+from .overlays import (BADGE_W, GLYPH_RECT, Glyph, Heat, glyph_footprint, glyph_rect_far, health_tooltip, heat_fill,
+                       paint_badge, paint_glyph)
 from .routing import NODE_H, NODE_W, edge_route, label_spot
 from .theme import Theme
 
@@ -167,6 +169,10 @@ class NodeItem(QGraphicsItem):
         self._pills: list[Pill] = []
         self._extent = QRectF()  # the bounding rectangle, cached (see _layout_extras)
         self.direction = "TB"  # "LR": inputs on the left side, the outputs on the right
+        # overlays (overlays.py), None / empty while off: paint skips them at no cost
+        self.glyph: Glyph | None = None  # the live output for the sample shown
+        self.flags: list[tuple[str, str]] = []  # health flags: (title, explanation)
+        self.heat: Heat | None = None  # the node's place in a profile
         self.setFlags(QGraphicsItem.GraphicsItemFlag.ItemIsMovable
                       | QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
         self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
@@ -273,6 +279,30 @@ class NodeItem(QGraphicsItem):
             if self.isUnderMouse():
                 self.setToolTip(self.tooltip())
             self.update()
+
+    def set_glyph(self, glyph: Glyph | None) -> None:
+        """Show ``glyph`` (a live output) in the node; None removes it."""
+        if glyph is not self.glyph:
+            self.glyph = glyph
+            self.update()
+
+    def set_flags(self, flags: list[tuple[str, str]]) -> None:
+        """Health flags, (title, explanation) each: a warning badge, and a tooltip section."""
+        if flags != self.flags:
+            self.flags = list(flags)
+            self._refresh_tooltip()
+            self.update()
+
+    def set_heat(self, heat: Heat | None) -> None:
+        """The node's profile share (a tint) and figure; None clears them."""
+        if heat != self.heat:
+            self.heat = heat
+            self._refresh_tooltip()
+            self.update()
+
+    def _refresh_tooltip(self) -> None:
+        if self.isUnderMouse():
+            self.setToolTip(self.tooltip())
 
     def set_ports(self, output_names: tuple[str, ...], input_shapes: list[str], output_shapes: list[str]) -> None:
         """The names of the output ports (their number) and the shapes (text, "" where
@@ -395,7 +425,9 @@ class NodeItem(QGraphicsItem):
                     "statistics as they are")
         if self.problem:
             tip += f"<br><span style='color:{self.theme.error.name()}'>{escape(self.problem, quote=False)}</span>"
-        return tip
+        if self.heat is not None:
+            tip += f"<br>{escape(self.heat.detail, quote=False)}"
+        return tip + health_tooltip(self.flags, self.theme.warning)
 
     def hoverEnterEvent(self, event) -> None:
         # built when shown: an edit that changes 1,000 nodes must not build 1,000 tooltips
@@ -416,10 +448,12 @@ class NodeItem(QGraphicsItem):
         """The box's colour: the theme's, muted (a cold tint) when the node is frozen, a
         little of the category's colour for a block."""
         if self.trainable and self.is_block:
-            return blend(self.theme.node, self.theme.category(self.category), 0.08)
-        if self.trainable:
-            return self.theme.node
-        return QColor(44, 52, 64) if self.theme.dark else QColor(231, 237, 245)
+            base = blend(self.theme.node, self.theme.category(self.category), 0.08)
+        elif self.trainable:
+            base = self.theme.node
+        else:
+            base = QColor(44, 52, 64) if self.theme.dark else QColor(231, 237, 245)
+        return base if self.heat is None else heat_fill(base, self.theme, self.heat.share)
 
     def paint(self, painter: QPainter, option, widget=None) -> None:
         t = self.theme
@@ -453,12 +487,38 @@ class NodeItem(QGraphicsItem):
         if detail == "text":
             self._paint_text(painter)
             self._paint_pills(painter)
+            if self.glyph is not None:
+                paint_glyph(painter, self.glyph, GLYPH_RECT, t, t.category(self.category))
         elif detail == "type":  # far out: the type name alone, as large as the box allows
-            font = node_font(self._type_only_pixels(scale), bold=True)
-            painter.setFont(font)
-            painter.setPen(self.theme.error if self.severity == "error" else self.theme.text)
-            text = QFontMetricsF(font).elidedText(self.node.type, Qt.TextElideMode.ElideRight, NODE_W - 22)
-            painter.drawText(QRectF(12, 0, NODE_W - 16, NODE_H), Qt.AlignmentFlag.AlignCenter, text)
+            self._paint_far(painter, scale)
+        elif self.glyph is not None:
+            paint_glyph(painter, self.glyph, glyph_rect_far(False), t, t.category(self.category), show_label=False)
+        if detail != "text" and self.flags:  # a warning stays in sight however far out
+            side = min(max(BADGE_W, 14.0 / max(scale, 1e-6)), NODE_H * 0.6)
+            paint_badge(painter, QRectF(NODE_W - 4 - side, 4, side, side * 0.9), t)
+
+    def _paint_far(self, painter: QPainter, scale: float) -> None:
+        """The type name as large as the box allows, with the glyph beside it (the right half)
+        or the profile's share under it."""
+        t = self.theme
+        room = QRectF(12, 0, NODE_W - 16, NODE_H)
+        if self.glyph is not None:
+            far = glyph_rect_far(True)
+            paint_glyph(painter, self.glyph, far, t, t.category(self.category), show_label=False)
+            room.setRight(glyph_footprint(self.glyph, far).left() - 2)
+        figure = self.heat.short if self.heat is not None else ""
+        pixels = self._type_only_pixels(scale, room.width(), 0.4 if figure else 0.55)
+        font = node_font(pixels, bold=True)
+        painter.setFont(font)
+        painter.setPen(t.error if self.severity == "error" else t.text)
+        text = QFontMetricsF(font).elidedText(self.node.type, Qt.TextElideMode.ElideRight, room.width() - 6)
+        if figure:  # the type above, the share below it
+            painter.drawText(QRectF(room.left(), 0, room.width(), NODE_H / 2 + 2),
+                             Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom, text)
+            painter.drawText(QRectF(room.left(), NODE_H / 2 + 2, room.width(), NODE_H / 2 - 2),
+                             Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, figure)
+        else:
+            painter.drawText(room, Qt.AlignmentFlag.AlignCenter, text)
 
     def detail(self, scale: float) -> str:
         """What the node shows at ``scale`` screen pixels per scene unit, decided by the size
@@ -468,14 +528,16 @@ class NodeItem(QGraphicsItem):
             return "text"
         return "type" if self._type_only_pixels(scale) * scale >= TYPE_MIN_PX else "box"
 
-    def _type_only_pixels(self, scale: float) -> float:
+    def _type_only_pixels(self, scale: float, room: float = NODE_W - 16, height: float = 0.55) -> float:
         """The type name's size (scene units) when drawn alone: readable on screen if the
-        box allows, and never wider than the box."""
+        box allows (``height`` of it at most), and never wider than ``room``."""
         scale = max(scale, 1e-6)
-        pixels = min(READABLE_PX / scale, NODE_H * 0.55)
+        pixels = min(READABLE_PX / scale, NODE_H * height)
         width = _title_width(self.node.type, round(pixels))
-        if width > NODE_W - 22:  # a long name: smaller, down to the least that reads (then elided)
-            pixels = max(pixels * (NODE_W - 22) / width, min(pixels, TYPE_MIN_PX / scale))
+        if width > room - 6:  # a long name: smaller, down to the least that reads (then elided)
+            pixels = max(pixels * (room - 6) / width, min(pixels, TYPE_MIN_PX / scale))
+            if _title_width(self.node.type, round(pixels)) > room - 6:  # (the font's size is a whole pixel)
+                pixels = max(pixels - 1, min(pixels, TYPE_MIN_PX / scale))
         return pixels
 
     def repeat_text(self) -> str:
@@ -483,9 +545,12 @@ class NodeItem(QGraphicsItem):
         return f"×{self.repeat}" if self.repeat > 1 else ""
 
     def _paint_marks(self, painter: QPainter) -> float:
-        """The repeat badge and the frozen snowflake at the title's right end; returns the
-        width they take."""
+        """The health badge, the repeat badge and the frozen snowflake at the title's right
+        end; returns the width they take."""
         right = NODE_W - 6
+        if self.flags:
+            paint_badge(painter, QRectF(right - BADGE_W, 5, BADGE_W, BADGE_W * 0.9), self.theme)
+            right -= BADGE_W + 4
         badge = self.repeat_text()
         if badge:
             font = node_font(TEXT_PX, bold=True)
@@ -525,13 +590,23 @@ class NodeItem(QGraphicsItem):
             painter.drawText(QRectF(x, 5, room, 18), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
                              QFontMetricsF(id_font).elidedText(self.node_id, Qt.TextElideMode.ElideRight, room))
         small = node_font(TEXT_PX)
-        painter.setFont(small)
         sm = QFontMetricsF(small)
-        painter.setPen(t.text)
-        painter.drawText(QPointF(15, 38), sm.elidedText(self.summary, Qt.TextElideMode.ElideRight, NODE_W - 22))
+        # a glyph takes the column at the right: the two lines stop short of it
+        room = (glyph_footprint(self.glyph, GLYPH_RECT).left() - 6 - 15) if self.glyph is not None else NODE_W - 22
+        if self.heat is not None and self.heat.figure:  # the profile's figure replaces the key parameters
+            figure_font = node_font(TEXT_PX, bold=True)
+            painter.setFont(figure_font)
+            painter.setPen(t.text)
+            painter.drawText(QPointF(15, 38), QFontMetricsF(figure_font).elidedText(
+                self.heat.figure, Qt.TextElideMode.ElideRight, room))
+        else:
+            painter.setFont(small)
+            painter.setPen(t.text)
+            painter.drawText(QPointF(15, 38), sm.elidedText(self.summary, Qt.TextElideMode.ElideRight, room))
+        painter.setFont(small)
         painter.setPen(t.error if self.severity == "error" else t.dim_text)
         bottom = self.problem if self.severity == "error" else self.shape_text
-        painter.drawText(QPointF(15, 57), sm.elidedText(bottom, Qt.TextElideMode.ElideRight, NODE_W - 22))
+        painter.drawText(QPointF(15, 57), sm.elidedText(bottom, Qt.TextElideMode.ElideRight, room))
 
     def _paint_pills(self, painter: QPainter) -> None:
         if not self._pills:

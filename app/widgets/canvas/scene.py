@@ -20,6 +20,7 @@ from ...engine.session.commands import Connect, MoveNodes
 from ..document import Document
 from .arrange import Arrange
 from .items import DETAIL_PX, LABEL_PX, NODE_H, NODE_W, EdgeItem, NodeItem, PortItem, key_summary, temp_pen
+from .overlays import GroupRegion, Heat, Insight, health_flags, make_glyph, profile_marks
 from .routing import edge_path
 from .theme import current_theme
 
@@ -62,11 +63,18 @@ class CanvasScene(QGraphicsScene):
         self._direction_timer.setSingleShot(True)
         self._direction_timer.setInterval(0)
         self._direction_timer.timeout.connect(self._follow_moves)
-        doc.reset.connect(self.rebuild)
+        doc.reset.connect(self._project_reset)
         doc.scope_changed.connect(self.rebuild)
         doc.analyzed.connect(lambda _a: self.show_analysis(self.doc.current_analysis))
         self._graph = None
         self._placed: dict[str, tuple[float, float]] = {}  # while rebuilding: where unplaced nodes go
+        # overlays (set_insight, set_profile): what was given, kept to draw again after a rebuild
+        self._insight: Insight | None = None
+        self._live_nodes = False
+        self._heat: dict[str, Heat] = {}
+        self._regions: list[GroupRegion] = []
+        self._region_of: dict[str, list[GroupRegion]] = {}  # node id -> the regions it is in
+        self._profile_groups = []
         self.rebuild()
 
     # -- following the model -------------------------------------------------------------
@@ -102,8 +110,16 @@ class CanvasScene(QGraphicsScene):
         for item in self.edges.values():  # each edge once, now that every port is in place
             self._route(item)
         self.show_analysis(self.doc.current_analysis)
+        self._regions, self._region_of = [], {}  # (clear() removed them)
+        self._apply_insight()
+        self._apply_profile()
         self._grow_scene_rect()
         self._apply_detail(force=True)
+
+    def _project_reset(self) -> None:
+        # another project: a snapshot or a profile of the last one names other nodes
+        self._insight, self._heat, self._profile_groups = None, {}, []
+        self.rebuild()
 
     def _connections(self):
         g = self._graph
@@ -142,6 +158,9 @@ class CanvasScene(QGraphicsScene):
         return (0.0, bottom + NODE_H + 50)
 
     def _remove_node(self, node: Node) -> None:
+        for region in self._region_of.pop(node.id, ()):
+            region.ids = [i for i in region.ids if i != node.id]
+            self._follow_region(region)
         item = self.nodes.pop(node.id, None)
         self._touching.pop(node.id, None)
         self._shown.pop(node.id, None)
@@ -198,6 +217,8 @@ class CanvasScene(QGraphicsScene):
         """Keep the edges of a node glued to it while it moves (model or mouse)."""
         for e in self._touching.get(item.node_id, ()):
             self._route(self.edges[e])
+        for region in self._region_of.get(item.node_id, ()):
+            self._follow_region(region)
 
     def _route(self, item: EdgeItem) -> None:
         e = item.edge
@@ -205,6 +226,75 @@ class CanvasScene(QGraphicsScene):
         avoid = source.label_rects() + target.label_rects()
         item.route(source.output_pos(e.source_port), target.input_pos(e.target_port), self.direction,
                    source.box(), target.box(), avoid)
+
+    # -- overlays: live nodes, health, profile (overlays.py) --------------------------------
+    @property
+    def live_nodes(self) -> bool:
+        """Whether the nodes draw their live glyphs (View > Live nodes); health badges show
+        whenever the insight has health, either way."""
+        return self._live_nodes
+
+    @live_nodes.setter
+    def live_nodes(self, on: bool) -> None:
+        if bool(on) != self._live_nodes:
+            self._live_nodes = bool(on)
+            self._apply_insight()
+
+    def set_insight(self, insight: Insight | None) -> None:
+        """Show a training snapshot on the nodes (the training panel's ``CanvasInsight``, or
+        any object with its attributes): with ``live_nodes``, each node's output as a glyph;
+        health flags as badges. None clears both."""
+        self._insight = insight
+        self._apply_insight()
+
+    def _at_top_level(self) -> bool:
+        # insight and profiles name the project's own nodes: inside a block the ids are others
+        return not self.doc.scope
+
+    def _apply_insight(self) -> None:
+        insight = self._insight if self._at_top_level() else None
+        activations = getattr(insight, "activations", None) or {}
+        health = getattr(insight, "health", None)
+        output = getattr(insight, "output_node", None)
+        names = getattr(insight, "class_names", None) or ()
+        live = self._live_nodes and insight is not None
+        for node_id, item in self.nodes.items():
+            item.set_flags(health_flags(health, node_id))
+            item.set_glyph(make_glyph(activations.get(node_id), node_id == output, names) if live else None)
+
+    def set_profile(self, profile: dict | None, metric: str = "time") -> None:
+        """Tint the nodes by their share of ``metric`` ("time", "memory" or "flops") in
+        ``profile`` (the ``netcanvas profile --json`` dict) and write the figure on them; a
+        fused group (a row with ``"group": [ids]``) gets one region behind its nodes. None
+        clears it. Raises ``ValueError`` for an unknown metric or a profile of another shape."""
+        if profile is None:
+            self._heat, self._profile_groups = {}, []
+        else:
+            self._heat, self._profile_groups = profile_marks(profile, metric)
+        self._apply_profile()
+
+    def _apply_profile(self) -> None:
+        for region in self._regions:
+            self.removeItem(region)
+        self._regions, self._region_of = [], {}
+        heat = self._heat if self._at_top_level() else {}
+        for node_id, item in self.nodes.items():
+            item.set_heat(heat.get(node_id))
+        if not self._at_top_level():
+            return
+        for group in self._profile_groups:
+            ids = [i for i in group.ids if i in self.nodes]
+            if len(ids) < 2:
+                continue
+            region = GroupRegion(ids, group.heat, self.theme)
+            self.addItem(region)
+            self._follow_region(region)
+            self._regions.append(region)
+            for i in ids:
+                self._region_of.setdefault(i, []).append(region)
+
+    def _follow_region(self, region: GroupRegion) -> None:
+        region.follow([self.nodes[i].box() for i in region.ids if i in self.nodes])
 
     # -- direction and layout ------------------------------------------------------------------
     def set_direction(self, direction: str) -> None:
@@ -217,6 +307,8 @@ class CanvasScene(QGraphicsScene):
             item.set_direction(direction)
         for item in self.edges.values():
             self._route(item)
+        for region in self._regions:
+            self._follow_region(region)
         self._overview_stale()
 
     def _follow_moves(self) -> None:
@@ -503,6 +595,9 @@ class CanvasScene(QGraphicsScene):
             item.update()
         for item in self.edges.values():
             item.set_theme(theme)
+        for region in self._regions:
+            region.theme = theme
+            region.update()
         self._refresh_overview()
         self.update()
 

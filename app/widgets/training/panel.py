@@ -1,5 +1,6 @@
 """The training panel: choose the data and the settings, start / pause / stop a run that
-trains in its own process, and watch it: curves, filters, activations, results."""
+trains in its own process, and watch it: curves, filters, activations, layer health, decision
+boundaries, results; each snapshot shown goes to the canvas too (``insight_changed``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from html import escape
 from pathlib import Path
 
 import numpy as np
-import torch
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
@@ -43,6 +43,7 @@ from .activations import ActivationsView
 from .curves import CurvesView
 from .data_view import DataPreview, DatasetLoader
 from .filters import FiltersView
+from .insight import InsightTabs, local_activations
 from .results import ResultsView
 from .session import TrainingSession
 
@@ -52,8 +53,8 @@ _DATASET_ROWS = {"path": ("mnist", "fashion_mnist", "csv", "image_folder"), "ima
                  "noise": config.SYNTHETIC, "test_fraction": None}
 # snapshots (filters, activations) are pulled by the panel, paced by wall time and by what
 # drawing them costs, never by minibatch count: a small model runs hundreds of steps a second;
-# and only while the Filters or Activations tab is on screen (each costs the child a forward
-# pass and the editor a redraw, so nobody's CPU goes on views nobody looks at)
+# and only while a view that draws them is on screen, or the canvas draws them (live nodes): each
+# costs the child a forward pass and the editor a redraw, so nobody's CPU goes on views nobody sees
 SNAPSHOT_MIN_SECONDS = snapshot_seconds()  # 0.5 s, or 1 s where training takes every CPU
 SNAPSHOT_DUTY = drawing_duty()  # the share of the GUI thread the snapshot views may draw for
 # no ETA before this share of the first epoch (or two epochs) and this many seconds of
@@ -63,11 +64,14 @@ ETA_MIN_SECONDS = 1.0
 
 
 class TrainingPanel(QWidget):
-    """Signal ``training_active(bool)``: the main window locks editing while a run lasts."""
+    """Signal ``training_active(bool)``: the main window locks editing while a run lasts;
+    ``insight_changed(CanvasInsight | None)``: a snapshot (live, or of the weights held) was
+    shown, for the canvas (None: nothing to show, the project changed)."""
 
     training_active = Signal(bool)
     start_weights_changed = Signal()  # what the next run starts from changed (the status bar shows it)
     runs_changed = Signal()  # a run was recorded, or ended: the Runs view reads the store again
+    insight_changed = Signal(object)
 
     def __init__(self, doc: Document, parent=None):
         super().__init__(parent)
@@ -88,6 +92,7 @@ class TrainingPanel(QWidget):
         self._last_batch = None
         self._last_snapshot = None  # the run's last SnapshotEvent
         self._drawn_snapshot: dict[int, object] = {}  # which views have drawn it (by id)
+        self.live_nodes = False  # View > Live nodes: snapshots are pulled for the canvas, tab or not
         self._build()
         self._wire()
         self._snapshot_timer = QTimer(self, singleShot=True, interval=int(SNAPSHOT_MIN_SECONDS * 1000))
@@ -180,6 +185,8 @@ class TrainingPanel(QWidget):
         self.tabs.addTab(self.curves, "Curves")
         self.tabs.addTab(self.filters, "Filters")
         self.tabs.addTab(self.activations, "Activations")
+        self.insight = InsightTabs(self.tabs, self.curves)  # Health and Boundary
+        self.health_view, self.boundary_view = self.insight.health, self.insight.boundary
         self.tabs.addTab(self.results, "Results")
         self.tabs.addTab(self.preview, "Data")
         self.tabs.currentChanged.connect(self._tab_changed)
@@ -199,6 +206,7 @@ class TrainingPanel(QWidget):
         self.doc.reset.connect(self.project_changed)
         self.doc.settings_changed.connect(self._settings_changed)
         self.doc.analyzed.connect(lambda a: self._reload_timer.start() if self.dataset is None else None)
+        self.doc.analyzed.connect(self.insight.follow)
         self.doc.path_changed.connect(self._project_saved)
         self.data_form.edited.connect(lambda n, v: self._edit("dataset", n, v))
         self.training_form.edited.connect(lambda n, v: self._edit("training", n, v))
@@ -233,6 +241,8 @@ class TrainingPanel(QWidget):
         self._close_store()  # its runs are recorded elsewhere
         self.results.clear()
         self.filters.clear()
+        self.insight.clear(self.doc.analysis)
+        self.insight_changed.emit(None)
         self.curves.clear()  # runs of another network are no comparison
         self.progress.reset()
         self.progress.setFormat("")
@@ -314,13 +324,20 @@ class TrainingPanel(QWidget):
         return True
 
     def _show_local_model(self) -> None:
-        """The filters and activations of the weights held here (saved or just trained)."""
+        """What the views show of the weights held here (saved or just trained)."""
         model, a = self.local_model, self.doc.analysis
         self._last_snapshot = None  # older than these weights: a tab switch must not bring it back
         self.filters.show_filters(snapshots.conv_filters(model, self.doc.graph), a.order)
-        fits = self.sample is not None and a.inputs and tuple(self.sample.shape[1:]) == tuple(a.shapes[a.inputs[0]])
-        if fits:
-            self._show_activations(snapshots.activations(model, self.doc.analysis, torch.from_numpy(self.sample)))
+        self.insight.show_local(model, self.doc.graph, a, self.dataset, self.doc.project.training)
+        self._show_local_activations()
+
+    def _show_local_activations(self) -> None:
+        a = self.doc.analysis
+        acts = local_activations(self.local_model, a, self.sample)
+        if acts:
+            self._show_activations(acts)
+        step = self._last_batch.step if self._last_batch is not None else 0
+        self.insight_changed.emit(self.insight.insight(acts, a, self.dataset, step))
 
     def _sample_changed(self, sample: np.ndarray) -> None:
         self.sample = sample
@@ -328,7 +345,7 @@ class TrainingPanel(QWidget):
             self._snapshot_pending = True
             self.session.request_snapshot(sample)
         elif self.local_model is not None:
-            self._show_local_model()
+            self._show_local_activations()
 
     # -- what a run starts from ---------------------------------------------------------------
     def refresh_start(self) -> None:
@@ -378,6 +395,7 @@ class TrainingPanel(QWidget):
         self._last_batch = None
         self._last_snapshot, self._drawn_snapshot = None, {}
         self.results.clear()
+        self.health_view.clear()  # the sparklines follow this run
         self.tabs.setCurrentWidget(self.curves)
         self._rate_from, self._paused_at, self._paused_seconds = None, None, 0.0
         self.status.setText("Starting the training process…")
@@ -431,8 +449,10 @@ class TrainingPanel(QWidget):
 
     # -- events from the run -------------------------------------------------------------------
     def watching(self) -> bool:
-        """Whether a view that shows snapshots (filters, activations) is on screen."""
-        return self.tabs.currentWidget() in (self.filters, self.activations) and self.tabs.isVisible()
+        """Whether snapshots are wanted: a view that shows them (filters, activations, health,
+        boundary) is on screen, or the canvas draws them (``live_nodes``)."""
+        views = (self.filters, self.activations, self.health_view, self.boundary_view)
+        return self.live_nodes or (self.tabs.currentWidget() in views and self.tabs.isVisible())
 
     def _pull_snapshot(self) -> None:
         if not self.session.running or (self.session.info or {}).get("nproc"):  # no live snapshots there
@@ -526,7 +546,9 @@ class TrainingPanel(QWidget):
     def _snapshot(self, event) -> None:
         start = time.perf_counter()
         self._last_snapshot, self._drawn_snapshot = event, {}
+        self.insight.record(event, self.doc.graph, self.doc.analysis)
         self._show_snapshot()
+        self.insight_changed.emit(self.insight.insight(event.activations, self.doc.analysis, self.dataset, event.step))
         self._snapshot_pending = False
         if self.session.running:
             cost = time.perf_counter() - start
@@ -541,6 +563,8 @@ class TrainingPanel(QWidget):
             self.filters.show_filters(event.filters, self.doc.analysis.order)
         elif view is self.activations:
             self._show_activations(event.activations)
+        elif view is self.boundary_view and event.boundary is not None:
+            self.boundary_view.show_boundary(event.boundary, event.step)
         else:
             return
         self._drawn_snapshot[id(view)] = event

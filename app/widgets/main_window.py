@@ -8,7 +8,7 @@ from pathlib import Path
 
 import shiboken6
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox,
                                QVBoxLayout, QWidget)
 
@@ -31,6 +31,7 @@ from .history_view import HistoryView
 from .inspector import Inspector
 from .issues import IssuesList
 from .palette import Palette
+from .profiling import METRICS, Profiling
 from .recovery import Autosaver, forget, pending_recoveries, recovery_dir
 from .shortcuts import resolve as resolve_shortcuts
 from .runs.sweep_dialog import SweepDialog
@@ -85,6 +86,8 @@ class MainWindow(QMainWindow):
         self.exporter = Exporter(self, lambda: self.doc.project,
                                  lambda: self.doc.weights.file or self.doc.project.weights_path)
         self.exporter.busy_changed.connect(lambda busy: self._state_message("Exporting…" if busy else ""))
+        self.profiling = Profiling(self, lambda: self.doc.project, lambda: self.doc.scope, self.scene.set_profile)
+        self.profiling.busy_changed.connect(lambda busy: self._state_message("Profiling…" if busy else ""))
         self._docks = {}
         self._dock("palette", "Layers", self.palette, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._dock("inspector", "Inspector", inspector_pane, Qt.DockWidgetArea.RightDockWidgetArea)
@@ -174,6 +177,12 @@ class MainWindow(QMainWindow):
                 "A folder with model.py, the weights, the data and a torchrun-ready train.py"),
             "train": self._action("&Train", self.train, "Train the network on its dataset"),
             "stop": self._action("&Stop Training", self.training.stop),
+            "profile": self._action("&Profile", self.profiling.start,
+                                    "Time, memory and FLOPs of every layer, measured and shown on the canvas"),
+            "clear_profile": self._action("&Clear Profile", self.profiling.clear, "Remove the profile from the canvas"),
+            "live_nodes": self._action("Li&ve Nodes", self.set_live_nodes,
+                                       "Show each layer's output for the chosen sample on the canvas while it "
+                                       "trains"),
             "sweep": self._action("S&weep…", self.open_sweep,
                                   "Search training settings and node parameters with Optuna; each trial is a run"),
             "group": self._action("&Group into Block", self.editor.group_selection,
@@ -229,12 +238,24 @@ class MainWindow(QMainWindow):
         view = menu.addMenu("&View")
         view.addActions([a["zoom_in"], a["zoom_out"], a["fit"], a["layout"], a["layout_lr"]])
         view.addSeparator()
+        a["live_nodes"].setCheckable(True)
+        view.addAction(a["live_nodes"])
+        view.addSeparator()
         for dock in self._docks.values():
             view.addAction(dock.toggleViewAction())
         run = menu.addMenu("&Run")
         run.addActions([a["train"], a["stop"]])
         run.addSeparator()
         run.addAction(a["sweep"])
+        run.addSeparator()
+        run.addActions([a["profile"], a["clear_profile"]])
+        shows = run.addMenu("Profile &Measures")
+        group = QActionGroup(self)
+        for metric, title in METRICS.items():
+            choice = shows.addAction(title, lambda m=metric: self.profiling.set_metric(m))
+            choice.setCheckable(True)
+            choice.setChecked(metric == self.profiling.metric)
+            group.addAction(choice)
         help_menu = menu.addMenu("&Help")
         help_menu.addActions([a["getting_started"], a["about"]])
         bar = self.addToolBar("Main")
@@ -290,6 +311,12 @@ class MainWindow(QMainWindow):
             path, f"Weights of the chosen run loaded from {path.name}."))
         self.runs.message.connect(lambda text: self.statusBar().showMessage(text, 6000))
         self.doc.history.changed.connect(self._follow_history)
+        # what the canvas shows of a run (live nodes, health badges) and of a profile
+        self.training.insight_changed.connect(self.scene.set_insight)
+        self.doc.analyzed.connect(lambda _a: self.profiling.graph_edited())
+        self.doc.scope_changed.connect(lambda _s: self.profiling.refresh())
+        self.profiling.message.connect(lambda text: self.statusBar().showMessage(text, 10000))
+        self.profiling.failed.connect(lambda text: self.show_error("Cannot profile", text))
         self._follow_history()
         self._follow_selection()
 
@@ -417,6 +444,14 @@ class MainWindow(QMainWindow):
         self.view.fit(arrange=False)
         self._selection_changed()
         self._show_analysis(self.doc.analysis)
+
+    def set_live_nodes(self, on: bool) -> None:
+        """View > Live Nodes: each node shows its output for the chosen sample (the training
+        panel then fetches snapshots even when no view of its own shows them)."""
+        self.actions_by_name["live_nodes"].setChecked(on)
+        self.scene.live_nodes = on
+        self.training.live_nodes = on
+        self.scene.update()
 
     def train(self) -> None:
         self._docks["training"].show()

@@ -21,7 +21,7 @@ KEYS: dict[str, tuple] = {
     "delete": (K.Delete, "Backspace"), "select_all": (K.SelectAll,),
     "zoom_in": (K.ZoomIn, "Ctrl+="), "zoom_out": (K.ZoomOut,), "fit": ("F",), "layout": ("Ctrl+L",),
     "getting_started": ("F1",), "export_onnx": ("Ctrl+E",), "export_python": ("Ctrl+Shift+E",),
-    "train": ("F5",), "stop": ("Shift+F5",),
+    "train": ("F5",), "stop": ("Shift+F5",), "profile": ("Ctrl+Shift+P",), "live_nodes": ("Ctrl+Shift+L",),
     "group": ("Ctrl+G",), "ungroup": ("Ctrl+Shift+G",),
 }
 

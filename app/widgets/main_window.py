@@ -86,7 +86,8 @@ class MainWindow(QMainWindow):
         self.exporter = Exporter(self, lambda: self.doc.project,
                                  lambda: self.doc.weights.file or self.doc.project.weights_path)
         self.exporter.busy_changed.connect(lambda busy: self._state_message("Exporting…" if busy else ""))
-        self.profiling = Profiling(self, lambda: self.doc.project, lambda: self.doc.scope, self.scene.set_profile)
+        self.profiling = Profiling(self, lambda: self.doc.project, lambda: self.doc.scope, self.scene.set_profile,
+                                   lambda: self.doc.analysis)
         self.profiling.busy_changed.connect(lambda busy: self._state_message("Profiling…" if busy else ""))
         self._docks = {}
         self._dock("palette", "Layers", self.palette, Qt.DockWidgetArea.LeftDockWidgetArea)
@@ -313,7 +314,7 @@ class MainWindow(QMainWindow):
         self.doc.history.changed.connect(self._follow_history)
         # what the canvas shows of a run (live nodes, health badges) and of a profile
         self.training.insight_changed.connect(self.scene.set_insight)
-        self.doc.analyzed.connect(lambda _a: self.profiling.graph_edited())
+        self.doc.analyzed.connect(self.profiling.graph_edited)
         self.doc.scope_changed.connect(lambda _s: self.profiling.refresh())
         self.profiling.message.connect(lambda text: self.statusBar().showMessage(text, 10000))
         self.profiling.failed.connect(lambda text: self.show_error("Cannot profile", text))
@@ -728,6 +729,7 @@ class MainWindow(QMainWindow):
         if self._sweep is not None and shiboken6.isValid(self._sweep):
             self._sweep.reject()  # ends a sweep in progress
         self.training.shutdown()
+        self.profiling.cancel()  # its child process measures a graph nobody will see
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState(LAYOUT_VERSION))
         self.autosaver.discard()

@@ -22,20 +22,21 @@ POLL_MS = 100
 class Profiling(QObject):
     """``message(str)``: what to say in the status bar; ``busy_changed(bool)``;
     ``failed(str)``: why a profile could not be made. ``show(profile | None, metric)`` draws
-    (the scene's ``set_profile``); ``project()`` and ``scope()`` read the document."""
+    (the scene's ``set_profile``); ``project()``, ``scope()`` and ``analysis()`` read the document."""
 
     message = Signal(str)
     busy_changed = Signal(bool)
     failed = Signal(str)
 
     def __init__(self, parent: QObject, project: Callable, scope: Callable[[], tuple],
-                 show: Callable[[dict | None, str], None]):
+                 show: Callable[[dict | None, str], None], analysis: Callable = lambda: None):
         super().__init__(parent)
-        self._project, self._scope, self._show = project, scope, show
+        self._project, self._scope, self._show, self._current = project, scope, show, analysis
         self.job: ProfileJob | None = None
         self.profile: dict | None = None
         self.metric = "time"
         self._edits = 0  # edits seen; a profile of an older graph is dropped
+        self._analysis = None  # the last analysis seen: a move keeps it (nothing analyzed changed)
         self._started_at_edit = 0
         self._timer = QTimer(self, interval=POLL_MS)
         self._timer.timeout.connect(self._poll)
@@ -50,6 +51,7 @@ class Profiling(QObject):
             return
         self.job = ProfileJob(self._project())
         self._started_at_edit = self._edits
+        self._analysis = self._current()
         self._timer.start()
         self.busy_changed.emit(True)
 
@@ -68,8 +70,12 @@ class Profiling(QObject):
         self.profile = None
         self.refresh()
 
-    def graph_edited(self) -> None:
-        """The graph changed: a shown profile no longer describes it."""
+    def graph_edited(self, analysis=None) -> None:
+        """The graph was analyzed again (``analysis``): unless nothing analyzed changed (a node
+        moved), a shown profile no longer describes it."""
+        if analysis is not None and analysis is self._analysis:
+            return
+        self._analysis = analysis
         self._edits += 1
         if self.profile is not None:
             self.clear()

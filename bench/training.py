@@ -6,7 +6,9 @@
    child process, with live views drawn in the editor), both in each round, which one goes
    first alternating from round to round. During each panel run the views change every
    ``--switch`` seconds, as a user would look around: Curves, then Filters, then
-   Activations (only the view on screen draws). Throughput = training samples per second of
+   Activations (only the view on screen draws); with ``--live``, View > Live Nodes is on
+   (every node's glyph on the canvas, health badges, snapshots fetched all along) and the
+   Health tab (and Boundary, for two-feature data) join the views. Throughput = training samples per second of
    the epochs (the trainer's own epoch timings, so process start-up and imports are left
    out of both). Goal: panel / headless >= 0.95.
    With ``--load N``, each round is measured twice: on the idle machine, and with N
@@ -61,7 +63,7 @@ def headless(example: str, epochs: int, out_dir: str) -> float:
 class PanelRun:
     """One training run from the panel of a real main window, with a latency probe."""
 
-    def __init__(self, app, example: str, epochs: int, switch: float = 2.0):
+    def __init__(self, app, example: str, epochs: int, switch: float = 2.0, live: bool = False):
         from PySide6.QtCore import QSettings, Qt, QTimer
 
         from app.engine.examples import example_path
@@ -90,6 +92,11 @@ class PanelRun:
         self.batches = 0
         self.panel.session.batches.connect(self._batches)
         self.views = [self.panel.curves, self.panel.filters, self.panel.activations]
+        if live:
+            self.window.set_live_nodes(True)
+            self.views.append(self.panel.health_view)
+            if self.panel.tabs.isTabEnabled(self.panel.tabs.indexOf(self.panel.boundary_view)):
+                self.views.append(self.panel.boundary_view)
         self.shown: list[str] = []
         self.switcher = QTimer(interval=int(switch * 1000))
         self.switcher.timeout.connect(self._switch)
@@ -154,11 +161,11 @@ def wait_until(condition, timeout: float) -> None:
     check.stop()
 
 
-def panel_run(app, example: str, epochs: int, switch: float) -> tuple[float, list[float]]:
+def panel_run(app, example: str, epochs: int, switch: float, live: bool) -> tuple[float, list[float]]:
     from app.engine.examples import load_example
     from app.engine.training import prepare_run
 
-    run = PanelRun(app, example, epochs, switch)
+    run = PanelRun(app, example, epochs, switch, live)
     run.run()
     print("  panel views shown in turn:", " > ".join(run.shown), flush=True)
     train = len(prepare_run(load_example(example), device="cpu").dataset.train)
@@ -211,7 +218,7 @@ def measure(app, args, load: int, out: str, head: list, live: list, lateness: li
             if side == "headless":
                 head.append(headless(args.example, args.epochs, out))
             else:
-                rate, late = panel_run(app, args.example, args.epochs, args.switch)
+                rate, late = panel_run(app, args.example, args.epochs, args.switch, args.live)
                 live.append(rate)
                 lateness += late
     label = f"load {load}" if load else "idle"
@@ -235,6 +242,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--switch", type=float, default=2.0, help="seconds each live view stays on screen")
+    parser.add_argument("--live", action="store_true",
+                        help="View > Live Nodes on, and the Health (and Boundary) tabs among the views shown")
     parser.add_argument("--load", type=int, default=0, metavar="N",
                         help="also measure each round with N CPU-bound processes at normal priority "
                              "running beside both (the idle figures come too)")
@@ -253,13 +262,18 @@ def main() -> None:
 
     print(f"the panel's run: {use_priority(args.nice, args.policy)}", flush=True)
     app = QApplication.instance() or QApplication([])
+    from app.widgets.threads import GuiGarbageCollector
+
+    collector = GuiGarbageCollector(app)  # as the editor runs (app/gui.py)
     loads = [0, args.load] if args.load else [0]
     figures = {load: ([], [], []) for load in loads}
     with tempfile.TemporaryDirectory() as out:
         for r in range(args.rounds):
             for load in loads:
                 measure(app, args, load, out, *figures[load], r)
-    print(f"\n{args.example}, {args.epochs} epochs, {args.rounds} rounds, CPU, {os.cpu_count()} cores")
+    collector.stop()
+    live = ", live nodes and health on" if args.live else ""
+    print(f"\n{args.example}, {args.epochs} epochs, {args.rounds} rounds, CPU, {os.cpu_count()} cores{live}")
     for load in loads:
         report("idle" if not load else f"{load} competing process{'es' if load > 1 else ''}", *figures[load],
                goal=0.95 if not load else 0.90)

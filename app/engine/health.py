@@ -24,6 +24,7 @@ from torch import nn
 from .datasets.base import Split
 from .graph import Graph
 from .inference import Analysis
+from .snapshots import run_hooked
 
 # -- thresholds (why these values) -------------------------------------------------------------
 # A node's gradient is judged relative to its weights (||grad|| / ||w||): that figure does not
@@ -153,15 +154,7 @@ class HealthProbe:
         # each output is summarized by its hook at once: holding every node's output for the
         # whole probe batch would take memory in proportion to the model's depth
         captured: dict[str, dict] = {}
-        handles = [getattr(model, n).register_forward_hook(self._summarize(captured, n)) for n in self.order]
-        was_training = model.training
-        model.eval()
-        try:
-            model(x)
-        finally:
-            model.train(was_training)
-            for h in handles:
-                h.remove()
+        run_hooked(model, [(getattr(model, n), self._summarize(captured, n)) for n in self.order], x)
         stats: dict[str, dict] = {}
         for n in self.order:
             summary = captured.get(n)

@@ -80,11 +80,18 @@ def activations(model: nn.Module, analysis: Analysis, x: torch.Tensor) -> dict[s
     """Every node's output for the samples ``x`` ``[n, *input_shape]``, in eval mode (the
     model's mode is restored after). Input nodes map to ``x`` itself."""
     captured: dict[str, np.ndarray] = {}
-    handles = []
-    for node_id in analysis.order:
-        module = getattr(model, node_id, None)
-        if isinstance(module, nn.Module):
-            handles.append(module.register_forward_hook(_keep(captured, node_id)))
+    hooks = [(module, _keep(captured, node_id)) for node_id in analysis.order
+             if isinstance(module := getattr(model, node_id, None), nn.Module)]
+    run_hooked(model, hooks, x)
+    for node_id in analysis.inputs:
+        captured[node_id] = x.detach().float().cpu().numpy()
+    return captured
+
+
+def run_hooked(model: nn.Module, hooks, x: torch.Tensor) -> None:
+    """Run ``model(x)`` in eval mode with forward ``hooks`` ``[(module, hook)]`` registered
+    for the call alone; the model's mode is restored after, even when the call raises."""
+    handles = [module.register_forward_hook(hook) for module, hook in hooks]
     was_training = model.training
     model.eval()
     try:
@@ -93,9 +100,6 @@ def activations(model: nn.Module, analysis: Analysis, x: torch.Tensor) -> dict[s
         model.train(was_training)
         for h in handles:
             h.remove()
-    for node_id in analysis.inputs:
-        captured[node_id] = x.detach().float().cpu().numpy()
-    return captured
 
 
 def _keep(store: dict[str, np.ndarray], node_id: str):

@@ -60,7 +60,7 @@ def run_gui(argv: list[str]) -> int:
     app.setApplicationName("NetCanvas")
     app.setDesktopFileName("netcanvas")
     app.setWindowIcon(QIcon(str(icon_path())))
-    collector = GuiGarbageCollector(app)  # garbage is collected on this thread only: threads.py says why
+    collector = GuiGarbageCollector(app)  # noqa: F841 - held while the app runs (threads.py says why)
     window = MainWindow()
     errors = ErrorHandler(window)  # every error that escapes: logged, shown, and the editor goes on
     errors.install()

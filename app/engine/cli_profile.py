@@ -104,7 +104,7 @@ def table(p: Profile) -> str:
                   f"(the nodes add up to {(fwd + bwd) / whole:.0%} of that)" if whole else
               f"whole model: forward {p.forward_ms:.3f} ms, backward {p.backward_ms:.3f} ms",
               f"loss ({p.loss}): {p.loss_ms:.3f} ms; optimizer step: {p.optimizer_ms:.3f} ms (not in the table)",
-              f"FLOPs: forward, as torch.utils.flop_counter.FlopCounterMode counts them", "",
+              "FLOPs: forward, as torch.utils.flop_counter.FlopCounterMode counts them", "",
               "top 5 by time:"]
     lines += [f"  {names[id(n)]} ({n.type}): {n.forward_ms + n.backward_ms:.3f} ms, "
               f"{(n.forward_ms + n.backward_ms) / node_total:.1%}" for n in p.top(5)]

@@ -13,7 +13,6 @@ written); 2 for a file that cannot be read, or a parameter, option or storage th
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from typing import TextIO

@@ -16,12 +16,16 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from safetensors import SafetensorError, safe_open
 
 from .errors import WeightsError, first_line
 from .files import atomic_write
 from .lazy import LazyModule
+
+if TYPE_CHECKING:
+    from torch import nn
 
 # torch loads at the first tensor read or written: the run store and ``netcanvas check``
 # use this module's names and paths without any

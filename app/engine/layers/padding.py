@@ -4,7 +4,7 @@ last one (1-d) or two (2-d) dimensions."""
 from __future__ import annotations
 
 
-from ..lazy import nn, torch_class  # torch loads when a module is built, not here
+from ..lazy import torch_class  # torch loads when a module is built, not here
 from ..params import Param
 from .conv import SizedParam, as_torch
 from .helpers import fmt, need_rank

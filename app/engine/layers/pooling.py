@@ -4,7 +4,7 @@ given output size."""
 from __future__ import annotations
 
 
-from ..lazy import nn, torch_class  # torch loads when a module is built, not here
+from ..lazy import torch_class  # torch loads when a module is built, not here
 from ..params import Param
 from .conv import RANKS, SHAPES, as_torch, int_tuple, sizes, window_out
 from .helpers import fmt, need_rank

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-
-from ..lazy import modules, nn  # torch loads when a module is built, not here
-from ..params import MAX_RANK, Param
-from .helpers import batch_dim, fmt, need_rank, same_shapes
-from .spec import LayerSpec, ShapeError
+from ..lazy import modules  # torch loads when a module is built, not here
+from ..params import Param
+from .helpers import need_rank
+from .spec import LayerSpec
 
 _GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
 MAX_LAYERS = 1000  # stacked recurrent layers (deep stacks of more than a few do not train)

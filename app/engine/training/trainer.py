@@ -93,7 +93,7 @@ def init_weights_path(project: Project, settings: dict) -> Path | None:
     if not path.is_absolute():
         path = (project.path.parent if project.path else Path.cwd()) / path
     if not path.is_file():
-        raise WeightsError(f"does not exist: training.init_weights names it as the weights to start from "
+        raise WeightsError("does not exist: training.init_weights names it as the weights to start from "
                            "(train the project that writes it first, or clear the setting)", str(path))
     return path
 

@@ -1,4 +1,5 @@
-"""Graphics items of the canvas: a node with its ports, and an edge with its shape label.
+"""Graphics items of the canvas: a node with its ports (edges: edges.py; the marks drawn on a
+node: marks.py).
 
 Items draw what the model and the latest analysis say; they never hold the truth.
 """
@@ -9,16 +10,17 @@ from functools import lru_cache
 from html import escape
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPainterPathStroker, QPen
-from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QGraphicsSimpleTextItem, QStyle
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen
+from PySide6.QtWidgets import QGraphicsItem, QStyle
 
-from ...engine.graph import Edge, Node
+from ...engine.graph import Node
 from ...engine.layers import get_spec
 from ...engine.layers.helpers import fmt
 from ...engine.layers.spec import BLOCK_CATEGORY, LayerSpec
 from .overlays import (BADGE_W, GLYPH_RECT, Glyph, Heat, glyph_footprint, glyph_rect_far, health_tooltip, heat_fill,
                        paint_badge, paint_glyph)
-from .routing import NODE_H, NODE_W, edge_route, label_spot
+from .marks import BLOCK_GLYPH_W, blend, block_glyph, snowflake
+from .routing import NODE_H, NODE_W
 from .theme import Theme
 
 PORT_R = 6.0
@@ -625,113 +627,3 @@ class NodeItem(QGraphicsItem):
                 painter.drawText(QRectF(pill.rect.left(), y, pill.rect.width(), line_h),
                                  Qt.AlignmentFlag.AlignCenter, text)
                 y += line_h
-
-
-BLOCK_GLYPH_W = 17.0  # the block glyph before a block node's name, with its gap
-
-
-def block_glyph(painter: QPainter, top_left: QPointF, colour: QColor) -> None:
-    """A box holding three layers: the mark before a block node's name."""
-    painter.save()
-    painter.setPen(QPen(colour, 1.4))
-    painter.setBrush(Qt.BrushStyle.NoBrush)
-    x, y = top_left.x(), top_left.y()
-    painter.drawRoundedRect(QRectF(x, y, 13, 13), 2.5, 2.5)
-    painter.setPen(Qt.PenStyle.NoPen)
-    painter.setBrush(colour)
-    for k in range(3):
-        painter.drawRoundedRect(QRectF(x + 3, y + 2.6 + 3 * k, 7, 1.9), 0.8, 0.8)
-    painter.restore()
-
-
-def blend(a: QColor, b: QColor, share: float) -> QColor:
-    """``a`` with ``share`` of ``b`` mixed in."""
-    return QColor(round(a.red() + (b.red() - a.red()) * share), round(a.green() + (b.green() - a.green()) * share),
-                  round(a.blue() + (b.blue() - a.blue()) * share))
-
-
-def snowflake(painter: QPainter, centre: QPointF, r: float, colour: QColor) -> None:
-    """A six-armed snowflake of radius ``r`` (drawn, so it needs no font with the glyph)."""
-    painter.save()
-    painter.setPen(QPen(colour, 1.6, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
-    painter.translate(centre)
-    for k in range(6):
-        painter.save()
-        painter.rotate(60 * k)
-        painter.drawLine(QPointF(0, 0), QPointF(0, -r))
-        painter.drawLine(QPointF(0, -r * 0.55), QPointF(r * 0.3, -r * 0.8))
-        painter.drawLine(QPointF(0, -r * 0.55), QPointF(-r * 0.3, -r * 0.8))
-        painter.restore()
-    painter.restore()
-
-
-class EdgeItem(QGraphicsPathItem):
-    """A connection from the source's output to the target's input (down, or to the right in
-    a left-to-right layout; around both nodes when the target is not ahead: see routing.py),
-    with the tensor shape it carries written at its middle, off both nodes."""
-
-    def __init__(self, edge: Edge, theme: Theme):
-        super().__init__()
-        self.edge, self.theme = edge, theme
-        self.setZValue(0)
-        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
-        self.setPen(QPen(theme.edge, 1.8))
-        self.direction = "TB"
-        self.label = QGraphicsSimpleTextItem(self)
-        self.label.setFont(node_font(LABEL_PX))
-        self.label.setBrush(QBrush(theme.dim_text))
-        self.label.setZValue(3)
-        self._label_text = ""
-        self._boxes: list[QRectF] = []  # the boxes of its two nodes, which the label keeps off
-        self._curve = None  # the four points of its path when that is one curve
-
-    def set_theme(self, theme: Theme) -> None:
-        self.theme = theme
-        self.setPen(QPen(theme.edge, 1.8))
-        self.label.setBrush(QBrush(theme.dim_text))
-
-    def set_label(self, text: str) -> None:
-        if text != self._label_text:
-            self._label_text = text
-            self.label.setText(text)
-            self._place_label()
-
-    def route(self, start: QPointF, end: QPointF, direction: str = "TB",
-              source: QRectF | None = None, target: QRectF | None = None, avoid: list[QRectF] = ()) -> None:
-        """Run from ``start`` to ``end`` around the ``source`` and ``target`` boxes; the label
-        keeps off them and off the rectangles in ``avoid`` (their ports' labels)."""
-        self.direction = direction
-        self._boxes = [box for box in (source, target) if box is not None] + list(avoid)
-        path, self._curve = edge_route(start, end, direction, source, target)
-        self.setPath(path)
-        if self._label_text:  # (an edge just built has none yet: set_label places it)
-            self._place_label()
-
-    def _place_label(self) -> None:
-        path = self.path()
-        if path.isEmpty():
-            return
-        self.label.setPos(label_spot(path, self.label.boundingRect().size(), self._boxes, self.direction, self._curve))
-
-    def paint(self, painter: QPainter, option, widget=None) -> None:
-        selected = bool(option.state & QStyle.StateFlag.State_Selected)
-        self.setPen(QPen(self.theme.selection if selected else self.theme.edge, 3 if selected else 1.8))
-        option.state &= ~QStyle.StateFlag.State_Selected  # no dashed box around a curve
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        super().paint(painter, option, widget)
-
-    def shape(self) -> QPainterPath:
-        stroker = QPainterPathStroker()
-        stroker.setWidth(10)
-        return stroker.createStroke(self.path())
-
-
-def temp_pen(theme: Theme) -> QPen:
-    pen = QPen(theme.selection, 2, Qt.PenStyle.DashLine)
-    return pen
-
-
-def highlight(color: QColor, alpha: int) -> QColor:
-    c = QColor(color)
-    c.setAlpha(alpha)
-    return c

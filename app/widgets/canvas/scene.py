@@ -19,7 +19,8 @@ from ...engine.layout import LR, TB, infer_direction, layered_layout
 from ...engine.session.commands import Connect, MoveNodes
 from ..document import Document
 from .arrange import Arrange
-from .items import DETAIL_PX, LABEL_PX, NODE_H, NODE_W, EdgeItem, NodeItem, PortItem, key_summary, temp_pen
+from .edges import EdgeItem, temp_pen
+from .items import DETAIL_PX, LABEL_PX, NODE_H, NODE_W, NodeItem, PortItem, key_summary
 from .overlays import GroupRegion, Heat, Insight, health_flags, make_glyph, profile_marks
 from .routing import edge_path
 from .theme import current_theme

@@ -119,7 +119,9 @@ class HealthProbe:
         """Copy the trainable weights of every node that has some (call just before
         ``optimizer.step()``, only on a step whose health is wanted)."""
         started = time.perf_counter()
-        self._before = {n: [p.detach().clone() for p in ps] for n in self.order
+        # on the CPU: a second copy of the model on a device near its memory limit would
+        # run out of memory on the first measured step (the footprint check counts no copy)
+        self._before = {n: [p.detach().to("cpu", copy=True) for p in ps] for n in self.order
                         if (ps := self._trainable(model, n))}
         self.step_seconds = time.perf_counter() - started
 
@@ -140,7 +142,7 @@ class HealthProbe:
             if before is not None and len(before) == len(ps):
                 size = _norm(before)
                 if size > 0:
-                    ratio = _norm([p.detach() - b for p, b in zip(ps, before)]) / size
+                    ratio = _norm([p.detach().cpu() - b for p, b in zip(ps, before)]) / size
             self._step[n] = (grad, ratio)
         self._before = {}
         self.step_seconds += time.perf_counter() - started

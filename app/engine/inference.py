@@ -240,7 +240,7 @@ def infer_node(graph: Graph, a: Analysis, state: AnalysisState, node_id: str) ->
         return [i.inside(node_id) for i in e.issues]
     except ShapeError as e:
         return [Issue(node_id, e.param, str(e))]
-    except (ArithmeticError, ValueError) as e:  # a shape rule that met sizes it cannot take
+    except (ArithmeticError, ValueError, LookupError, TypeError) as e:  # a rule that met sizes it cannot take
         return [Issue(node_id, None, f"{UNCOMPUTABLE} ({type(e).__name__}: {first_line(e)})")]
     problem = next(filter(None, map(limits_problem, ports)), None) or count_problem(count)
     if problem:
@@ -269,9 +269,9 @@ def _infer(spec: LayerSpec, in_shapes: list[Shape], p: dict[str, Any], repeat: i
         k = len(inputs)
         seen[shape] = k
         inputs.append(shape)
-        try:
-            counts.append(spec.count([shape], p))
+        try:  # the shape rule first: it refuses what the count cannot take
             out = spec.output_shape([shape], p)
+            counts.append(spec.count([shape], p))
         except ShapeError as e:
             if k == 0:
                 raise

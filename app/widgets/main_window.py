@@ -315,6 +315,7 @@ class MainWindow(QMainWindow):
         # what the canvas shows of a run (live nodes, health badges) and of a profile
         self.training.insight_changed.connect(self.scene.set_insight)
         self.doc.analyzed.connect(self.profiling.graph_edited)
+        self.doc.settings_changed.connect(self.profiling.settings_edited)
         self.doc.scope_changed.connect(lambda _s: self.profiling.refresh())
         self.profiling.message.connect(lambda text: self.statusBar().showMessage(text, 10000))
         self.profiling.failed.connect(lambda text: self.show_error("Cannot profile", text))

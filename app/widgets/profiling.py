@@ -76,10 +76,19 @@ class Profiling(QObject):
         if analysis is not None and analysis is self._analysis:
             return
         self._analysis = analysis
-        self._edits += 1
+        self._stale("the graph changed")
+
+    def settings_edited(self, section: str) -> None:
+        """The project's ``section`` settings changed: the training settings are measured too
+        (the batch, the kernels, the loss)."""
+        if section == "training":
+            self._stale("the training settings changed")
+
+    def _stale(self, why: str) -> None:
+        self._edits += 1  # (a profile running now is dropped when it arrives)
         if self.profile is not None:
             self.clear()
-            self.message.emit("Profile cleared: the graph changed (Run > Profile measures it again).")
+            self.message.emit(f"Profile cleared: {why} (Run > Profile measures it again).")
 
     def refresh(self) -> None:
         self._show(self.profile if not self._scope() else None, self.metric)

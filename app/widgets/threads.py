@@ -11,6 +11,9 @@ rules keep that from happening:
   allocates a lot, an ONNX export, no longer collects a closed window's widgets);
 - ``run_in_thread``: a worker runs a plain callable that holds no Qt object and leaves its
   result in a ``concurrent.futures.Future``; a timer on the GUI thread picks it up.
+
+What no switch can stop: a library that calls ``gc.collect()`` itself, in a worker thread.
+None that the workers call does so today (an ONNX export was checked).
 """
 
 from __future__ import annotations

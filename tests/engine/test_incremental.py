@@ -13,7 +13,8 @@ from app.engine.inference import analyze
 EXAMPLES = ("xor", "lenet5", "resnet", "resnet_blocks", "text_transformer", "mobilenet")
 
 # values a parameter may be set to: good ones, bad ones, and ones that change shapes a lot
-VALUES = st.one_of(st.integers(-2, 40), st.sampled_from([0.5, "same", "valid", True, None, [2, 2], [3, 1], "x"]))
+VALUES = st.one_of(st.integers(-2, 40), st.sampled_from([0.5, "same", "valid", True, None, [2, 2], [3, 1], "x",
+                                                         "int64", "float32", [1, 1], [2, 6]]))
 
 
 def same(incremental, full) -> None:
@@ -33,7 +34,7 @@ def edit(graph, draw) -> None:
     """One random edit of ``graph``, as the editor makes them."""
     ids = list(graph.nodes)
     kind = draw(st.sampled_from(["params", "params", "params", "options", "move", "add", "remove", "edge",
-                                 "unedge"]))
+                                 "unedge", "reorder"]))
     node_id = draw(st.sampled_from(ids)) if ids else None
     if node_id is None:
         graph.add_node(Node("input", "Input", {"shape": [2]}))
@@ -43,7 +44,7 @@ def edit(graph, draw) -> None:
     if kind == "params":
         params = dict(node.params)
         names = [p.name for p in spec.params] if spec else []
-        name = draw(st.sampled_from(names + ["nonsense"]))
+        name = draw(st.sampled_from(names + ["nonsense"] + (["dtype"] * 3 if node.type == "Input" else [])))
         if draw(st.booleans()) and name in params:
             params.pop(name)
         else:
@@ -59,6 +60,8 @@ def edit(graph, draw) -> None:
             graph.add_node(Node(new_id, draw(st.sampled_from(["ReLU", "Linear", "Conv2d", "Add", "Split"])),
                                 {"out_features": 4} if draw(st.booleans()) else {}))
             graph.add_edge(Edge(node_id, new_id), check=False)
+    elif kind == "reorder":
+        graph.reorder(draw(st.permutations(ids)))
     elif kind == "remove":
         graph.remove_node(node_id)
     elif kind == "edge":

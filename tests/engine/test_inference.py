@@ -12,7 +12,7 @@ from torch import fx
 from app.engine.compiler import build_modules, compile_graph
 from app.engine.errors import GraphError, Issue, NetCanvasError
 from app.engine.graph import Edge, Graph, Node
-from app.engine.inference import Analysis, analyze, describe_shape, resolve_params
+from app.engine.inference import UNCOMPUTABLE, Analysis, analyze, describe_shape, resolve_params
 from app.engine.layers import CATALOGUE, get_spec
 
 
@@ -722,3 +722,15 @@ def test_parameters_that_cannot_be_a_key_are_still_checked():
     g = sequential(("input", "Input", {"shape": [4]}), ("fc", "Linear", {"out_features": {3}}))
     a = analyze(g)
     assert not a.ok and a.errors[0].param == "out_features"
+
+
+def test_a_repeated_layer_on_an_input_it_cannot_take_is_an_error_at_the_node_not_a_crash():
+    """The repeat loop counted the parameters before checking the shape: a transformer layer
+    repeated on a 1-d input raised IndexError out of analyze (found by a fuzzer)."""
+    g = Graph()
+    g.add_node(Node("input", "Input", {"shape": [12]}))
+    g.add_node(Node("enc", "TransformerEncoderLayer", {"nhead": 4}, repeat=2))
+    g.add_edge(Edge("input", "enc"))
+    a = analyze(g)
+    assert [i.node for i in a.errors] == ["enc"] and a.shapes["enc"] is None
+    assert UNCOMPUTABLE not in a.errors[0].message  # the shape rule said what is wrong

@@ -54,3 +54,16 @@ def test_live_nodes_follow_the_view_menu(qtbot, window):
     assert window.scene.live_nodes and window.training.live_nodes and action.isChecked()
     action.trigger()
     assert not window.scene.live_nodes and not window.training.live_nodes
+
+
+def test_a_change_of_the_training_settings_clears_the_profile_but_not_of_the_dataset(qtbot, window):
+    assert window.open_file(example_path("xor"), example=True, ask=False)
+    profiled(qtbot, window)
+    assert window.profiling.profile is not None
+    window.doc.set_section("dataset", dict(window.doc.project.dataset))
+    assert window.profiling.profile is not None
+    window.doc.set_section("training", {**window.doc.project.training, "batch_size": 4})
+    assert window.profiling.profile is None and "training settings" in window.statusBar().currentMessage()
+    edits = window.profiling._edits
+    window.doc.graph.move_node("fc1", (10.0, 10.0))  # (a move after it is still no change)
+    assert window.profiling._edits == edits

@@ -39,7 +39,10 @@ def test_a_dataset_that_finishes_loading_after_its_panel_closed(qtbot):
         return original(*args)
 
     data_view.load_dataset = slow_load
+    heard = []
     try:
+        loader.loaded.connect(heard.append)
+        loader.failed.connect(heard.append)
         loader.load({"name": "xor"}, None, (2,), "input")
         assert started.wait(10)
         shiboken6.delete(loader)  # the window closed while the data loaded
@@ -47,6 +50,8 @@ def test_a_dataset_that_finishes_loading_after_its_panel_closed(qtbot):
         for thread in threading.enumerate():
             if thread.name == "dataset-loader":
                 thread.join(30)
+        qtbot.wait(300)  # (the poll that would have delivered it: gone with its owner)
+        assert heard == []
     finally:
         data_view.load_dataset = original
 

@@ -45,6 +45,7 @@ class ProfileJob:
                 return None
             kind, value = self._conn.recv()
             self._outcome = ProfileOutcome(profile=value) if kind == "ok" else ProfileOutcome(error=value)
+            self.process.join(5)  # it ends once it has sent: no process left behind
         except (EOFError, OSError):
             self.process.join(1)
             self._outcome = ProfileOutcome(error=f"the profiling process ended without a result (exit code "
@@ -76,5 +77,7 @@ def _child(conn, project_dict: dict, batch: int, device: str, repeats: int) -> N
         conn.send(("error", str(e)))
     except RuntimeError as e:  # out of memory on the device, above all
         conn.send(("error", f"profiling failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}"))
+    except Exception as e:  # noqa: BLE001 - a profiler bug: said, not "the process ended"
+        conn.send(("error", f"profiling failed: unexpected {type(e).__name__}: {e}"))
     finally:
         conn.close()

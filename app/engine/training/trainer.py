@@ -166,7 +166,7 @@ class Trainer:
         # layer health (health.py): measured on the snapshots the pacer allows, on a fixed probe
         # batch of training samples; the weights are copied only on the step before such a snapshot
         self._probe = HealthProbe(self.model, graph, run.analysis)
-        self._probe_x = probe_batch(run.dataset.train, s["batch_size"], s["seed"])
+        self._probe_x: torch.Tensor | None = None  # made at the first measurement: most runs take none
         self._pacer = HealthPacer()
         self._health: dict | None = None
         self._health_step: int | None = None
@@ -380,6 +380,9 @@ class Trainer:
         acts = snapshots.activations(self.model, self.run_spec.analysis, x)
         if self._probe.fresh or self._health is None:
             started, stepped = time.monotonic(), self._probe.fresh
+            if self._probe_x is None:
+                s = self.run_spec.settings
+                self._probe_x = probe_batch(self.run_spec.dataset.train, s["batch_size"], s["seed"])
             probe = self._probe_x.to(self.device, dtype=self.model.input_dtypes[0])
             self._health, self._health_step = self._probe.measure(self.model, probe), self.step
             if stepped:  # one without a step (before the first) leaves the first step's due at once

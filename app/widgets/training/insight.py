@@ -89,10 +89,42 @@ class InsightTabs:
         self.boundary.show_boundary(local_boundary(model, analysis, dataset, training.get("loss")))
 
     def insight(self, activations: dict[str, np.ndarray], analysis, dataset: Dataset | None,
-                step: int) -> CanvasInsight:
-        """The canvas's view of a snapshot's ``activations`` with the health shown now."""
-        names = dataset.class_names if dataset is not None else []
-        return make_insight(activations, analysis.output, names, self.health.current(), step)
+                step: int, graph=None, target: str = "labels") -> CanvasInsight:
+        """The canvas's view of a snapshot's ``activations`` with the health shown now; the
+        output is shown as class probabilities only where it holds them (``class_output``)."""
+        names = list(dataset.class_names) if dataset is not None else []
+        output = class_output(analysis, names, target)
+        acts = activations
+        if output is not None and output in activations:
+            kind = graph.nodes[output].type if graph is not None and output in graph.nodes else None
+            acts = {**activations, output: as_probabilities(np.asarray(activations[output]), kind)}
+        return make_insight(acts, output, names, self.health.current(), step)
+
+
+def class_output(analysis, class_names: list[str], target: str) -> str | None:
+    """The output node when its values score the classes: a run on labels whose output is a
+    vector of one score per class (or one for two classes); None otherwise (a regression, an
+    autoencoder, a size that does not match), whose output is then drawn as plain values."""
+    out = analysis.output
+    shape = analysis.shapes.get(out) if out else None
+    if target != "labels" or shape is None or len(shape) != 1 or not class_names:
+        return None
+    return out if shape[0] == len(class_names) or (shape[0] == 1 and len(class_names) == 2) else None
+
+
+def as_probabilities(scores: np.ndarray, node_type: str | None) -> np.ndarray:
+    """Class scores ``[n, K]`` as probabilities, by what the output layer is: Softmax and
+    Sigmoid give them already, LogSoftmax their logarithms; any other layer gives logits
+    (a softmax over K > 1, a sigmoid of a single one)."""
+    x = scores.astype(np.float64)
+    if node_type in ("Softmax", "Sigmoid"):
+        return scores
+    if node_type == "LogSoftmax":
+        return np.exp(x).astype(np.float32)
+    if x.shape[-1] == 1:
+        return (1.0 / (1.0 + np.exp(-np.clip(x, -60, 60)))).astype(np.float32)
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
 def node_types(graph) -> dict[str, str]:

@@ -337,7 +337,8 @@ class TrainingPanel(QWidget):
         if acts:
             self._show_activations(acts)
         step = self._last_batch.step if self._last_batch is not None else 0
-        self.insight_changed.emit(self.insight.insight(acts, a, self.dataset, step))
+        target = self.doc.project.training.get("target", "labels")
+        self.insight_changed.emit(self.insight.insight(acts, a, self.dataset, step, self.doc.graph, target))
 
     def _sample_changed(self, sample: np.ndarray) -> None:
         self.sample = sample
@@ -548,7 +549,9 @@ class TrainingPanel(QWidget):
         self._last_snapshot, self._drawn_snapshot = event, {}
         self.insight.record(event, self.doc.graph, self.doc.analysis)
         self._show_snapshot()
-        self.insight_changed.emit(self.insight.insight(event.activations, self.doc.analysis, self.dataset, event.step))
+        target = self.doc.project.training.get("target", "labels")
+        self.insight_changed.emit(self.insight.insight(event.activations, self.doc.analysis, self.dataset, event.step,
+                                                       self.doc.graph, target))
         self._snapshot_pending = False
         if self.session.running:
             cost = time.perf_counter() - start

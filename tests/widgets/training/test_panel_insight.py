@@ -144,3 +144,24 @@ def test_the_tabs_fit_the_panel_at_the_default_window_size(qtbot, window, tab):
         assert not any(panel.health_view.table.isColumnHidden(c) for c in range(7))
     else:
         assert panel.boundary_view.plot.width() >= 160 and panel.boundary_view.units.width() >= 120
+
+
+def test_the_output_is_drawn_as_class_probabilities_only_where_it_scores_the_classes():
+    from types import SimpleNamespace
+
+    from app.widgets.training.insight import as_probabilities, class_output
+
+    a = SimpleNamespace(output="out", shapes={"out": (10,)})
+    assert class_output(a, [str(i) for i in range(10)], "labels") == "out"
+    assert class_output(a, [str(i) for i in range(10)], "input") is None  # an autoencoder's output is no score
+    assert class_output(a, ["a", "b", "c"], "labels") is None  # a size that does not match the classes
+    assert class_output(SimpleNamespace(output="out", shapes={"out": (1,)}), ["0", "1"], "labels") == "out"
+    assert class_output(SimpleNamespace(output="out", shapes={"out": (4, 4)}), ["0", "1"], "labels") is None
+
+    logit = np.array([[0.4]], dtype=np.float32)  # a raw logit inside 0..1 is still a logit
+    assert as_probabilities(logit, "Linear")[0, 0] == pytest.approx(1 / (1 + np.exp(-0.4)))
+    assert as_probabilities(logit, "Sigmoid")[0, 0] == pytest.approx(0.4)
+    scores = np.array([[2.0, 0.0, -1.0]], dtype=np.float32)
+    p = as_probabilities(scores, "Linear")
+    assert p.sum() == pytest.approx(1.0) and p.argmax() == 0
+    assert as_probabilities(np.log(p), "LogSoftmax") == pytest.approx(p)

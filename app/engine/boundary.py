@@ -12,16 +12,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from torch import nn
 
 from .datasets.base import Dataset, Split
 from .inference import Analysis
+from .lazy import LazyModule, nn, no_grad
 
 MARGIN = 0.10  # the plane shows the data's extent plus this share of it on each side
 MAX_POINTS = 600  # data points of each split sent along (a fixed subsample)
 MAX_UNIT_NODES = 6  # per-unit maps only for MLPs with at most this many hidden nodes ...
 MAX_UNITS = 16  # ... and only of the hidden nodes with at most this many units
+
+torch = LazyModule("torch")  # the editor's panel imports this at its start: torch loads at first use
 
 
 @dataclass
@@ -61,7 +62,7 @@ def frame(dataset: Dataset, seed: int = 0) -> Frame:
     return Frame(ranges[0], ranges[1], points)
 
 
-@torch.no_grad()
+@no_grad
 def boundary_maps(model: nn.Module, analysis: Analysis, dataset: Dataset, resolution: int = 64,
                   class_names: list[str] | None = None, *, loss: str | None = None,
                   fixed: Frame | None = None) -> dict | None:

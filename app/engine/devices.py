@@ -6,9 +6,10 @@ import os
 import platform
 from dataclasses import dataclass
 
-import torch
-
 from .errors import DeviceError
+from .lazy import LazyModule
+
+torch = LazyModule("torch")  # loaded when devices are listed or resolved, not at the editor's start
 
 
 @dataclass(frozen=True)

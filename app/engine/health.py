@@ -18,12 +18,10 @@ import math
 import statistics
 import time
 
-import torch
-from torch import nn
-
 from .datasets.base import Split
 from .graph import Graph
 from .inference import Analysis
+from .lazy import LazyModule, nn, no_grad
 from .snapshots import run_hooked
 
 # -- thresholds (why these values) -------------------------------------------------------------
@@ -82,6 +80,8 @@ CODES = ("vanishing_gradient", "exploding_gradient", "dead_units", "saturated", 
          "update_too_large")
 KEYS = ("mean", "std", "dead", "saturated", "grad_norm", "weight_norm", "update_ratio", "flags")
 
+torch = LazyModule("torch")  # the editor's panel imports this at its start: torch loads at first use
+
 
 def probe_batch(split: Split, batch_size: int, seed: int = 0) -> torch.Tensor:
     """A fixed sample of ``split``'s inputs: PROBE_BATCHES minibatches of ``batch_size``,
@@ -114,7 +114,7 @@ class HealthProbe:
     def _trainable(self, model: nn.Module, node_id: str) -> list[nn.Parameter]:
         return [p for p in getattr(model, node_id).parameters() if p.requires_grad]
 
-    @torch.no_grad()
+    @no_grad
     def before_step(self, model: nn.Module) -> None:
         """Copy the trainable weights of every node that has some (call just before
         ``optimizer.step()``, only on a step whose health is wanted)."""
@@ -125,7 +125,7 @@ class HealthProbe:
                         if (ps := self._trainable(model, n))}
         self.step_seconds = time.perf_counter() - started
 
-    @torch.no_grad()
+    @no_grad
     def after_step(self, model: nn.Module) -> None:
         """The gradient norm of every node with trainable weights (the gradients the step
         used) and, when ``before_step`` copied them, its update ratio."""
@@ -147,7 +147,7 @@ class HealthProbe:
         self._before = {}
         self.step_seconds += time.perf_counter() - started
 
-    @torch.no_grad()
+    @no_grad
     def measure(self, model: nn.Module, x: torch.Tensor) -> dict[str, dict]:
         """Every node's figures (the contract's keys, ``KEYS``) for the probe batch ``x``
         (on the model's device and dtype), with its ``flags``. ``grad_norm`` and

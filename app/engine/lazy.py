@@ -4,6 +4,7 @@ importing torch takes seconds (issue 20: checking a file needs no torch)."""
 
 from __future__ import annotations
 
+import functools
 import importlib
 from types import ModuleType
 
@@ -35,3 +36,14 @@ def torch_class(name: str):
 
     make.__name__ = make.__qualname__ = name
     return make
+
+
+def no_grad(function):
+    """``@torch.no_grad()`` for a module that must not import torch as it loads: torch is
+    imported when ``function`` first runs."""
+    @functools.wraps(function)
+    def without_gradients(*args, **kwargs):
+        with importlib.import_module("torch").no_grad():
+            return function(*args, **kwargs)
+
+    return without_gradients

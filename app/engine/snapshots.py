@@ -6,11 +6,12 @@ Plain numpy arrays out; the panel only draws them (DESIGN rule 6).
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torch import nn
 
 from .graph import Graph
 from .inference import Analysis
+from .lazy import LazyModule, nn
+
+torch = LazyModule("torch")  # the panel imports this module at the editor's start: torch loads at first use
 
 _PASS_THROUGH = {"Flatten", "Reshape", "Dropout", "Identity"}
 
@@ -75,14 +76,14 @@ def _square(n: int) -> bool:
     return side * side == n and n >= 16
 
 
-@torch.no_grad()
 def activations(model: nn.Module, analysis: Analysis, x: torch.Tensor) -> dict[str, np.ndarray]:
     """Every node's output for the samples ``x`` ``[n, *input_shape]``, in eval mode (the
-    model's mode is restored after). Input nodes map to ``x`` itself."""
+    model's mode is restored after), without gradients. Input nodes map to ``x`` itself."""
     captured: dict[str, np.ndarray] = {}
     hooks = [(module, _keep(captured, node_id)) for node_id in analysis.order
              if isinstance(module := getattr(model, node_id, None), nn.Module)]
-    run_hooked(model, hooks, x)
+    with torch.no_grad():
+        run_hooked(model, hooks, x)
     for node_id in analysis.inputs:
         captured[node_id] = x.detach().float().cpu().numpy()
     return captured

@@ -27,6 +27,8 @@ from .lazy import LazyModule
 if TYPE_CHECKING:
     from torch import nn
 
+    from .project import Project
+
 # torch loads at the first tensor read or written: the run store and ``netcanvas check``
 # use this module's names and paths without any
 torch = LazyModule("torch")
@@ -321,3 +323,20 @@ def safe_places(name: str) -> list[Path]:
     the system's temporary folder, then ``~/.netcanvas/recovery`` (files named ``name``)."""
     return [Path(tempfile.gettempdir()) / "netcanvas-weights" / name,
             Path.home() / ".netcanvas" / "recovery" / name]
+
+
+def init_weights_path(project: "Project", settings: dict) -> Path | None:
+    """The file ``training.init_weights`` names (None when unset): relative to the project's
+    folder, or to the current folder for a project without a file (an example, a new
+    project), where ``train`` writes those projects' weights. Raises ``WeightsError`` when
+    it does not exist."""
+    name = settings.get("init_weights")
+    if not name:
+        return None
+    path = Path(name).expanduser()
+    if not path.is_absolute():
+        path = (project.path.parent if project.path else Path.cwd()) / path
+    if not path.is_file():
+        raise WeightsError("does not exist: training.init_weights names it as the weights to start from "
+                           "(train the project that writes it first, or clear the setting)", str(path))
+    return path

@@ -12,9 +12,12 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 import numpy as np
-import torch
 
 from ..errors import DatasetError
+from ..lazy import LazyModule
+
+# the editor lists and describes datasets before anything trains: torch loads at the first tensor
+torch = LazyModule("torch")
 
 
 @dataclass

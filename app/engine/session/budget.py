@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import os
 
-import torch
-
 SPARE_DUTY = 0.08  # a CPU to spare: the views draw every ~60 ms
 BUSY_DUTY = 0.01  # training takes every CPU
 # How often the editor reads what a run sends (and the run sends its minibatches). Each
@@ -39,9 +37,36 @@ def usable_cpus() -> int:
 
 
 def training_threads() -> int:
-    """The threads a training run uses (torch's intra-op threads, as the child will set
-    them: the same defaults and environment as here)."""
-    return torch.get_num_threads()
+    """The threads a training run uses: torch's intra-op threads, as the child will set them
+    (the same environment as here), worked out as torch does without importing it (the
+    panel asks at the editor's start): the physical cores, or fewer where OMP_NUM_THREADS
+    (else MKL_NUM_THREADS) asks for fewer; torch never takes more (tests/engine/session/
+    test_budget.py compares with torch)."""
+    cores = physical_cores()
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return min(int(value), cores)
+    return cores
+
+
+def physical_cores() -> int:
+    """Cores, not hardware threads: /proc/cpuinfo's distinct (physical id, core id) pairs on
+    Linux; elsewhere the CPU count."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            text = f.read()
+    except OSError:
+        return os.cpu_count() or 1
+    cores, physical = set(), "0"
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "physical id":
+            physical = value.strip()
+        elif key == "core id":
+            cores.add((physical, value.strip()))
+    return len(cores) or os.cpu_count() or 1
 
 
 def cpu_to_spare(cpus: int | None = None, threads: int | None = None) -> bool:

@@ -14,7 +14,6 @@ import traceback
 from typing import Any
 
 from ..project import Project
-from ..training.worker import run_inline
 
 
 class ChildRun:
@@ -117,6 +116,8 @@ class InlineRun:
 
     def _run(self, project: Project) -> None:
         try:
+            from ..training.worker import run_inline  # torch loads with it: here, not at the editor's start
+
             self.code = run_inline(project, self.options, self._messages.put, self._commands, bunched=True)
         except BaseException:  # a bug in the sending itself: reported like a child's crash
             self.code = 1

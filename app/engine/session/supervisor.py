@@ -23,9 +23,8 @@ import numpy as np
 from ..project import Project, project_to_dict
 from ..signals import Signal
 from ..training.events import BatchEvent, EpochEvent, FinishedEvent, SnapshotEvent
-from ..training.launch import spawn_child
 from ..training.protocol import is_snapshot
-from ..training.worker import worker_main
+from ..training.spawning import spawn_child, worker_entry
 from .budget import tick_seconds as default_tick_seconds
 from .channels import ChildRun, InlineRun, end_all
 from .metrics import RunMetrics
@@ -163,7 +162,7 @@ class RunSupervisor:
     def _spawn(self, project: Project, options: dict) -> ChildRun:
         # several processes: the child launches them (a daemon may not)
         single = int(options.get("nproc") or 1) <= 1
-        process, conn = spawn_child(worker_main, (project_to_dict(project), options), daemon=single)
+        process, conn = spawn_child(worker_entry, (project_to_dict(project), options), daemon=single)
         return ChildRun(process, conn, options)
 
     def _hand_to_warm(self, project: Project, options: dict) -> ChildRun | None:
@@ -186,7 +185,7 @@ class RunSupervisor:
         if self._warm is not None or not self.keep_warm:
             return
         options = {"nice": self.nice, "policy": self.policy}
-        process, conn = spawn_child(worker_main, (None, options), daemon=True)
+        process, conn = spawn_child(worker_entry, (None, options), daemon=True)
         self._warm = ChildRun(process, conn, options)
         self._children.append(self._warm)
 

@@ -21,11 +21,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
-
-from ..compiler import compile_graph
 from ..errors import NetCanvasError
 from ..files import atomic_write
 from ..graph import Graph
@@ -33,8 +30,11 @@ from ..inference import Analysis
 from ..project import Project, weights_path_for
 from ..runs.store import store_path_for
 from ..training.events import FinishedEvent
-from ..training.trainer import init_weights_path
-from ..weights import PartialLoad, adopt_run_weights, load_weights, plan_partial, read_shapes, runs_dir
+from ..weights import (PartialLoad, adopt_run_weights, init_weights_path, load_weights, plan_partial, read_shapes,
+                       runs_dir)
+
+if TYPE_CHECKING:
+    from torch import nn
 
 UNSAVED_WEIGHTS_DAYS = 7  # how long the weights of a run of a never-saved project are kept
 
@@ -42,6 +42,8 @@ UNSAVED_WEIGHTS_DAYS = 7  # how long the weights of a run of a never-saved proje
 def load_model(graph: Graph, analysis: Analysis, path: str | Path) -> nn.Module:
     """The graph compiled, with the weights at ``path`` loaded into it. Raises
     ``NetCanvasError`` (a ``WeightsError`` naming the file) when they do not fit."""
+    from ..compiler import compile_graph  # torch loads here, not at the editor's start
+
     model = compile_graph(graph, analysis)
     load_weights(model, path)
     return model
@@ -63,8 +65,19 @@ def init_weights_fit(project: Project, analysis: Analysis,
         file_shapes = read_shapes(path)
     except NetCanvasError as e:
         return str(e)
-    model = compile_graph(project.graph, analysis, device=torch.device("meta"))
-    return plan_partial({k: tuple(v.shape) for k, v in model.state_dict().items()}, file_shapes, str(path))
+    return plan_partial(param_shapes(project.graph, analysis), file_shapes, str(path))
+
+
+def param_shapes(graph: Graph, analysis: Analysis) -> dict[str, tuple[int, ...]]:
+    """Every tensor of the compiled graph's state, by name, with its shape: compiled on
+    torch's meta device (no memory, no values). Raises ``NetCanvasError`` when the graph
+    cannot be compiled."""
+    import torch  # here, not at the editor's start (issue 20)
+
+    from ..compiler import compile_graph
+
+    model = compile_graph(graph, analysis, device=torch.device("meta"))
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
 START_FROM = ("held", "fresh")  # what a run starts from without training.init_weights

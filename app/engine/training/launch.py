@@ -10,7 +10,6 @@ threads (or Qt's) may deadlock.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import time
 import uuid
 from collections.abc import Callable
@@ -21,8 +20,8 @@ from torch.distributed.elastic.rendezvous.static_tcp_rendezvous import StaticTCP
 from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
 from .multinode import Nodes
+from .spawning import SPAWN, spawn_child  # noqa: F401 - where callers have found them
 
-SPAWN = multiprocessing.get_context("spawn")
 # the rendezvous's name, the same on every node (the static rendezvous keys its store by it)
 NODES_RUN_ID = "netcanvas"
 SIGNALS = "SIGTERM,SIGHUP,SIGQUIT"  # SIGINT (Ctrl-C) is the caller's
@@ -75,23 +74,6 @@ def _static_rendezvous(params: RendezvousParameters) -> RendezvousHandler:
 
 
 rendezvous_handler_registry.register(NODES_BACKEND, _static_rendezvous)
-
-
-def spawn_child(target: Callable, args: tuple, *, daemon: bool = True):
-    """Start ``target(conn, *args)`` in a new process, ``conn`` its end of a duplex pipe.
-    Returns (process, the parent's end). Only the child holds its end afterwards, so that
-    its death reads as EOF here. ``daemon``: False for a child that starts processes itself
-    (a daemon may not)."""
-    conn, child_conn = SPAWN.Pipe(duplex=True)
-    process = SPAWN.Process(target=target, args=(child_conn, *args), name="netcanvas-training", daemon=daemon)
-    try:
-        process.start()
-    except BaseException:
-        conn.close()
-        child_conn.close()
-        raise
-    child_conn.close()
-    return process, conn
 
 
 def launch_ranks(nproc: int, target: Callable, args: tuple, nodes: Nodes | None = None):

@@ -36,8 +36,8 @@ from ..health import HealthPacer, HealthProbe, probe_batch
 from ..inference import Analysis, analyze
 from ..optimizers import OPTIMIZERS, SCHEDULES, keyword_arguments
 from ..project import Project
-from ..weights import (PartialLoad, apply_weights, check_writable, load_partial, new_run_id, read_metadata,
-                       read_weights, run_weights_path, safe_places, save_weights)
+from ..weights import (PartialLoad, apply_weights, check_writable, init_weights_path, load_partial, new_run_id,
+                       read_metadata, read_weights, run_weights_path, safe_places, save_weights)
 from .events import BatchEvent, EpochEvent, FinishedEvent, SnapshotEvent
 from .objective import Objective, make_objective
 
@@ -79,23 +79,6 @@ def prepare_run(project: Project, dataset: Dataset | None = None, **overrides) -
                                dataset.mean, dataset.std)
     return TrainingRun(project, analysis, dataset, objective, settings,
                        dataset.notes + objective.notes)
-
-
-def init_weights_path(project: Project, settings: dict) -> Path | None:
-    """The file ``training.init_weights`` names (None when unset): relative to the project's
-    folder, or to the current folder for a project without a file (an example, a new
-    project), where ``train`` writes those projects' weights. Raises ``WeightsError`` when
-    it does not exist."""
-    name = settings.get("init_weights")
-    if not name:
-        return None
-    path = Path(name).expanduser()
-    if not path.is_absolute():
-        path = (project.path.parent if project.path else Path.cwd()) / path
-    if not path.is_file():
-        raise WeightsError("does not exist: training.init_weights names it as the weights to start from "
-                           "(train the project that writes it first, or clear the setting)", str(path))
-    return path
 
 
 MAX_WEIGHT = 1e6  # a weight above this in magnitude means the run diverged

@@ -16,7 +16,6 @@ import sqlite3
 import time
 from pathlib import Path
 
-import torch
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, QModelIndex, QPoint, QSignalBlocker, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -36,11 +35,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...engine.compiler import compile_graph
 from ...engine.errors import NetCanvasError
 from ...engine.files import atomic_write
 from ...engine.runs.store import STATUSES, RunRecord, RunStore, use_weights
 from ...engine.session.run_commands import RestoreRun
+from ...engine.session.weights import param_shapes
 from ...engine.weights import plan_partial, read_shapes
 from ..document import Document
 from .compare import RunsCompare
@@ -350,10 +349,10 @@ class RunsView(QWidget):
         if not analysis.ok:
             return "the graph in the editor has errors"
         try:
-            model = compile_graph(self.doc.graph, analysis, device=torch.device("meta"))
+            shapes = param_shapes(self.doc.graph, analysis)
         except NetCanvasError as e:
             return str(e)
-        fit = plan_partial({k: tuple(v.shape) for k, v in model.state_dict().items()}, file_shapes, str(r.weights))
+        fit = plan_partial(shapes, file_shapes, str(r.weights))
         return None if fit.complete else fit.summary()
 
     def use_weights(self, run_id: str | None = None, ask: bool = True) -> Path | None:

@@ -12,15 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from PySide6.QtWidgets import QTabWidget, QWidget
 
 from ...engine import boundary, health, snapshots
 from ...engine.datasets import Dataset
 from ...engine.errors import NetCanvasError
+from ...engine.lazy import LazyModule
 from .boundary_view import UNAVAILABLE, BoundaryView
 from .health_view import HealthView
 
+torch = LazyModule("torch")  # the panel is built at the editor's start: torch loads at first use
 BOUNDARY_RESOLUTION = 64  # the grid the weights held are drawn on (the trainer picks its own)
 # the probe of the weights held runs on the GUI thread (the run's own probe, up to 256 samples,
 # takes seconds for the ResNet example on a CPU): its first samples only. Fewer samples can only

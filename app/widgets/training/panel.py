@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
-    QSpinBox,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -30,7 +29,6 @@ from PySide6.QtWidgets import (
 
 from ...engine import config, snapshots
 from ...engine.datasets import Dataset
-from ...engine.devices import list_devices
 from ...engine.errors import NetCanvasError
 from ...engine.runs.recorder import RunRecorder
 from ...engine.runs.store import RunStore, store_path_for
@@ -42,6 +40,7 @@ from ..settings_form import SettingsForm
 from .activations import ActivationsView
 from .curves import CurvesView
 from .data_view import DataPreview, DatasetLoader
+from .devices import DeviceChoice
 from .filters import FiltersView
 from .insight import InsightTabs, local_activations
 from .results import ResultsView
@@ -56,6 +55,7 @@ _DATASET_ROWS = {"path": ("mnist", "fashion_mnist", "csv", "image_folder"), "ima
 # and only while a view that draws them is on screen, or the canvas draws them (live nodes): each
 # costs the child a forward pass and the editor a redraw, so nobody's CPU goes on views nobody sees
 SNAPSHOT_MIN_SECONDS = snapshot_seconds()  # 0.5 s, or 1 s where training takes every CPU
+DEVICES_DELAY_MS = 300  # the devices are listed this long after the panel is built: after the first paint
 SNAPSHOT_DUTY = drawing_duty()  # the share of the GUI thread the snapshot views may draw for
 # no ETA before this share of the first epoch (or two epochs) and this many seconds of
 # minibatches have passed: it is measured from the run's own throughput
@@ -107,28 +107,15 @@ class TrainingPanel(QWidget):
         self.data_form = SettingsForm(config.DATASET_FIELDS, labels={"name": "dataset"})
         fields = tuple(p for p in config.TRAINING_FIELDS if p.name != "device")
         self.training_form = SettingsForm(fields)
-        self.device_combo = QComboBox()
-        self.device_combo.setObjectName("device")
-        self.device_combo.addItem("auto (best available)", "auto")
-        for d in list_devices():
-            self.device_combo.addItem(d.label(), d.id)
-        gpus = self._gpus = sum(d.kind == "cuda" for d in list_devices())
-        self.gpus_box = QSpinBox()
-        self.gpus_box.setObjectName("gpus")
-        self.gpus_box.setRange(1, max(1, gpus))
-        self.gpus_box.setEnabled(gpus > 1)
-        self.gpus_box.setToolTip(
-            "Train on this many GPUs at once: one process per GPU, DistributedDataParallel (nccl). "
-            + (f"This machine has {gpus} CUDA GPUs." if gpus > 1 else
-               f"This machine has {gpus or 'no'} CUDA GPU{'s' if gpus != 1 else ''}: one process trains. "
-               "(netcanvas train FILE --nproc N runs several CPU processes too.)"))
+        # the devices are listed in a thread once the editor has painted (devices.py says why)
+        self.devices = DeviceChoice(self)
+        self.device_combo, self.gpus_box = self.devices.combo, self.devices.gpus_box
+        QTimer.singleShot(DEVICES_DELAY_MS, self.devices.fill)
         self.start_combo = QComboBox()
         self.start_combo.setObjectName("start_from")
         self.start_combo.addItem("the weights held", "held")
         self.start_combo.addItem("a fresh initialization", "fresh")
-        self.kernels_note = QLabel(_kernels_note())
-        self.kernels_note.setWordWrap(True)
-        self.kernels_note.setEnabled(False)
+        self.kernels_note = self.devices.kernels_note
 
         data_box = QGroupBox("Data")
         QVBoxLayout(data_box).addWidget(self.data_form)
@@ -267,11 +254,7 @@ class TrainingPanel(QWidget):
                 visible = name not in ("mnist", "fashion_mnist")
             self.data_form.set_row_visible(key, visible)
         self.training_form.show_values(p.training)
-        index = self.device_combo.findData(p.training.get("device", "auto"))
-        if index < 0:
-            self.device_combo.addItem(f"{p.training['device']} (not on this machine)", p.training["device"])
-            index = self.device_combo.count() - 1
-        self.device_combo.setCurrentIndex(index)
+        self.devices.set_device(p.training.get("device", "auto"))
 
     # -- data ------------------------------------------------------------------------------
     def load_data(self) -> None:
@@ -400,6 +383,7 @@ class TrainingPanel(QWidget):
         self.tabs.setCurrentWidget(self.curves)
         self._rate_from, self._paused_at, self._paused_seconds = None, None, 0.0
         self.status.setText("Starting the training process…")
+        self.devices.fill_now()  # (how many GPUs: the list may still be on its way)
         on_gpus = str(project.training.get("device", "auto")) in ("auto", "cuda")
         nproc = self.gpus_box.value() if self.gpus_box.isEnabled() and on_gpus else 1
         self._not_recorded = self._record(project, weights)
@@ -442,7 +426,7 @@ class TrainingPanel(QWidget):
             self.start_combo.setEnabled(False)
         else:
             self.refresh_start()
-        self.gpus_box.setEnabled(not running and self._gpus > 1)
+        self.gpus_box.setEnabled(not running and self.devices.gpus > 1)
         if state == "paused":
             self.status.setText("Paused. Resume or Stop; snapshots still answer.")
             if self._last_batch is not None:  # the bar shows where it really stopped
@@ -659,13 +643,6 @@ class TrainingPanel(QWidget):
         if self.session.running:
             self.session.kill()
         self._close_store("the editor was closed during the run")
-
-
-def _kernels_note() -> str:
-    cuda = [d for d in list_devices() if d.kind == "cuda"]
-    if not cuda:
-        return "Fused GPU kernels: not used (no CUDA device here)."
-    return f"Fused GPU kernels: available on {cuda[0].name} (setting: kernels)."
 
 
 def _weights_note(outcome: RunOutcome) -> str:

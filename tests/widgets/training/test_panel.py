@@ -124,6 +124,7 @@ def test_a_graph_with_errors_is_not_trained(qtbot, window):
 
 def test_the_gpus_choice_follows_the_machine_and_reaches_the_run(qtbot, window, monkeypatch):
     panel = open_example(window, "xor")
+    qtbot.waitUntil(lambda: panel.devices.devices is not None, timeout=30_000)  # listed in a thread
     box = panel.gpus_box
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     assert box.isEnabled() == (gpus > 1) and box.maximum() == max(1, gpus)
@@ -136,6 +137,19 @@ def test_the_gpus_choice_follows_the_machine_and_reaches_the_run(qtbot, window, 
     panel.start()
     assert started["nproc"] == 2
     panel.training_active.emit(False)
+
+
+def test_the_devices_come_after_the_first_paint_and_a_device_named_before_them_stays_chosen(qtbot, window):
+    panel = open_example(window, "xor")
+    devices = panel.devices
+    if devices.devices is None:  # (the list may have come already: the window was built a while ago)
+        devices.set_device("cpu")
+        assert panel.device_combo.currentData() == "cpu" and "not on this machine" not in panel.device_combo.currentText()
+    qtbot.waitUntil(lambda: devices.devices is not None, timeout=30_000)
+    assert [panel.device_combo.itemData(i) for i in range(panel.device_combo.count())][:2] == ["auto", "cpu"]
+    devices.set_device("cuda:7")
+    assert panel.device_combo.currentData() == "cuda:7" and "not on this machine" in panel.device_combo.currentText()
+    assert "Fused GPU kernels" in panel.kernels_note.text() and "looking" not in panel.kernels_note.text()
 
 
 def test_closing_while_training_asks_then_stops_saves_and_closes(qtbot, window, monkeypatch):

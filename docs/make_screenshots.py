@@ -4,7 +4,10 @@ Runs offscreen (no display needed): the empty editor, the LeNet-5 example, the
 residual-net example with an error (an Add of two shapes that differ) selected, ResNet-50
 written with blocks (whole, and one bottleneck opened), the training panel paused mid-run
 on LeNet-5 (curves; filters; activations of a test digit) and on the ViT example, and the
-Runs view comparing three runs of the MLP. ``--only runs`` renders only that one.
+Runs view comparing three runs of the MLP, and what the canvas shows while a network learns
+(live nodes on LeNet-5, the health badges of a deep sigmoid MLP, the XOR and spirals decision
+boundaries, the profile overlay on the ResNet example). ``--only NAME`` renders one group:
+runs, live, health, boundary, profile, or insight (the last four).
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QSettings, Qt  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtCore import QPoint, QPointF, QSettings, Qt  # noqa: E402
+from PySide6.QtGui import QPainter  # noqa: E402
+from PySide6.QtWidgets import QApplication, QToolTip, QWidget  # noqa: E402
 
 from app.engine.examples import example_path  # noqa: E402
 from app.engine.project import Project  # noqa: E402
@@ -161,6 +165,138 @@ def runs_shot(window: MainWindow, app: QApplication, out: Path) -> None:
     window.doc.history.set_clean()
 
 
+def _train_paused(window: MainWindow, app: QApplication, name: str, epochs: int, until,
+                  tab=None, timeout: float = 600) -> list:
+    """Open the example ``name``, train it for ``epochs`` (its dataset kept), the panel's ``tab``
+    shown (its snapshots are pulled then), until ``until(snapshots, epochs_seen)`` holds, then
+    pause; returns the snapshot events that came."""
+    window.open_file(example_path(name), example=True, ask=False)
+    panel = window.training
+    panel.ask_before_replacing = False
+    window.doc.set_section("training", {**window.doc.project.training, "epochs": epochs})
+    wait(app, lambda: panel.dataset is not None)
+    snapshots, seen = [], []
+    panel.session.snapshot.connect(snapshots.append)
+    panel.session.epoch.connect(seen.append)
+    window.train()
+    if tab is not None:
+        panel.tabs.setCurrentWidget(tab)
+    try:
+        wait(app, lambda: until(snapshots, seen), timeout=timeout)
+    except TimeoutError:
+        raise TimeoutError(f"{name}: the run is {panel.session.state} after {len(seen)} epochs and "
+                           f"{len(snapshots)} snapshots ({_health_steps(snapshots)} with health)") from None
+    panel.toggle_pause()
+    wait(app, lambda: panel.session.paused or not panel.session.running)
+    if not panel.session.paused:
+        raise RuntimeError(f"{name}: the run ended before it could be paused; give it more epochs")
+    wait(app, lambda: panel.pause_button.text() == "Resume")  # the panel shows the pause too
+    panel.session.epoch.disconnect(seen.append)
+    panel.session.snapshot.disconnect(snapshots.append)
+    return snapshots
+
+
+def _stop(window: MainWindow, app: QApplication) -> None:
+    panel = window.training
+    finished = []
+    panel.session.finished.connect(finished.append)
+    panel.stop()
+    wait(app, lambda: finished)
+    panel.session.finished.disconnect(finished.append)
+
+
+def _health_steps(snapshots: list) -> int:
+    """How many health measurements the ``snapshots`` brought."""
+    return len({e.health_step for e in snapshots if e.health})
+
+
+def render_with_tooltip(window: MainWindow, app: QApplication, anchor: QWidget, at: QPoint, text: str,
+                        out: Path) -> None:
+    """Render ``window`` with the tooltip ``text`` drawn on it where hovering ``at`` (``anchor``'s
+    coordinates) shows it (a tooltip is a window of its own: a grab of the window misses it)."""
+    QToolTip.showText(anchor.mapToGlobal(at), text, anchor)
+    for _ in range(3):
+        app.processEvents()
+    tips = [w for w in QApplication.topLevelWidgets() if w.inherits("QTipLabel") and w.isVisible()]
+    if not tips:
+        raise RuntimeError("no tooltip showed")
+    tip = tips[0].grab()
+    image = window.grab()
+    spot = anchor.mapTo(window, at) + QPoint(12, 18)
+    spot.setX(min(spot.x(), image.width() - tip.width() - 4))
+    spot.setY(min(spot.y(), image.height() - tip.height() - 4))
+    painter = QPainter(image)
+    painter.drawPixmap(spot, tip)
+    painter.end()
+    image.save(str(out))
+    QToolTip.hideText()
+    print(out)
+
+
+def live_shot(window: MainWindow, app: QApplication, out: Path) -> None:
+    """LeNet-5 training with View > Live Nodes on: each node's output for the chosen test digit."""
+    window.resize(1400, 880)
+    window.set_live_nodes(True)
+    # (epochs to spare: the run is paused once it has them; on a fast machine 12 are over in 2 s)
+    _train_paused(window, app, "lenet5", 300, lambda snaps, ep: len(ep) >= 5 and len(snaps) >= 3)
+    window.training.curves.flush()
+    window.resizeDocks([window._docks["training"]], [300], Qt.Orientation.Vertical)
+    app.processEvents()
+    window.view.fit()
+    render(window, app, out / "live_nodes.png")
+    _stop(window, app)
+    window.set_live_nodes(False)
+
+
+def health_shot(window: MainWindow, app: QApplication, out: Path) -> None:
+    """deep_sigmoid (eight sigmoid layers) after a little training: the vanishing-gradient
+    badges on the canvas and the Health table's flags."""
+    window.resize(1400, 880)
+    panel = window.training
+    _train_paused(window, app, "deep_sigmoid", 400, lambda snaps, ep: _health_steps(snaps) >= 3,
+                  tab=panel.health_view, timeout=240)
+    window.view.fit()
+    node = window.scene.nodes["fc2"]  # hovering its badge: the flag's explanation
+    badge = node.mapToScene(node.boundingRect().topRight() + QPointF(-10, 10))
+    render_with_tooltip(window, app, window.view.viewport(), window.view.mapFromScene(badge),
+                        node.tooltip(), out / "health.png")
+    _stop(window, app)
+
+
+def boundary_shots(window: MainWindow, app: QApplication, out: Path) -> None:
+    """The Boundary tab mid-training: XOR paused as soon as it can be (of many epochs: it must not end first),
+    spirals after ~40 of its 150."""
+    window.resize(1400, 880)
+    panel = window.training
+    for name, epochs, at in (("xor", 500, 1), ("spirals", 150, 40)):
+        _train_paused(window, app, name, epochs, lambda snaps, ep, at=at: len(ep) >= at, tab=panel.boundary_view)
+        snapshots = []
+        panel.session.snapshot.connect(snapshots.append)
+        panel.session.request_snapshot(panel.sample)  # the boundary of the weights it paused on
+        wait(app, lambda: snapshots)
+        panel.session.snapshot.disconnect(snapshots.append)
+        window.resizeDocks([window._docks["training"]], [560], Qt.Orientation.Vertical)
+        render(panel, app, out / f"boundary_{name}.png")  # the panel alone: the maps larger
+        _stop(window, app)
+
+
+def profile_shot(window: MainWindow, app: QApplication, out: Path) -> None:
+    """Run > Profile on the ResNet example: each node tinted by its share of the step's time."""
+    window.resize(1400, 880)
+    window.open_file(example_path("resnet"), example=True, ask=False)
+    app.processEvents()
+    window.view.arrange("LR")  # rows as wide as the canvas: the whole net at a readable zoom
+    window.view.fit(arrange=False)
+    window.profiling.start()
+    wait(app, lambda: not window.profiling.busy, timeout=600)
+    if window.profiling.profile is None:
+        raise RuntimeError("the profile of the resnet example failed")
+    render(window, app, out / "profile_resnet.png")
+
+
+INSIGHT_SHOTS = {"live": live_shot, "health": health_shot, "boundary": boundary_shots, "profile": profile_shot}
+
+
 def main() -> None:
     only = None
     if "--only" in sys.argv:
@@ -178,6 +314,13 @@ def main() -> None:
 
     if only == "runs":
         runs_shot(window, app, out)
+        window.close()
+        return
+    if only in INSIGHT_SHOTS or only == "insight":
+        for name, shot in INSIGHT_SHOTS.items():
+            if only in (name, "insight"):
+                shot(window, app, out)
+        window.doc.history.set_clean()
         window.close()
         return
     window.set_project(Project(name="Untitled"))
@@ -201,6 +344,8 @@ def main() -> None:
     vit_shot(window, app, out)
     imported_shot(window, app, out)
     runs_shot(window, app, out)
+    for shot in INSIGHT_SHOTS.values():
+        shot(window, app, out)
     help_dir = Path(__file__).resolve().parents[1] / "resources" / "help"  # Help > Getting started
     for name in ("lenet5.png", "training_curves.png", "training_filters.png", "training_activations.png"):
         shutil.copyfile(out / name, help_dir / name)

@@ -35,7 +35,7 @@ MAX_BARS = 32  # a vector's strip: more values than this are pooled (means of eq
 MAX_SIDE = 96  # an image or heat map is pooled to at most this many pixels a side (the glyph is ~60)
 # the glyph's place in a node at full detail: a column at the right, under the title line,
 # beside the key-parameter and shape lines (which the node then elides to the column's left)
-GLYPH_RECT = QRectF(NODE_W - 70, 25, 60, 36)  # (10 from the right side: clear of an output port there)
+GLYPH_RECT = QRectF(NODE_W - 70, 24, 60, 34)  # (10 from the right side: clear of an output port there)
 GLYPH_TEXT_PX = 10  # the output glyph's "cat 87 %" (the column is too narrow for 12 px)
 BADGE_W = 18.0  # the warning triangle among the title's marks
 METRICS = ("time", "memory", "flops")

@@ -51,3 +51,31 @@ def without_metadata(path, out=None):
     onnx.save(model, str(out))
     return out
 
+
+
+def example_with(tmp_path, example: str, node_id: str, **params):
+    """A copy of the bundled ``example`` in ``tmp_path`` with ``params`` set on ``node_id``
+    (a bad value makes a project with an error at that node)."""
+    import json
+    from pathlib import Path
+
+    from app.engine.examples import example_path
+
+    data = json.loads(example_path(example).read_text())
+    for node in data["graph"]["nodes"]:
+        if node["id"] == node_id:
+            node["params"].update(params)
+    path = Path(tmp_path) / f"{example}-edited.netcanvas.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def dark(widget) -> None:
+    """Give ``widget`` a dark palette, as a dark desktop theme would."""
+    from PySide6.QtGui import QColor, QPalette  # (the engine's tests use this module without Qt)
+
+    pal = widget.palette()
+    for role, colour in ((QPalette.ColorRole.Window, "#2b2b2b"), (QPalette.ColorRole.Base, "#1e1e1e"),
+                         (QPalette.ColorRole.Text, "#e0e0e0"), (QPalette.ColorRole.WindowText, "#e0e0e0")):
+        pal.setColor(role, QColor(colour))
+    widget.setPalette(pal)

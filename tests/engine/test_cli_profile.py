@@ -11,6 +11,7 @@ import shutil
 
 from app.engine import cli_profile
 from app.engine.examples import example_path
+from tests.helpers import example_with
 
 NODE_KEYS = {"id", "type", "forward_ms", "backward_ms", "output_bytes", "params", "flops", "group"}
 
@@ -50,12 +51,7 @@ def test_text_table_in_graph_order_with_totals_and_the_top_five():
 
 
 def test_a_graph_with_errors_exits_1_naming_them(tmp_path):
-    data = json.loads(example_path("lenet5").read_text())
-    for node in data["graph"]["nodes"]:
-        if node["id"] == "conv1":
-            node["params"]["kernel_size"] = 99
-    path = tmp_path / "bad.netcanvas.json"
-    path.write_text(json.dumps(data))
+    path = example_with(tmp_path, "lenet5", "conv1", kernel_size=99)
     code, out, err = run_cli(str(path), "--device", "cpu")
     assert code == 1 and out == ""
     assert "has errors" in err and "conv1" in err and "Traceback" not in err

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import example_with
+
 ROOT = Path(__file__).resolve().parents[2]
 
 RUN = """
@@ -43,14 +45,7 @@ def test_check_and_examples_do_not_import_torch(args):
 
 
 def test_a_check_that_finds_errors_still_needs_no_torch(tmp_path):
-    from app.engine.examples import example_path
-
-    data = json.loads(example_path("lenet5").read_text())
-    for node in data["graph"]["nodes"]:
-        if node["id"] == "fc1":
-            node["params"]["out_features"] = 0
-    bad = tmp_path / "bad.netcanvas.json"
-    bad.write_text(json.dumps(data))
+    bad = example_with(tmp_path, "lenet5", "fc1", out_features=0)
     report = run("check", str(bad))
     assert report["code"] not in (0, None) and "fc1" in report["out"]
     assert report["heavy"] == []

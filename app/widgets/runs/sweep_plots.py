@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import math
 import warnings
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 
 import numpy as np
 import optuna
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFontMetrics, QPalette
 from PySide6.QtWidgets import QLabel, QStackedLayout, QWidget
 
+from ..threads import run_in_thread
 
 COLORMAP = "viridis"
 MAX_CATEGORY_LABELS = 8  # categories written on an axis; beyond, only its ends
@@ -172,13 +173,6 @@ def study_importances(storage: str, study: str) -> dict[str, float]:
             raise ValueError(f"could not compute parameter importance: {e}") from e
 
 
-# fANOVA runs here, off the GUI thread. The worker holds no Qt object: were a widget's last
-# reference dropped in it, Qt would destroy the widget there and deadlock with the GUI thread
-# (seen in CI: a test's window torn down while an importance finished)
-_IMPORTANCE_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="netcanvas-importance")
-POLL_MS = 100  # how often a pending importance is looked for
-
-
 def _importances_or_reason(storage: str, study: str) -> dict | str:
     try:
         return study_importances(storage, study)
@@ -197,9 +191,6 @@ class ImportancePlot(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self._request = 0
-        self._pending: tuple[int, Future] | None = None
-        self._poll = QTimer(self, interval=POLL_MS)
-        self._poll.timeout.connect(self._check)
         self.plot = pg.PlotWidget()
         self.plot.setMenuEnabled(False)
         self.plot.setMouseEnabled(False, False)
@@ -213,14 +204,11 @@ class ImportancePlot(QWidget):
         self._request += 1
         request = self._request
         self._show_message("Computing parameter importance…")
-        self._pending = (request, _IMPORTANCE_POOL.submit(_importances_or_reason, storage, study))
-        self._poll.start()
+        # fANOVA runs off the GUI thread, in a worker that holds no Qt object (threads.py says why)
+        run_in_thread(lambda: _importances_or_reason(storage, study), self,
+                      lambda future: self._check(request, future), name="netcanvas-importance")
 
-    def _check(self) -> None:
-        if self._pending is None or not self._pending[1].done():
-            return
-        (request, future), self._pending = self._pending, None
-        self._poll.stop()
+    def _check(self, request: int, future: Future) -> None:
         try:
             result = future.result()
         except Exception as e:  # noqa: BLE001 - whatever the storage raised: said, not raised

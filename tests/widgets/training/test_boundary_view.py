@@ -26,7 +26,7 @@ from app.widgets.training.boundary_view import (
     boundary_rgb,
     class_colour,
 )
-from tests.helpers import shown
+from tests.helpers import dark, shown
 
 SHOTS = Path(os.environ.get("NETCANVAS_SHOTS", "/tmp/training-shots"))
 WHITE = QColor("white")
@@ -145,11 +145,7 @@ def test_how_an_xor_boundary_looks_mid_training(qtbot, theme):
     data, step = xor_mid_training()
     view = BoundaryView()
     if theme == "dark":
-        pal = view.palette()
-        for role, colour in ((pal.ColorRole.Window, "#2b2b2b"), (pal.ColorRole.Base, "#1e1e1e"),
-                             (pal.ColorRole.Text, "#e0e0e0"), (pal.ColorRole.WindowText, "#e0e0e0")):
-            pal.setColor(role, QColor(colour))
-        view.setPalette(pal)
+        dark(view)
     shown(qtbot, view, 1000, 380)
     view.show_boundary(data, step=step)
     units = data["units"]

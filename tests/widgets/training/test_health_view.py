@@ -23,7 +23,7 @@ from app.widgets.training.health_view import (
     format_value,
     sparkline_points,
 )
-from tests.helpers import shown
+from tests.helpers import dark, shown
 
 SHOTS = Path(os.environ.get("NETCANVAS_SHOTS", "/tmp/training-shots"))
 ORDER = ["input", "conv1", "relu1", "pool1", "fc1", "relu2", "fc2"]
@@ -172,11 +172,7 @@ def test_how_the_health_table_looks(qtbot, theme):
     """A LeNet-like table mid-training with a flagged row, in both themes (look at the PNGs)."""
     view = HealthView()
     if theme == "dark":
-        pal = view.palette()
-        for role, colour in ((QPalette.ColorRole.Window, "#2b2b2b"), (QPalette.ColorRole.Base, "#1e1e1e"),
-                             (QPalette.ColorRole.Text, "#e0e0e0"), (QPalette.ColorRole.WindowText, "#e0e0e0")):
-            pal.setColor(role, QColor(colour))
-        view.setPalette(pal)
+        dark(view)
     shown(qtbot, view, 1000, 360)
     for step in range(80):
         view.show_health(figures(step, dead=min(0.9, 0.2 + step / 80)), ORDER, TYPES, step=step * 25)

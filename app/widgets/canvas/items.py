@@ -17,8 +17,8 @@ from ...engine.graph import Node
 from ...engine.layers import get_spec
 from ...engine.layers.helpers import fmt
 from ...engine.layers.spec import BLOCK_CATEGORY, LayerSpec
-from .overlays import (BADGE_W, GLYPH_RECT, Glyph, Heat, glyph_footprint, glyph_rect_far, health_tooltip, heat_fill,
-                       paint_badge, paint_glyph)
+from .overlays import (BADGE_W, GLYPH_RECT, Glyph, GlyphItem, Heat, glyph_footprint, glyph_rect_far, health_tooltip,
+                       heat_fill, paint_badge)
 from .marks import BLOCK_GLYPH_W, blend, block_glyph, snowflake
 from .routing import NODE_H, NODE_W
 from .theme import Theme
@@ -99,6 +99,11 @@ def _port_metrics() -> QFontMetricsF:
     return QFontMetricsF(node_font(PORT_PX))
 
 
+def _glyph_room(glyph: Glyph) -> tuple:
+    """What of a glyph the node's own text makes room for: where it is drawn."""
+    return (glyph_footprint(glyph, GLYPH_RECT).getRect(), glyph_footprint(glyph, glyph_rect_far(True)).getRect())
+
+
 class PortItem(QGraphicsItem):
     """An input slot (top edge, or left edge, in slot order) or an output port (bottom edge,
     or right edge, in port order) of a node."""
@@ -173,6 +178,7 @@ class NodeItem(QGraphicsItem):
         self.direction = "TB"  # "LR": inputs on the left side, the outputs on the right
         # overlays (overlays.py), None / empty while off: paint skips them at no cost
         self.glyph: Glyph | None = None  # the live output for the sample shown
+        self._glyph_item: GlyphItem | None = None  # draws it (made with the first glyph)
         self.flags: list[tuple[str, str]] = []  # health flags: (title, explanation)
         self.heat: Heat | None = None  # the node's place in a profile
         self.setFlags(QGraphicsItem.GraphicsItemFlag.ItemIsMovable
@@ -283,9 +289,17 @@ class NodeItem(QGraphicsItem):
             self.update()
 
     def set_glyph(self, glyph: Glyph | None) -> None:
-        """Show ``glyph`` (a live output) in the node; None removes it."""
-        if glyph is not self.glyph:
-            self.glyph = glyph
+        """Show ``glyph`` (a live output) in the node; None removes it. The glyph is drawn
+        by a child item: the node itself repaints only when the room its text has changes
+        (a glyph comes or goes, or an image of another aspect ratio)."""
+        if glyph is self.glyph:
+            return
+        old, self.glyph = self.glyph, glyph
+        if self._glyph_item is None:
+            self._glyph_item = GlyphItem(self)
+        self._glyph_item.setVisible(glyph is not None)
+        self._glyph_item.update()
+        if old is None or glyph is None or _glyph_room(old) != _glyph_room(glyph):
             self.update()
 
     def set_flags(self, flags: list[tuple[str, str]]) -> None:
@@ -294,6 +308,8 @@ class NodeItem(QGraphicsItem):
             self.flags = list(flags)
             self._refresh_tooltip()
             self.update()
+            if self._glyph_item is not None:  # far out, it draws the badge over the glyph
+                self._glyph_item.update()
 
     def set_heat(self, heat: Heat | None) -> None:
         """The node's profile share (a tint) and figure; None clears them."""
@@ -489,25 +505,24 @@ class NodeItem(QGraphicsItem):
         if detail == "text":
             self._paint_text(painter)
             self._paint_pills(painter)
-            if self.glyph is not None:
-                paint_glyph(painter, self.glyph, GLYPH_RECT, t, t.category(self.category))
         elif detail == "type":  # far out: the type name alone, as large as the box allows
             self._paint_far(painter, scale)
-        elif self.glyph is not None:
-            paint_glyph(painter, self.glyph, glyph_rect_far(False), t, t.category(self.category), show_label=False)
-        if detail != "text" and self.flags:  # a warning stays in sight however far out
+        if detail != "text" and self.glyph is None:  # (else the glyph's item draws it, over the glyph)
+            self.paint_far_badge(painter, scale)
+
+    def paint_far_badge(self, painter: QPainter, scale: float) -> None:
+        """The warning badge, larger than at full detail: a warning stays in sight however far out."""
+        if self.flags:
             side = min(max(BADGE_W, 14.0 / max(scale, 1e-6)), NODE_H * 0.6)
-            paint_badge(painter, QRectF(NODE_W - 4 - side, 4, side, side * 0.9), t)
+            paint_badge(painter, QRectF(NODE_W - 4 - side, 4, side, side * 0.9), self.theme)
 
     def _paint_far(self, painter: QPainter, scale: float) -> None:
         """The type name as large as the box allows, with the glyph beside it (the right half)
         or the profile's share under it."""
         t = self.theme
         room = QRectF(12, 0, NODE_W - 16, NODE_H)
-        if self.glyph is not None:
-            far = glyph_rect_far(True)
-            paint_glyph(painter, self.glyph, far, t, t.category(self.category), show_label=False)
-            room.setRight(glyph_footprint(self.glyph, far).left() - 2)
+        if self.glyph is not None:  # (drawn by the glyph's item)
+            room.setRight(glyph_footprint(self.glyph, glyph_rect_far(True)).left() - 2)
         figure = self.heat.short if self.heat is not None else ""
         pixels = self._type_only_pixels(scale, room.width(), 0.4 if figure else 0.55)
         font = node_font(pixels, bold=True)

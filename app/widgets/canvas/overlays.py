@@ -5,7 +5,9 @@
   mean over channels, a vector ``[F]`` as a strip of at most ``MAX_BARS`` bars, a sequence
   ``[T, F]`` as a heat map, and the output node's vector as class probabilities with the top
   class named. The picture is computed on the first paint after a snapshot and kept
-  (``Glyph.image``), so repaints in between cost a ``drawImage``.
+  (``Glyph.image``), so repaints in between cost a ``drawImage``. A node draws its glyph
+  in a child item (``GlyphItem``): a new snapshot repaints the glyphs, and the nodes' text
+  stays in their cached pictures.
 - Health flags (``health_flags``, ``health_tooltip``, ``paint_badge``): a warning triangle
   on the node, the flags' titles and explanations in its tooltip.
 - A profile (``profile_marks``): each node's share of the time, memory or FLOPs, a tint
@@ -172,7 +174,7 @@ def _reduce(kind: str, data: np.ndarray, class_names: Sequence[str]) -> tuple[np
         return p, f"{name} · {p.max() * 100:.0f} %"
     if kind == "bars":
         if a.size > MAX_BARS:
-            a = np.array([chunk.mean() for chunk in np.array_split(a, MAX_BARS)])
+            a = run_means(a.ravel(), MAX_BARS)
         peak = float(np.abs(a).max())
         return (a / peak if peak > 0 else a), ""
     if kind == "heat":
@@ -181,6 +183,16 @@ def _reduce(kind: str, data: np.ndarray, class_names: Sequence[str]) -> tuple[np
     while m.ndim > 2:  # a volume [D, H, W]: the mean over depth too
         m = m.mean(axis=0)
     return _unit(_pool_2d(m)), ""
+
+
+def run_means(v: np.ndarray, n: int) -> np.ndarray:
+    """The means of ``v`` split into ``n`` consecutive runs as ``np.array_split`` splits it
+    (the first ``len(v) % n`` runs one longer), in one pass."""
+    size, extra = divmod(len(v), n)
+    lengths = np.full(n, size)
+    lengths[:extra] += 1
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    return np.add.reduceat(v, starts) / lengths
 
 
 def _to_image(m: np.ndarray, low: QColor, high: QColor) -> QImage:
@@ -247,12 +259,16 @@ def _paint_bars(painter: QPainter, glyph: Glyph, rect: QRectF, theme: Theme, col
     base = area.center().y() if signed else area.bottom()
     reach = area.height() / 2 if signed else area.height()
     top = int(values.argmax())
+    heights = (values * reach).tolist()
+    width = max(step - gap, 0.6)
+    bars = [QRectF(area.left() + i * step + gap / 2, base - max(h, 0.0), width, abs(h)) for i, h in enumerate(heights)]
     painter.setPen(Qt.PenStyle.NoPen)
-    dim = mix(theme.node, theme.dim_text, 0.55)
-    for i, v in enumerate(values):
-        h = float(v) * reach
-        painter.setBrush(colour if not probs or i == top else dim)
-        painter.drawRect(QRectF(area.left() + i * step + gap / 2, base - max(h, 0.0), max(step - gap, 0.6), abs(h)))
+    painter.setBrush(colour)
+    if probs:  # the top class in the node's colour, the others dimmed
+        painter.drawRects(bars[top:top + 1])
+        painter.setBrush(mix(theme.node, theme.dim_text, 0.55))
+        bars = bars[:top] + bars[top + 1:]
+    painter.drawRects(bars)  # one call: a drawRect per bar cost more than the rest of the node
     if probs and show_label:
         font = _font(GLYPH_TEXT_PX, bold=True)
         painter.setFont(font)
@@ -260,6 +276,37 @@ def _paint_bars(painter: QPainter, glyph: Glyph, rect: QRectF, theme: Theme, col
         text = QFontMetricsF(font).elidedText(glyph.label(), Qt.TextElideMode.ElideMiddle, rect.width())
         painter.drawText(QRectF(rect.left(), area.bottom() + 1, rect.width(), GLYPH_TEXT_PX + 2),
                          Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, text)
+
+
+class GlyphItem(QGraphicsItem):
+    """A node's live glyph, a child item of the node (``NodeItem.glyph`` says what to draw):
+    drawn apart from the node's cached picture, so a snapshot repaints only the glyphs. It
+    takes no mouse or hover: those go to the node under it."""
+
+    def __init__(self, node_item: QGraphicsItem):
+        super().__init__(node_item)
+        self.node_item = node_item
+        self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+        self.setZValue(1)  # above the ports' (empty) items too
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)  # repaints between snapshots: a blit
+
+    def boundingRect(self) -> QRectF:
+        return QRectF(_GLYPH_ITEM_RECT)
+
+    def paint(self, painter: QPainter, option, widget=None) -> None:
+        node = self.node_item
+        glyph = node.glyph
+        if glyph is None:
+            return
+        colour = node.theme.category(node.category)
+        scale = option.levelOfDetailFromTransform(painter.worldTransform())
+        detail = node.detail(scale)
+        if detail == "text":
+            paint_glyph(painter, glyph, GLYPH_RECT, node.theme, colour)
+            return
+        # beside the type name drawn alone, or most of a bare box; a warning over it
+        paint_glyph(painter, glyph, glyph_rect_far(detail == "type"), node.theme, colour, show_label=False)
+        node.paint_far_badge(painter, scale)
 
 
 # -- health ------------------------------------------------------------------------------------
@@ -454,3 +501,7 @@ def glyph_rect_far(zoomed_out_type: bool) -> QRectF:
     if zoomed_out_type:
         return QRectF(GLYPH_RECT.left(), 6, GLYPH_RECT.width(), NODE_H - 12)
     return QRectF(12, 6, NODE_W - 18, NODE_H - 12)
+
+
+# where a GlyphItem may draw, whatever the detail
+_GLYPH_ITEM_RECT = GLYPH_RECT.united(glyph_rect_far(False)).united(glyph_rect_far(True)).adjusted(-1, -1, 1, 1)

@@ -9,7 +9,9 @@ opened node receives) and is rebuilt when that changes (``scope_changed``).
 
 from __future__ import annotations
 
-from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+import math
+
+from PySide6.QtCore import QLineF, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QPainter, QPainterPath, QPen, QTransform
 from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsScene
 
@@ -468,20 +470,17 @@ class CanvasScene(QGraphicsScene):
         scale = painter.worldTransform().m11()
         if scale < 0.5:
             return
-        painter.setPen(QPen(self.theme.grid, 0))
         left = int(rect.left()) - int(rect.left()) % GRID
         top = int(rect.top()) - int(rect.top()) % GRID
-        lines = []
-        x = left
-        while x < rect.right():
-            lines.append((QPointF(x, rect.top()), QPointF(x, rect.bottom())))
-            x += GRID
-        y = top
-        while y < rect.bottom():
-            lines.append((QPointF(rect.left(), y), QPointF(rect.right(), y)))
-            y += GRID
-        for a, b in lines:
-            painter.drawLine(a, b)
+        lines = [QLineF(x, rect.top(), x, rect.bottom()) for x in range(left, math.ceil(rect.right()), GRID)]
+        lines += [QLineF(rect.left(), y, rect.right(), y) for y in range(top, math.ceil(rect.bottom()), GRID)]
+        # one call, without antialiasing: a hairline grid gains nothing from it, and a
+        # drawLine per line, antialiased, was most of a repaint of a small graph
+        antialiased = painter.testRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        painter.setPen(QPen(self.theme.grid, 0))
+        painter.drawLines(lines)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, antialiased)
 
     # -- gestures ----------------------------------------------------------------------------
     def mousePressEvent(self, event) -> None:
@@ -600,6 +599,7 @@ class CanvasScene(QGraphicsScene):
             region.theme = theme
             region.update()
         self._refresh_overview()
+        self.invalidate(self.sceneRect(), QGraphicsScene.SceneLayer.BackgroundLayer)  # the views' cached grid
         self.update()
 
     # -- level of detail -------------------------------------------------------------------

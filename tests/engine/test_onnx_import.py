@@ -69,9 +69,10 @@ def _onnx_nodes(path):
 
 
 def _as_exported(graph):
-    """What an export keeps of ``graph``: Dropout and Identity vanish (eval mode), a
-    BatchNorm2d after a Conv2d is fused into it (the Conv, with a bias, takes its id), and
-    "same" padding of an odd kernel is the number it stands for."""
+    """What an export keeps of ``graph``: Dropout and Identity vanish (eval mode), and
+    "same" padding of an odd kernel is the number it stands for. (The examples are written
+    from their layers, export/onnx_direct.py: a BatchNorm2d stays itself, where torch's
+    exporter folds it into the Conv before it.)"""
     nodes = {n.id: (n.type, dict(n.params)) for n in graph.nodes.values()}
     edges = {(e.source, e.target, e.target_port) for e in graph.edges}
 
@@ -89,16 +90,6 @@ def _as_exported(graph):
         if kind in ("Dropout", "Identity"):
             bypass(node_id)
             del nodes[node_id]
-        elif kind == "BatchNorm2d":
-            conv = next(e[0] for e in edges if e[1] == node_id)
-            if nodes[conv][0] == "Conv2d":
-                params = {k: v for k, v in nodes[conv][1].items() if k != "bias"}
-                nodes[node_id] = ("Conv2d", params)
-                for e in [e for e in edges if e[1] == conv]:
-                    edges.discard(e)
-                    edges.add((e[0], node_id, e[2]))
-                edges.discard((conv, node_id, 0))
-                del nodes[conv]
     return [(k, *v) for k, v in nodes.items()], edges
 
 

@@ -1,12 +1,14 @@
 """ONNX export, checked right after writing.
 
-The compiled module goes through torch's exporter (torch.export based, opset 18 by
-default) with a dynamic batch axis; ONNX node names are rewritten to start with the node
-id they come from (``conv1/Conv``); initializers keep the state_dict names. The file must
-then pass ``onnx.checker.check_model(full_check=True)`` and give, in onnxruntime, the same
-outputs as torch on sample inputs of another batch size: the largest difference (relative
-to the outputs' magnitude where that is above 1: float32 rounding grows with it) is
-reported, and more than ``TOLERANCE`` is an error, never a silent success.
+A graph whose every node type ``onnx_direct`` maps is written from the layer declarations
+(fast: no tracing); any other goes through torch's exporter (torch.export based), as does a
+direct file that fails its checks. Both write opset 18 by default, a dynamic batch axis, ONNX
+node names that start with the node id they come from (``conv1/Conv``) and initializers named
+by the state_dict. The file must then pass ``onnx.checker.check_model(full_check=True)`` and
+give, in onnxruntime, the same outputs as torch on sample inputs of another batch size: the
+largest difference (relative to the outputs' magnitude where that is above 1: float32
+rounding grows with it) is reported, and more than ``TOLERANCE`` is an error, never a silent
+success.
 
 The file's metadata records how inputs are prepared: the weights' input normalization
 (``input_mean``, ``input_std``, ``input_shape``) and class names, and the project's dataset
@@ -40,9 +42,11 @@ from ..predict import read_metadata
 from ..project import Project
 from ..samples import sample_tensors
 from ..weights import load_weights
+from .onnx_direct import Unsupported, direct_model
 
 TOLERANCE = 1e-4
 DEFAULT_OPSET = 18
+_log = logging.getLogger(__name__)
 
 
 class ExportError(NetCanvasError):
@@ -58,6 +62,8 @@ class OnnxReport:
     max_difference: float
     batch_sizes: tuple[int, int]
     weights: str
+    # who wrote the file: "direct" (from the layer declarations) or "torch" (its exporter)
+    writer: str = "torch"
 
     def summary(self) -> str:
         return (f"wrote {self.path} (opset {self.opset}); checker passed; onnxruntime matches torch "
@@ -66,9 +72,11 @@ class OnnxReport:
 
 
 def export_onnx(project: Project, out: str | Path, weights: str | Path | None = None,
-                opset: int = DEFAULT_OPSET, seed: int = 0) -> OnnxReport:
+                opset: int = DEFAULT_OPSET, seed: int = 0, direct: bool = True) -> OnnxReport:
     """Export ``project`` (with ``weights``, else the project's saved weights if any, else
-    a seeded initialization) to ``out``. Raises ``ExportError`` / ``GraphError``."""
+    a seeded initialization) to ``out``; ``direct`` false always uses torch's exporter.
+    Returns the report (``writer`` says which wrote the file). Raises ``ExportError`` /
+    ``GraphError``."""
     a = analyze(project.graph)
     if not a.ok:
         raise GraphError(a.errors)
@@ -82,6 +90,31 @@ def export_onnx(project: Project, out: str | Path, weights: str | Path | None = 
         source = str(chosen)
         recorded = read_metadata(chosen)
     names = list(a.inputs)
+    state = model.state_dict()
+    metadata = exported_metadata(project.dataset, recorded)
+    if direct:
+        try:
+            proto = direct_model(project.graph, a, {k: v.detach().cpu().numpy() for k, v in state.items()}, opset)
+        except Unsupported as e:
+            _log.debug("torch's exporter writes %s: %s", out, e)
+        else:
+            try:
+                difference = _write_and_check(proto, project, model, a, metadata, out, seed)
+                return OnnxReport(Path(out), opset, names, a.output, difference, (2, 3), source, "direct")
+            except _Mismatch as e:  # a gap in onnx_direct: torch's exporter decides
+                _log.debug("the direct ONNX export of %s failed its check (%s); torch's exporter writes it", out, e)
+                Path(out).unlink(missing_ok=True)  # no wrong file left behind should torch's fail too
+    proto = _torch_model(model, project, a, names, opset, seed, out)
+    difference = _write_and_check(proto, project, model, a, metadata, out, seed, mismatch=ExportError)
+    return OnnxReport(Path(out), opset, names, a.output, difference, (2, 3), source, "torch")
+
+
+class _Mismatch(ExportError):
+    """A directly written file that fails the checker or differs from torch."""
+
+
+def _torch_model(model, project: Project, a, names: list[str], opset: int, seed: int, out):
+    """The model as torch's exporter writes it (node names from the node ids)."""
     example = sample_tensors(project.graph, a, 2, seed)
     batch = torch.export.Dim("batch", min=1)
     dynamic = {name: {0: batch} for name in _forward_arguments(model, names)}
@@ -98,8 +131,15 @@ def export_onnx(project: Project, out: str | Path, weights: str | Path | None = 
         raise ExportError(f"torch's exporter could not write this model in opset {opset} (it wrote opset "
                           f"{written}); choose opset {written} or another it can convert to", str(out))
     _name_nodes(proto)
-    _record(proto, {**exported_metadata(project.dataset, recorded),
-                    **project_metadata(project, model.state_dict(), proto)})
+    return proto
+
+
+def _write_and_check(proto, project: Project, model, a, metadata: dict[str, str], out, seed: int,
+                     mismatch: type[ExportError] = _Mismatch) -> float:
+    """Record the metadata in ``proto``, write it to ``out``, check it (the ONNX checker, then
+    onnxruntime against ``model``); returns the largest difference. Raises ``mismatch`` when
+    a check fails, ``ExportError`` when the file cannot be written."""
+    _record(proto, {**metadata, **project_metadata(project, model.state_dict(), proto)})
     data = proto.SerializeToString()
     try:
         atomic_write(out, data)
@@ -108,13 +148,13 @@ def export_onnx(project: Project, out: str | Path, weights: str | Path | None = 
     try:
         onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
     except Exception as e:
-        raise ExportError(f"the exported file fails the ONNX checker: {first_line(e)}", str(out)) from e
-    difference = onnxruntime_difference(data, model, project.graph, a, {n: n for n in names}, batch=3,
-                                        seed=seed + 1, error=ExportError, checking="the export")
+        raise mismatch(f"the exported file fails the ONNX checker: {first_line(e)}", str(out)) from e
+    difference = onnxruntime_difference(data, model, project.graph, a, {n: n for n in a.inputs}, batch=3,
+                                        seed=seed + 1, error=mismatch, checking="the export")
     if not difference <= TOLERANCE:
-        raise ExportError(f"onnxruntime's output differs from torch's by {difference:.3g} "
-                          f"(more than {TOLERANCE:g}); the file is not trustworthy", str(out))
-    return OnnxReport(Path(out), opset, names, a.output, difference, (2, 3), source)
+        raise mismatch(f"onnxruntime's output differs from torch's by {difference:.3g} "
+                       f"(more than {TOLERANCE:g}); the file is not trustworthy", str(out))
+    return difference
 
 
 def _forward_arguments(model, names: list[str]) -> list[str]:

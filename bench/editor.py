@@ -51,6 +51,7 @@ from PySide6 import __version__ as PYSIDE_VERSION  # noqa: E402
 from PySide6.QtCore import QPointF, QSettings, qInstallMessageHandler, qVersion  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from app.engine.incremental import Analyzer  # noqa: E402
 from app.engine.inference import analyze, describe_shape  # noqa: E402
 from app.engine.layout import layered_layout  # noqa: E402
 from app.engine.project import Project, load_project, save_project  # noqa: E402
@@ -236,23 +237,48 @@ class Bench:
     # -- 2. edits to labels ------------------------------------------------------------------
     def edit_case(self, name: str, do, check, reps: int, note=lambda: "") -> None:
         """Time ``do()`` (one undoable command) plus the event processing after it; then
-        ``check()`` the labels and undo outside the timing."""
+        ``check()`` the labels and undo outside the timing. The note says how much of it the
+        engine's analysis (``Analyzer.analysis``) took, and whether it ran whole."""
         history = self.w.doc.history
+        spent: list[float] = []
+        full: list[int] = []
+        measured = Analyzer.analysis
+
+        def analysis(analyzer):
+            start = time.perf_counter()
+            runs = analyzer.full_runs
+            try:
+                return measured(analyzer)
+            finally:
+                spent.append(time.perf_counter() - start)
+                full.append(analyzer.full_runs - runs)
 
         def once() -> float:
+            spent.clear()
+            full.clear()
             start = time.perf_counter()
             result = do()
             self.app.processEvents()
             elapsed = time.perf_counter() - start
+            engine.append((sum(spent), sum(full)))
             check(result)
             history.undo()
             self.settle(1)
             return elapsed
 
-        once()  # warm up
-        gc.collect()
-        samples = [once() for _ in range(reps)]
-        self.row(name, samples, GOAL_EDIT_MS, note(), rerun=lambda: [once() for _ in range(5)])
+        engine: list[tuple[float, int]] = []
+        Analyzer.analysis = analysis
+        try:
+            once()  # warm up
+            gc.collect()
+            engine.clear()
+            samples = [once() for _ in range(reps)]
+        finally:
+            Analyzer.analysis = measured
+        analysis_ms = statistics.median(e[0] for e in engine) * 1e3
+        whole = sum(e[1] for e in engine)
+        self.row(name, samples, GOAL_EDIT_MS, f"{note()}; analysis {analysis_ms:.2f} ms of it"
+                 + (f" ({whole} full runs)" if whole else " (incremental)"), rerun=lambda: [once() for _ in range(5)])
 
     def edits(self, reps: int) -> None:
         self.set_zoom_centre(1.0)

@@ -44,6 +44,10 @@ class Analysis:
     expansions: dict[str, Any] = field(default_factory=dict)
     # what an incremental update starts from (incremental.py); not part of the result
     state: "AnalysisState | None" = field(default=None, repr=False, compare=False)
+    # set by ``incremental.Analyzer``: the nodes whose facts here (shapes, count, parameters,
+    # issues, inputs and outputs) may differ from the analysis it gave before, removed nodes
+    # included; None: any may (a full analysis). A view redraws only these.
+    changed: frozenset[str] | None = field(default=None, repr=False, compare=False)
 
     @property
     def errors(self) -> list[Issue]:
@@ -79,7 +83,11 @@ class AnalysisState:
     """What ``analyze`` worked out on the way, kept for ``incremental.Analyzer``: each node's
     spec, the nodes whose parameters are valid, whose slots are fed right (before the ports
     check) and whose ``repeat`` can be carried out; the nodes fed from a port their source
-    lacks; the outgoing edges; where each pass's issues start in ``issues``."""
+    lacks; the outgoing edges; where each pass's issues start in ``issues``; per node of a
+    catalogue type, the key of its parameters (``_params_key``: what the memoised rules are
+    looked up by; absent where the parameters cannot be a key); each node's position in the
+    file order (increasing with it, perhaps with gaps: an update removes nodes) and the
+    position the next node added takes; the nodes that feed nothing, in file order."""
 
     specs: dict[str, LayerSpec]
     param_ok: set[str]
@@ -88,6 +96,10 @@ class AnalysisState:
     repeat_ok: set[str]
     outgoing: dict[str, list[Edge]]
     marks: list[int]
+    keys: dict[str, Any] = field(default_factory=dict)
+    positions: dict[str, int] = field(default_factory=dict)
+    next_position: int = 0
+    sinks: list[str] = field(default_factory=list)
 
 
 def resolve_params(spec: LayerSpec, given: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str | None, str]]]:
@@ -114,27 +126,56 @@ def resolve_params(spec: LayerSpec, given: dict[str, Any]) -> tuple[dict[str, An
     return resolved, problems
 
 
-def _resolve_cached(spec: LayerSpec, given) -> tuple[dict[str, Any], list[tuple[str | None, str]]]:
-    """``resolve_params``, memoised on the parameters' content (the editor re-analyzes the
-    whole graph on every edit, and most nodes' parameters did not change). Every call gets
-    its own copy of the resolved values."""
+def _resolve_cached(spec: LayerSpec, given) -> tuple[dict[str, Any], list[tuple[str | None, str]], Any]:
+    """``resolve_params`` of a catalogue type, memoised on the parameters' content (the
+    editor re-analyzes on every edit, and most nodes' parameters did not change), and the
+    key it was looked up by (None: ``given`` cannot be a key, so nothing was memoised).
+    Every call gets its own copy of the resolved values."""
     try:
-        resolved, nested, problems = _resolve_frozen(spec.type, _freeze(given))
+        key = _params_key(given)
+        resolved, nested, problems = _resolve_key(spec.type, key)
     except (TypeError, RecursionError):  # a value that cannot be a key (unhashable, nested too deep)
-        return resolve_params(spec, given)
-    return _thaw(resolved) if nested else dict(resolved), list(problems)
+        resolved, problems = resolve_params(spec, given)
+        return resolved, problems, None
+    return (_thaw(resolved) if nested else dict(resolved)), list(problems), key
+
+
+def _params_key(given):
+    """A hashable key of a node's parameters that keeps types apart (True == 1 in Python,
+    not here) and keys' order (the problems are listed in it): a dict of plain values (the
+    usual case) as its names, values and their types; anything else ``_freeze``'s way.
+    Raises ``TypeError`` for a value that cannot be hashed."""
+    if type(given) is dict:
+        values = tuple(given.values())
+        types = tuple(map(type, values))
+        if _SCALARS.issuperset(types):
+            return _FLAT, tuple(given), values, types
+    return _freeze(given)
+
+
+_FLAT = "flat"  # (``_freeze`` keys are pairs, these are 4-tuples: the two never meet)
+
+
+def _given(key):
+    """The parameters ``_params_key`` made ``key`` of (a fresh copy)."""
+    if len(key) == 4:
+        return dict(zip(key[1], key[2]))
+    return _thaw(key)
 
 
 @functools.lru_cache(maxsize=8192)
-def _resolve_frozen(type_name: str, frozen) -> tuple[Any, bool, tuple]:
+def _resolve_key(type_name: str, key) -> tuple[Any, bool, tuple]:
     """The resolved parameters (frozen where they hold lists or dicts, which every caller
     must get a copy of; else as a dict of plain values), whether they do, and the problems."""
-    resolved, problems = resolve_params(get_spec(type_name), _thaw(frozen))
+    resolved, problems = resolve_params(get_spec(type_name), _given(key))
     nested = any(type(v) not in _SCALARS for v in resolved.values())
     return (_freeze(resolved) if nested else resolved), nested, tuple(problems)
 
 
 _SCALARS = frozenset((str, int, float, bool, type(None)))
+
+# ``id_problem`` memoised (typed: the message quotes 1 and True differently)
+_id_problem = functools.lru_cache(maxsize=16384, typed=True)(id_problem)
 
 
 def _freeze(value):
@@ -167,18 +208,32 @@ def analyze(graph: Graph) -> Analysis:
     a = Analysis()
     issues = a.issues
     specs: dict[str, LayerSpec] = {}
+    keys: dict[str, Any] = {}
     param_ok: set[str] = set()
+    params = a.params
+    spec_of = graph.spec if len(graph.blocks) else get_spec
     for node in graph.nodes.values():
-        spec, resolved, found, ok = check_node(graph, node)
-        issues.extend(found)
-        if spec is None:
-            continue
-        specs[node.id] = spec
-        a.params[node.id] = resolved
+        node_id = node.id
+        spec = spec_of(node.type)
+        if spec is not None and spec.category != BLOCK_CATEGORY and _id_problem(node_id) is None:
+            # (``check_node``, inlined for the usual node: it runs on every node)
+            resolved, problems, key = _resolve_cached(spec, node.params)
+            if problems:
+                issues.extend(Issue(node_id, param, message) for param, message in problems)
+            ok = not problems
+        else:
+            spec, resolved, found, ok, key = check_node(graph, node)
+            issues.extend(found)
+            if spec is None:
+                continue
+        specs[node_id] = spec
+        params[node_id] = resolved
+        if key is not None:
+            keys[node_id] = key
         if ok:
-            param_ok.add(node.id)
+            param_ok.add(node_id)
         if node.type == "Input":
-            a.inputs.append(node.id)
+            a.inputs.append(node_id)
 
     marks = [0]
     marks.append(len(issues))
@@ -191,60 +246,119 @@ def analyze(graph: Graph) -> Analysis:
     marks.append(len(issues))
     repeat_ok = _check_options(graph, specs, incoming, issues)
     marks.append(len(issues))
-    a.order = _topological_order(graph, outgoing, incoming, issues)
+    positions = {n: i for i, n in enumerate(graph.nodes)}
+    a.order = _topological_order(graph, outgoing, incoming, issues, positions)
     marks.append(len(issues))
-    _check_ends(graph, a, outgoing, issues)
+    sinks = [n for n in graph.nodes if n not in outgoing]
+    _check_ends(graph, a, sinks, issues)
     marks.append(len(issues))
     _check_dtypes(graph, a, specs, outgoing, issues)
     marks.append(len(issues))
-    state = a.state = AnalysisState(specs, param_ok, slots_ok, ports_bad, repeat_ok, outgoing, marks)
-    for node_id in a.order:
-        issues.extend(infer_node(graph, a, state, node_id))
+    state = a.state = AnalysisState(specs, param_ok, slots_ok, ports_bad, repeat_ok, outgoing, marks, keys,
+                                    positions, len(positions), sinks)
+    _infer_all(graph, a, state)
     return a
 
 
-def check_node(graph: Graph, node) -> tuple[LayerSpec | None, dict[str, Any] | None, list[Issue], bool]:
+def _infer_all(graph: Graph, a: Analysis, state: AnalysisState) -> None:
+    """``infer_node`` for every node in ``a.order``, its issues into ``a.issues``: the usual
+    case inlined (a catalogue type whose inputs are known), as it runs on every node."""
+    issues, specs, keys, incoming, nodes = a.issues, state.specs, state.keys, a.incoming, graph.nodes
+    shapes, port_shapes, counts = a.shapes, a.port_shapes, a.param_counts
+    ready = (state.param_ok & state.slots_ok & state.repeat_ok) - state.ports_bad
+    for node_id in a.order:
+        key = keys.get(node_id)
+        if node_id not in ready or key is None or specs[node_id].category == BLOCK_CATEGORY:
+            found = infer_node(graph, a, state, node_id)
+            if found:
+                issues.extend(found)
+            continue
+        in_shapes = []
+        for e in incoming.get(node_id, ()):
+            ports = port_shapes.get(e.source)
+            if not ports or e.source_port >= len(ports):
+                in_shapes = None
+                break
+            in_shapes.append(ports[e.source_port])
+        if in_shapes is None:
+            shapes[node_id] = port_shapes[node_id] = None
+            counts[node_id] = 0
+            continue
+        ports, count, hints, error = _outcome_cached(specs[node_id].type, key, nodes[node_id].repeat,
+                                                     tuple(in_shapes))
+        if error is not None:
+            shapes[node_id] = port_shapes[node_id] = None
+            counts[node_id] = 0
+            issues.append(Issue(node_id, *error))
+            continue
+        shapes[node_id], port_shapes[node_id], counts[node_id] = ports[0], ports, count
+        if hints:
+            issues.extend(Issue(node_id, param, message, "warning") for param, message in hints)
+
+
+def check_node(graph: Graph, node) -> tuple[LayerSpec | None, dict[str, Any] | None, list[Issue], bool, Any]:
     """A node on its own: its spec (None for an unknown type), its parameters with defaults
-    filled in, the issues of its id, its type and its parameters (in that order), and
-    whether its parameters are valid."""
-    found = [Issue(node.id, None, problem)] if (problem := id_problem(node.id)) else []
+    filled in, the issues of its id, its type and its parameters (in that order), whether
+    its parameters are valid, and the key of its parameters (``AnalysisState.keys``; None
+    for a block type or parameters that cannot be a key)."""
+    node_id = node.id
+    problem = _id_problem(node_id)
+    found = [Issue(node_id, None, problem)] if problem else []
     spec = graph.spec(node.type)
     if spec is None:
-        found.append(Issue(node.id, None, f"unknown layer type {node.type!r}"))
-        return None, None, found, False
+        found.append(Issue(node_id, None, f"unknown layer type {node.type!r}"))
+        return None, None, found, False, None
     if spec.category == BLOCK_CATEGORY:  # (its parameters are the file's, not the catalogue's)
         resolved, problems = resolve_params(spec, node.params)
+        key = None
     else:
-        resolved, problems = _resolve_cached(spec, node.params)
-    found.extend(Issue(node.id, param, message) for param, message in problems)
-    return spec, resolved, found, not problems
+        resolved, problems, key = _resolve_cached(spec, node.params)
+    if problems:
+        found.extend(Issue(node_id, param, message) for param, message in problems)
+    return spec, resolved, found, not problems, key
 
 
 def infer_node(graph: Graph, a: Analysis, state: AnalysisState, node_id: str) -> list[Issue]:
     """Work out ``node_id``'s output shapes, parameter count and expansion into ``a`` from
     the shapes arriving at it; returns the issues found (shape errors, warnings)."""
     spec = state.specs.get(node_id)
-    a.shapes[node_id] = a.port_shapes[node_id] = None
+    shapes, port_shapes = a.shapes, a.port_shapes
+    shapes[node_id] = port_shapes[node_id] = None
     a.param_counts[node_id] = 0
-    a.expansions.pop(node_id, None)
+    if a.expansions:
+        a.expansions.pop(node_id, None)
     if (spec is None or node_id not in state.param_ok or node_id not in state.slots_ok
             or node_id in state.ports_bad or node_id not in state.repeat_ok):
         return []
-    in_shapes = a.input_shapes(node_id)
-    if any(s is None for s in in_shapes):
-        return []
+    in_shapes = []
+    for e in a.incoming.get(node_id, ()):  # (``Analysis.input_shapes``, inlined: it runs per node)
+        ports = port_shapes.get(e.source)
+        if not ports or e.source_port >= len(ports):
+            return []
+        in_shapes.append(ports[e.source_port])
+    key = state.keys.get(node_id)
+    if key is None or spec.category == BLOCK_CATEGORY:
+        return _infer_uncached(graph, a, spec, node_id, in_shapes)
+    ports, count, hints, error = _outcome_cached(spec.type, key, graph.nodes[node_id].repeat, tuple(in_shapes))
+    if error is not None:
+        return [Issue(node_id, *error)]
+    shapes[node_id], port_shapes[node_id], a.param_counts[node_id] = ports[0], ports, count
+    return [Issue(node_id, param, message, "warning") for param, message in hints] if hints else []
+
+
+def _infer_uncached(graph: Graph, a: Analysis, spec: LayerSpec, node_id: str, in_shapes: list[Shape]) -> list[Issue]:
+    """``infer_node`` for a block node or parameters that cannot be a key: the rules run."""
     p = a.params[node_id]
-    try:
-        ports, count, hints = _infer(spec, in_shapes, p, graph.nodes[node_id].repeat)
-    except BlockIssues as e:  # (raised by the first copy: its issues, with their paths)
-        return [i.inside(node_id) for i in e.issues]
-    except ShapeError as e:
-        return [Issue(node_id, e.param, str(e))]
-    except (ArithmeticError, ValueError, LookupError, TypeError) as e:  # a rule that met sizes it cannot take
-        return [Issue(node_id, None, f"{UNCOMPUTABLE} ({type(e).__name__}: {first_line(e)})")]
-    problem = next(filter(None, map(limits_problem, ports)), None) or count_problem(count)
-    if problem:
-        return [Issue(node_id, None, f"{spec.type} cannot be built: {problem}")]
+    if spec.category == BLOCK_CATEGORY:
+        try:
+            outcome = _outcome(spec, in_shapes, p, graph.nodes[node_id].repeat)
+        except BlockIssues as e:  # (raised by the first copy: its issues, with their paths)
+            return [i.inside(node_id) for i in e.issues]
+    else:
+        outcome = _outcome(spec, in_shapes, p, graph.nodes[node_id].repeat)
+    ports, count, hints, error = outcome
+    if error is not None:
+        return [Issue(node_id, *error)]
     a.shapes[node_id], a.port_shapes[node_id], a.param_counts[node_id] = ports[0], ports, count
     found = [Issue(node_id, param, message, "warning") for param, message in hints]
     if spec.category == BLOCK_CATEGORY:
@@ -252,6 +366,32 @@ def infer_node(graph: Graph, a: Analysis, state: AnalysisState, node_id: str) ->
         a.expansions[node_id] = inside
         found.extend(i.inside(node_id) for i in inside.issues)  # (warnings only: errors raised)
     return found
+
+
+@functools.lru_cache(maxsize=16384)
+def _outcome_cached(type_name: str, key, repeat: int, in_shapes: tuple[Shape, ...]):
+    """``_outcome`` of a catalogue type, memoised: its rules are pure functions of the
+    parameters, the repeat and the input shapes, and most nodes meet the same ones on
+    every analysis. The rules get their own copy of the parameters."""
+    resolved, nested, _problems = _resolve_key(type_name, key)
+    return _outcome(get_spec(type_name), list(in_shapes), _thaw(resolved) if nested else dict(resolved), repeat)
+
+
+def _outcome(spec: LayerSpec, in_shapes: list[Shape], p: dict[str, Any], repeat: int):
+    """What a node's rules give: ``(port shapes, count, hints, None)``, or ``(None, 0, (),
+    (param, message))`` for the error that stops it. Raises ``BlockIssues`` (a block type)."""
+    try:
+        ports, count, hints = _infer(spec, in_shapes, p, repeat)
+    except BlockIssues:
+        raise
+    except ShapeError as e:
+        return None, 0, (), (e.param, str(e))
+    except (ArithmeticError, ValueError, LookupError, TypeError) as e:  # a rule that met sizes it cannot take
+        return None, 0, (), (None, f"{UNCOMPUTABLE} ({type(e).__name__}: {first_line(e)})")
+    problem = next(filter(None, map(limits_problem, ports)), None) or count_problem(count)
+    if problem:
+        return None, 0, (), (None, f"{spec.type} cannot be built: {problem}")
+    return ports, count, tuple(hints), None
 
 
 def _infer(spec: LayerSpec, in_shapes: list[Shape], p: dict[str, Any], repeat: int):
@@ -296,58 +436,96 @@ UNCOMPUTABLE = "the output shape cannot be computed from these sizes"
 
 
 def _connect(graph: Graph, issues: list[Issue]):
+    """Each node's incoming edges (by input slot; in file order within one) and outgoing
+    edges (in file order); an edge naming no node or feeding its source is an issue."""
     incoming: dict[str, list[Edge]] = {}
     outgoing: dict[str, list[Edge]] = {}
     nodes = graph.nodes
     for e in graph.edges:
-        if e.source not in nodes or e.target not in nodes:
-            missing = e.source if e.source not in nodes else e.target
-            where = e.target if e.target in nodes else None
-            issues.append(Issue(where, None, f"edge {e.source!r} -> {e.target!r} names no node {missing!r}"))
+        source, target = e.source, e.target
+        if source not in nodes or target not in nodes:
+            missing = source if source not in nodes else target
+            where = target if target in nodes else None
+            issues.append(Issue(where, None, f"edge {source!r} -> {target!r} names no node {missing!r}"))
             continue
-        if e.source == e.target:
-            issues.append(Issue(e.target, None, "a node cannot feed itself"))
+        if source == target:
+            issues.append(Issue(target, None, "a node cannot feed itself"))
             continue
-        incoming.setdefault(e.target, []).append(e)
-        outgoing.setdefault(e.source, []).append(e)
+        into = incoming.get(target)
+        if into is None:
+            incoming[target] = [e]
+        else:
+            into.append(e)
+        out = outgoing.get(source)
+        if out is None:
+            outgoing[source] = [e]
+        else:
+            out.append(e)
     for edges in incoming.values():
-        edges.sort(key=lambda e: e.target_port)
+        if len(edges) > 1:
+            edges.sort(key=_slot)
     return incoming, outgoing
 
 
-def _check_slots(graph, specs, incoming, issues) -> set[str]:
-    """Each input slot fed exactly once, slots 0..n-1 with n within the layer's arity."""
+def _slot(e: Edge) -> int:
+    return e.target_port
+
+
+def _check_slots(graph, specs, incoming, issues, nodes=None) -> set[str]:
+    """Each input slot fed exactly once, slots 0..n-1 with n within the layer's arity (of
+    ``nodes``, default all, in that order). Returns the nodes that pass."""
     ok: set[str] = set()
-    for node_id, spec in specs.items():
-        edges = incoming.get(node_id, [])
-        ports = [e.target_port for e in edges]
-        bad = False
-        seen: dict[int, str] = {}
-        for e in edges:
-            if e.target_port in seen:
-                issues.append(Issue(node_id, None,
-                    f"input slot {e.target_port} is fed by both {seen[e.target_port]!r} and "
-                    f"{e.source!r}; an input slot takes exactly one edge"))
-                bad = True
-            seen[e.target_port] = e.source
-        n = len(seen)
-        if spec.max_inputs == 0 and n:
-            issues.append(Issue(node_id, None, f"{spec.type} takes no inputs; received {n}"))
-            bad = True
-        elif n < spec.min_inputs or (spec.max_inputs is not None and n > spec.max_inputs):
-            if n == 0:
-                msg = f"{spec.type} needs {spec.arity_text()}; nothing is connected to it"
+    for node_id in specs if nodes is None else nodes:
+        spec = specs[node_id]
+        edges = incoming.get(node_id)
+        if not edges:  # (the usual cases first: no input, or one into slot 0)
+            if spec.min_inputs <= 0:
+                ok.add(node_id)
             else:
-                msg = f"{spec.type} needs {spec.arity_text()}; received {n}"
-            issues.append(Issue(node_id, None, msg))
-            bad = True
-        elif sorted(set(ports)) != list(range(n)):
-            gap = next(i for i in range(n + 1) if i not in seen)
-            issues.append(Issue(node_id, None, f"input slot {gap} is not connected"))
-            bad = True
-        if not bad:
+                issues.append(Issue(node_id, None,
+                                    f"{spec.type} needs {spec.arity_text()}; nothing is connected to it"))
+            continue
+        if len(edges) == 1 and edges[0].target_port == 0:
+            if spec.max_inputs == 0:
+                issues.append(Issue(node_id, None, f"{spec.type} takes no inputs; received 1"))
+            elif spec.min_inputs > 1 or (spec.max_inputs is not None and spec.max_inputs < 1):
+                issues.append(Issue(node_id, None, f"{spec.type} needs {spec.arity_text()}; received 1"))
+            else:
+                ok.add(node_id)
+            continue
+        if _slots_fed(node_id, spec, edges, issues):
             ok.add(node_id)
     return ok
+
+
+def _slots_fed(node_id, spec, edges, issues) -> bool:
+    """``_check_slots`` for one node with its edges: whether they feed it right."""
+    ports = [e.target_port for e in edges]
+    bad = False
+    seen: dict[int, str] = {}
+    for e in edges:
+        if e.target_port in seen:
+            issues.append(Issue(node_id, None,
+                f"input slot {e.target_port} is fed by both {seen[e.target_port]!r} and "
+                f"{e.source!r}; an input slot takes exactly one edge"))
+            bad = True
+        seen[e.target_port] = e.source
+    n = len(seen)
+    if spec.max_inputs == 0 and n:
+        issues.append(Issue(node_id, None, f"{spec.type} takes no inputs; received {n}"))
+        bad = True
+    elif n < spec.min_inputs or (spec.max_inputs is not None and n > spec.max_inputs):
+        if n == 0:
+            msg = f"{spec.type} needs {spec.arity_text()}; nothing is connected to it"
+        else:
+            msg = f"{spec.type} needs {spec.arity_text()}; received {n}"
+        issues.append(Issue(node_id, None, msg))
+        bad = True
+    elif sorted(set(ports)) != list(range(n)):
+        gap = next(i for i in range(n + 1) if i not in seen)
+        issues.append(Issue(node_id, None, f"input slot {gap} is not connected"))
+        bad = True
+    return not bad
 
 
 def _check_ports(graph, specs, params, param_ok, incoming, issues) -> set[str]:
@@ -420,24 +598,27 @@ def _check_dtypes(graph, a: Analysis, specs, outgoing, issues) -> None:
                     f"Embedding first"))
 
 
-def _topological_order(graph, outgoing, incoming, issues) -> list[str]:
-    """Kahn's algorithm; among nodes ready together, file order first, so generated code
-    and reports are stable."""
-    position = {n: i for i, n in enumerate(graph.nodes)}
-    indegree = {n: len(incoming.get(n, ())) for n in graph.nodes}
-    ready = [position[n] for n in graph.nodes if indegree[n] == 0]
+def _topological_order(graph, outgoing, incoming, issues, position: dict[str, int] | None = None) -> list[str]:
+    """Kahn's algorithm; among nodes ready together, file order first (``position``: each
+    node's index in ``graph.nodes``), so generated code and reports are stable."""
+    if position is None:
+        position = {n: i for i, n in enumerate(graph.nodes)}
+    indegree = {n: len(edges) for n, edges in incoming.items()}
+    ready = [position[n] for n in graph.nodes if n not in indegree]
     heapq.heapify(ready)
     names = list(graph.nodes)
     order: list[str] = []
+    pop, push = heapq.heappop, heapq.heappush
     while ready:
-        current = names[heapq.heappop(ready)]
+        current = names[pop(ready)]
         order.append(current)
         for e in outgoing.get(current, ()):
-            indegree[e.target] -= 1
-            if indegree[e.target] == 0:
-                heapq.heappush(ready, position[e.target])
+            left = indegree[e.target] - 1
+            indegree[e.target] = left
+            if not left:
+                push(ready, position[e.target])
     if len(order) < len(graph.nodes):
-        stuck = [n for n in graph.nodes if indegree[n] > 0]
+        stuck = [n for n in graph.nodes if indegree.get(n, 0) > 0]
         cycle = _find_cycle(stuck, incoming, set(stuck))
         for n in cycle[:-1]:
             issues.append(Issue(n, None, "is part of a cycle: " + " -> ".join(cycle)))
@@ -462,13 +643,15 @@ def _find_cycle(stuck, incoming, stuck_set) -> list[str]:
         current = prev
 
 
-def _check_ends(graph: Graph, a: Analysis, outgoing, issues: list[Issue]) -> None:
+def _check_ends(graph: Graph, a: Analysis, sinks: list[str], issues: list[Issue]) -> None:
+    """The graph-wide checks: not empty, an Input, one output (``sinks``: the nodes that
+    feed nothing, in file order); sets ``a.output``."""
+    a.output = None
     if not graph.nodes:
         issues.append(Issue(None, None, "the graph is empty; add an Input layer to start"))
         return
     if not a.inputs:
         issues.append(Issue(None, None, "the graph has no Input layer; add one to feed it data"))
-    sinks = [n for n in graph.nodes if not outgoing.get(n)]
     if len(sinks) == 1:
         a.output = sinks[0]
     elif len(sinks) > 1:

@@ -31,6 +31,9 @@ class EdgeItem(QGraphicsPathItem):
         self._label_text = ""
         self._boxes: list[QRectF] = []  # the boxes of its two nodes, which the label keeps off
         self._curve = None  # the four points of its path when that is one curve
+        # where a label of each size goes on the current route: an edit and its undo swap a
+        # shape's text for "?" and back on hundreds of edges at once
+        self._spots: dict[tuple[float, float], QPointF] = {}
 
     def set_theme(self, theme: Theme) -> None:
         self.theme = theme
@@ -51,6 +54,7 @@ class EdgeItem(QGraphicsPathItem):
         self._boxes = [box for box in (source, target) if box is not None] + list(avoid)
         path, self._curve = edge_route(start, end, direction, source, target)
         self.setPath(path)
+        self._spots.clear()
         if self._label_text:  # (an edge just built has none yet: set_label places it)
             self._place_label()
 
@@ -58,7 +62,12 @@ class EdgeItem(QGraphicsPathItem):
         path = self.path()
         if path.isEmpty():
             return
-        self.label.setPos(label_spot(path, self.label.boundingRect().size(), self._boxes, self.direction, self._curve))
+        size = self.label.boundingRect().size()
+        key = (size.width(), size.height())
+        spot = self._spots.get(key)
+        if spot is None:
+            spot = self._spots[key] = label_spot(path, size, self._boxes, self.direction, self._curve)
+        self.label.setPos(spot)
 
     def paint(self, painter: QPainter, option, widget=None) -> None:
         selected = bool(option.state & QStyle.StateFlag.State_Selected)

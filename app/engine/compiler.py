@@ -28,7 +28,7 @@ from torch import fx, nn
 
 from .errors import GraphError
 from .graph import Graph
-from .inference import Analysis, analyze
+from .inference import Analysis, analyze, ancestors
 from .kernels.fuse import fuse_graph_module
 
 
@@ -105,7 +105,7 @@ def compile_graph(
     out_id = output or a.output
     if out_id not in graph.nodes:
         raise ValueError(f"there is no node {out_id!r} to take the output from")
-    needed = _ancestors(a, out_id)
+    needed = ancestors(a, out_id)
 
     g = fx.Graph()
     values: dict[str, fx.Node] = {}
@@ -155,13 +155,3 @@ def _argument_names(inputs: list[str]) -> dict[str, str]:
             name += "_"
         names[node_id] = name
     return names
-
-
-def _ancestors(a: Analysis, node_id: str) -> set[str]:
-    seen, stack = {node_id}, [node_id]
-    while stack:
-        for e in a.incoming.get(stack.pop(), []):
-            if e.source not in seen:
-                seen.add(e.source)
-                stack.append(e.source)
-    return seen

@@ -664,3 +664,14 @@ def _check_ends(graph: Graph, a: Analysis, sinks: list[str], issues: list[Issue]
 
 def describe_shape(shape: Shape | None) -> str:
     return "?" if shape is None else fmt(shape)
+
+
+def ancestors(a: Analysis, node_id: str) -> set[str]:
+    """``node_id`` and every node it depends on (through ``a.incoming``)."""
+    seen, stack = {node_id}, [node_id]
+    while stack:
+        for e in a.incoming.get(stack.pop(), []):
+            if e.source not in seen:
+                seen.add(e.source)
+                stack.append(e.source)
+    return seen

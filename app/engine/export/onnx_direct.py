@@ -25,7 +25,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..graph import Graph
-from ..inference import Analysis
+from ..inference import Analysis, ancestors
 from ..layers.conv import sizes
 
 Shape = tuple[int, ...]
@@ -337,7 +337,7 @@ def direct_model(graph: Graph, a: Analysis, state: Mapping[str, np.ndarray], ops
         if a.params[node_id].get("dtype", "float32") != "float32":
             raise Unsupported("an Input of integers")
     b = _Builder(state, opset)
-    needed = _ancestors(a, a.output)
+    needed = ancestors(a, a.output)
     values = {i: i for i in a.inputs}  # the ONNX value that holds each node's output
     for node_id in a.order:
         node = graph.nodes[node_id]
@@ -365,13 +365,3 @@ def direct_model(graph: Graph, a: Analysis, state: Mapping[str, np.ndarray], ops
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name="netcanvas")
     model.ir_version = min(IR_VERSION, onnx.IR_VERSION)
     return model
-
-
-def _ancestors(a: Analysis, node_id: str) -> set[str]:
-    seen, stack = {node_id}, [node_id]
-    while stack:
-        for e in a.incoming.get(stack.pop(), []):
-            if e.source not in seen:
-                seen.add(e.source)
-                stack.append(e.source)
-    return seen

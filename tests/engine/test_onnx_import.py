@@ -134,6 +134,28 @@ def test_exported_examples_import_with_their_ids_and_outputs(name, tmp_path):
         assert _onnx_nodes(again.path) == _onnx_nodes(first)
 
 
+def test_torchs_export_of_resnet_with_its_batchnorms_folded_imports_and_matches(tmp_path):
+    """The examples are written directly now (BatchNorm kept); torch's exporter, still used for
+    what the direct writer does not cover, folds each BatchNorm into the Conv before it."""
+    project = load_example("resnet")
+    model = _randomized(project)
+    save_weights(model, tmp_path / "w.safetensors")
+    report = export_onnx(project, tmp_path / "t.onnx", tmp_path / "w.safetensors", direct=False)
+    assert report.writer == "torch"
+    result = import_onnx(without_metadata(report.path))
+    types = [n.type for n in result.project.graph.nodes.values()]
+    assert "BatchNorm2d" not in types and types.count("Conv2d") == \
+        sum(n.type == "Conv2d" for n in project.graph.nodes.values())
+    x = _sample(project)
+    net = compile_graph(result.project.graph).eval()
+    apply_weights(net, result.state)
+    with torch.no_grad():
+        assert torch.allclose(net(x), model(x), atol=1e-4), (net(x) - model(x)).abs().max()
+    back = import_onnx(report.path).project  # with the metadata: the project itself, BatchNorms and all
+    assert [(n.id, n.type) for n in back.graph.nodes.values()] == \
+        [(n.id, n.type) for n in project.graph.nodes.values()]
+
+
 # -- converter style ------------------------------------------------------------------------
 def _init(name, array):
     return numpy_helper.from_array(np.asarray(array), name)

@@ -22,7 +22,8 @@ from typing import Any
 
 from .errors import Issue
 from .graph import Block, Blocks, Graph, Node
-from .inference import Analysis, _freeze, analyze
+from .inference import Analysis, analyze
+from .resolve import freeze
 from .layers.spec import BLOCK_CATEGORY, BlockIssues, LayerSpec
 from .params import Param, show
 
@@ -90,7 +91,7 @@ def block_spec(block: Block, blocks: Blocks) -> BlockSpec:
 
     def expand(shapes: list[Shape], p: dict[str, Any]) -> Expansion:
         try:
-            key = (tuple(map(tuple, shapes)), _freeze(p))
+            key = (tuple(map(tuple, shapes)), freeze(p))
         except (TypeError, RecursionError):
             key = None
         found = cache.get(key) if key is not None else None

@@ -18,6 +18,7 @@ from .layers.spec import BLOCK_CATEGORY, BlockIssues
 from .layers.helpers import count_problem, fmt, limits_problem
 from .layers.spec import LayerSpec, ShapeError
 from .params import show
+from .resolve import resolve_cached as _resolve_cached, resolve_params, resolved_by_key
 
 Shape = tuple[int, ...]
 
@@ -84,7 +85,7 @@ class AnalysisState:
     spec, the nodes whose parameters are valid, whose slots are fed right (before the ports
     check) and whose ``repeat`` can be carried out; the nodes fed from a port their source
     lacks; the outgoing edges; where each pass's issues start in ``issues``; per node of a
-    catalogue type, the key of its parameters (``_params_key``: what the memoised rules are
+    catalogue type, the key of its parameters (``resolve.params_key``: what the memoised rules are
     looked up by; absent where the parameters cannot be a key); each node's position in the
     file order (increasing with it, perhaps with gaps: an update removes nodes) and the
     position the next node added takes; the nodes that feed nothing, in file order."""
@@ -102,105 +103,8 @@ class AnalysisState:
     sinks: list[str] = field(default_factory=list)
 
 
-def resolve_params(spec: LayerSpec, given: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str | None, str]]]:
-    """The node's parameters with defaults filled in, and the problems found:
-    unknown names, missing required ones, and values the schema refuses."""
-    problems: list[tuple[str | None, str]] = []
-    if not isinstance(given, dict):
-        return {}, [(None, f"params must be an object; received {show(given)}")]
-    resolved: dict[str, Any] = {}
-    for name in given:
-        if name not in spec.param_index:
-            known = ", ".join(spec.param_index) or "none"
-            problems.append((name, f"{spec.type} has no parameter {name!r} (it has: {known})"))
-    for p in spec.params:
-        if p.name in given:
-            try:
-                resolved[p.name] = p.check(given[p.name])
-            except ValueError as e:
-                problems.append((p.name, str(e)))
-        elif p.required:
-            problems.append((p.name, f"{spec.type} needs {p.name} ({p.expected()})"))
-        else:
-            resolved[p.name] = p.default
-    return resolved, problems
-
-
-def _resolve_cached(spec: LayerSpec, given) -> tuple[dict[str, Any], list[tuple[str | None, str]], Any]:
-    """``resolve_params`` of a catalogue type, memoised on the parameters' content (the
-    editor re-analyzes on every edit, and most nodes' parameters did not change), and the
-    key it was looked up by (None: ``given`` cannot be a key, so nothing was memoised).
-    Every call gets its own copy of the resolved values."""
-    try:
-        key = _params_key(given)
-        resolved, nested, problems = _resolve_key(spec.type, key)
-    except (TypeError, RecursionError):  # a value that cannot be a key (unhashable, nested too deep)
-        resolved, problems = resolve_params(spec, given)
-        return resolved, problems, None
-    return (_thaw(resolved) if nested else dict(resolved)), list(problems), key
-
-
-def _params_key(given):
-    """A hashable key of a node's parameters that keeps types apart (True == 1 in Python,
-    not here) and keys' order (the problems are listed in it): a dict of plain values (the
-    usual case) as its names, values and their types; anything else ``_freeze``'s way.
-    Raises ``TypeError`` for a value that cannot be hashed."""
-    if type(given) is dict:
-        values = tuple(given.values())
-        types = tuple(map(type, values))
-        if _SCALARS.issuperset(types):
-            return _FLAT, tuple(given), values, types
-    return _freeze(given)
-
-
-_FLAT = "flat"  # (``_freeze`` keys are pairs, these are 4-tuples: the two never meet)
-
-
-def _given(key):
-    """The parameters ``_params_key`` made ``key`` of (a fresh copy)."""
-    if len(key) == 4:
-        return dict(zip(key[1], key[2]))
-    return _thaw(key)
-
-
-@functools.lru_cache(maxsize=8192)
-def _resolve_key(type_name: str, key) -> tuple[Any, bool, tuple]:
-    """The resolved parameters (frozen where they hold lists or dicts, which every caller
-    must get a copy of; else as a dict of plain values), whether they do, and the problems."""
-    resolved, problems = resolve_params(get_spec(type_name), _given(key))
-    nested = any(type(v) not in _SCALARS for v in resolved.values())
-    return (_freeze(resolved) if nested else resolved), nested, tuple(problems)
-
-
-_SCALARS = frozenset((str, int, float, bool, type(None)))
-
 # ``id_problem`` memoised (typed: the message quotes 1 and True differently)
 _id_problem = functools.lru_cache(maxsize=16384, typed=True)(id_problem)
-
-
-def _freeze(value):
-    """``value`` as a hashable key that keeps types apart (True == 1 in Python, not here)
-    and keeps dict order (the problems are listed in it). Raises ``TypeError`` for a value
-    that cannot be hashed."""
-    kind = type(value)
-    if kind in _SCALARS:
-        return kind, value
-    if isinstance(value, dict):
-        return dict, tuple([(k, _freeze(v)) for k, v in value.items()])
-    if isinstance(value, (list, tuple)):
-        return kind, tuple([_freeze(v) for v in value])
-    hash(value)
-    return kind, value
-
-
-def _thaw(frozen):
-    """A fresh ``value`` from ``_freeze(value)``."""
-    kind, content = frozen
-    if kind is dict:
-        return {k: _thaw(v) for k, v in content}
-    if kind is list or kind is tuple:
-        return kind([_thaw(v) for v in content])
-    return content
 
 
 def analyze(graph: Graph) -> Analysis:
@@ -373,8 +277,7 @@ def _outcome_cached(type_name: str, key, repeat: int, in_shapes: tuple[Shape, ..
     """``_outcome`` of a catalogue type, memoised: its rules are pure functions of the
     parameters, the repeat and the input shapes, and most nodes meet the same ones on
     every analysis. The rules get their own copy of the parameters."""
-    resolved, nested, _problems = _resolve_key(type_name, key)
-    return _outcome(get_spec(type_name), list(in_shapes), _thaw(resolved) if nested else dict(resolved), repeat)
+    return _outcome(get_spec(type_name), list(in_shapes), resolved_by_key(type_name, key), repeat)
 
 
 def _outcome(spec: LayerSpec, in_shapes: list[Shape], p: dict[str, Any], repeat: int):

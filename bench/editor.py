@@ -157,9 +157,8 @@ class Bench:
         v = self.view
         if zoom is None:
             v.fit_all()
-        else:
-            v.resetTransform()
-            v.scale(zoom, zoom)
+        else:  # through the view, as a user's zoom goes: the scene follows (its overview, labels)
+            v.zoom_by(zoom / v.zoom)
             v.centerOn(self.w.scene.nodes_rect().center())
         self.settle()
         return f"{v.zoom:.4g}"

@@ -4,7 +4,7 @@ the block's definition, so every node of the block follows."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QPointF, QRectF
+from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtWidgets import QApplication
 
 from ..engine.block_library import LibraryEntry, insert_entry, list_library, load_entry, save_entry
@@ -17,7 +17,7 @@ from ..engine.session.clipboard import (PASTE_OFFSET, ClipboardError, Clipping, 
 from ..engine.session.commands import AddItems, MoveNodes, RemoveItems, SetParams
 from ..engine.session.option_commands import SetOptions, SetTrainable
 from .blocks_ui import user_blocks_folder
-from .canvas.items import NODE_H, NODE_W
+from .canvas.items import NODE_H, NODE_W, NodeItem
 from .canvas.scene import CanvasScene
 from .document import Document
 
@@ -55,12 +55,14 @@ class Editor:
     def free_spot(self, centre: QPointF) -> QPointF:
         """``centre``, or the nearest centre near it where a new layer covers no other (nor
         comes closer than ``GAP`` to one): below it first, then beside it, else under all."""
-        taken = [item.sceneBoundingRect().adjusted(-self.GAP, -self.GAP, self.GAP, self.GAP)
-                 for item in self.scene.nodes.values()]
+        scene, gap = self.scene, self.GAP
 
         def free(c: QPointF) -> bool:
-            rect = QRectF(c.x() - NODE_W / 2, c.y() - NODE_H / 2, NODE_W, NODE_H)
-            return not any(rect.intersects(t) for t in taken)
+            # the scene's index finds the few items near the spot (a list of every node's
+            # rectangle cost more than the rest of an add on a 2,000-node graph)
+            near = QRectF(c.x() - NODE_W / 2 - gap, c.y() - NODE_H / 2 - gap, NODE_W + 2 * gap, NODE_H + 2 * gap)
+            hits = scene.items(near, Qt.ItemSelectionMode.IntersectsItemBoundingRect)
+            return not any(isinstance(item, NodeItem) and item.sceneBoundingRect().intersects(near) for item in hits)
 
         if free(centre):
             return centre
@@ -71,8 +73,8 @@ class Editor:
             c = QPointF(centre.x() + i * dx, centre.y() + j * dy)
             if free(c):
                 return c
-        bottom = max(t.bottom() for t in taken)
-        return QPointF(centre.x(), bottom + NODE_H / 2 + self.GAP)
+        bottom = max(item.sceneBoundingRect().bottom() for item in scene.nodes.values())
+        return QPointF(centre.x(), bottom + NODE_H / 2 + 2 * gap)
 
     def delete_selection(self) -> None:
         nodes, edges = self.scene.selected_node_ids(), self.scene.selected_edges()

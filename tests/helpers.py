@@ -79,3 +79,20 @@ def dark(widget) -> None:
                          (QPalette.ColorRole.Text, "#e0e0e0"), (QPalette.ColorRole.WindowText, "#e0e0e0")):
         pal.setColor(role, QColor(colour))
     widget.setPalette(pal)
+
+
+def main_window(qtbot, tmp_path):
+    """A shown main window with settings of its own under ``tmp_path``, closed after the test."""
+    from PySide6.QtCore import QSettings
+
+    from app.widgets.main_window import MainWindow
+
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(settings=settings)
+    # pytest-qt closes widgets before fixture teardown: drop unsaved changes first, or
+    # closing would ask "save changes?" in a modal box nobody answers
+    qtbot.addWidget(w, before_close_func=lambda widget: widget.doc.history.set_clean())
+    w.resize(1200, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    return w

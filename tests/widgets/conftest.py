@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QSettings, QStandardPaths
+from PySide6.QtCore import QStandardPaths
+
+from tests.helpers import main_window
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -24,23 +26,15 @@ def isolated_settings(tmp_path, monkeypatch):
     to the user's real ones (QStandardPaths reads the XDG variables on every call)."""
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    # no torch-importing warm training worker per window (training/test_warm_worker.py turns it on)
+    monkeypatch.setenv("NETCANVAS_WARM_WORKER", "0")
     assert str(tmp_path) in QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
     yield
 
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    from app.widgets.main_window import MainWindow
-
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    w = MainWindow(settings=settings)
-    # pytest-qt closes widgets before fixture teardown: drop unsaved changes first, or
-    # closing would ask "save changes?" in a modal box nobody answers
-    qtbot.addWidget(w, before_close_func=lambda widget: widget.doc.history.set_clean())
-    w.resize(1200, 800)
-    w.show()
-    qtbot.waitExposed(w)
-    return w
+    return main_window(qtbot, tmp_path)
 
 
 @pytest.fixture

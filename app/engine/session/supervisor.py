@@ -13,6 +13,7 @@ the run's metrics. No Qt here: the editor's ``TrainingSession`` calls ``poll`` f
 
 from __future__ import annotations
 
+import os
 import time
 import weakref
 from pathlib import Path
@@ -59,7 +60,7 @@ class RunSupervisor:
 
     ``tick_seconds``: how often the caller polls (a run sends its minibatches no faster);
     ``keep_warm``: keep a child ready that has imported torch, for the next run in a
-    process; ``nice``/``policy``: the priority of runs in a process (``worker._lower_priority``;
+    process (``warm_up`` later; ``prepare`` has it load the data ahead); ``nice``/``policy``: the priority of runs in a process (``worker._lower_priority``;
     default TRAINING_NICE, TRAINING_POLICY).
     """
 
@@ -75,6 +76,10 @@ class RunSupervisor:
         self.policy = TRAINING_POLICY if policy is None else policy
         self._child: ChildRun | InlineRun | None = None
         self._warm: ChildRun | None = None
+        self._prepare: tuple | None = None  # the "prepare" message every warm worker gets
+        # what the warm worker said: pid, ready (torch imported), prepared (its last
+        # "prepared" answer), pending ("prepare" messages not answered yet)
+        self.warm_info: dict | None = None
         self._exiting: list = []  # children whose run is over, waiting to exit
         self._children: list = []  # every live child (warm ones too): what clean-up ends
         self._state = "idle"
@@ -118,6 +123,13 @@ class RunSupervisor:
     def warm_pid(self) -> int | None:
         """The warm worker waiting for a run, if any."""
         return self._warm.pid if self._warm else None
+
+    @property
+    def warm_ready(self) -> bool:
+        """Whether the warm worker has imported torch and loaded the data it was told of
+        (as far as this supervisor has read: ``poll`` and ``wait_warm`` read it)."""
+        info = self.warm_info
+        return self._warm is not None and info is not None and info["ready"] and not info["pending"]
 
     def _set_state(self, state: str) -> None:
         if state != self._state:
@@ -173,7 +185,10 @@ class RunSupervisor:
             return None
         if (options["nice"], options["policy"]) != (warm.options["nice"], warm.options["policy"]):
             return None
-        self._warm = None
+        self._read_warm()  # what it said so far (warm_info keeps it); a dead one is forgotten
+        if self._warm is not warm:
+            return None
+        self._warm, self.warm_info = None, None
         if not warm.alive() or not warm.send(("run", project_to_dict(project), options)):
             self._forget(warm)
             warm.end()
@@ -186,8 +201,80 @@ class RunSupervisor:
             return
         options = {"nice": self.nice, "policy": self.policy}
         process, conn = spawn_child(worker_entry, (None, options), daemon=True)
+        _batch_policy(process.pid, self.policy)  # its torch import, too, yields to the editor
         self._warm = ChildRun(process, conn, options)
         self._children.append(self._warm)
+        self.warm_info = {"pid": self._warm.pid, "ready": False, "prepared": None, "pending": 0, "sent": None}
+        if self._prepare is not None:
+            self._send_prepare()
+
+    # -- the warm worker -------------------------------------------------------------------
+    def warm_up(self) -> None:
+        """Keep a warm worker from now on (``keep_warm``): one is started now, unless one
+        waits already or a run is in progress (then it comes when the run is over)."""
+        self.keep_warm = True
+        if self._child is None:
+            self._make_warm()
+
+    def cool_down(self) -> None:
+        """Keep no warm worker: the one waiting, if any, is ended (a run goes on)."""
+        self.keep_warm = False
+        warm, self._warm = self._warm, None
+        self.warm_info = None
+        if warm is not None:
+            self._forget(warm)
+            warm.end()
+
+    def prepare(self, dataset: dict, base_dir: str | Path | None, input_shape, input_id: str = "input") -> None:
+        """Tell the warm worker (and every one made later) the data the next run trains
+        on: ``load_dataset``'s arguments (the project's dataset settings, the folder its
+        relative paths resolve against, the Input's shape and id). It loads the data while
+        it waits, and the run reuses it when the project it is handed gives the same (the
+        worker checks the files' times too: ``protocol.py``). Costs nothing without a warm
+        worker; the same data twice is sent once."""
+        self._prepare = ("prepare", dict(dataset), None if base_dir is None else str(base_dir),
+                         [int(d) for d in input_shape], str(input_id))
+        if self._warm is not None:
+            self._send_prepare()
+
+    def _send_prepare(self) -> None:
+        info = self.warm_info
+        if info["sent"] == self._prepare:
+            return
+        if self._warm.send(self._prepare):
+            info["sent"] = self._prepare
+            info["pending"] += 1
+
+    def wait_warm(self, timeout: float) -> bool:
+        """Block until the warm worker has imported torch and loaded the data it was told
+        of, at most ``timeout`` seconds; True when it has (False: none, or not yet)."""
+        end = time.monotonic() + timeout
+        while self._warm is not None and not self.warm_ready:
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            self._warm.wait(left)
+            self._read_warm()
+        return self.warm_ready
+
+    def _read_warm(self) -> None:
+        """Read what the warm worker said (never blocks); one that died is forgotten (the
+        next run starts a fresh process, and a fresh warm worker follows it)."""
+        warm = self._warm
+        if warm is None:
+            return
+        try:
+            while warm.readable():
+                message = warm.recv()
+                if isinstance(message, tuple) and message and message[0] == "warm":
+                    self.warm_info["ready"] = True
+                elif isinstance(message, tuple) and message and message[0] == "prepared":
+                    self.warm_info["prepared"] = message[1]
+                    self.warm_info["pending"] = max(0, self.warm_info["pending"] - 1)
+        except (EOFError, OSError):
+            self._warm, self.warm_info = None, None
+            self._forget(warm)
+            warm.end()
 
     def pause(self) -> None:
         if self._child and self._state in ("starting", "running") and not self._paused:
@@ -246,6 +333,7 @@ class RunSupervisor:
         emit nothing: the owner is going away (its slots may be gone already)."""
         self.keep_warm = False
         self._child = self._warm = None
+        self.warm_info = None
         self._exiting.clear()
         self._paused = False
         self._state = "idle"
@@ -259,6 +347,7 @@ class RunSupervisor:
         deadline = None if budget is None else time.perf_counter() + budget
         for child in list(self._exiting):
             self._reap(child)
+        self._read_warm()
         child = self._child
         if child is None:
             return
@@ -351,6 +440,8 @@ class RunSupervisor:
                 self._set_state("running")
         elif kind == "done":
             self._over()
+        elif kind in ("warm", "prepared"):
+            pass  # the warm worker that took the run said these before it (warm_info has them)
         elif kind == "error":
             self._over()
             self.failed.emit(str(message[1]))
@@ -410,6 +501,17 @@ class RunSupervisor:
     def _forget(self, child) -> None:
         if child in self._children:
             self._children.remove(child)
+
+
+def _batch_policy(pid: int, policy: str | None) -> None:
+    """Put a child that has just started under Linux's SCHED_BATCH (``policy`` "batch"): the
+    child sets its priority itself only once it has imported torch, seconds of a core."""
+    if policy != "batch" or not hasattr(os, "sched_setscheduler") or not hasattr(os, "SCHED_BATCH"):
+        return
+    try:
+        os.sched_setscheduler(pid, os.SCHED_BATCH, os.sched_param(0))
+    except OSError:
+        pass  # gone already, or not allowed here: it sets its own after its imports
 
 
 def _last_line(text: str) -> str:

@@ -9,12 +9,17 @@ run -> supervisor
                              dataset (``datasets.describe``), notes, input_shape,
                              num_classes, settings, pid (a run across N processes adds
                              nproc, device_type, backend, per_process_batch, and a
-                             last note on what is not served in that mode)
+                             last note on what is not served in that mode); a run in
+                             one process adds run_id, warm (a warm worker took it),
+                             dataset_cached (it trains on data that worker loaded
+                             ahead) and seconds {prepare, model} (checking the project
+                             and getting its data; building the model)
     ("event", event)         a BatchEvent, EpochEvent, SnapshotEvent or FinishedEvent
     ("bunch", [message, ...]) several of these messages, in order, in one: BatchEvents
                              are sent together every BATCH_SECONDS (other messages at
-                             once, with the BatchEvents before them), so that a small model's
-                             hundreds of minibatches a second wake neither side each time
+                             once, with the BatchEvents before them; the first BatchEvent
+                             at once too), so that a small model's hundreds of
+                             minibatches a second wake neither side each time
     ("dropped", n)           n BatchEvents were left out here because the parent read too
                              slowly (only BatchEvents are ever dropped)
     ("paused", step)         training now waits (acknowledges "pause"; no BatchEvent
@@ -26,11 +31,24 @@ run -> supervisor
                              last message; exit code 0
     ("crash", traceback)     any other exception: the last message; exit code 1
 
+warm worker -> supervisor, before its run (the supervisor reads them while it waits)
+    ("warm", {pid})          torch is imported: a run handed over now starts at once
+    ("prepared", answer)     answers each "prepare": {name, loaded (False: the data held
+                             still had that key), seconds, loads (how many times this
+                             worker has loaded data), error (None, or why the data could
+                             not be loaded: the run then loads it and reports that itself)}
+
 supervisor -> run
     ("pause",)  ("resume",)  ("stop",)  ("snapshot", samples: np.ndarray | None)
     ("abort",)               a run in a thread of the supervisor's process only: end now
                              (a distributed run ends its processes, saving nothing)
     ("run", project_data, options)  to a warm worker only: the run it waits for
+    ("prepare", dataset_settings, base_dir, input_shape, input_id)  to a warm worker
+                             only, before "run": load that data now (``load_dataset``'s
+                             arguments; base_dir a str or None) and keep it, keyed by
+                             them and the size and time of each file they name; the run
+                             trains on it when its project gives the same key, else it
+                             loads its data as usual (``worker.DataCache``)
 """
 
 from __future__ import annotations
@@ -91,6 +109,7 @@ class Outbox:
         self._dropped = 0  # dropped since the last message that was queued
         self._urgent = False  # a message that is not a BatchEvent waits: send now
         self._due = 0.0  # when waiting BatchEvents go (monotonic clock)
+        self._first_sent = False  # the first BatchEvent has been queued (it goes at once)
         self._cond = threading.Condition()
         self._closed = False
         self.failure: BaseException | None = None
@@ -112,6 +131,8 @@ class Outbox:
                     self.dropped_total += 1
                     return
                 self._batches += 1
+                if not self._first_sent:  # the first minibatch goes at once: the curve starts
+                    self._first_sent = self._urgent = True
             if self._dropped:
                 self._items.append(("dropped", self._dropped))
                 self._dropped = 0

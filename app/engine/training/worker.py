@@ -15,25 +15,36 @@ protocol.QUEUE_SIZE for every BATCH_SECONDS of batch_seconds), nproc (train acro
 many local processes: ``distributed.py``), batch_events (False: such a run sends no
 BatchEvents; default True), set_aside_incomparable (the Trainer's: where nobody can be
 asked, the CLI), run_id (the run's id, default a new one: said in "ready" as info["run_id"] and
-carried by the FinishedEvent), and _test_crash (raise after "ready": tests the crash path).
+carried by the FinishedEvent), _test_crash (raise after "ready": tests the crash path), and
+_warm (set by a warm worker for its run: said in "ready" as info["warm"]).
+
+A warm worker (``worker_main`` with no project) imports torch, then waits: it may be told
+ahead which data the next run trains on (a "prepare" message: it loads the data then and
+keeps it in a ``DataCache``, keyed by what it was loaded from), and its run reuses that data
+when the key still matches (the same settings, base folder, Input, and files unchanged).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import sys
 import threading
+import time
 import traceback
 from multiprocessing import Pipe
 from multiprocessing.connection import wait
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from ..datasets import describe
+from ..config import DATASET_FIELDS, defaults
+from ..datasets import Dataset, describe, load_dataset
 from ..errors import NetCanvasError
+from ..inference import analyze
 from ..project import Project, parse_project, stand_in_path
 from ..weights import new_run_id
 from .distributed import check_launch, per_process_batch, train_distributed
@@ -43,25 +54,24 @@ from .protocol import FLUSH_SECONDS, Outbox, bunch, outbox_settings
 from .trainer import Trainer, prepare_run
 
 PARENT_GONE_GRACE = 30.0  # a stopped run may finish and save its weights; then the orphan exits
+DATA_FILE_KEYS = ("path", "images", "labels")  # dataset settings that name files or folders
+STAMP_LIMIT = 20_000  # files of a folder whose times go into a data key (more: the first ones)
 
 
 def worker_main(conn, project_data: dict | None, options: dict) -> None:
     """The child's entry point (``multiprocessing`` spawn context): train the project
     described by ``project_data`` (``project_to_dict``), reporting to and taking commands
-    from the pipe end ``conn``. A warm worker (``project_data`` None) has imported torch
-    and waits for its run: a ("run", project_data, options) message (those options add to
-    ``options``); it exits when the pipe closes first. Ends the process: exit code 0 after
+    from the pipe end ``conn``. A warm worker (``project_data`` None) has imported torch,
+    says ("warm", info) and waits for its run: a ("run", project_data, options) message
+    (those options add to ``options``); "prepare" messages before it load the data ahead
+    (``DataCache``); it exits when the pipe closes first. Ends the process: exit code 0 after
     "done" or "error", 1 after "crash"."""
     _lower_priority(options.get("nice"), options.get("policy"))
+    cache = None
     if project_data is None:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):  # nobody needs it any more
-            os._exit(0)
-        if not (isinstance(message, tuple) and len(message) == 3 and message[0] == "run"):
-            os._exit(2)
-        _, project_data, more = message
-        options = {**options, **more}
+        cache = DataCache()
+        project_data, more = _wait_for_run(conn, cache)
+        options = {**options, **more, "_warm": True}
 
     # the listener sleeps until a command comes or the run ends (``wake``): a listener that
     # looked every few milliseconds would take the CPU from training that often
@@ -82,7 +92,8 @@ def worker_main(conn, project_data: dict | None, options: dict) -> None:
     def send_many(messages: list) -> None:
         conn.send(bunch(messages))
 
-    code = _serve(project_data, options, conn.send, recv, parent_gone, send_many, wake=lambda: waker.send(None))
+    code = _serve(project_data, options, conn.send, recv, parent_gone, send_many, wake=lambda: waker.send(None),
+                  cache=cache)
     try:
         conn.close()
     except OSError:
@@ -95,6 +106,42 @@ def worker_main(conn, project_data: dict | None, options: dict) -> None:
         except (AttributeError, OSError, ValueError):
             pass
     os._exit(code)
+
+
+def _wait_for_run(conn, cache: "DataCache") -> tuple[dict, dict]:
+    """A warm worker's wait: say "warm", load the data each "prepare" names (answering
+    "prepared"), and return the ("run", project_data, options) message's project and
+    options. Exits the process when the pipe closes (nobody needs this worker any more)."""
+    try:
+        try:
+            _warm_up()
+        except Exception:  # only a head start: the run does all of it again anyway
+            pass
+        conn.send(("warm", {"pid": os.getpid()}))
+        while True:
+            message = conn.recv()
+            if not isinstance(message, tuple) or not message:
+                continue
+            if message[0] == "run" and len(message) == 3:
+                return message[1], dict(message[2] or {})
+            if message[0] == "prepare" and len(message) == 5:
+                conn.send(("prepared", cache.prepare(*message[1:])))
+            # anything else: a newer parent's message; ignored
+    except (EOFError, OSError):  # nobody needs it any more
+        os._exit(0)
+
+
+def _warm_up() -> None:
+    """Do once what a run's first steps would do slowly for the first time: building an
+    optimizer imports torch._dynamo (a second or more on a small machine), and the first
+    convolution and backward pass set up their kernels and threads."""
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                                torch.nn.Flatten(), torch.nn.Linear(2, 2))
+    for optimizer in (torch.optim.SGD(model.parameters(), lr=0.01), torch.optim.Adam(model.parameters())):
+        loss = torch.nn.functional.cross_entropy(model(torch.zeros(2, 1, 4, 4)), torch.zeros(2, dtype=torch.long))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
 
 
 def run_inline(project: Project | dict, options: dict, send: Callable[[tuple], None],
@@ -149,10 +196,10 @@ def _lower_priority(nice, policy=None) -> None:
 
 # -- the run ---------------------------------------------------------------------------------
 def _serve(project: Project | dict, options: dict, send, recv, parent_gone, send_many=None, *,
-           wake: Callable[[], None]) -> int:
+           wake: Callable[[], None], cache: "DataCache | None" = None) -> int:
     """Train, sending through ``send`` (or ``send_many``) and obeying the commands
     ``recv()`` returns; ``recv`` blocks until there is one, and raises queue.Empty once
-    ``wake()`` was called (the run has ended)."""
+    ``wake()`` was called (the run has ended). ``cache``: data loaded ahead (a warm worker's)."""
     batch_seconds, queue_size = outbox_settings(options)
     outbox = Outbox(send, queue_size, batch_seconds=batch_seconds, send_many=send_many)
     control = _Control()
@@ -167,7 +214,7 @@ def _serve(project: Project | dict, options: dict, send, recv, parent_gone, send
                                 name="netcanvas-commands", daemon=True)
     listener.start()
     try:
-        code = _train(project, options, outbox, control)
+        code = _train(project, options, outbox, control, cache)
     finally:
         ended.set()
         wake()
@@ -178,15 +225,19 @@ def _serve(project: Project | dict, options: dict, send, recv, parent_gone, send
     return code
 
 
-def _train(project: Project | dict, options: dict, outbox: Outbox, control: "_Control") -> int:
+def _train(project: Project | dict, options: dict, outbox: Outbox, control: "_Control",
+           cache: "DataCache | None" = None) -> int:
     try:
+        began = time.perf_counter()
         if options.get("threads"):
             torch.set_num_threads(int(options["threads"]))
         if not isinstance(project, Project):
             project = parse_project(project)
         if options.get("project_dir"):
             project.path = stand_in_path(options["project_dir"])
-        run = prepare_run(project, **dict(options.get("overrides") or {}))
+        dataset = cache.take(project) if cache is not None else None
+        run = prepare_run(project, dataset, **dict(options.get("overrides") or {}))
+        prepared = time.perf_counter()
         input_shape = list(run.analysis.shapes[run.analysis.inputs[0]])
         control.input_shape = input_shape
         if int(options.get("nproc") or 1) > 1 or options.get("nodes"):
@@ -203,7 +254,10 @@ def _train(project: Project | dict, options: dict, outbox: Outbox, control: "_Co
         outbox.put(("ready", {"device": str(trainer.device), "dataset": describe(run.dataset),
                               "notes": list(run.notes), "input_shape": input_shape,
                               "num_classes": int(run.dataset.num_classes),
-                              "settings": dict(run.settings), "pid": os.getpid(), "run_id": trainer.run_id}))
+                              "settings": dict(run.settings), "pid": os.getpid(), "run_id": trainer.run_id,
+                              "warm": bool(options.get("_warm")), "dataset_cached": dataset is not None,
+                              "seconds": {"prepare": prepared - began,
+                                          "model": time.perf_counter() - prepared}}))
         if options.get("_test_crash"):
             raise RuntimeError("simulated crash after ready (the _test_crash option)")
         if control.attach(trainer):  # stopped before the first minibatch: keep any old weights
@@ -346,3 +400,97 @@ def _listen(recv, control: _Control, ended: threading.Event, lost: Callable[[], 
             lost()
             return
         control.handle(command)
+
+
+# -- data loaded ahead (a warm worker's) -------------------------------------------------------
+class DataCache:
+    """The dataset a warm worker loaded before its run was handed to it, with the key it
+    was loaded under (``data_key``); ``loads`` counts the loads."""
+
+    def __init__(self):
+        self.key: str | None = None
+        self.dataset: Dataset | None = None
+        self.loads = 0
+
+    def prepare(self, settings: dict, base_dir: str | None, input_shape, input_id: str = "input") -> dict:
+        """Load the data ``settings`` describe for an Input ``input_id`` of ``input_shape``
+        (kept until a prepare with another key), unless what is held has the same key.
+        Returns what the "prepared" message says: name, loaded (False: the data held was
+        still good), seconds, loads, and error (why it could not be loaded: the run then
+        loads it as usual and reports that itself; None when it was)."""
+        start = time.perf_counter()
+        answer = {"name": str(settings.get("name")) if isinstance(settings, dict) else None, "loaded": False,
+                  "error": None}
+        try:
+            key = data_key(settings, base_dir, input_shape, input_id)
+            if key != self.key:
+                self.key = self.dataset = None  # its memory goes before the next is read
+                dataset = load_dataset(settings, Path(base_dir) if base_dir else None, tuple(input_shape),
+                                       input_id)
+                self.loads += 1
+                answer["loaded"] = True
+                if data_key(settings, base_dir, input_shape, input_id) == key:  # no file changed meanwhile
+                    self.key, self.dataset = key, dataset
+        except NetCanvasError as e:
+            answer["error"] = str(e)
+        except Exception as e:  # bad settings from a newer parent, an odd file: the run reports it
+            answer["error"] = f"{type(e).__name__}: {e}"
+        answer.update(seconds=time.perf_counter() - start, loads=self.loads)
+        return answer
+
+    def take(self, project: Project) -> Dataset | None:
+        """The data held, when ``project``'s run trains on exactly that (its dataset
+        settings, folder, Input and files); None otherwise. Given once: the run owns it."""
+        if self.dataset is None:
+            return None
+        analysis = analyze(project.graph)
+        if not analysis.ok or not analysis.inputs or analysis.shapes.get(analysis.inputs[0]) is None:
+            return None  # prepare_run says what is wrong
+        input_id = analysis.inputs[0]
+        base = str(project.path.parent) if project.path else None
+        try:
+            key = data_key(project.dataset, base, analysis.shapes[input_id], input_id)
+        except (TypeError, ValueError):
+            return None
+        held, held_key = self.dataset, self.key
+        self.dataset = self.key = None
+        return held if key == held_key else None
+
+
+def data_key(settings: dict, base_dir: str | Path | None, input_shape, input_id: str = "input") -> str:
+    """What data loaded by ``load_dataset(settings, base_dir, input_shape, input_id)`` was
+    loaded from: the settings (with their defaults), the base folder, the Input, and the
+    size and modification time of each file the settings name (of every file under a folder
+    they name, up to STAMP_LIMIT). Raises TypeError for settings that are not JSON values."""
+    full = {**defaults(DATASET_FIELDS), **settings}
+    base = os.path.abspath(base_dir) if base_dir else None
+    files = {}
+    for name in DATA_FILE_KEYS:
+        if full.get(name):
+            path = Path(str(full[name])).expanduser()
+            if not path.is_absolute() and base is not None:
+                path = Path(base) / path
+            files[name] = _stamp(path)
+    return json.dumps([full, base, [int(d) for d in input_shape], str(input_id), files], sort_keys=True)
+
+
+def _stamp(path: Path) -> list:
+    """(size, modification time) of ``path``, or of every file under it (a folder)."""
+    try:
+        info = path.stat()
+    except OSError:
+        return ["missing"]
+    if not path.is_dir():
+        return [info.st_size, info.st_mtime_ns]
+    stamps = []
+    for folder, dirs, names in os.walk(path):
+        dirs.sort()
+        for name in sorted(names):
+            try:
+                item = os.stat(os.path.join(folder, name))
+            except OSError:
+                continue
+            stamps.append([os.path.relpath(os.path.join(folder, name), path), item.st_size, item.st_mtime_ns])
+            if len(stamps) >= STAMP_LIMIT:
+                return stamps
+    return stamps

@@ -44,7 +44,7 @@ from .devices import DeviceChoice
 from .filters import FiltersView
 from .insight import InsightTabs, local_activations
 from .results import ResultsView
-from .session import TrainingSession
+from .session import TrainingSession, warm_worker_wanted
 
 # dataset keys that only some datasets read
 _DATASET_ROWS = {"path": ("mnist", "fashion_mnist", "csv", "image_folder"), "images": ("idx",),
@@ -56,6 +56,10 @@ _DATASET_ROWS = {"path": ("mnist", "fashion_mnist", "csv", "image_folder"), "ima
 # costs the child a forward pass and the editor a redraw, so nobody's CPU goes on views nobody sees
 SNAPSHOT_MIN_SECONDS = snapshot_seconds()  # 0.5 s, or 1 s where training takes every CPU
 DEVICES_DELAY_MS = 300  # the devices are listed this long after the panel is built: after the first paint
+# the warm training worker (it imports torch: seconds of a core) starts this long after the
+# event loop does, so that it never delays the editor's first paint; then Train starts at once
+WARM_DELAY_MS = 1500
+PREPARE_DELAY_MS = 1000  # an Input's new shape is told to the warm worker once edits pause
 SNAPSHOT_DUTY = drawing_duty()  # the share of the GUI thread the snapshot views may draw for
 # no ETA before this share of the first epoch (or two epochs) and this many seconds of
 # minibatches have passed: it is measured from the run's own throughput
@@ -100,6 +104,10 @@ class TrainingPanel(QWidget):
         self._snapshot_pending = False
         self._reload_timer = QTimer(self, singleShot=True, interval=300)
         self._reload_timer.timeout.connect(self.load_data)
+        self._prepare_timer = QTimer(self, singleShot=True, interval=PREPARE_DELAY_MS)
+        self._prepare_timer.timeout.connect(self._prepare_warm)
+        if warm_worker_wanted():  # the delay counts from the event loop's start (after the first paint)
+            QTimer.singleShot(0, self, lambda: QTimer.singleShot(WARM_DELAY_MS, self, self._warm_up))
         self.project_changed()
 
     # -- construction ------------------------------------------------------------------------
@@ -194,6 +202,7 @@ class TrainingPanel(QWidget):
         self.doc.settings_changed.connect(self._settings_changed)
         self.doc.analyzed.connect(lambda a: self._reload_timer.start() if self.dataset is None else None)
         self.doc.analyzed.connect(self.insight.follow)
+        self.doc.analyzed.connect(lambda _a: self._prepare_timer.start())
         self.doc.path_changed.connect(self._project_saved)
         self.data_form.edited.connect(lambda n, v: self._edit("dataset", n, v))
         self.training_form.edited.connect(lambda n, v: self._edit("training", n, v))
@@ -264,6 +273,7 @@ class TrainingPanel(QWidget):
             self.preview.show_error("the graph has no Input with a known shape yet")
             return
         base = self.doc.project.path.parent if self.doc.project.path else None
+        self._prepare_warm()
         self.preview.info.setText("Loading the data…")
         self.loader.load(dict(self.doc.project.dataset), base, a.shapes[a.inputs[0]], a.inputs[0])
 
@@ -283,6 +293,22 @@ class TrainingPanel(QWidget):
         self.dataset = None
         self.preview.show_error(message)
         self.status.setText(f"<span style='color:#d03030'>{escape(message, quote=False)}</span>")
+
+    # -- the warm training worker ------------------------------------------------------------
+    def _warm_up(self) -> None:
+        """Keep a training process waiting with torch imported and the data loaded: Train
+        hands it the run (``TrainingSession.warm_up``)."""
+        self.session.warm_up()
+        self._prepare_warm()
+
+    def _prepare_warm(self) -> None:
+        """Tell the warm worker the data the next run trains on (sent only when it changed:
+        the project, its dataset settings, its folder or its Input's shape)."""
+        a = self.doc.analysis
+        if not a.inputs or a.shapes.get(a.inputs[0]) is None:
+            return  # no run can start: nothing to load ahead
+        base = self.doc.project.path.parent if self.doc.project.path else None
+        self.session.prepare(dict(self.doc.project.dataset), base, a.shapes[a.inputs[0]], a.inputs[0])
 
     # -- saved weights, inspected without training ------------------------------------------
     def _inspect_saved_weights(self) -> None:
@@ -640,6 +666,7 @@ class TrainingPanel(QWidget):
         self.refresh_start()
 
     def shutdown(self) -> None:
+        self.session.cool_down()  # the warm worker ends with the editor (a run in progress: below)
         if self.session.running:
             self.session.kill()
         self._close_store("the editor was closed during the run")

@@ -10,6 +10,8 @@ so a run that reports thousands of minibatches a second never blocks the GUI thr
 from __future__ import annotations
 
 import functools
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,6 +19,16 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from ...engine.project import Project
 from ...engine.session.supervisor import RunSupervisor
+
+STARTING_TICK_MS = 20  # how often a run is read until its first minibatch came: Train shows it at once
+WARM_WORKER_VARIABLE = "NETCANVAS_WARM_WORKER"  # "0": the editor keeps no warm training worker
+
+
+def warm_worker_wanted() -> bool:
+    """Whether the editor keeps a warm training worker (``NETCANVAS_WARM_WORKER``, default
+    on; "0", "false", "no" or "off" turn it off: the widget tests, which open hundreds of
+    windows, and machines short of memory)."""
+    return os.environ.get(WARM_WORKER_VARIABLE, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 class TrainingSession(QObject):
@@ -41,8 +53,10 @@ class TrainingSession(QObject):
         for name in ("ready", "batches", "batch", "epoch", "snapshot", "finished", "failed", "state_changed"):
             getattr(s, name).connect(getattr(self, name).emit)
         self._timer = QTimer(self)
-        self._timer.setInterval(round(1000 * s.tick_seconds))
+        self._tick_ms = round(1000 * s.tick_seconds)
+        self._timer.setInterval(self._tick_ms)
         self._timer.timeout.connect(self._tick)
+        s.batches.connect(self._first_batches)
         # no orphan when this object goes away (the supervisor's finalizer covers the exit)
         self.destroyed.connect(functools.partial(RunSupervisor.shutdown, s))
 
@@ -64,6 +78,11 @@ class TrainingSession(QObject):
         return self.supervisor.pid
 
     @property
+    def warm_pid(self) -> int | None:
+        """The warm worker waiting for the next run (``warm_up``), if any."""
+        return self.supervisor.warm_pid
+
+    @property
     def info(self) -> dict | None:
         return self.supervisor.info
 
@@ -80,7 +99,21 @@ class TrainingSession(QObject):
         """Train ``project`` in a child process (``RunSupervisor.start``'s options). Raises
         RuntimeError while a run is in progress."""
         self.supervisor.start(project, where="process", **options)
-        self._timer.start()
+        self._timer.start(STARTING_TICK_MS)  # until the first minibatch (``_first_batches``)
+
+    def warm_up(self) -> None:
+        """Keep a worker that has imported torch waiting for the next run from now on
+        (``RunSupervisor.warm_up``): Train then starts in a moment."""
+        self.supervisor.warm_up()
+
+    def cool_down(self) -> None:
+        """Keep no warm worker (the one waiting is ended)."""
+        self.supervisor.cool_down()
+
+    def prepare(self, dataset: dict, base_dir: str | Path | None, input_shape, input_id: str = "input") -> None:
+        """Have the warm worker load the data the next run trains on
+        (``RunSupervisor.prepare``)."""
+        self.supervisor.prepare(dataset, base_dir, input_shape, input_id)
 
     def pause(self) -> None:
         self.supervisor.pause()
@@ -105,6 +138,11 @@ class TrainingSession(QObject):
         self.supervisor.poll()
         self._keep_ticking()
 
+    def _first_batches(self, _events: list) -> None:
+        if self._timer.interval() != self._tick_ms:
+            self._timer.setInterval(self._tick_ms)  # from now on the run sends no faster
+
     def _keep_ticking(self) -> None:
         if not self.supervisor.busy:
             self._timer.stop()
+            self._timer.setInterval(self._tick_ms)

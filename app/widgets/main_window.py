@@ -1,22 +1,19 @@
 """The main window: canvas in the middle, palette, inspector, issues and history docked
 around it, menus and shortcuts as Qt users expect. It wires views to the document; the
-work itself lives in the document, the commands, the scene and the editor."""
+work itself lives in the document, the commands, the scene and the editor.
+
+Its parts: window_menus.py (actions, menus, toolbar), window_files.py (open, save, recover),
+window_status.py (the status bar), window_runs.py (the Runs view and the Sweep dialog, built
+when first used); what the first paint does not need waits for it (first_paint.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import shiboken6
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent
-from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox,
-                               QVBoxLayout, QWidget)
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QVBoxLayout, QWidget
 
-from ..engine.errors import NetCanvasError
-from ..engine.counts import param_split
-from ..engine.examples import list_examples
-from ..engine.project import SUFFIX, Project, load_project
-from ..engine.session.weights import init_weights_fit
+from ..engine.project import Project
 from .block_actions import BlockActions
 from .blocks_ui import BlockParamsEditor
 from .canvas.arrange import Arrange
@@ -26,29 +23,29 @@ from .canvas.view import CanvasView
 from .document import Document
 from .editing import Editor
 from .exporting import Exporter
+from .first_paint import FirstPaint
 from .help import AboutDialog, GettingStartedDialog
 from .history_view import HistoryView
 from .inspector import Inspector
 from .issues import IssuesList
 from .palette import Palette
-from .profiling import METRICS, Profiling
-from .recovery import Autosaver, forget, pending_recoveries, recovery_dir
-from .shortcuts import resolve as resolve_shortcuts
-from .runs.sweep_dialog import SweepDialog
-from .runs.view import RunsView, store_path_of
+from .profiling import Profiling
+from .recovery import Autosaver, recovery_dir
 from .training.panel import TrainingPanel
+from .window_files import WindowFiles
+from .window_menus import build_actions
+from .window_runs import WindowRuns
+from .window_status import WindowStatus
 
-MAX_RECENT = 8
 FIRST_RUN_SIZES = {"palette": 200, "inspector": 300, "history": 300, "issues": 120, "training": 120, "runs": 120}
 LAYOUT_VERSION = 3  # bumped when the docks change: an older saved layout gives way to the default
-FILE_FILTER = f"NetCanvas projects (*{SUFFIX} *.json);;ONNX models (*.onnx);;All files (*)"
-START_WEIGHTS_DELAY_MS = 150  # after the last edit, the status bar says how the start weights fit
 
 
-class MainWindow(QMainWindow):
+class MainWindow(WindowFiles, WindowStatus, WindowRuns, QMainWindow):
     def __init__(self, project: Project | None = None, settings: QSettings | None = None):
         super().__init__()
-        self._state_text: str | None = None  # the status message of a state (training, an export)
+        # what the first paint does not need waits for it (first_paint.py)
+        self.first_paint = FirstPaint(self)
         self.settings = settings or QSettings()
         self.doc = Document(project, self, scratch_dir=recovery_dir)
         self.scene = CanvasScene(self.doc, self)
@@ -77,9 +74,8 @@ class MainWindow(QMainWindow):
         self.issues = IssuesList(self)
         self.history = HistoryView(self.doc.history, self)
         self.training = TrainingPanel(self.doc, self)
-        self.runs = RunsView(self.doc, self)
-        self.runs.setMinimumSize(240, 140)  # its buttons' row would widen the window past the screen
-        self._sweep: SweepDialog | None = None
+        self.training.devices.wait_for(self.first_paint)  # torch comes after the first paint
+        runs_holder = self._prepare_runs()  # the Runs view (``runs``) is built when first shown
         self._closing_after_training = False
         self._editing_locked = False  # a run trains this graph (see _lock_editing)
         # exports take the weights the panel holds (trained or loaded), else the project's
@@ -95,16 +91,9 @@ class MainWindow(QMainWindow):
         self._dock("history", "History", self.history, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("issues", "Issues", self.issues, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("training", "Training", self.training, Qt.DockWidgetArea.BottomDockWidgetArea)
-        self._dock("runs", "Runs", self.runs, Qt.DockWidgetArea.BottomDockWidgetArea)
-        self.params_label, self.errors_label, self.weights_label = QLabel(), QLabel(), QLabel()
-        # how the start weights fit is worked out once the edits pause: it compiles the graph
-        # (on torch's meta device: ~0.14 s for a ResNet-50), which no edit should wait for
-        self._start_weights_timer = QTimer(self, singleShot=True, interval=START_WEIGHTS_DELAY_MS)
-        self._start_weights_timer.timeout.connect(self._update_start_weights)
-        self.statusBar().addPermanentWidget(self.weights_label)
-        self.statusBar().addPermanentWidget(self.errors_label)
-        self.statusBar().addPermanentWidget(self.params_label)
-        self._build_actions()
+        self._dock("runs", "Runs", runs_holder, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._build_status()
+        build_actions(self)
         self._wire()
         self.palette.set_blocks(self.editor.library_entries())  # the built-in blocks and the user's
         self.autosaver = Autosaver(self.doc, parent=self)
@@ -136,139 +125,6 @@ class MainWindow(QMainWindow):
             across = area in (Qt.DockWidgetArea.TopDockWidgetArea, Qt.DockWidgetArea.BottomDockWidgetArea)
             self.resizeDocks([d for _, d in rest], [FIRST_RUN_SIZES[n] for n, _ in rest],
                              Qt.Orientation.Vertical if across else Qt.Orientation.Horizontal)
-
-    def _action(self, text: str, slot, tip: str = "") -> QAction:
-        action = QAction(text, self)
-        if tip:
-            action.setStatusTip(tip)
-        action.triggered.connect(slot)
-        return action
-
-    def _build_actions(self) -> None:
-        a = self.actions_by_name = {
-            "new": self._action("&New", self.new_file),
-            "open": self._action("&Open…", self.open_dialog),
-            "save": self._action("&Save", self.save),
-            "save_as": self._action("Save &As…", self.save_as),
-            "quit": self._action("&Quit", self.close),
-            "undo": self._action("&Undo", self.doc.history.undo),
-            "redo": self._action("&Redo", self.doc.history.redo),
-            "cut": self._action("Cu&t", self.editor.cut),
-            "copy": self._action("&Copy", self.editor.copy),
-            "paste": self._action("&Paste", self.editor.paste),
-            "duplicate": self._action("&Duplicate", self.editor.duplicate),
-            "delete": self._action("De&lete", self._delete_or_up),
-            "select_all": self._action("Select &All", self.editor.select_all),
-            "zoom_in": self._action("Zoom &In", lambda: self.view.zoom_by(1.25)),
-            "zoom_out": self._action("Zoom &Out", lambda: self.view.zoom_by(0.8)),
-            "fit": self._action("&Fit to Window", self.view.fit),
-            "layout": self._action("Auto &Layout", lambda: self.view.arrange("TB"), "Arrange the layers top to bottom"),
-            "layout_lr": self._action("Left-to-&Right Layout", lambda: self.view.arrange("LR"),
-                                      "Arrange the layers left to right, in rows as wide as the canvas"),
-            "about": self._action("&About NetCanvas", self.about),
-            "getting_started": self._action("&Getting Started", self.getting_started,
-                                            "A short illustrated walk-through"),
-            "import_torch": self._action("&PyTorch Model…", self._import_torch,
-                                         "Import a torch.nn.Module (MODULE:CALLABLE or a .py file, whose code "
-                                         "runs), checked against it"),
-            "export_onnx": self._action("&ONNX Model…", self.exporter.ask_onnx,
-                                        "Export to ONNX, checked in onnxruntime"),
-            "export_python": self._action(
-                "&PyTorch Code…", self.exporter.ask_python,
-                "A folder with model.py, the weights, the data and a torchrun-ready train.py"),
-            "train": self._action("&Train", self.train, "Train the network on its dataset"),
-            "stop": self._action("&Stop Training", self.training.stop),
-            "profile": self._action("&Profile", self.profiling.start,
-                                    "Time, memory and FLOPs of every layer, measured and shown on the canvas"),
-            "clear_profile": self._action("&Clear Profile", self.profiling.clear, "Remove the profile from the canvas"),
-            "live_nodes": self._action("Li&ve Nodes", self.set_live_nodes,
-                                       "Show each layer's output for the chosen sample on the canvas while it "
-                                       "trains"),
-            "sweep": self._action("S&weep…", self.open_sweep,
-                                  "Search training settings and node parameters with Optuna; each trial is a run"),
-            "group": self._action("&Group into Block", self.editor.group_selection,
-                                  "Make the selected layers one block node (a named sub-network)"),
-            "ungroup": self._action("U&ngroup Block", self.editor.ungroup_selection,
-                                    "Put the layers of the selected block node in its place"),
-            "open_block": self._action("&Open Block", lambda: self.editor.open_block(),
-                                       "Show the inside of the selected block node (or double-click it)"),
-            "up_level": self._action("Leave Block", self.editor.go_up, "Back to the graph around the open block"),
-            "save_block": self._action("Save Block to Li&brary…", self.blocks.save_to_library,
-                                       "Keep the selected block's definition in your block library"),
-            "freeze": self._action("Free&ze", lambda: self.editor.set_trainable(False),
-                                   "Keep the selected layers' weights fixed while training (transfer learning)"),
-            "unfreeze": self._action("Un&freeze", lambda: self.editor.set_trainable(True),
-                                     "Train the selected layers' weights again"),
-        }
-        for name, sequences in resolve_shortcuts().items():  # each key bound once (shortcuts.py)
-            a[name].setShortcuts(sequences)
-        # the toolbar's buttons keep their width as the menu's "Undo Edit conv1" changes
-        a["undo"].setIconText("Undo")
-        a["redo"].setIconText("Redo")
-        for action in a.values():
-            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        # keys that also mean something while typing in a field act only on the canvas
-        for name in ("delete", "fit", "cut", "copy", "paste", "select_all"):
-            a[name].setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            self.view.addAction(a[name])
-        menu = self.menuBar()
-        file_menu = menu.addMenu("&File")
-        file_menu.addActions([a["new"], a["open"]])
-        self.recent_menu = file_menu.addMenu("Open &Recent")
-        self.examples_menu = file_menu.addMenu("&Examples")
-        for ex in list_examples():
-            self.examples_menu.addAction(ex.title, lambda p=ex.path: self.open_file(p, example=True))
-        file_menu.addSeparator()
-        file_menu.addActions([a["save"], a["save_as"]])
-        import_menu = file_menu.addMenu("&Import")
-        import_menu.addAction(a["import_torch"])
-        export_menu = file_menu.addMenu("E&xport")
-        export_menu.addActions([a["export_onnx"], a["export_python"]])
-        file_menu.addSeparator()
-        file_menu.addAction(a["quit"])
-        edit = menu.addMenu("&Edit")
-        edit.addActions([a["undo"], a["redo"]])
-        edit.addSeparator()
-        edit.addActions([a["cut"], a["copy"], a["paste"], a["duplicate"], a["delete"]])
-        edit.addSeparator()
-        edit.addAction(a["select_all"])
-        edit.addSeparator()
-        edit.addActions([a["group"], a["ungroup"], a["open_block"], a["up_level"], a["save_block"]])
-        edit.addSeparator()
-        edit.addActions([a["freeze"], a["unfreeze"]])
-        view = menu.addMenu("&View")
-        view.addActions([a["zoom_in"], a["zoom_out"], a["fit"], a["layout"], a["layout_lr"]])
-        view.addSeparator()
-        a["live_nodes"].setCheckable(True)
-        view.addAction(a["live_nodes"])
-        view.addSeparator()
-        for dock in self._docks.values():
-            view.addAction(dock.toggleViewAction())
-        run = menu.addMenu("&Run")
-        run.addActions([a["train"], a["stop"]])
-        run.addSeparator()
-        run.addAction(a["sweep"])
-        run.addSeparator()
-        run.addActions([a["profile"], a["clear_profile"]])
-        shows = run.addMenu("Profile &Measures")
-        group = QActionGroup(self)
-        for metric, title in METRICS.items():
-            choice = shows.addAction(title, lambda m=metric: self.profiling.set_metric(m))
-            choice.setCheckable(True)
-            choice.setChecked(metric == self.profiling.metric)
-            group.addAction(choice)
-        help_menu = menu.addMenu("&Help")
-        help_menu.addActions([a["getting_started"], a["about"]])
-        bar = self.addToolBar("Main")
-        bar.setObjectName("toolbar_main")
-        bar.addActions([a["new"], a["open"], a["save"]])
-        bar.addSeparator()
-        bar.addActions([a["undo"], a["redo"]])
-        bar.addSeparator()
-        bar.addActions([a["fit"], a["layout"]])
-        bar.addSeparator()
-        bar.addAction(a["train"])
-        self._fill_recent()
 
     def _wire(self) -> None:
         self.doc.analyzed.connect(self._show_analysis)
@@ -302,15 +158,7 @@ class MainWindow(QMainWindow):
         self.issues.path_chosen.connect(self.focus_path)
         self.training.training_active.connect(self._lock_editing)
         self.training.start_weights_changed.connect(self._start_weights_timer.start)
-        # the Runs view: the store beside the project's weights, read again after each run
-        self.runs.set_store(store_path_of(self.doc))
-        self.doc.path_changed.connect(lambda _: self.runs.set_store(store_path_of(self.doc)))
-        self.doc.reset.connect(lambda: self.runs.set_store(store_path_of(self.doc)))
-        self.training.runs_changed.connect(lambda: self.runs.set_store(store_path_of(self.doc)))
-        self.training.training_active.connect(self.runs.set_editing_locked)
-        self.runs.weights_chosen.connect(lambda path: self.training.adopt_weights(
-            path, f"Weights of the chosen run loaded from {path.name}."))
-        self.runs.message.connect(lambda text: self.statusBar().showMessage(text, 6000))
+        self._follow_runs()  # the Runs view: the store beside the project's weights
         self.doc.history.changed.connect(self._follow_history)
         # what the canvas shows of a run (live nodes, health badges) and of a profile
         self.training.insight_changed.connect(self.scene.set_insight)
@@ -323,75 +171,6 @@ class MainWindow(QMainWindow):
         self._follow_selection()
 
     # -- reacting ----------------------------------------------------------------------------
-    def _state_message(self, text: str) -> None:
-        """A status message that lasts as long as the state it describes (training, an
-        export): ``""`` when that state ends."""
-        if text:
-            self._state_text = text
-            self.statusBar().showMessage(text)
-        else:
-            ended, self._state_text = self._state_text, None
-            if self.statusBar().currentMessage() == ended:
-                self.statusBar().clearMessage()
-
-    def _drop_stale_message(self, *_args) -> None:
-        bar = self.statusBar()
-        if bar.currentMessage() and bar.currentMessage() != self._state_text:
-            bar.clearMessage()
-
-    def _show_analysis(self, a) -> None:
-        errors = len(a.errors)
-        # with errors, layers after them have no shape and no count: the count is of the rest
-        uncounted = sum(1 for node_id in self.doc.graph.nodes if a.shapes.get(node_id) is None)
-        trainable, frozen = param_split(self.doc.graph, a)
-        frozen_text = f", {frozen:,} frozen" if frozen else ""
-        if not uncounted:
-            self.params_label.setText(f"{a.total_params:,} parameters{frozen_text}")
-            self.params_label.setToolTip(f"Parameters of the whole network: {trainable:,} trainable, "
-                                         f"{frozen:,} frozen (kept fixed while training)")
-        else:
-            self.params_label.setText(f"≥ {a.total_params:,} parameters{frozen_text}" if a.total_params
-                                      else "– parameters")
-            self.params_label.setToolTip(
-                f"Parameters of the layers whose shapes are known ({frozen:,} of them frozen); {uncounted} layer"
-                f"{'s' if uncounted > 1 else ''} cannot be counted until the errors are fixed")
-        self._start_weights_timer.start()
-        self.errors_label.setText("no errors" if not errors else f"{errors} error" + ("s" if errors > 1 else ""))
-        self.errors_label.setStyleSheet("" if not errors else f"color: {self.scene.theme.error.name()}")
-        self.issues.show_analysis(a)
-        # the inspector shows the graph on the canvas: inside an open block, its analysis
-        inside = self.doc.current_analysis
-        node = self.selected_node()
-        self.inspector.refresh(node, inside) if node else self.inspector.set_node(None, inside)
-        self.blocks.show_block_params(node)
-
-    def _update_start_weights(self) -> None:
-        self._show_start_weights(self.doc.analysis)
-
-    def _show_start_weights(self, a) -> None:
-        """The status bar says how the weights that the next run starts from
-        (``training.init_weights``, else the weights held unless the panel says "a fresh
-        initialization") fit the graph as edited: which nodes keep them, which will be
-        initialized."""
-        start = self.doc.weights.start_file() if not self.doc.project.training.get("init_weights") else None
-        fit = init_weights_fit(self.doc.project, a, start)
-        if fit is None:
-            self.weights_label.setText("")
-            self.weights_label.setToolTip("")
-            self.weights_label.setVisible(False)
-            return
-        self.weights_label.setVisible(True)
-        if isinstance(fit, str):
-            self.weights_label.setText("start weights missing")
-            self.weights_label.setStyleSheet(f"color: {self.scene.theme.error.name()}")
-            self.weights_label.setToolTip(fit)
-            return
-        self.weights_label.setStyleSheet("")
-        name = Path(fit.source).name
-        initialized = f", {len(fit.initialized)} initialized" if fit.initialized else ""
-        self.weights_label.setText(f"from {name}: {len(fit.kept)} kept{initialized}")
-        self.weights_label.setToolTip(f"The next run starts from {fit.source}: {fit.summary()}")
-
     def node_menu(self, node_id: str):
         """The canvas's context menu of ``node_id`` ("" away from nodes): the block actions'
         (``BlockActions.node_menu``), and Freeze / Unfreeze for a node."""
@@ -525,158 +304,6 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{name}[*] — {self.doc.project.name} — NetCanvas")
         self.setWindowModified(self.doc.dirty)
 
-    # -- files -------------------------------------------------------------------------------
-    def set_project(self, project: Project) -> None:
-        """Show ``project`` (the document lays out nodes that have no position)."""
-        self.doc.set_project(project)
-        self._project_replaced()
-
-    def _project_replaced(self) -> None:
-        """Another project is open: the previous one's recovery copy goes, the view fits."""
-        self.autosaver.discard()
-        self.view.fit()
-        self._update_title()
-
-    def new_file(self) -> None:
-        if self.maybe_save():
-            self.set_project(Project(name="Untitled"))
-
-    def open_dialog(self) -> None:
-        if not self.maybe_save():
-            return
-        start = str(Path(self.doc.project.path).parent) if self.doc.project.path else str(Path.home())
-        path, _ = QFileDialog.getOpenFileName(self, "Open project", start, FILE_FILTER)
-        if path:
-            self.open_file(path, ask=False)
-
-    def open_file(self, path, example: bool = False, ask: bool = True) -> bool:
-        """Open a project file; a file that fails to load shows the engine's message and
-        leaves the current document as it was. Examples open as untitled copies."""
-        if self.training.session.running:
-            self.show_error("Training is running", "Stop the training before opening another project.")
-            return False
-        if ask and not self.maybe_save():
-            return False
-        if str(path).lower().endswith(".onnx"):
-            return self._import_onnx(Path(path))
-        try:
-            project = load_project(path)
-        except NetCanvasError as e:
-            self.show_error("Cannot open the file", str(e))
-            return False
-        if example:
-            project.path = None
-        self.set_project(project)
-        if not example:
-            self._remember(str(Path(path).resolve()))
-        self.statusBar().showMessage(f"Opened {project.name}", 4000)
-        return True
-
-    def _import_torch(self) -> None:
-        # imported here: the PyTorch importer loads torch.fx and torch.export, a second more at every start
-        from .torch_import_dialog import open_torch_import
-        open_torch_import(self)
-
-    def _import_onnx(self, path: Path) -> bool:
-        """An ONNX model becomes an unsaved project; its weights wait in the recovery folder
-        until the first save puts them beside the project file."""
-        # imported here: the importer loads onnx, which would lengthen every start of the editor
-        from ..engine.importers.onnx_import import import_onnx
-
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            result = import_onnx(path)
-            weights = self.doc.model.adopt_import(result.project, result.state, result.weights_metadata())
-        except (NetCanvasError, OSError) as e:
-            self.show_error("Cannot import the ONNX model", str(e))
-            return False
-        finally:
-            QApplication.restoreOverrideCursor()
-        self._project_replaced()
-        self.training.adopt_weights(weights, f"Weights imported from {path.name}; saving the project keeps them "
-                                             "beside it.")
-        self._remember(str(path.resolve()))
-        notes = f" ({'; '.join(result.notes)})" if result.notes else ""
-        self.statusBar().showMessage(f"Imported {path.name}: {len(result.project.graph.nodes)} layers{notes}", 8000)
-        return True
-
-    def save(self) -> bool:
-        if self.doc.project.path is None:
-            return self.save_as()
-        return self._save_to(self.doc.project.path)
-
-    def save_as(self) -> bool:
-        start = str(self.doc.project.path or Path.home() / ("network" + SUFFIX))
-        path, _ = QFileDialog.getSaveFileName(self, "Save project", start, FILE_FILTER)
-        if not path:
-            return False
-        if not path.endswith(".json"):
-            path += SUFFIX
-        return self._save_to(Path(path))
-
-    def _save_to(self, path: Path) -> bool:
-        try:
-            self.doc.save(path)
-        except (OSError, NetCanvasError) as e:
-            self.show_error("Cannot save", f"{path}: {e}")
-            return False
-        self.autosaver.discard()
-        self._remember(str(Path(path).resolve()))
-        self.statusBar().showMessage(f"Saved {path}", 4000)
-        return True
-
-    def maybe_save(self) -> bool:
-        """Ask about unsaved changes; False when the user cancels."""
-        if not self.doc.dirty:
-            return True
-        answer = QMessageBox.question(
-            self, "Unsaved changes", f"Save the changes to {self.doc.project.name!r}?",
-            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Save)
-        if answer == QMessageBox.StandardButton.Save:
-            return self.save()
-        return answer == QMessageBox.StandardButton.Discard
-
-    def show_error(self, title: str, message: str) -> None:
-        box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
-        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.last_error = message
-        box.open()
-        self._error_box = box
-
-    def offer_recoveries(self) -> None:
-        for rec in pending_recoveries():
-            answer = QMessageBox.question(
-                self, "Recover unsaved work",
-                f"NetCanvas closed unexpectedly while {rec.name!r} had unsaved changes"
-                + (f" ({rec.original})" if rec.original else "") + ". Recover them?")
-            if answer == QMessageBox.StandardButton.Yes:
-                try:
-                    weights = self.doc.model.recover(rec)
-                except NetCanvasError as e:
-                    self.show_error("Cannot recover", str(e))
-                    continue
-                self._project_replaced()
-                if weights is not None:
-                    self.training.adopt_weights(weights, "Trained weights recovered.")
-            forget(rec)
-            break
-
-    def _remember(self, path: str) -> None:
-        recent = [p for p in self._recent() if p != path]
-        self.settings.setValue("recent_files", [path] + recent[: MAX_RECENT - 1])
-        self._fill_recent()
-
-    def _recent(self) -> list[str]:
-        value = self.settings.value("recent_files", [])
-        return [value] if isinstance(value, str) else list(value or [])
-
-    def _fill_recent(self) -> None:
-        self.recent_menu.clear()
-        for path in self._recent():
-            self.recent_menu.addAction(path, lambda p=path: self.open_file(p))
-        self.recent_menu.setEnabled(bool(self._recent()))
-
     # -- window ------------------------------------------------------------------------------
     def _restore_layout(self) -> None:
         """The layout of the last session, or the first-run one. Docks are tabified only for
@@ -735,24 +362,6 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/state", self.saveState(LAYOUT_VERSION))
         self.autosaver.discard()
         event.accept()
-
-    def open_sweep(self) -> None:
-        """The Sweep dialog for the open project (unsaved changes included); its trials are
-        runs in the project's store, listed in the Runs view as they finish."""
-        if self._sweep is not None and shiboken6.isValid(self._sweep) and self._sweep.isVisible():
-            self._sweep.raise_()
-            self._sweep.activateWindow()
-            return
-        try:
-            target = self.doc.weights.run_target()
-        except OSError as e:
-            QMessageBox.warning(self, "Sweep", f"The weights folder cannot be prepared: {e}")
-            return
-        self._sweep = SweepDialog(self.doc.project, target, dirty=lambda: self.doc.dirty, parent=self)
-        self._sweep.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self._sweep.runner.trial.connect(lambda _t: self.runs.set_store(store_path_of(self.doc)))
-        self._sweep.runner.ended.connect(lambda _m: self.runs.set_store(store_path_of(self.doc)))
-        self._sweep.show()
 
     def about(self) -> None:
         dialog = AboutDialog(self)

@@ -2,12 +2,15 @@
 
 Listing the devices imports torch (and, with a GPU, starts CUDA): seconds the editor must not
 spend before its first paint (issue 20). The combo starts with "auto" and the device the
-project names; ``fill()`` lists the rest in a worker thread and puts them in when known.
+project names; ``fill()`` lists the rest in a worker thread and puts them in when known,
+and not before the window's first paint when the main window says when that is
+(``wait_for``): an import of torch in a thread holds the interpreter's lock for much of
+its seconds, and would slow the GUI thread's first paint on any number of cores.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QLabel, QSpinBox
 
 from ...engine.devices import DeviceInfo, list_devices
@@ -33,17 +36,35 @@ class DeviceChoice(QObject):
         self.devices: list[DeviceInfo] | None = None  # None until listed
         self.gpus = 0
         self._wanted = "auto"
+        self._held = False  # fill() waits for the first paint (wait_for)
+        self._fill_asked = False
+        self._filling = False
         self._show_gpus(0)
 
+    def wait_for(self, first_paint) -> None:
+        """Hold ``fill()`` until ``first_paint`` (a ``FirstPaint``) has seen the window painted."""
+        if not first_paint.done:
+            self._held = True
+            # on the next turn of the event loop: after everything else that waits for the paint
+            first_paint.painted.connect(lambda: QTimer.singleShot(0, self, self._release))
+
     def fill(self) -> None:
-        """List the devices off the GUI thread (once)."""
-        if self.devices is None:
+        """List the devices off the GUI thread (once; after the first paint when held)."""
+        if self._held:
+            self._fill_asked = True
+        elif self.devices is None and not self._filling:
+            self._filling = True
             run_in_thread(list_devices, self, lambda future: self._listed(future.result()), name="netcanvas-devices")
 
     def fill_now(self) -> None:
         """List the devices here and now (a run is about to start: it needs them anyway)."""
         if self.devices is None:
             self._listed(list_devices())
+
+    def _release(self) -> None:
+        self._held = False
+        if self._fill_asked:
+            self.fill()
 
     def set_device(self, device: str) -> None:
         """Show ``device`` (a project's ``training.device``) as chosen; one not on this

@@ -74,7 +74,7 @@ class MainWindow(WindowFiles, WindowStatus, WindowRuns, QMainWindow):
         self.issues = IssuesList(self)
         self.history = HistoryView(self.doc.history, self)
         self.training = TrainingPanel(self.doc, self)
-        self.training.devices.wait_for(self.first_paint)  # torch comes after the first paint
+        self.training.wait_for(self.first_paint)  # torch (the data's loader, the devices) after the first paint
         runs_holder = self._prepare_runs()  # the Runs view (``runs``) is built when first shown
         self._closing_after_training = False
         self._editing_locked = False  # a run trains this graph (see _lock_editing)

@@ -72,9 +72,9 @@ def test_the_first_paint_needs_no_torch_nor_optuna_and_the_devices_come_after(tm
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     loaded = report["loaded_at_first_paint"]
-    # the GUI thread never imports torch before the first paint. (The training panel's data
-    # load may, in its thread: it starts as the project opens; the device list waits.)
-    assert "MainThread" not in loaded.pop("torch_importers")
+    # no thread imports torch before the first paint: the training panel's data load and the
+    # device list wait for it
+    assert loaded.pop("torch_importers") == []
     assert loaded == {module: False for module in DEFERRED}
     assert not report["runs_built"]  # the Runs tab is behind the Issues tab on a first run
     assert report["devices"][:2] == ["auto", "cpu"]

@@ -55,6 +55,7 @@ _DATASET_ROWS = {"path": ("mnist", "fashion_mnist", "csv", "image_folder"), "ima
 # and only while a view that draws them is on screen, or the canvas draws them (live nodes): each
 # costs the child a forward pass and the editor a redraw, so nobody's CPU goes on views nobody sees
 SNAPSHOT_MIN_SECONDS = snapshot_seconds()  # 0.5 s, or 1 s where training takes every CPU
+HELD_DATA_MS = 3000  # the data of a window never painted (wait_for) loads this long after all the same
 DEVICES_DELAY_MS = 300  # the devices are listed this long after the panel is built: after the first paint
 # the warm training worker (it imports torch: seconds of a core) starts this long after the
 # event loop does, so that it never delays the editor's first paint; then Train starts at once
@@ -108,6 +109,7 @@ class TrainingPanel(QWidget):
         self._prepare_timer.timeout.connect(self._prepare_warm)
         if warm_worker_wanted():  # the delay counts from the event loop's start (after the first paint)
             QTimer.singleShot(0, self, lambda: QTimer.singleShot(WARM_DELAY_MS, self, self._warm_up))
+        self._data_held = False  # (wait_for): the data's load waits for the window's first paint
         self.project_changed()
 
     # -- construction ------------------------------------------------------------------------
@@ -266,15 +268,32 @@ class TrainingPanel(QWidget):
         self.devices.set_device(p.training.get("device", "auto"))
 
     # -- data ------------------------------------------------------------------------------
+    def wait_for(self, first_paint) -> None:
+        """Hold the data's load and the device list until ``first_paint`` (a ``FirstPaint``) has
+        seen the window painted: the loader thread imports torch, which took the CPU from the
+        first paint; a window that is never painted loads it after HELD_DATA_MS all the same."""
+        self.devices.wait_for(first_paint)
+        if not first_paint.done:
+            self._data_held = True
+            first_paint.painted.connect(lambda: QTimer.singleShot(0, self, self._release_data))
+            QTimer.singleShot(HELD_DATA_MS, self, self._release_data)
+
+    def _release_data(self) -> None:
+        if self._data_held:
+            self._data_held = False
+            self.load_data()
+
     def load_data(self) -> None:
         a = self.doc.analysis
         if not a.inputs or a.shapes.get(a.inputs[0]) is None:
             self.loader.cancel()  # a load still on its way is for another graph
             self.preview.show_error("the graph has no Input with a known shape yet")
             return
+        self.preview.info.setText("Loading the data…")
+        if self._data_held:  # _release_data loads it
+            return
         base = self.doc.project.path.parent if self.doc.project.path else None
         self._prepare_warm()
-        self.preview.info.setText("Loading the data…")
         self.loader.load(dict(self.doc.project.dataset), base, a.shapes[a.inputs[0]], a.inputs[0])
 
     def _data_loaded(self, data: Dataset) -> None:

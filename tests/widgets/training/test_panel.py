@@ -264,3 +264,20 @@ def test_cancelling_the_save_question_of_a_close_during_training_leaves_the_wind
     qtbot.wait(200)
     assert window.isVisible() and asked.count("Unsaved changes") == 1
     window.doc.history.set_clean()
+
+
+def test_the_data_waits_for_the_first_paint_and_a_window_never_painted_loads_it_all_the_same(qtbot, tmp_path,
+                                                                                           monkeypatch):
+    from PySide6.QtCore import QSettings
+
+    from app.widgets.main_window import MainWindow
+    from app.widgets.training import panel as panel_module
+
+    monkeypatch.setattr(panel_module, "HELD_DATA_MS", 300)
+    w = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))  # never shown
+    qtbot.addWidget(w, before_close_func=lambda widget: widget.doc.history.set_clean())
+    assert w.open_file(example_path("lenet5"), example=True, ask=False)
+    assert not w.first_paint.done and w.training.dataset is None
+    assert "Loading" in w.training.preview.info.text()
+    qtbot.waitUntil(lambda: w.training.dataset is not None, timeout=30_000)
+    assert not w.first_paint.done

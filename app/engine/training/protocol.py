@@ -48,7 +48,7 @@ supervisor -> run
                              arguments; base_dir a str or None) and keep it, keyed by
                              them and the size and time of each file they name; the run
                              trains on it when its project gives the same key, else it
-                             loads its data as usual (``worker.DataCache``)
+                             loads its data as usual (``data_cache.DataCache``)
 """
 
 from __future__ import annotations

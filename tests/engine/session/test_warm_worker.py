@@ -16,7 +16,7 @@ import pytest
 from app.engine.examples import load_example
 from app.engine.inference import analyze
 from app.engine.session.supervisor import STOPPED_WHILE_STARTING, RunSupervisor
-from app.engine.training.worker import DataCache
+from app.engine.training.data_cache import DataCache
 from tests.helpers import gone
 
 TIMEOUT = 90.0  # a fresh process imports torch (and the worker warms up) before it is ready

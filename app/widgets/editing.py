@@ -4,7 +4,7 @@ the block's definition, so every node of the block follows."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtCore import QPointF, QRectF
 from PySide6.QtWidgets import QApplication
 
 from ..engine.block_library import LibraryEntry, insert_entry, list_library, load_entry, save_entry
@@ -17,7 +17,7 @@ from ..engine.session.clipboard import (PASTE_OFFSET, ClipboardError, Clipping, 
 from ..engine.session.commands import AddItems, MoveNodes, RemoveItems, SetParams
 from ..engine.session.option_commands import SetOptions, SetTrainable
 from .blocks_ui import user_blocks_folder
-from .canvas.items import NODE_H, NODE_W, NodeItem
+from .canvas.items import NODE_H, NODE_W
 from .canvas.scene import CanvasScene
 from .document import Document
 
@@ -58,11 +58,10 @@ class Editor:
         scene, gap = self.scene, self.GAP
 
         def free(c: QPointF) -> bool:
-            # the scene's index finds the few items near the spot (a list of every node's
+            # the scene's index finds the few nodes near the spot (a list of every node's
             # rectangle cost more than the rest of an add on a 2,000-node graph)
             near = QRectF(c.x() - NODE_W / 2 - gap, c.y() - NODE_H / 2 - gap, NODE_W + 2 * gap, NODE_H + 2 * gap)
-            hits = scene.items(near, Qt.ItemSelectionMode.IntersectsItemBoundingRect)
-            return not any(isinstance(item, NodeItem) and item.sceneBoundingRect().intersects(near) for item in hits)
+            return not scene.nodes_near(near)
 
         if free(centre):
             return centre

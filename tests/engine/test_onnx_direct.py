@@ -178,3 +178,13 @@ def test_the_direct_export_loads_no_exporter_machinery(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_float_parameters_given_as_whole_numbers_are_written_directly(tmp_path):
+    from app.engine.examples import load_example
+
+    project = load_example("mlp")
+    relu = next(n for n in project.graph.nodes.values() if n.type == "ReLU")
+    relu.type, relu.params = "LeakyReLU", {"negative_slope": 1}  # an int where a float is declared
+    report = export_onnx(project, tmp_path / "m.onnx")
+    assert report.writer == "direct" and report.max_difference <= 1e-4

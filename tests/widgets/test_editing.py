@@ -50,6 +50,16 @@ def test_layers_added_at_one_place_again_and_again_never_cover_each_other(lenet)
     assert any(e.source == "conv1" and e.target == new for e in window.doc.graph.edges)
 
 
+def test_layers_added_far_out_where_the_canvas_shows_its_overview_never_cover_each_other(lenet):
+    window = lenet
+    window.view.zoom_by(0.05 / window.view.zoom)  # the overview: the node items are hidden
+    assert not window.scene.nodes["fc1"].isVisible()
+    spot = window.scene.nodes["fc1"].sceneBoundingRect().center()
+    added = [window.editor.add_layer("ReLU", spot) for _ in range(3)]
+    for node_id in added + ["fc1"]:
+        assert _overlapping(window, node_id) == [], node_id
+
+
 def test_a_free_spot_is_kept(lenet):
     far = lenet.scene.nodes_rect().bottomRight() + QPoint(500, 500)
     assert lenet.editor.free_spot(far) == far

@@ -60,6 +60,14 @@ class _Builder:
         self.nodes.append(helper.make_node(op_type, inputs, [out], name=name, **attrs))
         return out
 
+    def rename(self, old: str, new: str) -> None:
+        """Value ``old`` is called ``new`` wherever a node writes or reads it."""
+        for node in self.nodes:
+            for names in (node.input, node.output):
+                for k, name in enumerate(names):
+                    if name == old:
+                        names[k] = new
+
     def weight(self, key: str) -> str:
         """The initializer holding state_dict tensor ``key`` (under that name)."""
         if key not in self.state:
@@ -152,7 +160,8 @@ def _concat(c: _Call) -> None:
 # -- activations ------------------------------------------------------------------------------
 def _unary(op_type: str, **fixed) -> Converter:
     def convert(c: _Call) -> None:
-        attrs = {k: (c.p[v] if isinstance(v, str) else v) for k, v in fixed.items()}
+        # float attributes: a parameter given as 1 would be written as an INT and fail the checker
+        attrs = {k: float(c.p[v] if isinstance(v, str) else v) for k, v in fixed.items()}
         c.op(op_type, [c.ins[0]], last=True, **attrs)
 
     return convert
@@ -282,7 +291,7 @@ def _batchnorm(c: _Call) -> None:
     scale = c.weight("weight") if c.p["affine"] else c.const(np.ones(channels))
     shift = c.weight("bias") if c.p["affine"] and c.p["bias"] else c.const(np.zeros(channels))
     c.op("BatchNormalization", [c.ins[0], scale, shift, c.weight("running_mean"), c.weight("running_var")],
-         last=True, epsilon=c.p["eps"])
+         last=True, epsilon=float(c.p["eps"]))
 
 
 def _layernorm(c: _Call) -> None:
@@ -293,7 +302,7 @@ def _layernorm(c: _Call) -> None:
     affine = c.p["elementwise_affine"]
     scale = c.weight("weight") if affine else c.const(np.ones(normalized))
     shift = [c.weight("bias")] if affine and c.p["bias"] else []
-    c.op("LayerNormalization", [c.ins[0], scale, *shift], last=True, axis=-dims, epsilon=c.p["eps"])
+    c.op("LayerNormalization", [c.ins[0], scale, *shift], last=True, axis=-dims, epsilon=float(c.p["eps"]))
 
 
 CONVERTERS: dict[str, Converter] = {
@@ -351,6 +360,11 @@ def direct_model(graph: Graph, a: Analysis, state: Mapping[str, np.ndarray], ops
         values[node_id] = node_id
         if convert is _identity and node_id != a.output:
             values[node_id] = ins[0]  # nothing to compute in evaluation: no node, as torch writes it
+            continue
+        if convert is _identity and node.repeat == 1 and ins[0] not in a.inputs:
+            # the output passes its input on: the node before writes the output itself, as in
+            # torch's files (no other node needed reads that value: they would come after it)
+            b.rename(ins[0], node_id)
             continue
         spec, p = graph.spec(node.type), a.params[node_id]
         for k in range(node.repeat):  # each copy takes the previous copy's output

@@ -238,6 +238,9 @@ class RunSupervisor:
             self._send_prepare()
 
     def _send_prepare(self) -> None:
+        self._read_warm()  # its answers so far: unread, they would fill the pipe and block both ends
+        if self._warm is None:  # (it died: the next one is told when it is made)
+            return
         info = self.warm_info
         if info["sent"] == self._prepare:
             return

@@ -16,7 +16,7 @@ from ..inference import analyze
 from ..project import Project
 
 DATA_FILE_KEYS = ("path", "images", "labels")  # dataset settings that name files or folders
-STAMP_LIMIT = 20_000  # files of a folder whose times go into a data key (more: the first ones)
+STAMP_LIMIT = 20_000  # files of a folder whose times go into a data key (more: the data is not reused)
 
 
 class DataCache:
@@ -77,7 +77,8 @@ def data_key(settings: dict, base_dir: str | Path | None, input_shape, input_id:
     """What data loaded by ``load_dataset(settings, base_dir, input_shape, input_id)`` was
     loaded from: the settings (with their defaults), the base folder, the Input, and the
     size and modification time of each file the settings name (of every file under a folder
-    they name, up to STAMP_LIMIT). Raises TypeError for settings that are not JSON values."""
+    they name; past STAMP_LIMIT files, a key no other equals). Raises TypeError for settings that
+    are not JSON values."""
     full = {**defaults(DATASET_FIELDS), **settings}
     base = os.path.abspath(base_dir) if base_dir else None
     files = {}
@@ -107,6 +108,6 @@ def _stamp(path: Path) -> list:
             except OSError:
                 continue
             stamps.append([os.path.relpath(os.path.join(folder, name), path), item.st_size, item.st_mtime_ns])
-            if len(stamps) >= STAMP_LIMIT:
-                return stamps
+            if len(stamps) >= STAMP_LIMIT:  # too many to vouch for: a key no later one equals (never reused)
+                return ["not stamped", time.time_ns(), os.getpid()]
     return stamps

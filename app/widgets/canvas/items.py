@@ -302,14 +302,18 @@ class NodeItem(QGraphicsItem):
         if old is None or glyph is None or _glyph_room(old) != _glyph_room(glyph):
             self.update()
 
+    def update_glyph(self) -> None:
+        """Draw the glyph again (its item keeps a cached picture: after a change of theme)."""
+        if self._glyph_item is not None:
+            self._glyph_item.update()
+
     def set_flags(self, flags: list[tuple[str, str]]) -> None:
         """Health flags, (title, explanation) each: a warning badge, and a tooltip section."""
         if flags != self.flags:
             self.flags = list(flags)
             self._refresh_tooltip()
             self.update()
-            if self._glyph_item is not None:  # far out, it draws the badge over the glyph
-                self._glyph_item.update()
+            self.update_glyph()  # far out, the glyph's item draws the badge over the glyph
 
     def set_heat(self, heat: Heat | None) -> None:
         """The node's profile share (a tint) and figure; None clears them."""

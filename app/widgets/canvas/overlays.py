@@ -503,5 +503,5 @@ def glyph_rect_far(zoomed_out_type: bool) -> QRectF:
     return QRectF(12, 6, NODE_W - 18, NODE_H - 12)
 
 
-# where a GlyphItem may draw, whatever the detail
-_GLYPH_ITEM_RECT = GLYPH_RECT.united(glyph_rect_far(False)).united(glyph_rect_far(True)).adjusted(-1, -1, 1, 1)
+# where a GlyphItem may draw, whatever the detail: the glyph and, far out, the badge over it
+_GLYPH_ITEM_RECT = QRectF(0, 0, NODE_W, NODE_H).adjusted(-1, -1, 1, 1)

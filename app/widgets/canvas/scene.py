@@ -606,6 +606,7 @@ class CanvasScene(QGraphicsScene):
         for item in self.nodes.values():
             item.theme = theme
             item.update()
+            item.update_glyph()  # the glyph's own cached picture is in the old colours
         for item in self.edges.values():
             item.set_theme(theme)
         for region in self._regions:
@@ -664,6 +665,14 @@ class CanvasScene(QGraphicsScene):
             for item in self._overview:
                 self.removeItem(item)
             self._overview = self._build_overview()
+
+    def nodes_near(self, rect: QRectF) -> list[NodeItem]:
+        """The nodes whose boxes meet ``rect`` (scene coordinates): found through the scene's
+        index, or, in the overview (its items hidden, which the index leaves out), one by one."""
+        if self._overview:
+            return [item for item in self.nodes.values() if item.sceneBoundingRect().intersects(rect)]
+        return [item for item in self.items(rect, Qt.ItemSelectionMode.IntersectsItemBoundingRect)
+                if isinstance(item, NodeItem) and item.sceneBoundingRect().intersects(rect)]
 
     def selected_node_ids(self) -> list[str]:
         return [i.node_id for i in self.selectedItems() if isinstance(i, NodeItem)]

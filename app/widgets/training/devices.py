@@ -16,6 +16,8 @@ from PySide6.QtWidgets import QComboBox, QLabel, QSpinBox
 from ...engine.devices import DeviceInfo, list_devices
 from ..threads import run_in_thread
 
+HELD_MS = 3000  # the devices of a window never painted are listed this long after all the same
+
 
 class DeviceChoice(QObject):
     """``combo`` (data: the device id), ``gpus_box`` (processes for a multi-GPU run) and
@@ -47,6 +49,7 @@ class DeviceChoice(QObject):
             self._held = True
             # on the next turn of the event loop: after everything else that waits for the paint
             first_paint.painted.connect(lambda: QTimer.singleShot(0, self, self._release))
+            QTimer.singleShot(HELD_MS, self, self._release)  # a window never painted (minimized) lists them all the same
 
     def fill(self) -> None:
         """List the devices off the GUI thread (once; after the first paint when held)."""
@@ -54,7 +57,11 @@ class DeviceChoice(QObject):
             self._fill_asked = True
         elif self.devices is None and not self._filling:
             self._filling = True
-            run_in_thread(list_devices, self, lambda future: self._listed(future.result()), name="netcanvas-devices")
+            run_in_thread(list_devices, self, self._done, name="netcanvas-devices")
+
+    def _done(self, future) -> None:
+        self._filling = False  # (a listing that failed is tried again by the next fill)
+        self._listed(future.result())
 
     def fill_now(self) -> None:
         """List the devices here and now (a run is about to start: it needs them anyway)."""
@@ -62,6 +69,8 @@ class DeviceChoice(QObject):
             self._listed(list_devices())
 
     def _release(self) -> None:
+        if not self._held:
+            return
         self._held = False
         if self._fill_asked:
             self.fill()

@@ -109,8 +109,12 @@ class TrainingPanel(QWidget):
         self._prepare_timer.timeout.connect(self._prepare_warm)
         if warm_worker_wanted():  # the delay counts from the event loop's start (after the first paint)
             QTimer.singleShot(0, self, lambda: QTimer.singleShot(WARM_DELAY_MS, self, self._warm_up))
-        self._data_held = False  # (wait_for): the data's load waits for the window's first paint
+        # the data's load waits for the next turn of the event loop, or, in a window (wait_for),
+        # for its first paint: the loader thread imports torch
+        self._data_held, self._paint_pending = True, False
+        self._shut_down = False
         self.project_changed()
+        QTimer.singleShot(0, self, lambda: None if self._paint_pending else self._release_data())
 
     # -- construction ------------------------------------------------------------------------
     def _build(self) -> None:
@@ -274,7 +278,7 @@ class TrainingPanel(QWidget):
         first paint; a window that is never painted loads it after HELD_DATA_MS all the same."""
         self.devices.wait_for(first_paint)
         if not first_paint.done:
-            self._data_held = True
+            self._data_held = self._paint_pending = True
             first_paint.painted.connect(lambda: QTimer.singleShot(0, self, self._release_data))
             QTimer.singleShot(HELD_DATA_MS, self, self._release_data)
 
@@ -317,14 +321,15 @@ class TrainingPanel(QWidget):
     def _warm_up(self) -> None:
         """Keep a training process waiting with torch imported and the data loaded: Train
         hands it the run (``TrainingSession.warm_up``)."""
-        self.session.warm_up()
-        self._prepare_warm()
+        if not self._shut_down:  # (a window closed before its timer came)
+            self.session.warm_up()
+            self._prepare_warm()
 
     def _prepare_warm(self) -> None:
         """Tell the warm worker the data the next run trains on (sent only when it changed:
         the project, its dataset settings, its folder or its Input's shape)."""
         a = self.doc.analysis
-        if not a.inputs or a.shapes.get(a.inputs[0]) is None:
+        if self._shut_down or not a.inputs or a.shapes.get(a.inputs[0]) is None:
             return  # no run can start: nothing to load ahead
         base = self.doc.project.path.parent if self.doc.project.path else None
         self.session.prepare(dict(self.doc.project.dataset), base, a.shapes[a.inputs[0]], a.inputs[0])
@@ -685,6 +690,8 @@ class TrainingPanel(QWidget):
         self.refresh_start()
 
     def shutdown(self) -> None:
+        self._shut_down = True  # no warm worker after this, whatever timer comes
+        self._prepare_timer.stop()
         self.session.cool_down()  # the warm worker ends with the editor (a run in progress: below)
         if self.session.running:
             self.session.kill()

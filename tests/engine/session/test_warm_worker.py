@@ -198,3 +198,16 @@ def _zombie_or_gone(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
     except OSError:
         return True
+
+
+def test_a_folder_of_more_files_than_are_stamped_never_gives_the_same_key(tmp_path, monkeypatch):
+    from app.engine.training import data_cache
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for k in range(3):
+        (folder / f"{k}.png").write_bytes(b"x")
+    settings = {"name": "image_folder", "path": str(folder)}
+    assert data_cache.data_key(settings, None, [1, 8, 8]) == data_cache.data_key(settings, None, [1, 8, 8])
+    monkeypatch.setattr(data_cache, "STAMP_LIMIT", 2)  # a change past the files stamped would go unseen
+    assert data_cache.data_key(settings, None, [1, 8, 8]) != data_cache.data_key(settings, None, [1, 8, 8])

@@ -343,8 +343,8 @@ class MainWindow(WindowFiles, WindowStatus, WindowRuns, QMainWindow):
                 self._closing_after_training = True
                 self.training.ask_before_replacing = False  # nobody is left to answer: keep those in place
                 once = Qt.ConnectionType.SingleShotConnection
-                self.training.session.finished.connect(lambda _e: QTimer.singleShot(0, self.close), once)
-                self.training.session.failed.connect(lambda _m: QTimer.singleShot(0, self.close), once)
+                self.training.session.finished.connect(lambda _e: QTimer.singleShot(0, self, self.close), once)
+                self.training.session.failed.connect(lambda _m: QTimer.singleShot(0, self, self.close), once)
                 self.training.stop()
             return
         if self.exporter.busy:

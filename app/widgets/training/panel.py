@@ -124,7 +124,7 @@ class TrainingPanel(QWidget):
         # the devices are listed in a thread once the editor has painted (devices.py says why)
         self.devices = DeviceChoice(self)
         self.device_combo, self.gpus_box = self.devices.combo, self.devices.gpus_box
-        QTimer.singleShot(DEVICES_DELAY_MS, self.devices.fill)
+        QTimer.singleShot(DEVICES_DELAY_MS, self.devices, self.devices.fill)
         self.start_combo = QComboBox()
         self.start_combo.setObjectName("start_from")
         self.start_combo.addItem("the weights held", "held")
@@ -441,7 +441,7 @@ class TrainingPanel(QWidget):
                            project_dir=str(project.path.parent) if project.path else None,
                            snapshot_samples=self.sample, nproc=nproc if nproc > 1 else None)
         self.curves.start_run(self.session.supervisor.metrics)  # drawn from the store the run fills
-        QTimer.singleShot(0, self.runs_changed.emit)  # a never-saved project's store is known from now on
+        QTimer.singleShot(0, self, self.runs_changed.emit)  # a never-saved project's store is known from now on
         self.training_active.emit(True)
 
     def toggle_pause(self) -> None:
@@ -525,7 +525,7 @@ class TrainingPanel(QWidget):
             self.run_store = None
 
     def _ready(self, info: dict) -> None:
-        QTimer.singleShot(0, self.runs_changed.emit)  # after the recorder has begun the run
+        QTimer.singleShot(0, self, self.runs_changed.emit)  # after the recorder has begun the run
         self._snapshot_pending = False
         if info.get("nproc"):
             self.pause_button.setEnabled(False)
@@ -620,7 +620,7 @@ class TrainingPanel(QWidget):
         self.activations.show_activations(acts, a.order, a.output, names)
 
     def _finished(self, event) -> None:
-        QTimer.singleShot(0, self.runs_changed.emit)  # after the recorder has closed the run
+        QTimer.singleShot(0, self, self.runs_changed.emit)  # after the recorder has closed the run
         self.training_active.emit(False)
         if self._last_batch is not None:  # where the run really ended
             self._show_progress(self._last_batch, time.perf_counter())
@@ -675,7 +675,7 @@ class TrainingPanel(QWidget):
         self._show_local_model()  # the views end on the final weights
 
     def _failed(self, message: str) -> None:
-        QTimer.singleShot(0, self.runs_changed.emit)  # after the recorder has marked it crashed
+        QTimer.singleShot(0, self, self.runs_changed.emit)  # after the recorder has marked it crashed
         self.training_active.emit(False)
         self.progress.setFormat("failed")
         self.status.setText(f"<span style='color:#d03030'><b>Training failed:</b> {escape(message, quote=False)}</span>")

@@ -281,3 +281,20 @@ def test_the_data_waits_for_the_first_paint_and_a_window_never_painted_loads_it_
     assert "Loading" in w.training.preview.info.text()
     qtbot.waitUntil(lambda: w.training.dataset is not None, timeout=30_000)
     assert not w.first_paint.done
+
+
+def test_a_window_deleted_right_after_a_run_began_or_ended_raises_nothing_later(qtbot, tmp_path):
+    """The panel says the runs changed on the next turn of the event loop; a window closed and
+    deleted before that turn (as a benchmark or a quick close does) must take the call with it:
+    a signal of a deleted object raised "Signal source has been deleted" there."""
+    from PySide6.QtCore import QCoreApplication, QEvent, QSettings
+
+    from app.widgets.main_window import MainWindow
+
+    w = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    w.training._ready({"device": "cpu"})  # arms the runs_changed call, as a run's "ready" does
+    w.doc.history.set_clean()
+    w.close()
+    w.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    qtbot.wait(50)  # the turn the call was due in: an exception there fails the test (pytest-qt)

@@ -189,7 +189,7 @@ class Sweep:
             params=[p.as_dict() for p in self.params], metric=self.metric, sampler=self.sampler, trials=trials,
             epochs=self.epochs, threads=threads, seed=None if self.seed is None else self.seed + index,
             pruner=self.pruner, heartbeat_interval=self.heartbeat_interval, grace_period=self.grace_period,
-            repeats=self.repeats)
+            repeats=self.repeats, after_queue=index > 0)
 
     @property
     def study(self) -> optuna.Study | None:

@@ -21,6 +21,7 @@ import re
 import shutil
 import socket
 import sys
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from pathlib import Path
 import optuna
 import torch
 from optuna.exceptions import ExperimentalWarning
+from optuna.trial import TrialState
 
 from ..errors import NetCanvasError
 from ..project import Project, parse_project
@@ -66,6 +68,10 @@ class WorkerPlan:
     grace_period: int | None = None
     overrides: dict = field(default_factory=dict)
     repeats: int = 1  # runs per trial, seeds the project's, +1, +2...: the trial's value is their mean
+    # another worker of this machine takes the queued trials (the project's own settings):
+    # two that took the same one off SQLite's queue at once trained it twice, and the second
+    # to finish died on "Cannot tell a COMPLETE trial" with its other trials
+    after_queue: bool = False
 
 
 def scratch_dir(weights_target: Path, study: str) -> Path:
@@ -106,10 +112,23 @@ def run_trials(plan: WorkerPlan) -> None:
             sampler = make_sampler(plan.sampler, params, plan.seed)
             study = optuna.load_study(study_name=plan.study, storage=storage, sampler=sampler, pruner=plan.pruner)
             fail_stale(study)
+            if plan.after_queue:
+                _wait_for_queue(study)
             study.optimize(_Objective(plan, project, params, store), n_trials=plan.trials, catch=(Exception,),
                            gc_after_trial=False)
     finally:
         store.close()
+
+
+QUEUE_WAIT_SECONDS = 120.0  # the longest a worker waits for the queued trials to be taken
+
+
+def _wait_for_queue(study: optuna.Study, poll: float = 0.1) -> None:
+    """Return once the study has no queued (WAITING) trial left, or after QUEUE_WAIT_SECONDS
+    (the worker that was to take them may have died)."""
+    deadline = time.monotonic() + QUEUE_WAIT_SECONDS
+    while time.monotonic() < deadline and study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        time.sleep(poll)
 
 
 class _Objective:

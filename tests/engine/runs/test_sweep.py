@@ -192,3 +192,34 @@ def test_repeats_refuse_a_searched_seed(xor, tmp_path):
     with pytest.raises(SweepError, match="expected repeats from 1 to 100; received 0"):
         _sweep(xor, tmp_path, ["lr=0.1:0.5"], repeats=0)
     assert _sweep(xor, tmp_path, ["seed=1,2"]).repeats == 1  # a searched seed alone is fine
+
+
+def test_only_the_first_worker_takes_the_queued_trial_the_others_wait_until_it_is_taken(xor, tmp_path, monkeypatch):
+    """Two workers that took the queued trial (the project's own settings) off SQLite's queue at
+    once trained it twice, and the second died on "Cannot tell a COMPLETE trial"."""
+    import threading
+
+    from app.engine.runs import sweep_worker
+
+    sweep = _sweep(xor, tmp_path, ["lr=0.05:1:log"])
+    assert [sweep._plan(2, 1, k).after_queue for k in range(3)] == [False, True, True]
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'q.db'}", study_name="q")
+    study.enqueue_trial({"x": 1.0})
+    taken = []
+
+    def first_worker():
+        time.sleep(0.3)
+        taken.append((study.ask().number, time.monotonic()))
+
+    thread = threading.Thread(target=first_worker)
+    thread.start()
+    sweep_worker._wait_for_queue(study, poll=0.02)
+    returned = time.monotonic()
+    thread.join()
+    assert taken and taken[0][0] == 0 and returned >= taken[0][1]
+    monkeypatch.setattr(sweep_worker, "QUEUE_WAIT_SECONDS", 0.2)  # a first worker that never comes
+    study.enqueue_trial({"x": 2.0})
+    start = time.monotonic()
+    sweep_worker._wait_for_queue(study, poll=0.02)
+    assert time.monotonic() - start < 5

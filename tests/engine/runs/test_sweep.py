@@ -210,7 +210,8 @@ def test_only_the_first_worker_takes_the_queued_trial_the_others_wait_until_it_i
 
     def first_worker():
         time.sleep(0.3)
-        taken.append((study.ask().number, time.monotonic()))
+        began = time.monotonic()  # (the trial leaves the queue inside ask)
+        taken.append((study.ask().number, began))
 
     thread = threading.Thread(target=first_worker)
     thread.start()

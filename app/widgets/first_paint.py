@@ -16,6 +16,7 @@ from PySide6.QtCore import QEvent, QObject, QTimer, Signal
 from PySide6.QtWidgets import QWidget
 
 FIRST_PAINT_VARIABLE = "NETCANVAS_FIRST_PAINT"
+HELD_MS = 3000  # what waits for a paint that never comes (a window never shown) goes ahead after this
 
 
 class FirstPaint(QObject):
@@ -41,6 +42,17 @@ class FirstPaint(QObject):
             callback()
         else:
             self.painted.connect(callback)
+
+    def hold(self, owner: QObject, release) -> bool:
+        """Call ``release()`` on the turn of the event loop after the first paint (after
+        whatever else waits for it), or after HELD_MS if no paint comes, whichever is first
+        (``release`` must do nothing the second time); both calls go with ``owner``. Returns
+        whether anything was held: False once the window has been painted."""
+        if self.done:
+            return False
+        self.painted.connect(lambda: QTimer.singleShot(0, owner, release))
+        QTimer.singleShot(HELD_MS, owner, release)
+        return True
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self.window and event.type() == QEvent.Type.Paint and not self._seen:

@@ -10,13 +10,11 @@ its seconds, and would slow the GUI thread's first paint on any number of cores.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QComboBox, QLabel, QSpinBox
 
 from ...engine.devices import DeviceInfo, list_devices
 from ..threads import run_in_thread
-
-HELD_MS = 3000  # the devices of a window never painted are listed this long after all the same
 
 
 class DeviceChoice(QObject):
@@ -45,11 +43,7 @@ class DeviceChoice(QObject):
 
     def wait_for(self, first_paint) -> None:
         """Hold ``fill()`` until ``first_paint`` (a ``FirstPaint``) has seen the window painted."""
-        if not first_paint.done:
-            self._held = True
-            # on the next turn of the event loop: after everything else that waits for the paint
-            first_paint.painted.connect(lambda: QTimer.singleShot(0, self, self._release))
-            QTimer.singleShot(HELD_MS, self, self._release)  # a window never painted (minimized) lists them all the same
+        self._held = first_paint.hold(self, self._release)
 
     def fill(self) -> None:
         """List the devices off the GUI thread (once; after the first paint when held)."""

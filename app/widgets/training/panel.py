@@ -55,7 +55,6 @@ _DATASET_ROWS = {"path": ("mnist", "fashion_mnist", "csv", "image_folder"), "ima
 # and only while a view that draws them is on screen, or the canvas draws them (live nodes): each
 # costs the child a forward pass and the editor a redraw, so nobody's CPU goes on views nobody sees
 SNAPSHOT_MIN_SECONDS = snapshot_seconds()  # 0.5 s, or 1 s where training takes every CPU
-HELD_DATA_MS = 3000  # the data of a window never painted (wait_for) loads this long after all the same
 DEVICES_DELAY_MS = 300  # the devices are listed this long after the panel is built: after the first paint
 # the warm training worker (it imports torch: seconds of a core) starts this long after the
 # event loop does, so that it never delays the editor's first paint; then Train starts at once
@@ -275,12 +274,10 @@ class TrainingPanel(QWidget):
     def wait_for(self, first_paint) -> None:
         """Hold the data's load and the device list until ``first_paint`` (a ``FirstPaint``) has
         seen the window painted: the loader thread imports torch, which took the CPU from the
-        first paint; a window that is never painted loads it after HELD_DATA_MS all the same."""
+        first paint; a window that is never painted loads it a little later all the same."""
         self.devices.wait_for(first_paint)
-        if not first_paint.done:
+        if first_paint.hold(self, self._release_data):
             self._data_held = self._paint_pending = True
-            first_paint.painted.connect(lambda: QTimer.singleShot(0, self, self._release_data))
-            QTimer.singleShot(HELD_DATA_MS, self, self._release_data)
 
     def _release_data(self) -> None:
         if self._data_held:

@@ -270,10 +270,10 @@ def test_the_data_waits_for_the_first_paint_and_a_window_never_painted_loads_it_
                                                                                            monkeypatch):
     from PySide6.QtCore import QSettings
 
+    from app.widgets import first_paint
     from app.widgets.main_window import MainWindow
-    from app.widgets.training import panel as panel_module
 
-    monkeypatch.setattr(panel_module, "HELD_DATA_MS", 300)
+    monkeypatch.setattr(first_paint, "HELD_MS", 300)
     w = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))  # never shown
     qtbot.addWidget(w, before_close_func=lambda widget: widget.doc.history.set_clean())
     assert w.open_file(example_path("lenet5"), example=True, ask=False)

@@ -10,7 +10,7 @@ from app.engine.graph import Edge, Graph, Node
 from app.engine.project import Project
 from app.engine.session.commands import SetParams
 from app.engine.session.option_commands import SetOptions
-from app.widgets.canvas.items import NODE_H, NODE_W, key_summary
+from app.widgets.canvas.items import NODE_H, NODE_W
 
 
 def attention_graph() -> Graph:
@@ -57,7 +57,7 @@ def test_named_ports_show_their_names_and_shapes(window):
         assert any(t.startswith(name) and "[10, 16]" in t for t in texts), texts
     assert any(t.startswith("weights") and "[10, 10]" in t for t in texts), texts  # unconnected: still its shape
     assert any(t.startswith("hidden") and "[16]" in t for t in pill_texts(lstm))
-    assert lstm.outputs[1].toolTip() == "output 1: hidden [16]"
+    assert lstm.outputs[1].tooltip() == "output 1: hidden [16]"
     # labels outside the box, inputs above and outputs below, apart from each other
     rects = [p.rect for p in mha._pills]
     assert all(r.bottom() < 0 or r.top() > NODE_H for r in rects)
@@ -127,6 +127,36 @@ def test_merge_slots_are_numbered_and_keep_their_edge_labels(window):
     assert window.scene.edges[Edge("x", "add", 1)].label.text() == "[4]"
 
 
+def test_new_shapes_on_a_merges_slots_relabel_nothing_but_reach_its_hovered_port(window, monkeypatch):
+    """A merge's slots are labeled by number, so the shapes that change on them (an edit that
+    breaks an Add changes a hundred merges' inputs) lay none of its labels out again; the
+    slot the mouse is on still says its new shape."""
+    g = Graph()
+    g.add_node(Node("x", "Input", {"shape": [4]}, (0, 0)))
+    g.add_node(Node("a", "Linear", {"out_features": 4}, (0, 150)))
+    g.add_node(Node("add", "Add", {}, (0, 300)))
+    for e in [Edge("x", "a"), Edge("a", "add"), Edge("x", "add", 1)]:
+        g.add_edge(e)
+    open_graph(window, g)
+    add = window.scene.nodes["add"]
+    slot = add.inputs[0]
+    slot.hoverEnterEvent(None)
+    assert slot.toolTip() == "input 0 [4]" and slot.tooltip() == "input 0 [4]"
+    laid_out = []
+    monkeypatch.setattr(type(add), "_layout_extras", lambda item: laid_out.append(item.node_id))
+    window.doc.push(SetParams(window.doc.model, "a", {"out_features": 6}))
+    assert add.input_shapes[0] == "[6]" and add.severity == "error"
+    assert slot.toolTip() == "input 0 [6]"  # hovered: written at once
+    assert add.inputs[1].toolTip() == "" and add.inputs[1].tooltip() == "input 1 [4]"  # the others: when hovered
+    assert laid_out == []
+    monkeypatch.undo()
+    mha = attention_graph()
+    open_graph(window, mha)
+    item = window.scene.nodes["mha"]
+    window.doc.push(SetParams(window.doc.model, "lstm", {"hidden_size": 8}))
+    assert any(t.startswith("query") and "[10, 8]" in t for t in pill_texts(item))  # named slots: relabeled
+
+
 def test_layout_keeps_port_labels_of_neighbouring_layers_apart(window):
     open_graph(window, attention_graph())
     scene = window.scene
@@ -170,6 +200,19 @@ def test_repeated_node_is_a_stack_with_its_count_and_a_frozen_one_is_marked(wind
     assert item.repeat == 1 and item.trainable and item.fill() == plain_fill
 
 
-def test_a_four_side_padding_reads_as_its_four_numbers():
-    node = Node("pad", "ZeroPad2d", {"padding": [1, 2, 3, 4]})
-    assert key_summary(node, node.params) == "pad 1×2×3×4"
+def test_the_tooltip_of_the_node_under_the_mouse_follows_an_edit(window, qtbot):
+    g = Graph()
+    g.add_node(Node("x", "Input", {"shape": [4]}, (0, 0)))
+    g.add_node(Node("a", "Linear", {"out_features": 4}, (0, 150)))
+    g.add_edge(Edge("x", "a"))
+    open_graph(window, g)
+    item, view = window.scene.nodes["a"], window.view
+    view.centerOn(item)
+    qtbot.mouseMove(view.viewport(), view.mapFromScene(item.box().center()))
+    qtbot.waitUntil(lambda: "[4]" in item.toolTip())
+    window.doc.push(SetParams(window.doc.model, "a", {"out_features": 7}))
+    assert "[7]" in item.toolTip()  # rewritten while the mouse is on it
+    qtbot.mouseMove(view.viewport(), view.mapFromScene(item.box().center() + QPointF(0, 400)))
+    qtbot.waitUntil(lambda: not item._hovered)
+    window.doc.push(SetParams(window.doc.model, "a", {"out_features": 9}))
+    assert "[7]" in item.toolTip()  # (left as it was: written again when the mouse comes back)

@@ -16,12 +16,13 @@ from PySide6.QtCore import QRectF, QSize
 
 from ...engine.layout import LR, LR_LAYER_GAP, TB
 from ...engine.session.commands import MoveNodes
-from .items import NODE_H, NODE_W
+from .items import NODE_H, NODE_W, NodeItem
 
 MARGIN = 40.0  # scene units around the graph when it is fitted
 WIDE = 1.6  # a canvas this many times wider than tall is "much wider than tall"
 BETTER = 1.3  # another layout must show this many times more of the graph to be chosen
 MOST_NODES = 150  # larger graphs are never rearranged by themselves (they are not readable whole)
+LABEL_CLEAR = 16.0  # between the port labels at the two ends of a short edge, after a layout
 
 
 class Arrange(MoveNodes):
@@ -169,3 +170,34 @@ def auto_arrange(scene, viewport: QSize, readable: float, most: float) -> bool:
     if clean and not history.is_clean:  # the view fitting itself to the canvas is no unsaved change
         history.set_clean()
     return True
+
+
+def room_for_port_labels(positions: dict[str, tuple[float, float]], nodes: dict[str, NodeItem],
+                         direction: str) -> dict[str, tuple[float, float]]:
+    """``positions`` with the layers moved apart where the labels of the ports on both
+    sides of a gap (outputs above it, inputs below, or left and right of it) would
+    otherwise meet; the edges keep ``LABEL_CLEAR`` between them."""
+    axis, size = (0, NODE_W) if direction == LR else (1, NODE_H)
+    levels = sorted({p[axis] for p in positions.values()})
+    if len(levels) < 2:
+        return positions
+    reach: dict[float, list[float]] = {level: [0.0, 0.0] for level in levels}  # inputs, outputs
+    for node_id, p in positions.items():
+        item = nodes.get(node_id)
+        if item is not None:
+            room = reach[p[axis]]
+            room[0] = max(room[0], item.label_reach(False, direction))
+            room[1] = max(room[1], item.label_reach(True, direction))
+    shift, shifts = 0.0, {levels[0]: 0.0}
+    for above, below in zip(levels, levels[1:]):
+        gap = below - above - size
+        shift += max(0.0, reach[above][1] + reach[below][0] + LABEL_CLEAR - gap)
+        shifts[below] = shift
+    if not shift:
+        return positions
+    moved = {}
+    for node_id, p in positions.items():
+        q = list(p)
+        q[axis] += shifts[p[axis]]
+        moved[node_id] = (q[0], q[1])
+    return moved

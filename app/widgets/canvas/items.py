@@ -1,5 +1,5 @@
-"""Graphics items of the canvas: a node with its ports (edges: edges.py; the marks drawn on a
-node: marks.py).
+"""Graphics items of the canvas: a node (its ports: ports.py; edges: edges.py; the marks
+drawn on a node: marks.py; the line of key parameters: engine/summary.py).
 
 Items draw what the model and the latest analysis say; they never hold the truth.
 """
@@ -15,15 +15,14 @@ from PySide6.QtWidgets import QGraphicsItem, QStyle
 
 from ...engine.graph import Node
 from ...engine.layers import get_spec
-from ...engine.layers.helpers import fmt
-from ...engine.layers.spec import BLOCK_CATEGORY, LayerSpec
+from ...engine.layers.spec import BLOCK_CATEGORY
 from .overlays import (BADGE_W, GLYPH_RECT, Glyph, GlyphItem, Heat, glyph_footprint, glyph_rect_far, health_tooltip,
                        heat_fill, paint_badge)
 from .marks import BLOCK_GLYPH_W, blend, block_glyph, snowflake
+from .ports import PORT_R, Pill, PortItem
 from .routing import NODE_H, NODE_W
 from .theme import Theme
 
-PORT_R = 6.0
 # text sizes in scene units (pixels at zoom 1): what a node says must stay readable when the
 # view is zoomed out to fit a graph, so levels of detail follow the text's size on screen
 TITLE_PX, TEXT_PX, LABEL_PX = 13, 12, 12
@@ -45,50 +44,6 @@ def node_font(pixels: float, bold: bool = False) -> QFont:
     return font
 
 
-def inner_layers(spec: LayerSpec | None) -> int:
-    """How many layers a block's definition holds (its Inputs aside); 0 for a layer type."""
-    block = getattr(spec, "block", None)
-    if block is None:
-        return 0
-    return sum(1 for n in block.graph.nodes.values() if n.type != "Input")
-
-
-def _block_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return fmt(v) if isinstance(v, list) else str(v)
-
-
-def key_summary(node: Node, params: dict, spec: LayerSpec | None = None) -> str:
-    """A short line of the node's key parameters: ``6 ch · 5×5`` for a Conv2d; for a block
-    node, the layers inside and each parameter by name, ``3 layers · width 64 · stride 2``.
-    ``spec``: the node's declaration (a block's comes from its graph), else the catalogue's."""
-    spec = spec if spec is not None else get_spec(node.type)
-    if spec is None:
-        return ""
-    if spec.category == BLOCK_CATEGORY:
-        n = inner_layers(spec)
-        parts = [f"{n} layer" + ("" if n == 1 else "s")]
-        parts += [f"{p.name} {_block_value(params[p.name])}" for p in spec.params if p.name in params]
-        return " · ".join(parts)
-    parts = []
-    for p in spec.params:
-        if not p.key or p.name not in params:
-            continue
-        v = params[p.name]
-        if p.kind in ("int_or_pair",) and v is not None:
-            v = "×".join(map(str, v)) if isinstance(v, list) else f"{v}×{v}" if p.name == "kernel_size" else v
-        elif isinstance(v, list):
-            v = fmt(v)
-        label = {"out_channels": "{} ch", "out_features": "{} units", "hidden_size": "{} hidden",
-                 "p": "p = {}", "num_embeddings": "{} words", "embedding_dim": "dim {}",
-                 "negative_slope": "slope {}", "alpha": "α {}", "dim": "dim {}", "scale_factor": "×{}",
-                 "output_size": "out {}", "padding": "pad {}", "value": "value {}", "num_heads": "{} heads",
-                 "nhead": "{} heads", "dim_feedforward": "ff {}"}.get(p.name, "{}")
-        parts.append(label.format(v))
-    return " · ".join(parts)
-
-
 @lru_cache(maxsize=4096)
 def _title_width(text: str, pixels: int) -> float:
     return QFontMetricsF(node_font(pixels, bold=True)).horizontalAdvance(text)
@@ -102,52 +57,6 @@ def _port_metrics() -> QFontMetricsF:
 def _glyph_room(glyph: Glyph) -> tuple:
     """What of a glyph the node's own text makes room for: where it is drawn."""
     return (glyph_footprint(glyph, GLYPH_RECT).getRect(), glyph_footprint(glyph, glyph_rect_far(True)).getRect())
-
-
-class PortItem(QGraphicsItem):
-    """An input slot (top edge, or left edge, in slot order) or an output port (bottom edge,
-    or right edge, in port order) of a node."""
-
-    def __init__(self, node_item: "NodeItem", output: bool, index: int = 0):
-        super().__init__(node_item)
-        self.node_item, self.output, self.index = node_item, output, index
-        self.hovered = False
-        self.setAcceptHoverEvents(True)
-        self.setZValue(2)
-        # the node draws its ports (inside its cached paint); a port item is only the place
-        # the mouse hits, so thousands of ports cost no Python paint calls
-        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents)
-
-    def boundingRect(self) -> QRectF:
-        r = PORT_R + 3
-        return QRectF(-r, -r, 2 * r, 2 * r)
-
-    def shape(self) -> QPainterPath:
-        path = QPainterPath()
-        path.addEllipse(self.boundingRect())
-        return path
-
-    def paint(self, painter: QPainter, option, widget=None) -> None:
-        pass  # drawn by NodeItem.paint
-
-    def hoverEnterEvent(self, event) -> None:
-        self.set_hovered(True)
-
-    def hoverLeaveEvent(self, event) -> None:
-        self.set_hovered(False)
-
-    def set_hovered(self, on: bool) -> None:
-        if on != self.hovered:
-            self.hovered = on
-            self.node_item.update()
-
-
-class Pill:
-    """A port's label beside it, outside the box: its lines and where they go (node
-    coordinates)."""
-
-    def __init__(self, rect: QRectF, lines: list[tuple[str, bool]]):
-        self.rect, self.lines = rect, lines  # lines: (text, dim)
 
 
 class NodeItem(QGraphicsItem):
@@ -181,6 +90,7 @@ class NodeItem(QGraphicsItem):
         self._glyph_item: GlyphItem | None = None  # draws it (made with the first glyph)
         self.flags: list[tuple[str, str]] = []  # health flags: (title, explanation)
         self.heat: Heat | None = None  # the node's place in a profile
+        self._hovered = False  # (isUnderMouse asks the views: 4 µs, a thousand nodes an edit)
         self.setFlags(QGraphicsItem.GraphicsItemFlag.ItemIsMovable
                       | QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
         self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
@@ -274,8 +184,7 @@ class NodeItem(QGraphicsItem):
         if (summary, shape_text, problem, severity) == (self.summary, self.shape_text, self.problem, self.severity):
             return
         self.summary, self.shape_text, self.problem, self.severity = summary, shape_text, problem, severity
-        if self.isUnderMouse():
-            self.setToolTip(self.tooltip())
+        self._refresh_tooltip()
         self.update()
 
     def set_options(self, repeat, trainable) -> None:
@@ -284,8 +193,7 @@ class NodeItem(QGraphicsItem):
         if (repeat, trainable is not False) != (self.repeat, self.trainable):
             self.repeat, self.trainable = repeat, trainable is not False
             self._layout_extras()
-            if self.isUnderMouse():
-                self.setToolTip(self.tooltip())
+            self._refresh_tooltip()
             self.update()
 
     def set_glyph(self, glyph: Glyph | None) -> None:
@@ -323,18 +231,29 @@ class NodeItem(QGraphicsItem):
             self.update()
 
     def _refresh_tooltip(self) -> None:
-        if self.isUnderMouse():
+        if self._hovered:
             self.setToolTip(self.tooltip())
 
     def set_ports(self, output_names: tuple[str, ...], input_shapes: list[str], output_shapes: list[str]) -> None:
         """The names of the output ports (their number) and the shapes (text, "" where
         unknown) on each input slot and output port, for the ports' labels."""
-        if (tuple(output_names), input_shapes, output_shapes) == (self.output_names, self.input_shapes,
-                                                                   self.output_shapes):
+        names = tuple(output_names)
+        if (names, input_shapes, output_shapes) == (self.output_names, self.input_shapes, self.output_shapes):
             return
-        self.output_names, self.input_shapes, self.output_shapes = tuple(output_names), input_shapes, output_shapes
-        self.set_output_count(len(output_names))
-        self._layout_extras()
+        # a merge's slots are labeled by number: the shapes on them change its ports'
+        # tooltips, not its labels (an edit that breaks an Add changes 100 merges' inputs)
+        relabel = names != self.output_names or (
+            output_shapes != self.output_shapes and self.labels_side(True) == "full") or (
+            input_shapes != self.input_shapes and self.labels_side(False) == "full")
+        self.output_names, self.input_shapes, self.output_shapes = names, input_shapes, output_shapes
+        count = len(self.outputs)
+        self.set_output_count(len(names))
+        if relabel and count == len(self.outputs):  # (a new count laid them out already)
+            self._layout_extras()
+        elif not relabel:
+            for port in self.inputs + self.outputs:
+                if port.hovered:
+                    port.setToolTip(port.tooltip())
         self.update()
 
     # -- port labels ---------------------------------------------------------------------
@@ -388,11 +307,10 @@ class NodeItem(QGraphicsItem):
         for output, ports in ((False, self.inputs), (True, self.outputs)):
             mode = self.labels_side(output)
             if mode:  # (most nodes have none: no font metrics built for them)
-                for port in ports:
-                    port.setToolTip(self.port_tooltip(output, port.index))
                 self._pills += self._side_pills(output, ports, mode, _port_metrics())
-            elif len(ports) == 1 and ports[0].toolTip():
-                ports[0].setToolTip("")
+            for port in ports:
+                if port.hovered:  # (the others write theirs when the mouse comes)
+                    port.setToolTip(port.tooltip())
         r = PORT_R + 3
         rect = QRectF(-r, -r, NODE_W + 2 * r, NODE_H + 2 * r)
         if self.repeat > 1:
@@ -453,8 +371,13 @@ class NodeItem(QGraphicsItem):
 
     def hoverEnterEvent(self, event) -> None:
         # built when shown: an edit that changes 1,000 nodes must not build 1,000 tooltips
+        self._hovered = True
         self.setToolTip(self.tooltip())
         super().hoverEnterEvent(event)
+
+    def hoverLeaveEvent(self, event) -> None:
+        self._hovered = False
+        super().hoverLeaveEvent(event)
 
     def boundingRect(self) -> QRectF:
         return QRectF(self._extent)

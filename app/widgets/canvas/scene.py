@@ -16,19 +16,20 @@ from PySide6.QtGui import QPainter, QPainterPath, QPen, QTransform
 from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsScene
 
 from ...engine.graph import Edge, Node
-from ...engine.inference import Analysis, describe_shape
+from ...engine.inference import Analysis
 from ...engine.layout import LR, TB, infer_direction, layered_layout
 from ...engine.session.commands import Connect, MoveNodes
 from ..document import Document
-from .arrange import Arrange
+from .arrange import Arrange, room_for_port_labels
 from .edges import EdgeItem, temp_pen
-from .items import DETAIL_PX, LABEL_PX, NODE_H, NODE_W, NodeItem, PortItem, key_summary
+from .facts import Facts
+from .items import DETAIL_PX, LABEL_PX, NODE_H, NODE_W, NodeItem
 from .overlays import GroupRegion, Heat, Insight, health_flags, make_glyph, profile_marks
+from .ports import PortItem
 from .routing import edge_path
 from .theme import current_theme
 
 GRID = 24
-LABEL_CLEAR = 16.0  # between the port labels at the two ends of a short edge, after a layout
 OVERVIEW_BELOW = 0.12  # zoom under which the graph is drawn as two paths, not items (text is unreadable)
 
 
@@ -50,8 +51,7 @@ class CanvasScene(QGraphicsScene):
         self._press_positions: dict[str, tuple[float, float] | None] = {}
         self._syncing = False
         self.read_only = False
-        self._shown: dict[str, tuple] = {}  # what each node shows, to skip unchanged ones
-        self._last_analysis: Analysis | None = None  # the analysis shown: Analysis.changed is relative to it
+        self.facts = Facts(self)  # writes each analysis onto the items
         self._zoom = 1.0
         self._overview: list[QGraphicsPathItem] = []
         self._labels_visible = True
@@ -92,8 +92,7 @@ class CanvasScene(QGraphicsScene):
         self.nodes.clear()
         self.edges.clear()
         self._touching.clear()
-        self._shown.clear()
-        self._last_analysis = None
+        self.facts.reset()
         self._overview = []
         self._graph = self.doc.current_graph
         self.direction = infer_direction(self._graph)
@@ -168,7 +167,7 @@ class CanvasScene(QGraphicsScene):
             self._follow_region(region)
         item = self.nodes.pop(node.id, None)
         self._touching.pop(node.id, None)
-        self._shown.pop(node.id, None)
+        self.facts.forget(node.id)
         if item is not None:
             self.removeItem(item)
         self._overview_stale()
@@ -336,8 +335,9 @@ class CanvasScene(QGraphicsScene):
     def layout_positions(self, direction: str, wrap: int | None = None) -> dict[str, tuple[float, float]]:
         """Where a layered layout in ``direction`` puts every node, its first layer where the
         graph's top-left corner is now."""
-        positions = self._room_for_port_labels(layered_layout(self._graph, direction=direction, wrap=wrap),
-                                               direction)
+        self.facts.flush()  # (the ports' labels make room between the layers)
+        positions = room_for_port_labels(layered_layout(self._graph, direction=direction, wrap=wrap),
+                                         self.nodes, direction)
         if not positions:
             return positions
         left = min(x for x, _ in positions.values())
@@ -346,36 +346,6 @@ class CanvasScene(QGraphicsScene):
         x0 = min((p[0] for p in current), default=0.0)
         y0 = min((p[1] for p in current), default=0.0)
         return {n: (round(x - left + x0, 1), round(y - top + y0, 1)) for n, (x, y) in positions.items()}
-
-    def _room_for_port_labels(self, positions: dict[str, tuple[float, float]],
-                              direction: str) -> dict[str, tuple[float, float]]:
-        """``positions`` with the layers moved apart where the labels of the ports on both
-        sides of a gap (outputs above it, inputs below, or left and right of it) would
-        otherwise meet; the edges keep ``LABEL_CLEAR`` between them."""
-        axis, size = (0, NODE_W) if direction == LR else (1, NODE_H)
-        levels = sorted({p[axis] for p in positions.values()})
-        if len(levels) < 2:
-            return positions
-        reach: dict[float, list[float]] = {level: [0.0, 0.0] for level in levels}  # inputs, outputs
-        for node_id, p in positions.items():
-            item = self.nodes.get(node_id)
-            if item is not None:
-                room = reach[p[axis]]
-                room[0] = max(room[0], item.label_reach(False, direction))
-                room[1] = max(room[1], item.label_reach(True, direction))
-        shift, shifts = 0.0, {levels[0]: 0.0}
-        for above, below in zip(levels, levels[1:]):
-            gap = below - above - size
-            shift += max(0.0, reach[above][1] + reach[below][0] + LABEL_CLEAR - gap)
-            shifts[below] = shift
-        if not shift:
-            return positions
-        moved = {}
-        for node_id, p in positions.items():
-            q = list(p)
-            q[axis] += shifts[p[axis]]
-            moved[node_id] = (q[0], q[1])
-        return moved
 
     def apply_layout(self, direction: str | None = None, wrap: int | None = None) -> bool:
         """Lay the graph out in ``direction`` (default: the current one), undoably (View >
@@ -394,84 +364,9 @@ class CanvasScene(QGraphicsScene):
         return True
 
     def show_analysis(self, a: Analysis) -> None:
-        """Write shapes, parameter counts and errors onto every node and edge; nodes whose
-        facts did not change since the last analysis are skipped (large graphs). An
-        incremental analysis that follows the one shown (``Analysis.changed``) visits only the
-        nodes it names and their edges: an edit of one layer in 2,000 costs that layer."""
-        previous_analysis, self._last_analysis = self._last_analysis, a
-        if a is previous_analysis:  # a move: nothing analyzed changed
-            return
-        changed = getattr(a, "changed", None)
-        partial = changed is not None and previous_analysis is not None and not self.doc.scope
-        ids = [n for n in changed if n in self.nodes] if partial else list(self.nodes)
-        by_node: dict[str | None, list] = {}
-        for issue in a.issues:
-            by_node.setdefault(issue.node, []).append(issue)
-        for node_id in ids:
-            item = self.nodes[node_id]
-            node = self._graph.nodes[node_id]
-            shape = a.shapes.get(node_id)
-            count = a.param_counts.get(node_id, 0)
-            issues = by_node.get(node_id, ())
-            params = a.params.get(node_id, node.params)
-            ports = self._port_facts(a, node, item, params)
-            # a block's declaration is rebuilt when its definition changes (inputs, parameters)
-            spec = self._graph.spec(node.type) if item.is_block else None
-            facts = (shape, count, tuple(issues), node.type, node.repeat, node.trainable, ports, spec)
-            previous = self._shown.get(node_id)
-            if previous is not None and previous[0] == facts and previous[1] == params:
-                continue
-            self._shown[node_id] = (facts, params)
-            if spec is not None and item.follow_spec():
-                self._update_slots(node_id)
-            item.set_options(node.repeat, node.trainable)
-            if ports is not None:
-                before = len(item.outputs)
-                item.set_ports(*ports)
-                if len(item.outputs) != before:  # edges from the ports that moved follow them
-                    self.node_item_moved(item)
-            shape_text = f"→ {describe_shape(shape)}" + (f" · {count:,} params" if count else "")
-            errors = [i for i in issues if i.severity == "error"]
-            shown = errors or issues
-            problem = "; ".join((f"{i.param}: " if i.param else "") + i.message for i in shown)
-            severity = "error" if errors else ("warning" if issues else "")
-            item.set_info(key_summary(node, params, self._graph.spec(node.type)), shape_text, problem, severity)
-        labels: dict[tuple[str, int], str] = {}
-        edges = {e for n in ids for e in self._touching.get(n, ())} if partial else self.edges
-        for e in edges:
-            item = self.edges[e]
-            if (self.nodes[e.source].labels_side(True) == "full"
-                    or self.nodes[e.target].labels_side(False) == "full"):
-                item.set_label("")  # the port's label at its end says the shape
-                continue
-            text = labels.get((e.source, e.source_port))
-            if text is None:
-                text = labels[(e.source, e.source_port)] = describe_shape(a.edge_shape(e))
-            item.set_label(text)
-
-    def _port_facts(self, a: Analysis, node: Node, item: NodeItem,
-                    params: dict) -> tuple[tuple[str, ...], list[str], list[str]] | None:
-        """For a node with several inputs or outputs: the names of its output ports and the
-        shapes (text) on its input slots and output ports; None for a node of one of each
-        (which shows no port labels: computed for the few nodes that need them)."""
-        spec = self._graph.spec(node.type)
-        if spec is None or (len(item.inputs) < 2 and not spec.multi_output()):
-            return None
-        port_shapes = a.port_shapes.get(node.id) or ()
-        try:
-            names = tuple(spec.output_names(params))
-        except (KeyError, TypeError, ValueError):  # parameters the analysis refused (Split's sizes)
-            names = tuple(f"output {k}" for k in range(len(port_shapes))) or ("output",)
-        used = max((e.source_port for e in self._touching[node.id] if e.source == node.id), default=0)
-        names += tuple(f"output {k}" for k in range(len(names), used + 1))  # fed from a port it lacks
-        inputs = [""] * len(item.inputs)
-        for e in self._touching[node.id]:
-            if e.target == node.id and e.target_port < len(inputs):
-                shape = a.edge_shape(e)
-                inputs[e.target_port] = describe_shape(shape) if shape is not None else ""
-        outputs = [describe_shape(s) for s in port_shapes] if len(port_shapes) > 1 else (
-            [describe_shape(port_shapes[0])] if port_shapes else [])
-        return names, inputs, outputs
+        """Write shapes, parameter counts and errors onto the nodes and edges (facts.py: only
+        those the analysis may have changed; far from the views, in idle time)."""
+        self.facts.show(a)
 
     def _grow_scene_rect(self) -> None:
         rect = self.nodes_rect().adjusted(-2000, -2000, 2000, 2000)
@@ -636,6 +531,11 @@ class CanvasScene(QGraphicsScene):
             self._labels_visible = labels
             for item in self.edges.values():
                 item.label.setVisible(labels)
+
+    @property
+    def in_overview(self) -> bool:
+        """Whether the graph is drawn as two paths (far out), its items hidden."""
+        return bool(self._overview)
 
     def _build_overview(self) -> list[QGraphicsPathItem]:
         boxes, lines = QPainterPath(), QPainterPath()

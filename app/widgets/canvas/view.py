@@ -310,6 +310,12 @@ class CanvasView(QGraphicsView):
             self.scene().follow_palette()  # the system switched between light and dark
         super().changeEvent(event)
 
+    def paintEvent(self, event) -> None:
+        facts = self.scene().facts
+        if facts.pending:  # labels still waiting for their idle turn, now in view: theirs now
+            facts.flush_area(self.mapToScene(self.viewport().rect()).boundingRect())
+        super().paintEvent(event)
+
     def drawForeground(self, painter: QPainter, rect) -> None:
         if self.scene().nodes:
             return

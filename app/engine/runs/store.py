@@ -20,37 +20,30 @@ import os
 import platform
 import random
 import re
-import shutil
 import socket
 import sqlite3
-import struct
-import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from ... import __version__
 from ..errors import NetCanvasError
-from ..files import atomic_write
 from ..project import Project, project_to_dict
 from ..weights import runs_dir
+from .run_weights import MAX_HEADER, copy_weights, use_run_weights, use_weights, weights_run_id
+from .schema import (MIGRATIONS, SCHEMA_VERSION, STATUSES, RunNotFound, RunRecord, StoreError, migrate,
+                     read_version)
 
-SCHEMA_VERSION = 1
-STATUSES = ("running", "finished", "stopped", "diverged", "crashed", "pruned")
+# the schema and the weights helpers live in their own modules; their names are imported
+# from here as well
+__all__ = ["BUSY_TIMEOUT_MS", "MAX_HEADER", "MIGRATIONS", "RETRY_SECONDS", "SCHEMA_VERSION", "STATUSES",
+           "RunNotFound", "RunRecord", "RunStore", "StoreError", "copy_weights", "migrate", "read_version",
+           "store_path_for", "use_run_weights", "use_weights", "weights_run_id"]
+
 BUSY_TIMEOUT_MS = 5000  # SQLite's own wait for a lock, per statement
 RETRY_SECONDS = 60.0  # then our retries with backoff, in all, before giving up with a clear error
-MAX_HEADER = 100_000_000  # a safetensors header larger than this is not read
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # ids that may name a file
-
-
-class RunNotFound(NetCanvasError):
-    """No run with that id in the store."""
-
-
-class StoreError(NetCanvasError):
-    """A run store that cannot be opened, read or written."""
 
 
 def store_path_for(weights_target: str | Path) -> Path:
@@ -58,123 +51,6 @@ def store_path_for(weights_target: str | Path) -> Path:
     (its runs' weights are in ``weights.runs_dir``: ``lenet.runs/``)."""
     folder = runs_dir(weights_target)
     return folder.with_name(folder.name + ".sqlite")
-
-
-@dataclass
-class RunRecord:
-    """One run as stored (times are unix seconds; ``weights``: the run's own weights file,
-    absolute, when one was kept)."""
-
-    id: str
-    status: str
-    started: float
-    ended: float | None
-    project: dict
-    settings: dict
-    dataset: dict
-    device: str
-    versions: dict
-    note: str
-    tags: list[str]
-    sweep: str | None
-    trial: int | None
-    params: dict
-    best_val_accuracy: float | None
-    best_val_loss: float | None
-    test_accuracy: float | None
-    test_loss: float | None
-    confusion: list[list[int]] | None
-    message: str
-    weights: str | None
-    epochs: int
-    steps: int
-    seconds: float | None
-    host: str
-    pid: int
-
-    @property
-    def duration(self) -> float | None:
-        """Seconds from start to end (the run's own ``seconds`` when known)."""
-        if self.seconds is not None:
-            return self.seconds
-        return None if self.ended is None else max(0.0, self.ended - self.started)
-
-
-# -- the schema and its migrations ----------------------------------------------------------
-def _create_v1(conn: sqlite3.Connection) -> None:
-    conn.execute("""CREATE TABLE IF NOT EXISTS netcanvas_runs (
-        id TEXT PRIMARY KEY, status TEXT NOT NULL, started REAL NOT NULL, ended REAL,
-        project TEXT NOT NULL, settings TEXT NOT NULL, dataset TEXT NOT NULL,
-        device TEXT NOT NULL DEFAULT '', versions TEXT NOT NULL DEFAULT '{}',
-        note TEXT NOT NULL DEFAULT '', tags TEXT NOT NULL DEFAULT '[]',
-        sweep TEXT, trial INTEGER, params TEXT NOT NULL DEFAULT '{}',
-        best_val_accuracy REAL, best_val_loss REAL, test_accuracy REAL, test_loss REAL,
-        confusion TEXT, message TEXT NOT NULL DEFAULT '', weights TEXT,
-        epochs INTEGER NOT NULL DEFAULT 0, steps INTEGER NOT NULL DEFAULT 0, seconds REAL,
-        host TEXT NOT NULL DEFAULT '', pid INTEGER NOT NULL DEFAULT 0,
-        process_start TEXT NOT NULL DEFAULT '')""")
-    conn.execute("CREATE INDEX IF NOT EXISTS netcanvas_runs_started ON netcanvas_runs (started)")
-    conn.execute("CREATE INDEX IF NOT EXISTS netcanvas_runs_sweep ON netcanvas_runs (sweep, trial)")
-    conn.execute("""CREATE TABLE IF NOT EXISTS netcanvas_batches (
-        run_id TEXT NOT NULL, step INTEGER NOT NULL, epoch INTEGER NOT NULL, loss REAL,
-        accuracy REAL, lr REAL, PRIMARY KEY (run_id, step)) WITHOUT ROWID""")
-    conn.execute("""CREATE TABLE IF NOT EXISTS netcanvas_epochs (
-        run_id TEXT NOT NULL, epoch INTEGER NOT NULL, train_loss REAL, train_accuracy REAL,
-        val_loss REAL, val_accuracy REAL, lr REAL, seconds REAL,
-        PRIMARY KEY (run_id, epoch)) WITHOUT ROWID""")
-
-
-# MIGRATIONS[n] turns a version-n store into a version-(n+1) one, inside one transaction
-# (version 0: a file without our tables, new or an Optuna storage).
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _create_v1}
-
-
-def read_version(conn: sqlite3.Connection) -> int:
-    """The schema version written in the store (0 when it has no NetCanvas tables yet)."""
-    has = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'netcanvas_schema'").fetchone()
-    if not has:
-        return 0
-    row = conn.execute("SELECT version FROM netcanvas_schema WHERE id = 1").fetchone()
-    return int(row[0]) if row and isinstance(row[0], int) else 0
-
-
-def migrate(conn: sqlite3.Connection, path: str | Path, *, target: int = SCHEMA_VERSION,
-            migrations: dict[int, Callable[[sqlite3.Connection], None]] | None = None) -> int:
-    """Bring the store on ``conn`` (autocommit mode) to schema version ``target``, one step
-    of ``migrations`` (default MIGRATIONS) at a time, all in one transaction. Returns the
-    version found. Raises ``StoreError`` naming ``path`` and both versions when the store
-    was written by a newer NetCanvas, or when a step is missing."""
-    steps = MIGRATIONS if migrations is None else migrations
-    found = read_version(conn)  # first without a lock: opening a current store waits for no writer
-    _check_newer(found, target, path)
-    if found == target:
-        return found
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        found = read_version(conn)  # again: another process may have migrated it meanwhile
-        _check_newer(found, target, path)
-        version = found
-        while version < target:
-            if version not in steps:
-                raise StoreError(f"is a run store of version {found}, and no migration from version {version} "
-                                 f"to {target} exists", str(path))
-            steps[version](conn)
-            version += 1
-        if found < target:
-            conn.execute("CREATE TABLE IF NOT EXISTS netcanvas_schema (id INTEGER PRIMARY KEY CHECK (id = 1), "
-                         "version INTEGER NOT NULL)")
-            conn.execute("INSERT OR REPLACE INTO netcanvas_schema (id, version) VALUES (1, ?)", (target,))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return found
-
-
-def _check_newer(found: int, target: int, path: str | Path) -> None:
-    if found > target:
-        raise StoreError(f"is a run store of version {found}, written by a newer NetCanvas; this one reads "
-                         f"versions up to {target}: update NetCanvas to open it", str(path))
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -621,78 +497,3 @@ class RunStore:
     def _check_status(status: str) -> None:
         if status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}; received {status!r}")
-
-
-# -- the project's weights ----------------------------------------------------------------
-def copy_weights(source: str | Path, dest: Path) -> Path:
-    """Copy a weights file to ``dest`` through a temporary file and a rename (a reader never
-    sees half a file). Returns ``dest``; raises OSError."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return dest
-
-
-def weights_run_id(path: str | Path) -> str | None:
-    """The run id a safetensors file's metadata names (the Trainer writes it), or None."""
-    try:
-        with open(path, "rb") as f:
-            size = struct.unpack("<Q", f.read(8))[0]
-            if size > MAX_HEADER:
-                return None
-            header = json.loads(f.read(size))
-    except (OSError, struct.error, ValueError):
-        return None
-    meta = header.get("__metadata__") if isinstance(header, dict) else None
-    run_id = meta.get("run_id") if isinstance(meta, dict) else None
-    return run_id if isinstance(run_id, str) else None
-
-
-def use_run_weights(store: RunStore, run_id: str, target: Path) -> tuple[Path, Path | None]:
-    """Make run ``run_id``'s weights the project's: an atomic copy over ``target``. Weights
-    in place that no run of the store keeps (trained before it existed) are first moved to
-    ``runs_dir/before-<run id>.safetensors``, never lost. Returns (target, where they
-    went or None). Raises ``RunNotFound``, and a NetCanvasError naming the run when it has
-    no weights file."""
-    record = store.get(run_id)
-    own = store.run_weights_path(run_id)
-    source = Path(record.weights) if record.weights else own
-    if source is None or not source.is_file():
-        if record.weights:
-            why = f"{source} is missing"
-        elif record.status == "running":
-            why = "it is still running: its weights come when it ends"
-        else:
-            why = f"it {record.status} before writing any (its message: {record.message or 'none'})"
-        raise NetCanvasError(f"run {run_id} has no weights file to use ({why})", str(store.path))
-    target = Path(target)
-    aside = None
-    if target.exists():
-        held = weights_run_id(target)
-        kept = store.run_weights_path(held) if held else None
-        if kept is None or not kept.is_file():
-            aside = store.runs_dir / f"before-{run_id}-{time.strftime('%Y%m%d-%H%M%S')}.safetensors"
-            try:
-                copy_weights(target, aside)
-            except OSError as e:
-                raise NetCanvasError(f"the weights in place could not be kept in {aside} before using run "
-                                     f"{run_id}'s ({e.strerror or e}); nothing was changed", str(target)) from None
-    try:
-        atomic_write(target, source.read_bytes())
-    except OSError as e:
-        raise NetCanvasError(f"cannot be written with run {run_id}'s weights: {e.strerror or e}", str(target)) from None
-    return target, aside
-
-
-def use_weights(store: RunStore, run_id: str, target: Path) -> Path:
-    """``use_run_weights`` without saying where unrecorded weights went: returns ``target``."""
-    return use_run_weights(store, run_id, target)[0]

@@ -8,15 +8,14 @@ The callback receives ``BatchEvent`` per minibatch, ``EpochEvent`` per epoch,
 ``request_snapshot`` may be called from any thread; they act between minibatches. A snapshot
 also carries the layer health (``health.py``: measured on the step before it, when the pacer
 allows; costs nothing while no snapshot is wanted) and, for two input features, the decision
-boundary (``boundary.py``).
+boundary (``boundary.py``). How a run ends (divergence, and whether its weights may replace
+the ones in place) is in ``outcome.py``.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import math
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -31,15 +30,16 @@ from .. import boundary, footprint, snapshots
 from ..compiler import compile_graph, input_dtype
 from ..datasets import Dataset, batch_count, batches, check_input_dtype, fit_to_input, load_dataset
 from ..devices import resolve_device
-from ..errors import GraphError, TrainingError, WeightsError
+from ..errors import GraphError, TrainingError
 from ..health import HealthPacer, HealthProbe, probe_batch
 from ..inference import Analysis, analyze
 from ..optimizers import OPTIMIZERS, SCHEDULES, keyword_arguments
 from ..project import Project
-from ..weights import (PartialLoad, apply_weights, check_writable, init_weights_path, load_partial, new_run_id,
-                       read_metadata, read_weights, run_weights_path, safe_places, save_weights)
+from ..weights import (PartialLoad, check_writable, init_weights_path, load_partial, new_run_id, run_weights_path,
+                       safe_places, save_weights)
 from .events import BatchEvent, EpochEvent, FinishedEvent, SnapshotEvent
 from .objective import Objective, make_objective
+from .outcome import RunOutcome, _lower_lr
 
 
 @dataclass
@@ -81,11 +81,7 @@ def prepare_run(project: Project, dataset: Dataset | None = None, **overrides) -
                        dataset.notes + objective.notes)
 
 
-MAX_WEIGHT = 1e6  # a weight above this in magnitude means the run diverged
-LOSS_GROWTH = 10  # ... and so does an epoch's mean loss above 10 times the first epoch's
-
-
-class Trainer:
+class Trainer(RunOutcome):
     """Trains ``run`` on its device. ``weights_path``: where the project's weights live
     (safetensors; checked writable here, before anything is allocated): a run's final
     weights go there, unless the run was stopped, diverged or ended worse (by validation
@@ -435,37 +431,7 @@ class Trainer:
         self.callback(event)
         return event
 
-    # -- divergence --------------------------------------------------------------------
-    def _diverged(self, epoch: int, train_loss: float) -> str | None:
-        """Why the run diverged by the end of ``epoch`` (a sentence), or None: the epoch's
-        mean loss above LOSS_GROWTH times the first epoch's, or weights out of bounds."""
-        if self._first_loss is None:
-            self._first_loss = train_loss
-        first = self._first_loss
-        if not math.isfinite(train_loss) or (first > 0 and train_loss > LOSS_GROWTH * first):
-            return (f"the mean loss of epoch {epoch} ({train_loss:.4g}) is more than {LOSS_GROWTH} "
-                    f"times the first epoch's ({first:.4g}){self._lr_hint()}")
-        grown = self._weights_diverged()
-        return f"{grown} in epoch {epoch}{self._lr_hint()}" if grown else None
-
-    def _weights_diverged(self) -> str | None:
-        """A phrase when a weight is NaN, infinite or above MAX_WEIGHT in magnitude."""
-        def largest(tensors) -> float:
-            values = [t.detach().abs().max().float() for t in tensors if t.numel() and t.is_floating_point()]
-            return float(torch.stack(values).max()) if values else 0.0
-
-        weight, buffer = largest(self.model.parameters()), largest(self.model.buffers())
-        if not (math.isfinite(weight) and math.isfinite(buffer)):
-            return "the weights became NaN or infinite"
-        if weight > MAX_WEIGHT:
-            return f"a weight grew to {weight:.3g} (more than {MAX_WEIGHT:g} in magnitude)"
-        return None
-
-    def _lr_hint(self) -> str:
-        lr = self.run_spec.settings["lr"]
-        return f"; the learning rate {lr:g} is probably too high: try {_lower_lr(lr)} or lower"
-
-    # -- where the weights go ------------------------------------------------------------
+    # -- where the weights go (whether they may replace those in place: outcome.py) ------
     def _save(self, event: FinishedEvent) -> None:
         """Write the weights: to the target, or to the runs folder beside it when the run
         must not replace what is there; anywhere safe when writing fails (said in the event)."""
@@ -497,121 +463,6 @@ class Trainer:
             event.weights_error = f"{problem}: this run's weights are lost"
         event.weights_held_back = event.weights_held_back or event.weights_error
 
-    def _set_aside(self, event: FinishedEvent, target: Path) -> None:
-        """A completed run whose weights cannot be compared with those in place (another
-        dataset, another network, no validation split) takes their place, and they move to
-        the runs folder: nothing is lost, and the project's weights fit its network."""
-        aside = run_weights_path(target, f"before-{self.run_id}")
-        try:
-            aside.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(target, aside)
-        except OSError:
-            return  # they stay, and this run's weights go to the runs folder
-        event.weights_set_aside = f"{event.weights_held_back}; the weights that were in place moved to {aside}"
-        event.weights_held_back = None
-
-    def _held_back(self, event: FinishedEvent, target: Path) -> str | None:
-        """Why this run's weights must not replace the ones at ``target``, or None. They are
-        compared like with like: by the metrics recorded with the weights in place when they
-        were trained on this run's dataset, else by evaluating them on this run's validation
-        split; weights that cannot be compared that way are not replaced either (then
-        ``self._incomparable`` is True)."""
-        self._incomparable = False
-        if event.reason == "diverged":
-            return "the run diverged"
-        if not target.exists():
-            return None
-        if event.reason == "stopped":
-            return "the run was stopped by the user"
-        old, name = read_metadata(target), self.run_spec.dataset.name
-        if old.get("dataset", name) != name:
-            self._incomparable = True
-            return (f"the weights in place were trained on {old['dataset']}, this run on {name}: "
-                    "they cannot be compared")
-        classes = json.dumps(self.run_spec.dataset.class_names)
-        if old.get("class_names", classes) != classes:  # dataset.classes picked others
-            self._incomparable = True
-            return (f"the weights in place were trained on the classes {_class_list(old['class_names'])}, "
-                    f"this run on {_class_list(classes)}: they cannot be compared")
-        acc, loss = event.val_accuracy, event.val_loss
-        if loss is None:
-            self._incomparable = True
-            return ("this run has no validation split to compare it with the weights in place on: "
-                    "they cannot be compared")
-        old_acc, old_loss = _number(old.get("val_accuracy")), _number(old.get("val_loss"))
-        if (old_acc if acc is not None else old_loss) is None:  # not recorded: measure them
-            try:
-                old_loss, old_acc = self._evaluate_file(target)
-            except WeightsError as e:
-                self._incomparable = True
-                return f"the weights in place do not fit this network ({e}): they cannot be compared"
-        if acc is not None and old_acc is not None:
-            if acc < old_acc:
-                new, was = _percentages(acc, old_acc)
-                return f"validation accuracy {new} is below the {was} of the weights in place"
-            return None
-        if old_loss is not None and loss > old_loss:
-            return f"validation loss {loss:.4g} is above the {old_loss:.4g} of the weights in place"
-        return None
-
-    def _evaluate_file(self, path: Path) -> tuple[float | None, float | None]:
-        """Validation loss and accuracy of the weights at ``path`` on this run's validation
-        split (this run's own weights are put back afterwards). Raises ``WeightsError`` when
-        they cannot be read or do not fit the network."""
-        tensors = read_weights(path)
-        own = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        try:
-            apply_weights(self.model, tensors, str(path))
-            return self.evaluate(self.run_spec.dataset.val)
-        finally:
-            apply_weights(self.model, own)
-
-    def _metadata(self, event: FinishedEvent) -> dict[str, str]:
-        data = self.run_spec.dataset
-        meta = {"steps": str(self.step), "reason": event.reason, "dataset": data.name, "run_id": self.run_id,
-                "class_names": json.dumps(data.class_names), **_normalization_metadata(data)}
-        if event.val_accuracy is not None:
-            meta["val_accuracy"] = repr(float(event.val_accuracy))
-        if event.val_loss is not None:
-            meta["val_loss"] = repr(float(event.val_loss))
-        return meta
-
-
-def _class_list(text: str) -> str:
-    """Class names recorded as JSON, as a message shows them (the text itself when it is not a list)."""
-    try:
-        names = json.loads(text)
-    except ValueError:
-        return text
-    return ", ".join(map(str, names)) if isinstance(names, list) else text
-
-
-def _number(text: str | None) -> float | None:
-    try:
-        value = float(text) if text is not None else None
-    except ValueError:
-        return None
-    return value if value is not None and math.isfinite(value) else None
-
-
-def _percentages(a: float, b: float) -> tuple[str, str]:
-    """``a`` and ``b`` as percentages, with as many decimals as it takes to tell them apart."""
-    for digits in range(1, 7):
-        x, y = f"{a * 100:.{digits}f} %", f"{b * 100:.{digits}f} %"
-        if x != y:
-            break
-    return x, y
-
-
-def _normalization_metadata(data) -> dict[str, str]:
-    """The training split's normalization, so whoever runs the weights later (predict,
-    export, the activation pad) can prepare raw inputs the same way."""
-    if data.mean is None:
-        return {}
-    return {"input_mean": json.dumps(data.mean.flatten().tolist()),
-            "input_std": json.dumps(data.std.flatten().tolist()),
-            "input_shape": json.dumps(list(data.sample_shape))}
-
 
 def _means(total_loss, total_correct, seen, objective: Objective):
     if not seen:
@@ -628,10 +479,6 @@ def _confusion(event: FinishedEvent, truth: torch.Tensor, predicted: torch.Tenso
     event.per_class_accuracy = [float(matrix[i, i] / rows[i]) if rows[i] else None for i in range(k)]
     wrong = np.nonzero(truth.numpy() != predicted.numpy())[0]
     event.misclassified = [(int(i), int(truth[i]), int(predicted[i])) for i in wrong[:100]]
-
-
-def _lower_lr(lr: float) -> str:
-    return f"{min(lr / 10, 0.01):g}"
 
 
 def _optimizer(model, s) -> torch.optim.Optimizer:

@@ -119,3 +119,13 @@ def test_far_out_the_hidden_items_wait_until_they_can_be_read(window):
     view.viewport().repaint()
     assert not scene.in_overview and scene.nodes["add"].severity == "error"
     assert scene.nodes["l1"].shape_text == "→ ?"
+
+
+def test_opening_a_large_graph_writes_what_is_in_view_first(window, qtbot):
+    window.set_project(Project(long_graph(), "long"))  # the view shows its top, where (0, 0) is
+    scene, facts = window.scene, window.scene.facts
+    assert f"l{CHAIN}" in facts.pending_nodes  # (an edge's empty label at 0, 0 does not pull it in)
+    window.view.viewport().repaint()
+    assert not on_screen(window) & facts.pending_nodes
+    qtbot.waitUntil(lambda: not facts.pending, timeout=5000)
+    assert shown(scene) == shown(CanvasScene(window.doc))

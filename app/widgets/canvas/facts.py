@@ -24,6 +24,7 @@ from .items import NodeItem
 
 DEFER_AT = 400  # nodes and edges one analysis changes, above which those off screen wait
 SLICE_S = 0.006  # the longest an idle slice writes before giving the event loop its turn
+BATCH = 12  # items written between two looks at the clock (each takes 10-40 µs)
 MARGIN = 0.5  # what counts as on screen: the views' visible areas, half as large again each side
 
 
@@ -103,7 +104,7 @@ class Facts:
         deadline = time.perf_counter() + SLICE_S
         for pending, write in ((self.pending_nodes, self._write_nodes), (self.pending_edges, self._write_edges)):
             while pending and time.perf_counter() < deadline:
-                write([pending.pop() for _ in range(min(64, len(pending)))])
+                write([pending.pop() for _ in range(min(BATCH, len(pending)))])
         if self.pending:
             self._timer.start()
 
@@ -127,7 +128,9 @@ class Facts:
         edges = set()
         for item in self.scene.items(rect, Qt.ItemSelectionMode.IntersectsItemBoundingRect):
             parent = item.parentItem()
-            if isinstance(parent, EdgeItem):  # its label
+            if isinstance(parent, EdgeItem):  # its label, where it has one (an empty one sits at 0, 0)
+                if not parent.label.text():
+                    continue
                 item = parent
             if isinstance(item, EdgeItem):
                 edges.add(item.edge)
@@ -174,6 +177,7 @@ class Facts:
                 item.set_ports(*ports)
                 if len(item.outputs) != before:  # edges from the ports that moved follow them
                     scene.node_item_moved(item)
+                    scene._overview_stale()
             shape_text = f"→ {describe_shape(shape)}" + (f" · {count:,} params" if count else "")
             errors = [i for i in issues if i.severity == "error"]
             shown = errors or issues

@@ -60,6 +60,9 @@ def headless(example: str, epochs: int, out_dir: str) -> float:
     return train * epochs / seconds
 
 
+STALL_S = 0.1  # a probe this late is printed with when it came
+
+
 class PanelRun:
     """One training run from the panel of a real main window, with a latency probe."""
 
@@ -81,6 +84,8 @@ class PanelRun:
         self.panel = self.window.training
         self.epoch_seconds: list[float] = []
         self.lateness: list[float] = []
+        self.stalls: list[tuple[float, float, str, int]] = []  # (lateness, s after the first batch, tab, batches)
+        self._first_batch = 0.0
         self.finished = None
         self.panel.session.epoch.connect(lambda e: self.epoch_seconds.append(e.seconds))
         self.panel.session.finished.connect(lambda e: setattr(self, "finished", e))
@@ -110,6 +115,7 @@ class PanelRun:
 
     def _batches(self, events: list) -> None:
         if not self.batches:  # the run shows its curves first
+            self._first_batch = time.perf_counter()
             self._switch_to_first()
         self.batches += len(events)
 
@@ -121,7 +127,11 @@ class PanelRun:
     def _tick(self) -> None:
         now = time.perf_counter()
         if self._due is not None and self.batches and self.finished is None:  # while minibatches stream in
-            self.lateness.append(max(0.0, now - self._due))
+            late = max(0.0, now - self._due)
+            self.lateness.append(late)
+            if late > STALL_S:  # when, and beside what, to find its cause
+                tab = self.panel.tabs.currentWidget()
+                self.stalls.append((late, now - self._first_batch, type(tab).__name__, self.batches))
         self._arm()
 
     def _arm(self) -> None:
@@ -168,6 +178,9 @@ def panel_run(app, example: str, epochs: int, switch: float, live: bool) -> tupl
     run = PanelRun(app, example, epochs, switch, live)
     run.run()
     print("  panel views shown in turn:", " > ".join(run.shown), flush=True)
+    for late, at, tab, batches in run.stalls:
+        print(f"  a probe {late * 1e3:.0f} ms late, {at:.2f} s after the first minibatch ({batches} in), "
+              f"{tab} shown", flush=True)
     train = len(prepare_run(load_example(example), device="cpu").dataset.train)
     return train * epochs / sum(run.epoch_seconds), run.lateness
 

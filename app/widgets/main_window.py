@@ -31,6 +31,7 @@ from .issues import IssuesList
 from .palette import Palette
 from .profiling import Profiling
 from .recovery import Autosaver, recovery_dir
+from .threads import thaw_garbage
 from .training.panel import TrainingPanel
 from .window_files import WindowFiles
 from .window_menus import build_actions
@@ -361,6 +362,7 @@ class MainWindow(WindowFiles, WindowStatus, WindowRuns, QMainWindow):
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState(LAYOUT_VERSION))
         self.autosaver.discard()
+        thaw_garbage()  # its cycles may have been frozen with it (threads.py)
         event.accept()
 
     def about(self) -> None:

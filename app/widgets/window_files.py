@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 from ..engine.errors import NetCanvasError
 from ..engine.project import SUFFIX, Project, load_project
 from .recovery import forget, pending_recoveries
+from .threads import thaw_garbage
 
 MAX_RECENT = 8
 FILE_FILTER = f"NetCanvas projects (*{SUFFIX} *.json);;ONNX models (*.onnx);;All files (*)"
@@ -27,7 +28,9 @@ class WindowFiles:
         self._project_replaced()
 
     def _project_replaced(self) -> None:
-        """Another project is open: the previous one's recovery copy goes, the view fits."""
+        """Another project is open: the previous one's recovery copy goes, the view fits;
+        the garbage collector looks at every object again (the last one's cycles)."""
+        thaw_garbage()
         self.autosaver.discard()
         self.view.fit()
         self._update_title()

@@ -67,6 +67,7 @@ class CurvesView(CurvesPlots):
         self._x_max = 0.0  # the step plots' right edge while following the run
         self._pyramids: dict[tuple[int, str], Decimator] = {}
         self._drawn: dict[int, tuple] = {}  # what each curve item shows, to skip unchanged ones
+        self._seen: dict[int, tuple[int, bool]] = {}  # plot -> (run serial, had rows) of its last redraw
         self._follow = True  # step plots show every step (else the range the user zoomed to)
         self._generation = 0  # bumped when smoothed values are recomputed
         self._timer = QTimer(self, singleShot=True, interval=self.INTERVAL_MS)
@@ -182,8 +183,11 @@ class CurvesView(CurvesPlots):
             return
         if not self.isVisible():  # drawn when shown again
             return
-        # the previous redraw has been painted by now: pace the next one by what it cost
-        pace = int(min(self.MAX_INTERVAL_MS, max(self.INTERVAL_MS, self.last_draw_seconds * 1000 / self.DUTY)))
+        # the previous redraw has been painted by now: pace the next one by what it cost; a
+        # plot that shows nothing of a run that has data for it is drawn at the base pace (a
+        # run just began: at the slowest pace its fourth plot stayed empty for seconds)
+        pace = self.INTERVAL_MS if self._behind() else int(
+            min(self.MAX_INTERVAL_MS, max(self.INTERVAL_MS, self.last_draw_seconds * 1000 / self.DUTY)))
         self._timer.setInterval(pace)
         early = self._drawn_at + pace / 1000 - time.perf_counter()  # the timer was started before
         if early > 0.005:  # that redraw was known (a full one when the view was shown): wait on
@@ -196,6 +200,15 @@ class CurvesView(CurvesPlots):
         self._redraw([self._pending.pop(0)], self._pass_rows)
         if self._pending:
             self._timer.start()
+
+    def _has_rows(self, plot: pg.PlotWidget) -> bool:
+        """Whether the current run has data for ``plot`` (the epoch plot: an epoch)."""
+        return len(self.current.epochs if plot is self.epoch_plot else self.current.batches) > 0
+
+    def _behind(self) -> bool:
+        """Some visible plot shows none of the current run, which has data for it."""
+        serial = self.current.serial
+        return any(self._has_rows(p) and self._seen.get(id(p)) != (serial, True) for p in self._pass_order())
 
     def _pass_order(self) -> list[pg.PlotWidget]:
         """The plots a pass redraws, in turn: the step plots (minibatch loss, accuracy,
@@ -262,6 +275,11 @@ class CurvesView(CurvesPlots):
         # the axes of a plot change only in its own redraw: a change to another plot's
         # repaints that plot too, between its own redraws
         targets = self.plots if plots is None else plots
+        serial = self.current.serial
+        for plot in targets:  # (a pass draws the rows there were as it began)
+            drew = self._has_rows(plot) if rows is None or rows[0] != serial else (
+                rows[2] if plot is self.epoch_plot else rows[1]) > 0
+            self._seen[id(plot)] = (serial, drew)
         if self.lr_plot in targets:
             self._update_lr_scale()
         if self.epoch_plot in targets:

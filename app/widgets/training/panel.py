@@ -5,7 +5,9 @@ for a run once started (its record, its events, its end) is in panel_run.py."""
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import Future
 from html import escape
 from pathlib import Path
 
@@ -34,12 +36,13 @@ from ...engine.runs.store import RunStore
 from ...engine.session.commands import SetSetting
 from ..document import Document
 from ..settings_form import SettingsForm
+from ..threads import start_thread, when_done
 from .activations import ActivationsView
 from .curves import CurvesView
 from .data_view import DataPreview, DatasetLoader
 from .devices import DeviceChoice
 from .filters import FiltersView
-from .insight import InsightTabs, local_activations
+from .insight import InsightTabs, local_activations, measure_local
 from .panel_run import SNAPSHOT_MIN_SECONDS, PanelRun
 from .results import ResultsView
 from .session import TrainingSession, warm_worker_wanted
@@ -73,6 +76,8 @@ class TrainingPanel(PanelRun, QWidget):
         self.dataset: Dataset | None = None
         self.sample: np.ndarray | None = None
         self.local_model = None  # the weights held (doc.weights), compiled, for the views
+        self._local_job: Future | None = None  # their health and activations, being measured
+        self._model_lock = threading.Lock()  # one forward pass of them at a time (hooks)
         self.run_store: RunStore | None = None  # where this project's runs are recorded
         self.recorder: RunRecorder | None = None  # the run being recorded
         self._not_recorded = ""  # why the run in progress is not recorded
@@ -227,6 +232,7 @@ class TrainingPanel(PanelRun, QWidget):
         self.dataset = None
         self.sample = None  # a sample of the previous network does not fit this one
         self.local_model = None  # (the document's weights were reset with it)
+        self._local_job = None  # what a worker measures of the last one's is not shown
         self._close_store()  # its runs are recorded elsewhere
         self.results.clear()
         self.filters.clear()
@@ -342,16 +348,35 @@ class TrainingPanel(PanelRun, QWidget):
         return True
 
     def _show_local_model(self) -> None:
-        """What the views show of the weights held here (saved or just trained)."""
-        model, a = self.local_model, self.doc.analysis
+        """What the views show of the weights held here (saved or just trained): their filters
+        at once; their health, boundary and activations from a worker thread, which runs the
+        model (at the end of a run, on the GUI thread, that froze the editor for 0.2-0.3 s)."""
+        model, a, graph = self.local_model, self.doc.analysis, self.doc.graph
         self._last_snapshot = None  # older than these weights: a tab switch must not bring it back
-        self.filters.show_filters(snapshots.conv_filters(model, self.doc.graph), a.order)
-        self.insight.show_local(model, self.doc.graph, a, self.dataset, self.doc.project.training)
-        self._show_local_activations()
+        self.filters.show_filters(snapshots.conv_filters(model, graph), a.order)
+        dataset, training, sample, lock = self.dataset, dict(self.doc.project.training), self.sample, self._model_lock
 
-    def _show_local_activations(self) -> None:
+        def measure():  # (plain objects only: no Qt object in a worker, see threads.py)
+            with lock:
+                return (*measure_local(model, graph, a, dataset, training), local_activations(model, a, sample))
+
+        job = self._local_job = start_thread(measure, "netcanvas-weights-held")
+        when_done(job, self, lambda future: self._local_measured(future, graph, a))
+
+    def _local_measured(self, future: Future, graph, analysis) -> None:
+        if future is not self._local_job:  # other weights held since, or another project
+            return
+        self._local_job = None
+        stats, maps, acts = future.result()
+        self.insight.show_local(stats, maps, graph, analysis)
+        self._show_local_activations(acts)
+
+    def _show_local_activations(self, acts: dict | None = None) -> None:
+        """The activations of the weights held for the sample shown (``acts``: measured already)."""
         a = self.doc.analysis
-        acts = local_activations(self.local_model, a, self.sample)
+        if acts is None:
+            with self._model_lock:  # (a worker may be measuring the same model: its hooks)
+                acts = local_activations(self.local_model, a, self.sample)
         if acts:
             self._show_activations(acts)
         step = self._last_batch.step if self._last_batch is not None else 0

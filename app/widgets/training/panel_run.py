@@ -218,6 +218,7 @@ class PanelRun:
     def _show_weights(self, path: Path | None) -> None:
         """End the views on the weights at ``path`` (those held)."""
         self.local_model = None
+        self._local_job = None  # (what a worker measures of the last ones is not shown)
         if path is None:
             return
         try:

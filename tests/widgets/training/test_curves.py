@@ -505,3 +505,29 @@ def test_the_step_plots_end_at_the_same_step_after_each_pass(qtbot, view):
         assert pass_started > 50
     view.flush()  # the end of a run: everything
     assert set(ends().values()) == {step}
+
+
+def test_a_run_that_just_began_reaches_every_plot_at_the_base_pace(view):
+    """Where drawing is slow and training takes every CPU, the pace slows to MAX_INTERVAL_MS
+    between plots: a run's fourth plot stayed empty for seconds after it began. A plot that
+    shows none of a run that has data for it is drawn at the base pace."""
+    view.DUTY = 0.001  # a redraw of 50 ms would then wait the slowest pace
+    view.start_run()
+    for step in range(1, 21):
+        view.add_batch(BatchEvent(1, step, 100, step, 1.0 / step, 0.5, 1e4, 0.01))
+
+    def tick() -> int:
+        view._drawn_at = 0.0
+        view.last_draw_seconds = 0.05
+        view._tick()
+        view._timer.stop()
+        return view._timer.interval()
+
+    assert [tick() for _ in range(3)] == [view.INTERVAL_MS] * 3  # loss, accuracy, learning rate
+    assert all(len(getattr(view, n).getData()[0]) == 20 for n in ("raw_loss", "smoothed_accuracy", "lr"))
+    assert tick() == view.MAX_INTERVAL_MS  # the epoch plot: no epoch yet, nothing behind
+    view.add_epoch(EpochEvent(1, 5, 0.5, 0.8, 0.6, 0.7, 2.0, 0.01))
+    view.add_batch(BatchEvent(2, 1, 100, 21, 0.05, 0.5, 1e4, 0.01))
+    assert [tick() for _ in range(4)][-1] == view.INTERVAL_MS  # the first epoch: its plot at once
+    view.add_batch(BatchEvent(2, 2, 100, 22, 0.05, 0.5, 1e4, 0.01))
+    assert tick() == view.MAX_INTERVAL_MS

@@ -4,6 +4,8 @@ canvas (``insight_changed``), and when snapshots are pulled for them (``watching
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -16,6 +18,8 @@ from app.engine.examples import example_path
 from app.engine.training.events import SnapshotEvent
 from app.widgets.training.boundary_view import UNAVAILABLE
 from app.widgets.training.insight import CanvasInsight
+from app.widgets.threads import POLL_INTERVAL_MS
+from app.widgets.training import panel as panel_module
 from app.widgets.training.session import TrainingSession
 
 
@@ -124,6 +128,39 @@ def test_the_weights_held_show_their_health_and_boundary(qtbot, window):
     with qtbot.waitSignal(panel.insight_changed):
         panel._sample_changed(panel.sample)
     assert len(panel.health_view.model.history("fc1", "mean")) == 1
+
+
+def test_the_weights_held_are_measured_off_the_gui_thread_and_a_stale_measure_is_dropped(qtbot, window,
+                                                                                        monkeypatch):
+    """At the end of a run the health of the final weights was measured on the GUI thread: a
+    forward pass with hooks froze the editor for 0.2-0.3 s. A worker measures them now; what
+    it finds of weights no longer held (another run's, another project's) is not shown."""
+    panel = open_example(window, "xor")
+    qtbot.waitUntil(lambda: panel.dataset is not None and panel.sample is not None, timeout=30_000)
+    gate, threads, real = threading.Event(), [], panel_module.measure_local
+
+    def measure(*args):
+        threads.append(threading.current_thread())
+        assert gate.wait(10)
+        return real(*args)
+
+    monkeypatch.setattr(panel_module, "measure_local", measure)
+    torch.manual_seed(0)
+    panel.local_model = compile_graph(window.doc.graph, window.doc.analysis)
+    panel._show_local_model()
+    qtbot.waitUntil(lambda: bool(threads))
+    assert threads[0] is not threading.main_thread()
+    assert panel.health_view.rows() == []  # the GUI thread went on
+    job = panel._local_job
+    panel._show_weights(None)  # those weights are no longer held
+    gate.set()
+    qtbot.waitUntil(job.done)
+    qtbot.wait(3 * POLL_INTERVAL_MS)  # (the poll that would show it)
+    assert panel.health_view.rows() == [] and panel.boundary_view.data is None
+    panel.local_model = compile_graph(window.doc.graph, window.doc.analysis)
+    with qtbot.waitSignal(panel.insight_changed):
+        panel._show_local_model()
+    assert panel.health_view.rows() == ["fc1", "tanh", "fc2", "sigmoid"] and panel.boundary_view.data is not None
 
 
 @pytest.mark.parametrize("tab", ["health", "boundary"])

@@ -9,9 +9,9 @@ rules keep that from happening:
 - ``GuiGarbageCollector``: Python's automatic collection is switched off while the editor runs
   and done on the GUI thread instead, on a timer, with the same thresholds (a worker thread that
   allocates a lot, an ONNX export, no longer collects a closed window's widgets). What survives
-  a full collection is frozen (``gc.freeze``): with torch loaded, a full collection looked at a
-  million long-lived objects and stopped the editor for 65-130 ms, several times a run; the
-  next ones look only at what came since. A closed window or project, and ten minutes, thaw
+  a full collection is frozen (``gc.freeze``): with torch loaded, a full collection looks at
+  every long-lived object (30-130 ms of the GUI thread, measured during a run); the next ones
+  look only at what came since. A closed window or project, and ten minutes, thaw
   them (``thaw_garbage``) so that cycles among what was frozen are freed too;
 - ``run_in_thread``: a worker runs a plain callable that holds no Qt object and leaves its
   result in a ``concurrent.futures.Future``; a timer on the GUI thread picks it up.

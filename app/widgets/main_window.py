@@ -31,7 +31,7 @@ from .issues import IssuesList
 from .palette import Palette
 from .profiling import Profiling
 from .recovery import Autosaver, recovery_dir
-from .threads import thaw_garbage
+from .threads import settle_garbage, thaw_garbage
 from .training.panel import TrainingPanel
 from .window_files import WindowFiles
 from .window_menus import build_actions
@@ -47,6 +47,7 @@ class MainWindow(WindowFiles, WindowStatus, WindowRuns, QMainWindow):
         super().__init__()
         # what the first paint does not need waits for it (first_paint.py)
         self.first_paint = FirstPaint(self)
+        self.first_paint.after(settle_garbage)  # what the window built lives as long as it (threads.py)
         self.settings = settings or QSettings()
         self.doc = Document(project, self, scratch_dir=recovery_dir)
         self.scene = CanvasScene(self.doc, self)

@@ -36,7 +36,7 @@ from ...engine.runs.store import RunStore
 from ...engine.session.commands import SetSetting
 from ..document import Document
 from ..settings_form import SettingsForm
-from ..threads import start_thread, when_done
+from ..threads import settle_garbage, start_thread, when_done
 from .activations import ActivationsView
 from .curves import CurvesView
 from .data_view import DataPreview, DatasetLoader
@@ -447,6 +447,7 @@ class TrainingPanel(PanelRun, QWidget):
         on_gpus = str(project.training.get("device", "auto")) in ("auto", "cuda")
         nproc = self.gpus_box.value() if self.gpus_box.isEnabled() and on_gpus else 1
         self._not_recorded = self._record(project, weights)
+        settle_garbage()  # the collections while it trains skip what was there before it
         self.session.start(project, weights_path=str(weights), overrides=self.doc.weights.start_overrides(),
                            project_dir=str(project.path.parent) if project.path else None,
                            snapshot_samples=self.sample, nproc=nproc if nproc > 1 else None)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .stale_temps import remove_stale_temps
@@ -22,14 +24,29 @@ def read_bytes(path: Path, error: type[Exception], kind: str) -> bytes:
         raise error(f"cannot be read: {e.strerror or e}", str(path)) from None
 
 
+@contextmanager
+def temporary_beside(target: Path, folder: Path | None = None) -> Iterator[tuple[int, str]]:
+    """A new temporary file in ``folder`` (default: ``target``'s), named as
+    ``remove_stale_temps`` finds it: yields its open descriptor and path, and removes it when
+    the block raises (the block renames it over ``target`` when done)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder or target.parent)
+    try:
+        yield fd, tmp
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
 def atomic_write(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder, flushed and
     fsynced, then renamed over the target (an atomic step on POSIX and Windows)."""
     target = Path(os.path.realpath(path))  # a link keeps pointing at the file it names
     folder = target.parent if str(target.parent) else Path(".")
     remove_stale_temps(target)  # what earlier saves of this file, killed mid-write, left behind
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    try:
+    with temporary_beside(target, folder) as (fd, tmp):
         with os.fdopen(fd, "wb") as f:
             try:  # mkstemp makes 0600 files; keep the usual mode (where the file system has modes)
                 os.fchmod(f.fileno(), _mode_for(target))
@@ -39,12 +56,6 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
     try:
         _fsync_folder(folder)
     except OSError:  # the file is saved; only the rename's durability is not assured

@@ -9,13 +9,12 @@ import json
 import os
 import shutil
 import struct
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import NetCanvasError
-from ..files import atomic_write
+from ..files import atomic_write, temporary_beside
 
 if TYPE_CHECKING:  # only for the annotations: store imports this module
     from .store import RunStore
@@ -28,17 +27,10 @@ def copy_weights(source: str | Path, dest: Path) -> Path:
     """Copy a weights file to ``dest`` through a temporary file and a rename (a reader never
     sees half a file). Returns ``dest``; raises OSError."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    try:
+    with temporary_beside(dest) as (fd, tmp):
+        os.close(fd)
         shutil.copyfile(source, tmp)
         os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
     return dest
 
 

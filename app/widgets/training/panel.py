@@ -36,7 +36,7 @@ from ...engine.runs.store import RunStore
 from ...engine.session.commands import SetSetting
 from ..document import Document
 from ..settings_form import SettingsForm
-from ..threads import settle_garbage, start_thread, when_done
+from ..threads import run_in_thread, settle_garbage
 from .activations import ActivationsView
 from .curves import CurvesView
 from .data_view import DataPreview, DatasetLoader
@@ -360,8 +360,8 @@ class TrainingPanel(PanelRun, QWidget):
             with lock:
                 return (*measure_local(model, graph, a, dataset, training), local_activations(model, a, sample))
 
-        job = self._local_job = start_thread(measure, "netcanvas-weights-held")
-        when_done(job, self, lambda future: self._local_measured(future, graph, a))
+        self._local_job = run_in_thread(measure, self, lambda future: self._local_measured(future, graph, a),
+                                        name="netcanvas-weights-held")
 
     def _local_measured(self, future: Future, graph, analysis) -> None:
         if future is not self._local_job:  # other weights held since, or another project

@@ -23,6 +23,12 @@ from app.widgets.training import panel as panel_module
 from app.widgets.training.session import TrainingSession
 
 
+def measured(insight) -> bool:
+    """The insight the weights held send once measured in their worker (a change of sample
+    may send one without their health before it)."""
+    return insight is not None and insight.health is not None
+
+
 def open_example(window, name):
     assert window.open_file(example_path(name), example=True, ask=False)
     window._docks["training"].show()
@@ -115,7 +121,7 @@ def test_the_weights_held_show_their_health_and_boundary(qtbot, window):
     torch.manual_seed(0)
     panel.local_model = compile_graph(window.doc.graph, window.doc.analysis)
     panel.tabs.setCurrentWidget(panel.health_view)
-    with qtbot.waitSignal(panel.insight_changed) as emitted:
+    with qtbot.waitSignal(panel.insight_changed, check_params_cb=measured) as emitted:
         panel._show_local_model()
     rows = panel.health_view.rows()
     assert rows == ["fc1", "tanh", "fc2", "sigmoid"]
@@ -158,7 +164,7 @@ def test_the_weights_held_are_measured_off_the_gui_thread_and_a_stale_measure_is
     qtbot.wait(3 * POLL_INTERVAL_MS)  # (the poll that would show it)
     assert panel.health_view.rows() == [] and panel.boundary_view.data is None
     panel.local_model = compile_graph(window.doc.graph, window.doc.analysis)
-    with qtbot.waitSignal(panel.insight_changed):
+    with qtbot.waitSignal(panel.insight_changed, check_params_cb=measured):
         panel._show_local_model()
     assert panel.health_view.rows() == ["fc1", "tanh", "fc2", "sigmoid"] and panel.boundary_view.data is not None
 
